@@ -1,0 +1,43 @@
+# CallVault: the two commands the README gives are `make demo` and `make test`.
+# Both set up everything they need on a fresh Debian machine: system packages, a virtualenv, Python packages.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+APT_PACKAGES := ffmpeg
+
+.PHONY: demo test lint typecheck unit system-deps venv clean
+
+system-deps:
+	@missing=""; \
+	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+demo: system-deps venv
+	$(BIN)/python -m recorder.demo
+
+lint: venv
+	$(BIN)/ruff check recorder janus_bridge postprocess tests bench
+	$(BIN)/ruff format --check recorder janus_bridge postprocess tests bench
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: system-deps venv
+	$(BIN)/pytest -q -ra
+
+test: system-deps venv lint typecheck unit
+
+clean:
+	rm -rf $(VENV) demo-out bench-out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Janus WebSocket/Admin API client and event intake (see the issue "Janus bridge")."""

@@ -1,0 +1,1 @@
+"""Batch work on stored recordings: composites, exports, forensic reports. Never imports janus_bridge."""

@@ -1,0 +1,21 @@
+"""Typed errors shared by the recorder's parts. Each carries enough context to act on."""
+
+
+class CallVaultError(Exception):
+    """Base of every error CallVault raises on purpose."""
+
+
+class MalformedPacketError(CallVaultError, ValueError):
+    """An RTP/RTCP packet or payload that cannot be parsed; the message says what is wrong."""
+
+
+class SdpError(CallVaultError, ValueError):
+    """An SDP description that cannot be recorded; the message names the offending line or codec."""
+
+
+class UnsupportedCodecError(SdpError):
+    """A codec the recorder cannot store without transcoding."""
+
+
+class MuxError(CallVaultError):
+    """The muxer could not write or join a recording file."""
