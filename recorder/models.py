@@ -69,3 +69,74 @@ class Frame:
     arrival_time: float
     dropped_packets: int = 0
     packets: int = 1
+
+
+class Gap(BaseModel):
+    """An interval of a track with no recorded media (loss, waiting for a keyframe, SFU restart)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start_time: float = Field(description="Wall-clock (Unix seconds) of the last frame before the gap.")
+    end_time: float = Field(description="Wall-clock (Unix seconds) of the first frame after the gap.")
+    packets_lost: int = Field(ge=0)
+    reason: str = Field(description="'loss', 'keyframe-wait', 'restart' ...")
+
+
+class PauseInterval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start_time: float
+    end_time: float | None = None
+    by: str | None = None
+    reason: str | None = None
+
+
+class SegmentInfo(BaseModel):
+    """One closed, independently playable segment file of a track."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0)
+    path: str = Field(description="Path relative to the recording folder.")
+    first_rtp_timestamp: int
+    last_rtp_timestamp: int
+    frames: int = Field(ge=0)
+    size: int = Field(ge=0)
+    sha256: str
+
+
+class TrackSummary(BaseModel):
+    """What a recorded track holds and what it lost. Written beside the track file as <name>.json."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: MediaKind
+    codec: Codec
+    clock_rate: int
+    payload_type: int
+    ssrc: int | None = None
+    file: str | None = Field(default=None, description="Joined track file, relative to the recording folder.")
+    container: str = Field(description="'webm', 'matroska' or 'mp4'.")
+    first_rtp_timestamp: int | None = None
+    last_rtp_timestamp: int | None = None
+    first_wallclock: float | None = None
+    last_wallclock: float | None = None
+    frames: int = 0
+    keyframes: int = 0
+    packets_received: int = 0
+    packets_lost: int = 0
+    packets_duplicate: int = 0
+    packets_late: int = 0
+    packets_malformed: int = 0
+    frames_dropped: int = 0
+    keyframe_requests: int = 0
+    width: int | None = None
+    height: int | None = None
+    gaps: list[Gap] = Field(default_factory=list)
+    pauses: list[PauseInterval] = Field(default_factory=list)
+    segments: list[SegmentInfo] = Field(default_factory=list)
+    rtcp_sender_reports: list[tuple[int, int]] = Field(
+        default_factory=list,
+        description="(NTP timestamp 64-bit, unwrapped RTP timestamp) pairs from RTCP SR, for sync.",
+    )
