@@ -25,7 +25,7 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 demo: system-deps venv
-	$(BIN)/python -m recorder.demo
+	$(BIN)/callvault demo
 
 lint: venv
 	$(BIN)/ruff check recorder janus_bridge postprocess tests bench

@@ -69,6 +69,10 @@ class Frame:
     arrival_time: float
     dropped_packets: int = 0
     packets: int = 1
+    pts: int = 0
+    """Presentation time on the track's timeline, in clock-rate units from the track's first frame.
+    Equals rtp_timestamp minus the first frame's, except across sender restarts (a new RTP timestamp
+    base), where the timeline is re-anchored on the wall clock so the gap stays visible."""
 
 
 class Gap(BaseModel):
@@ -111,6 +115,10 @@ class TrackSummary(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
+    state: str = Field(
+        default="recording",
+        description="'recording' while open, 'complete' after a clean finish, 'recovered' after a crash.",
+    )
     kind: MediaKind
     codec: Codec
     clock_rate: int

@@ -1,0 +1,226 @@
+"""One stream's pure media pipeline: RTP packets in, muxer commands out.
+
+reorder buffer -> frame assembly -> track timeline (pts) -> segment boundaries, plus the facts a
+manifest needs (TrackSummary). No sockets, no files, no asyncio: the ingest edge feeds packets and
+timer ticks, sends a keyframe request when `take_keyframe_request()` says so, and hands `take_output()`
+to a mux worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from recorder.assembly.frames import FrameAssembler
+from recorder.assembly.reorder import Loss, ReorderBuffer
+from recorder.codecs import depacketizer_for
+from recorder.models import Frame, Gap, MediaKind, StreamSpec, TrackSummary
+from recorder.rtp.packet import RtpPacket
+
+MAX_GAPS = 10_000
+MAX_SENDER_REPORTS = 2_000
+SENDER_REPORT_INTERVAL = 5.0  # seconds of media between sender reports kept for sync
+KEYFRAME_REQUEST_INTERVAL = 0.5  # seconds between two keyframe requests
+
+
+@dataclass(slots=True, frozen=True)
+class SegmentStart:
+    """Close the open segment (if any) and start the next one with these codec parameters."""
+
+    width: int | None
+    height: int | None
+    extradata: bytes
+
+
+MuxItem = Frame | SegmentStart
+
+
+class StreamPipeline:
+    def __init__(
+        self,
+        spec: StreamSpec,
+        container: str,
+        segment_seconds: float = 4.0,
+        reorder_packets: int = 128,
+        reorder_delay: float = 0.15,
+    ) -> None:
+        self.spec = spec
+        self.clock_rate = spec.clock_rate
+        self.segment_ticks = round(segment_seconds * spec.clock_rate)
+        self._video = spec.kind is MediaKind.VIDEO
+        self.reorder: ReorderBuffer[RtpPacket] = ReorderBuffer(reorder_packets, reorder_delay)
+        self.assembler = FrameAssembler(
+            depacketizer_for(spec.codec, sprop_parameter_sets=spec.sprop_parameter_sets, channels=spec.channels),
+            spec.kind,
+        )
+        self.summary = TrackSummary(
+            name=spec.name,
+            kind=spec.kind,
+            codec=spec.codec,
+            clock_rate=spec.clock_rate,
+            payload_type=spec.payload_type,
+            ssrc=spec.ssrc,
+            container=container,
+        )
+        self.malformed = 0
+        self.foreign = 0
+        self._released: list[RtpPacket | Loss] = []
+        self._frames: list[Frame] = []
+        self._output: list[MuxItem] = []
+        self._anchor = 0  # pts = unwrapped rtp timestamp + anchor
+        self._first_wall = 0.0
+        self._last_pts = -1
+        self._last_wall = 0.0
+        self._segment_start_pts = 0
+        self._segment_keyframe_asked = False
+        self._last_keyframe_request = float("-inf")
+        self._last_sr_pts = -1
+
+    # -- input -------------------------------------------------------------------------------------
+
+    def push(self, packet: RtpPacket, now: float) -> None:
+        released = self._released
+        self.reorder.push(packet, now, released)
+        if released:
+            self._assemble(now)
+
+    def tick(self, now: float) -> None:
+        """Timer: give up on overdue holes, and ask for a keyframe when a segment is overdue."""
+        self.reorder.flush_due(now, self._released)
+        if self._released:
+            self._assemble(now)
+
+    def finish(self, now: float) -> None:
+        """End of stream: everything buffered is released and the last partial frame dropped."""
+        self.reorder.drain(self._released)
+        self._assemble(now)
+        self.assembler.finish(now, self._frames)
+        self._place_frames()
+        self._update_counters()
+
+    def sender_report(self, ntp_time: int, rtp_timestamp: int) -> None:
+        """Keep an RTCP SR's NTP<->RTP pair, mapped onto the track timeline, for cross-track sync."""
+        if self._last_pts < 0:
+            return
+        last_rtp = self._last_pts - self._anchor
+        delta = (rtp_timestamp - last_rtp) & 0xFFFFFFFF
+        if delta >= 1 << 31:
+            delta -= 1 << 32
+        pts = self._last_pts + delta
+        srs = self.summary.rtcp_sender_reports
+        if len(srs) >= MAX_SENDER_REPORTS:
+            return
+        if self._last_sr_pts < 0 or pts - self._last_sr_pts >= SENDER_REPORT_INTERVAL * self.clock_rate:
+            srs.append((ntp_time, pts))
+            self._last_sr_pts = pts
+
+    # -- output ------------------------------------------------------------------------------------
+
+    def take_output(self) -> list[MuxItem]:
+        out = self._output
+        self._output = []
+        return out
+
+    def take_keyframe_request(self, now: float) -> bool:
+        """True when the caller should send a PLI now (rate-limited)."""
+        if not self.assembler.keyframe_needed or now - self._last_keyframe_request < KEYFRAME_REQUEST_INTERVAL:
+            return False
+        self.assembler.keyframe_needed = False
+        self._last_keyframe_request = now
+        self.summary.keyframe_requests += 1
+        return True
+
+    def counters(self) -> TrackSummary:
+        self._update_counters()
+        return self.summary
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _assemble(self, now: float) -> None:
+        assembler = self.assembler
+        frames = self._frames
+        for item in self._released:
+            assembler.push(item, now, frames)
+        self._released.clear()
+        if frames:
+            self._place_frames()
+
+    def _place_frames(self) -> None:
+        for frame in self._frames:
+            self._place(frame)
+        self._frames.clear()
+
+    def _place(self, frame: Frame) -> None:
+        """Put one frame on the track timeline and decide where segments begin."""
+        summary = self.summary
+        clock = self.clock_rate
+        restarted = self.assembler.discontinuity
+        if self._last_pts < 0:
+            self._anchor = -frame.rtp_timestamp
+            self._first_wall = frame.arrival_time
+            summary.first_rtp_timestamp = frame.rtp_timestamp
+            summary.first_wallclock = frame.arrival_time
+        elif restarted:
+            self.assembler.discontinuity = False
+            target = max(self._last_pts + 1, round((frame.arrival_time - self._first_wall) * clock))
+            self._anchor = target - frame.rtp_timestamp
+            self._gap(frame, "restart")
+        elif frame.dropped_packets:
+            self._gap(frame, "loss")
+        pts = frame.rtp_timestamp + self._anchor
+        if pts <= self._last_pts:
+            pts = self._last_pts + 1  # a sender that reuses or rewinds timestamps; keep order
+        frame.pts = pts
+
+        new_segment = self._last_pts < 0 or restarted
+        if self._video:
+            if frame.keyframe:
+                size_changed = self.assembler.width is not None and (
+                    summary.width != self.assembler.width or summary.height != self.assembler.height
+                )
+                if size_changed:
+                    summary.width, summary.height = self.assembler.width, self.assembler.height
+                if size_changed or pts - self._segment_start_pts >= self.segment_ticks:
+                    new_segment = True
+            elif pts - self._segment_start_pts >= self.segment_ticks and not self._segment_keyframe_asked:
+                # The segment is due but the sender has not sent a keyframe: ask for one.
+                self.assembler.keyframe_needed = True
+                self._segment_keyframe_asked = True
+        elif pts - self._segment_start_pts >= self.segment_ticks:
+            new_segment = True
+        if new_segment:
+            self._segment_start_pts = pts
+            self._segment_keyframe_asked = False
+            self._output.append(
+                SegmentStart(summary.width, summary.height, self.assembler.depacketizer.codec_extradata())
+            )
+
+        self._last_pts = pts
+        self._last_wall = frame.arrival_time
+        summary.last_rtp_timestamp = frame.rtp_timestamp
+        summary.last_wallclock = frame.arrival_time
+        self._output.append(frame)
+
+    def _gap(self, frame: Frame, reason: str) -> None:
+        gaps = self.summary.gaps
+        if len(gaps) < MAX_GAPS:
+            gaps.append(
+                Gap(
+                    start_time=self._last_wall,
+                    end_time=frame.arrival_time,
+                    packets_lost=frame.dropped_packets,
+                    reason=reason,
+                )
+            )
+
+    def _update_counters(self) -> None:
+        s = self.summary
+        r = self.reorder.stats
+        a = self.assembler.stats
+        s.packets_received = r.received
+        s.packets_lost = r.lost
+        s.packets_duplicate = r.duplicates
+        s.packets_late = r.late
+        s.packets_malformed = self.malformed
+        s.frames = a.frames
+        s.keyframes = a.keyframes
+        s.frames_dropped = a.frames_dropped

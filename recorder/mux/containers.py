@@ -1,0 +1,51 @@
+"""Which container each codec is stored in, and the container options that make files crash-safe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from recorder.models import Codec
+
+
+class Container(StrEnum):
+    WEBM = "webm"
+    MATROSKA = "matroska"
+    MP4 = "mp4"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerFormat:
+    container: Container
+    extension: str
+    # FFmpeg muxer options. Matroska: close a cluster every second so that a killed process loses at
+    # most about one second of the open segment. MP4: fragmented, for the same reason.
+    options: dict[str, str]
+
+
+FORMATS = {
+    Container.WEBM: ContainerFormat(Container.WEBM, "webm", {"cluster_time_limit": "1000", "flush_packets": "1"}),
+    Container.MATROSKA: ContainerFormat(
+        Container.MATROSKA, "mkv", {"cluster_time_limit": "1000", "flush_packets": "1"}
+    ),
+    Container.MP4: ContainerFormat(
+        Container.MP4, "mp4", {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+    ),
+}
+
+# FFmpeg codec names.
+AV_CODEC_NAMES = {Codec.VP8: "vp8", Codec.VP9: "vp9", Codec.H264: "h264", Codec.OPUS: "opus"}
+
+# What a codec may be stored in; the first entry is the default.
+ALLOWED = {
+    Codec.VP8: (Container.WEBM, Container.MATROSKA),
+    Codec.VP9: (Container.WEBM, Container.MATROSKA, Container.MP4),
+    Codec.H264: (Container.MATROSKA, Container.MP4),
+    Codec.OPUS: (Container.WEBM, Container.MATROSKA, Container.MP4),
+}
+
+
+def container_for(codec: Codec, preferred: Container | None = None) -> ContainerFormat:
+    """The container to store `codec` in: `preferred` when it can hold the codec, else the default."""
+    allowed = ALLOWED[codec]
+    return FORMATS[preferred if preferred in allowed else allowed[0]]

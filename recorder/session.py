@@ -1,0 +1,180 @@
+"""A recording: a folder and the tracks being recorded into it.
+
+Tracks can be added and finished while the recording runs (participants join and leave). A timer
+flushes each track's frames to its mux worker, sends keyframe requests, and rewrites each track's
+summary JSON now and then so that a crash leaves an up-to-date account behind. Finishing a track
+closes its last segment, joins its segments into one file and writes the final summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from recorder.assembly.pipeline import StreamPipeline
+from recorder.config import RecorderSettings
+from recorder.errors import MuxError
+from recorder.ingest.track import RtcpReceiver, TrackReceiver
+from recorder.models import Codec, StreamSpec, TrackSummary
+from recorder.mux.containers import ContainerFormat, container_for
+from recorder.mux.join import join_segments, segment_files
+from recorder.mux.track_writer import TrackWriter, segments_dir
+from recorder.mux.workers import MuxWorkers
+from recorder.summaries import write_summary
+
+log = logging.getLogger(__name__)
+
+SUMMARY_INTERVAL = 2.0  # seconds between rewrites of a live track's summary
+
+
+@dataclass
+class Track:
+    spec: StreamSpec
+    fmt: ContainerFormat
+    pipeline: StreamPipeline
+    receiver: TrackReceiver
+    writer: TrackWriter
+
+    @property
+    def port(self) -> int:
+        transport = self.receiver.rtp_transport
+        assert transport is not None
+        port: int = transport.get_extra_info("sockname")[1]
+        return port
+
+    @property
+    def rtcp_port(self) -> int | None:
+        transport = self.receiver.rtcp_transport
+        if transport is None:
+            return self.port if self.spec.rtcp_port == self.spec.port else None
+        port: int = transport.get_extra_info("sockname")[1]
+        return port
+
+
+def container_preference(codec: Codec, settings: RecorderSettings) -> ContainerFormat:
+    preferred = settings.audio_container if codec is Codec.OPUS else None
+    if codec is Codec.H264:
+        preferred = settings.h264_container
+    return container_for(codec, preferred)
+
+
+class RecordingSession:
+    def __init__(self, folder: Path, settings: RecorderSettings, workers: MuxWorkers) -> None:
+        self.folder = folder
+        self.settings = settings
+        self.workers = workers
+        self.tracks: dict[str, Track] = {}
+        self.finished: dict[str, TrackSummary] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self._last_summary = 0.0
+        folder.mkdir(parents=True, exist_ok=True)
+
+    async def add_track(self, spec: StreamSpec) -> Track:
+        """Bind the track's sockets and start recording it. Port 0 picks a free port."""
+        if spec.name in self.tracks or spec.name in self.finished:
+            raise ValueError(f"track {spec.name!r} is already part of this recording")
+        fmt = container_preference(spec.codec, self.settings)
+        pipeline = StreamPipeline(
+            spec,
+            fmt.container.value,
+            segment_seconds=self.settings.segment_seconds,
+            reorder_packets=self.settings.reorder_packets,
+            reorder_delay=self.settings.reorder_delay,
+        )
+        receiver = TrackReceiver(spec, pipeline)
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: receiver, local_addr=(spec.address, spec.port))
+        if spec.rtcp_port is not None and spec.rtcp_port != spec.port:
+            try:
+                await loop.create_datagram_endpoint(
+                    lambda: RtcpReceiver(receiver), local_addr=(spec.address, spec.rtcp_port)
+                )
+            except OSError:
+                receiver.close()
+                raise
+        writer = await asyncio.to_thread(TrackWriter, self.folder, spec, fmt)
+        self.workers.attach(writer)
+        track = Track(spec, fmt, pipeline, receiver, writer)
+        self.tracks[spec.name] = track
+        await asyncio.to_thread(write_summary, self.folder, pipeline.counters().model_copy(deep=True))
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(self._tick_loop(), name=f"tick {self.folder.name}")
+        log.info("recording %s (%s, PT %d) on UDP port %d", spec.name, spec.codec, spec.payload_type, track.port)
+        return track
+
+    async def finish_track(self, name: str) -> TrackSummary:
+        """Stop receiving, flush, close and join the track's segments; returns its final summary."""
+        track = self.tracks.pop(name)
+        track.receiver.close()
+        pipeline = track.pipeline
+        pipeline.finish(time.time())
+        self._flush(track)
+        summary = pipeline.counters()
+        try:
+            summary.segments = await self.workers.close(track.writer)
+        except MuxError as exc:
+            log.error("track %s failed while muxing: %s", name, exc)
+            summary.segments = list(track.writer.segments)
+            summary.state = "failed"
+        if summary.segments:
+            out = self.folder / f"{name}.{track.fmt.extension}"
+            try:
+                await asyncio.to_thread(
+                    join_segments, segment_files(segments_dir(self.folder, name)), out, track.fmt.container
+                )
+                summary.file = out.name
+            except MuxError as exc:
+                log.error("track %s: cannot join segments: %s", name, exc)
+                summary.state = "failed"
+        if summary.state == "recording":
+            summary.state = "complete"
+        if not self.settings.keep_segments and summary.file is not None:
+            shutil.rmtree(segments_dir(self.folder, name), ignore_errors=True)
+        await asyncio.to_thread(write_summary, self.folder, summary)
+        self.finished[name] = summary
+        return summary
+
+    async def stop(self) -> list[TrackSummary]:
+        """Finish every track still running; returns every finished track's summary."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        for name in list(self.tracks):
+            await self.finish_track(name)
+        return list(self.finished.values())
+
+    def _flush(self, track: Track) -> None:
+        items = track.pipeline.take_output()
+        if items:
+            self.workers.write(track.writer, items)
+
+    async def _tick_loop(self) -> None:
+        interval = self.settings.tick_interval
+        while True:
+            await asyncio.sleep(interval)
+            now = time.time()
+            for track in list(self.tracks.values()):
+                pipeline = track.pipeline
+                pipeline.tick(now)
+                if pipeline.take_keyframe_request(now):
+                    track.receiver.request_keyframe()
+                self._flush(track)
+            if now - self._last_summary >= SUMMARY_INTERVAL:
+                self._last_summary = now
+                snapshots = []
+                for track in self.tracks.values():
+                    summary = track.pipeline.counters().model_copy(deep=True)
+                    summary.segments = list(track.writer.segments)
+                    snapshots.append(summary)
+                await asyncio.to_thread(self._write_summaries, snapshots)
+
+    def _write_summaries(self, summaries: list[TrackSummary]) -> None:
+        for summary in summaries:
+            write_summary(self.folder, summary)
