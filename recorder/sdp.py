@@ -23,6 +23,7 @@ COMPANIONS = {"RTX", "RED", "ULPFEC", "FLEXFEC", "TELEPHONE-EVENT", "CN"}
 @dataclass
 class _Media:
     line: int
+    index: int
     kind: str
     port: int
     formats: list[int]
@@ -50,7 +51,7 @@ def parse_sdp(text: str) -> list[StreamSpec]:
         if kind == "v":
             saw_version = True
         elif kind == "m":
-            media.append(_parse_m_line(number, value))
+            media.append(_parse_m_line(number, len(media), value))
         elif kind == "c":
             address = _parse_c_line(number, value)
             if media:
@@ -69,7 +70,7 @@ def parse_sdp(text: str) -> list[StreamSpec]:
     return specs
 
 
-def _parse_m_line(number: int, value: str) -> _Media:
+def _parse_m_line(number: int, index: int, value: str) -> _Media:
     parts = value.split()
     if len(parts) < 4:
         raise SdpError(f"SDP line {number}: m= line needs '<media> <port> <proto> <fmt> ...'")
@@ -83,7 +84,7 @@ def _parse_m_line(number: int, value: str) -> _Media:
         raise SdpError(f"SDP line {number}: port and payload types must be numbers") from None
     if not 0 <= port <= 65535 or any(not 0 <= f <= 127 for f in formats):
         raise SdpError(f"SDP line {number}: port or payload type out of range")
-    return _Media(number, kind, port, formats)
+    return _Media(number, index, kind, port, formats)
 
 
 def _parse_c_line(number: int, value: str) -> str:
@@ -144,7 +145,7 @@ def _to_spec(m: _Media, session_address: str | None) -> StreamSpec:
         raise UnsupportedCodecError(f"SDP line {m.line}: {codec.value} announced in an m={m.kind} line")
     address = m.address or session_address or "0.0.0.0"
     return StreamSpec(
-        name=f"{m.kind}-{m.mid if m.mid is not None else m.line}",
+        name=f"{m.kind}-{m.mid if m.mid is not None else m.index}",
         codec=codec,
         payload_type=pt,
         clock_rate=clock,
