@@ -108,7 +108,8 @@ def duplicate_every(k: int) -> Transform:
 def garbage_in_frame(n: int) -> Transform:
     def t(ps: list[Pkt]) -> list[Pkt]:
         i = frame_packets(ps, n)[0]
-        return [*ps[:i], replace(ps[i], payload=b"\x90")  # X bit set, extension octet missing, *ps[i + 1 :]]
+        # X bit set, but the extension octet is missing: a malformed RFC 7741 descriptor.
+        return [*ps[:i], replace(ps[i], payload=b"\x90"), *ps[i + 1 :]]
 
     return t
 
