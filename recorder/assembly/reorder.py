@@ -11,7 +11,7 @@ The common case (the next expected packet, nothing buffered) costs one unwrap an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from recorder.rtp.seqnum import SeqUnwrapper
 
@@ -46,7 +46,10 @@ class ReorderStats:
     resets: int = 0
 
 
-class ReorderBuffer[P: SequencedPacket]:
+P = TypeVar("P", bound=SequencedPacket)
+
+
+class ReorderBuffer(Generic[P]):
     """Releases packets in sequence order, waiting at most `max_packets` packets or `max_delay` seconds
     for a missing one."""
 
@@ -59,7 +62,7 @@ class ReorderBuffer[P: SequencedPacket]:
         self._unwrapper = SeqUnwrapper()
         self._next: int | None = None
         self._pending: dict[int, tuple[P, float]] = {}
-        self._probation: int | None = None
+        self._probation: tuple[int, P] | None = None  # (raw sequence number, packet)
 
     @property
     def pending(self) -> int:
@@ -84,7 +87,7 @@ class ReorderBuffer[P: SequencedPacket]:
             self._push_behind(packet, seq, expected, now, out)
             return
         if seq - expected > MAX_DROPOUT:
-            self._restart(packet, now, out)
+            self._restart(packet, out)
             return
         self._probation = None
         if seq in self._pending:
@@ -111,13 +114,16 @@ class ReorderBuffer[P: SequencedPacket]:
             return
         # Far behind: either a stray old packet or the sender restarted with a lower sequence number.
         # RFC 3550 A.1: accept the new sequence once two consecutive packets confirm it.
-        if self._probation is not None and seq == self._probation + 1:
-            self._restart(packet, now, out)
+        probation = self._probation
+        if probation is not None and packet.sequence_number == (probation[0] + 1) & 0xFFFF:
+            self._restart(probation[1], out)
+            self.push(packet, now, out)
+            self.stats.received -= 1  # counted once already
             return
-        self._probation = seq
+        self._probation = (packet.sequence_number, packet)
         self.stats.late += 1
 
-    def _restart(self, packet: P, now: float, out: list[P | Loss]) -> None:
+    def _restart(self, packet: P, out: list[P | Loss]) -> None:
         self.drain(out)
         self.stats.resets += 1
         self._unwrapper = SeqUnwrapper()
