@@ -60,7 +60,8 @@ def rtp_sender(reference: Path, port: int, payload_type: int = 96, realtime: boo
         args.append("-re")
     if reference.suffix == ".h264":
         args += ["-framerate", "30"]  # raw H.264 has no timestamps
-    args += ["-i", str(reference), "-map", "0", "-c", "copy", "-payload_type", str(payload_type),
+    args += ["-i", str(reference), "-map", "0", "-c", "copy", "-strict", "experimental",
+             "-payload_type", str(payload_type),
              "-f", "rtp", f"rtp://127.0.0.1:{port}?rtcpport={port + 1}&pkt_size=1200"]  # fmt: skip
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

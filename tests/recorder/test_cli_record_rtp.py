@@ -24,7 +24,7 @@ def callvault(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[st
 @pytest.mark.parametrize(
     ("sdp", "message"),
     [
-        ("this is not an SDP file\n", "not an SDP description"),
+        ("this is not an SDP file\n", "SDP line 1: expected"),
         ("v=0\nm=audio 5000 RTP/AVP 96\na=rtpmap:96 PCMU/8000\n", "unsupported codec for audio stream: PCMU/8000"),
         ("v=0\nm=video 5000 RTP/AVP 96\na=rtpmap:96 AV1/90000\n", "AV1/90000"),
     ],
