@@ -11,6 +11,7 @@ bounded in count and time and only targets 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -43,7 +44,16 @@ def capture_rtp(args: list[str], clock: int) -> Capture:
     sock.settimeout(2.0)
     port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", *args, "-f", "rtp", f"rtp://127.0.0.1:{port}?pkt_size=1200"]
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            *args,
+            "-f",
+            "rtp",
+            f"rtp://127.0.0.1:{port}?pkt_size=1200",
+        ]
     )
     packets = []
     try:
@@ -86,9 +96,10 @@ def free_ports(count: int) -> list[int]:
     port = 20000
     while len(ports) < count and port < 60000:
         try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, socket.socket(
-                socket.AF_INET, socket.SOCK_DGRAM
-            ) as b:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
+            ):
                 a.bind(("127.0.0.1", port))
                 b.bind(("127.0.0.1", port + 1))
             ports.append(port)
@@ -98,15 +109,25 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def replay(video: Capture, audio: Capture, targets: list[tuple[int, int]], seconds: float, ready: float) -> None:
+def replay(
+    video: Capture, audio: Capture, targets: list[tuple[int, int]], seconds: float, ready: float
+) -> None:
     """Send every stream at real rate (bounded by `seconds`), each call offset a little in time."""
     events: list[tuple[float, int, bytes]] = []
     for i, (vport, aport) in enumerate(targets):
         offset = (i * 0.0137) % 0.033
         ssrc_v = (0x10000000 + i).to_bytes(4, "big")
         ssrc_a = (0x20000000 + i).to_bytes(4, "big")
-        events += [(t + offset, vport, p[:8] + ssrc_v + p[12:]) for p, t in zip(video.packets, video.times) if t < seconds]
-        events += [(t + offset, aport, p[:8] + ssrc_a + p[12:]) for p, t in zip(audio.packets, audio.times) if t < seconds]
+        events += [
+            (t + offset, vport, p[:8] + ssrc_v + p[12:])
+            for p, t in zip(video.packets, video.times, strict=False)
+            if t < seconds
+        ]
+        events += [
+            (t + offset, aport, p[:8] + ssrc_a + p[12:])
+            for p, t in zip(audio.packets, audio.times, strict=False)
+            if t < seconds
+        ]
     events.sort(key=lambda e: e[0])
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
@@ -145,10 +166,8 @@ class Result:
 def sample(procs: list[psutil.Process], peak: list[int]) -> None:
     total = 0
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     peak[0] = max(peak[0], total)
 
 
@@ -192,7 +211,7 @@ def run_callvault(video: Capture, audio: Capture, n: int, seconds: float, work: 
         s = json.loads(path.read_text())
         frames += s["frames"]
         lost += s["packets_lost"]
-    expected = n * (sum(1 for p, t in zip(video.packets, video.times) if t < seconds and p[1] & 0x80)
+    expected = n * (sum(1 for p, t in zip(video.packets, video.times, strict=False) if t < seconds and p[1] & 0x80)
                     + sum(1 for t in audio.times if t < seconds))  # fmt: skip
     return Result("callvault (1 process)", cpu, peak[0], frames, expected, lost)
 
@@ -205,11 +224,28 @@ def run_ffmpeg(video: Capture, audio: Capture, n: int, seconds: float, work: Pat
         (work / f"ff{i}.sdp").write_text(sdp([("video", v), ("audio", a)]))
         procs.append(
             subprocess.Popen(
-                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file,udp,rtp",
-                 "-i", str(work / f"ff{i}.sdp"), "-map", "0", "-c", "copy", "-t", str(seconds + 2), "-y",
-                 str(work / f"ff{i}.webm")],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+                [
+                    "ffmpeg",
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-protocol_whitelist",
+                    "file,udp,rtp",
+                    "-i",
+                    str(work / f"ff{i}.sdp"),
+                    "-map",
+                    "0",
+                    "-c",
+                    "copy",
+                    "-t",
+                    str(seconds + 2),
+                    "-y",
+                    str(work / f"ff{i}.webm"),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         )
     ps = [psutil.Process(p.pid) for p in procs]
     time.sleep(2.0)  # ffmpeg needs a moment to open its sockets
@@ -234,7 +270,7 @@ def run_ffmpeg(video: Capture, audio: Capture, n: int, seconds: float, work: Pat
              str(work / f"ff{i}.webm")], capture_output=True, text=True, check=False,
         )  # fmt: skip
         frames += sum(int(x) for x in r.stdout.split() if x.strip().isdigit())
-    expected = n * (sum(1 for p, t in zip(video.packets, video.times) if t < seconds and p[1] & 0x80)
+    expected = n * (sum(1 for p, t in zip(video.packets, video.times, strict=False) if t < seconds and p[1] & 0x80)
                     + sum(1 for t in audio.times if t < seconds))  # fmt: skip
     return Result(f"ffmpeg -c copy ({n} processes)", cpu, peak[0], frames, expected, -1)
 
@@ -259,14 +295,18 @@ def main() -> int:
         if not args.skip_ffmpeg:
             results.append(run_ffmpeg(video, audio, args.streams, args.seconds, work))
     total_pkts = pkts * args.streams
-    print(f"{'recorder':32} {'pkt/s':>8} {'CPU %/call':>10} {'core share':>10} {'MB/call':>8} {'frames kept':>12} {'lost pkts':>9}")
+    print(
+        f"{'recorder':32} {'pkt/s':>8} {'CPU %/call':>10} {'core share':>10} {'MB/call':>8} {'frames kept':>12} {'lost pkts':>9}"
+    )
     for r in results:
         cpu_pct = 100 * r.cpu_seconds / args.seconds
         print(f"{r.name:32} {total_pkts / args.seconds:8.0f} {cpu_pct / args.streams:10.3f} {cpu_pct / 100:10.2f} "
               f"{r.peak_rss / args.streams / 1e6:8.2f} {r.frames:>6}/{r.expected_frames:<6} {r.lost_packets:>9}")  # fmt: skip
     if len(results) == 2 and results[0].cpu_seconds > 0:
         cv, ff = results
-        print(f"ratio ffmpeg/callvault: CPU {ff.cpu_seconds / cv.cpu_seconds:.2f}x, memory {ff.peak_rss / max(cv.peak_rss, 1):.2f}x")
+        print(
+            f"ratio ffmpeg/callvault: CPU {ff.cpu_seconds / cv.cpu_seconds:.2f}x, memory {ff.peak_rss / max(cv.peak_rss, 1):.2f}x"
+        )
         calls_per_core = args.streams / (cv.cpu_seconds / args.seconds)
         print(f"callvault capacity at this load: {calls_per_core:.0f} audio+video calls per core")
     return 0

@@ -14,7 +14,8 @@ import av
 VIDEO_SRC = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"]
 AUDIO_SRC = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]
 ENCODINGS = {
-    "vp8": (VIDEO_SRC, ["-c:v", "libvpx", "-b:v", "600k", "-g", "30", "-deadline", "realtime"], "webm", "VP8/90000"),
+    "vp8": (VIDEO_SRC, ["-c:v", "libvpx", "-b:v", "600k", "-g", "30", "-deadline", "realtime"],
+            "webm", "VP8/90000"),
     "vp9": (VIDEO_SRC, ["-c:v", "libvpx-vp9", "-b:v", "600k", "-g", "30", "-deadline", "realtime",
                         "-cpu-used", "8"], "webm", "VP9/90000"),
     "h264": (VIDEO_SRC, ["-c:v", "libx264", "-bf", "0", "-g", "30", "-preset", "veryfast",
@@ -30,9 +31,10 @@ def free_port_pair() -> int:
             s.bind(("127.0.0.1", 0))
             port: int = s.getsockname()[1] & ~1
         try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, socket.socket(
-                socket.AF_INET, socket.SOCK_DGRAM
-            ) as b:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
+            ):
                 a.bind(("127.0.0.1", port))
                 b.bind(("127.0.0.1", port + 1))
             return port
@@ -53,7 +55,9 @@ def encode_reference(codec: str, folder: Path, seconds: float = 3.0) -> Path:
     return out
 
 
-def rtp_sender(reference: Path, port: int, payload_type: int = 96, realtime: bool = True) -> subprocess.Popen[bytes]:
+def rtp_sender(
+    reference: Path, port: int, payload_type: int = 96, realtime: bool = True
+) -> subprocess.Popen[bytes]:
     """Stream a reference file's frames unchanged (`-c copy`) as RTP to 127.0.0.1:port (RTCP port+1)."""
     args = ["ffmpeg", "-hide_banner", "-loglevel", "error"]
     if realtime:

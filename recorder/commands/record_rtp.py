@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", required=True, type=Path, help="folder to record into (a subfolder per run)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--segment-seconds", type=float, default=RecorderSettings().segment_seconds)
-    p.add_argument("--h264-container", choices=[Container.MATROSKA.value, Container.MP4.value], default="matroska")
+    p.add_argument(
+        "--h264-container", choices=[Container.MATROSKA.value, Container.MP4.value], default="matroska"
+    )
     p.add_argument("--name", default=None, help="name of the recording folder (default: a UTC timestamp)")
     p.set_defaults(func=run)
 
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 async def record(
     specs: list[StreamSpec], out: Path, name: str, settings: RecorderSettings, duration: float | None
 ) -> list[TrackSummary]:
-    out.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     for summary in await asyncio.to_thread(recover_folder, out):
         log.info("finalized track %s left by an earlier run", summary.name)
     stop = asyncio.Event()

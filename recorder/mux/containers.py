@@ -24,7 +24,9 @@ class ContainerFormat:
 
 
 FORMATS = {
-    Container.WEBM: ContainerFormat(Container.WEBM, "webm", {"cluster_time_limit": "1000", "flush_packets": "1"}),
+    Container.WEBM: ContainerFormat(
+        Container.WEBM, "webm", {"cluster_time_limit": "1000", "flush_packets": "1"}
+    ),
     Container.MATROSKA: ContainerFormat(
         Container.MATROSKA, "mkv", {"cluster_time_limit": "1000", "flush_packets": "1"}
     ),

@@ -36,7 +36,9 @@ class JoinResult:
 
 def segment_files(seg_dir: Path) -> list[Path]:
     """The segment files of a track in order (names are zero-padded indices)."""
-    return sorted(p for p in seg_dir.iterdir() if p.is_file() and p.stem.isdigit()) if seg_dir.is_dir() else []
+    return (
+        sorted(p for p in seg_dir.iterdir() if p.is_file() and p.stem.isdigit()) if seg_dir.is_dir() else []
+    )
 
 
 def join_segments(segments: list[Path], out_path: Path, container: Container) -> JoinResult:

@@ -85,8 +85,9 @@ def _summary_from_segment(name: str, path: Path, container: Container) -> TrackS
     try:
         with av.open(str(path)) as source:
             stream = source.streams[0]
-            codec = _CODECS[stream.codec_context.name]
-            video = stream.type == "video"
+            ctx = stream.codec_context
+            codec = _CODECS[ctx.name]
+            video = isinstance(ctx, av.VideoCodecContext)
             return TrackSummary(
                 name=name,
                 kind=MediaKind.VIDEO if video else MediaKind.AUDIO,
@@ -94,8 +95,8 @@ def _summary_from_segment(name: str, path: Path, container: Container) -> TrackS
                 clock_rate=90000 if video else 48000,
                 payload_type=0,
                 container=container.value,
-                width=stream.codec_context.width if video else None,
-                height=stream.codec_context.height if video else None,
+                width=ctx.width if isinstance(ctx, av.VideoCodecContext) else None,
+                height=ctx.height if isinstance(ctx, av.VideoCodecContext) else None,
             )
     except (av.FFmpegError, OSError, KeyError, IndexError) as exc:
         raise MuxError(f"track {name}: cannot identify its codec from {path}: {exc}") from exc

@@ -17,7 +17,7 @@ import av
 
 from recorder.assembly.pipeline import MuxItem, SegmentStart
 from recorder.errors import MuxError
-from recorder.models import Frame, MediaKind, SegmentInfo, StreamSpec
+from recorder.models import Frame, SegmentInfo, StreamSpec
 from recorder.mux.containers import AV_CODEC_NAMES, ContainerFormat
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,10 @@ class TrackWriter:
             container = av.open(str(path), "w", format=self.fmt.container.value, options=self.fmt.options)
             stream = container.add_stream(AV_CODEC_NAMES[self.spec.codec], rate=self.spec.clock_rate)
             ctx = stream.codec_context
-            if self.spec.kind is MediaKind.VIDEO:
+            if isinstance(ctx, av.VideoCodecContext):
                 ctx.width = start.width or 0
                 ctx.height = start.height or 0
-            else:
+            elif isinstance(ctx, av.AudioCodecContext):
                 ctx.sample_rate = self.spec.clock_rate
             if start.extradata:
                 ctx.extradata = start.extradata

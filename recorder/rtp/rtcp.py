@@ -220,7 +220,8 @@ def _parse_one(count: int, packet_type: int, body: bytes) -> RtcpPacket:
             if (len(body) - 8) % 8:
                 raise MalformedPacketError("RTCP FIR has a truncated FCI entry")
             entries = tuple(
-                (ssrc, seq) for ssrc, seq in (struct.unpack_from("!IB", body, i) for i in range(8, len(body), 8))
+                (ssrc, seq)
+                for ssrc, seq in (struct.unpack_from("!IB", body, i) for i in range(8, len(body), 8))
             )
             return FullIntraRequest(sender, entries)
     except struct.error:

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from media import encode_reference, free_port_pair, read_packets, rtp_sender, sdp_for
 
 CALLVAULT = [sys.executable, "-m", "recorder.cli"]
@@ -25,7 +24,10 @@ def callvault(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[st
     ("sdp", "message"),
     [
         ("this is not an SDP file\n", "SDP line 1: expected"),
-        ("v=0\nm=audio 5000 RTP/AVP 96\na=rtpmap:96 PCMU/8000\n", "unsupported codec for audio stream: PCMU/8000"),
+        (
+            "v=0\nm=audio 5000 RTP/AVP 96\na=rtpmap:96 PCMU/8000\n",
+            "unsupported codec for audio stream: PCMU/8000",
+        ),
         ("v=0\nm=video 5000 RTP/AVP 96\na=rtpmap:96 AV1/90000\n", "AV1/90000"),
     ],
 )

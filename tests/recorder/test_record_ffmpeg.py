@@ -8,7 +8,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 from media import (
     encode_reference,
     ffprobe_errors,
@@ -18,6 +17,7 @@ from media import (
     sdp_for,
     slice_nals,
 )
+
 from recorder.config import RecorderSettings
 from recorder.models import TrackSummary
 from recorder.mux.workers import MuxWorkers
@@ -39,8 +39,7 @@ async def record_sent(tmp_path: Path, codecs: list[str], segment_seconds: float 
     senders = [rtp_sender(refs[c], ports[c], 96 + i) for i, c in enumerate(codecs)]
     try:
         for s in senders:
-            while s.poll() is None:
-                await asyncio.sleep(0.05)
+            await asyncio.to_thread(s.wait, 60)
         await asyncio.sleep(0.3)
     finally:
         summaries = await session.stop()

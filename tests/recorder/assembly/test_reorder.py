@@ -33,7 +33,11 @@ def run(seqs: list[int], max_packets: int = 8, max_delay: float = 10.0, drain: b
         ("one lost", [1, 2, 4, 5], [1, 2, ("loss", 1, False), 4, 5]),
         ("duplicate buffered", [1, 3, 3, 2], [1, 2, 3]),
         ("duplicate released", [1, 2, 2, 3], [1, 2, 3]),
-        ("late after give-up", [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 2], [1, ("loss", 1, False), *range(3, 13)]),
+        (
+            "late after give-up",
+            [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 2],
+            [1, ("loss", 1, False), *range(3, 13)],
+        ),
         ("wraparound", [65534, 65535, 0, 1], [65534, 65535, 0, 1]),
         ("reorder across wrap", [65534, 0, 65535, 1], [65534, 65535, 0, 1]),
         ("loss across wrap", [65534, 1, 2], [65534, ("loss", 2, False), 1, 2]),
