@@ -24,7 +24,10 @@ class RecorderSettings(BaseModel):
         default=Container.WEBM, description="Container for Opus tracks: webm, matroska or mp4."
     )
     reorder_packets: int = Field(
-        default=128, ge=1, le=4096, description="Packets the reorder buffer holds while waiting for a missing one."
+        default=128,
+        ge=1,
+        le=4096,
+        description="Packets the reorder buffer holds while waiting for a missing one.",
     )
     reorder_delay: float = Field(
         default=0.15, ge=0, le=5, description="Seconds the reorder buffer waits for a missing packet."

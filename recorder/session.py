@@ -104,7 +104,9 @@ class RecordingSession:
         await asyncio.to_thread(write_summary, self.folder, pipeline.counters().model_copy(deep=True))
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick_loop(), name=f"tick {self.folder.name}")
-        log.info("recording %s (%s, PT %d) on UDP port %d", spec.name, spec.codec, spec.payload_type, track.port)
+        log.info(
+            "recording %s (%s, PT %d) on UDP port %d", spec.name, spec.codec, spec.payload_type, track.port
+        )
         return track
 
     async def finish_track(self, name: str) -> TrackSummary:

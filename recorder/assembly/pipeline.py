@@ -49,7 +49,9 @@ class StreamPipeline:
         self._video = spec.kind is MediaKind.VIDEO
         self.reorder: ReorderBuffer[RtpPacket] = ReorderBuffer(reorder_packets, reorder_delay)
         self.assembler = FrameAssembler(
-            depacketizer_for(spec.codec, sprop_parameter_sets=spec.sprop_parameter_sets, channels=spec.channels),
+            depacketizer_for(
+                spec.codec, sprop_parameter_sets=spec.sprop_parameter_sets, channels=spec.channels
+            ),
             spec.kind,
         )
         self.summary = TrackSummary(
@@ -122,7 +124,10 @@ class StreamPipeline:
 
     def take_keyframe_request(self, now: float) -> bool:
         """True when the caller should send a PLI now (rate-limited)."""
-        if not self.assembler.keyframe_needed or now - self._last_keyframe_request < KEYFRAME_REQUEST_INTERVAL:
+        if (
+            not self.assembler.keyframe_needed
+            or now - self._last_keyframe_request < KEYFRAME_REQUEST_INTERVAL
+        ):
             return False
         self.assembler.keyframe_needed = False
         self._last_keyframe_request = now

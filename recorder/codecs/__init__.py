@@ -19,7 +19,9 @@ _FACTORIES: dict[Codec, Callable[[Sequence[bytes], int], Depacketizer]] = {
 }
 
 
-def depacketizer_for(codec: Codec, *, sprop_parameter_sets: Sequence[bytes] = (), channels: int = 2) -> Depacketizer:
+def depacketizer_for(
+    codec: Codec, *, sprop_parameter_sets: Sequence[bytes] = (), channels: int = 2
+) -> Depacketizer:
     """A fresh depacketizer for one stream of `codec`."""
     return _FACTORIES[codec](sprop_parameter_sets, channels)
 

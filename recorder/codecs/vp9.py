@@ -48,7 +48,10 @@ def parse_descriptor(payload: bytes) -> tuple[int, int, list[tuple[int, int]]]:
                     if pos + 4 > size:
                         raise MalformedPacketError("VP9 scalability structure is truncated")
                     resolutions.append(
-                        (int.from_bytes(payload[pos : pos + 2], "big"), int.from_bytes(payload[pos + 2 : pos + 4], "big"))
+                        (
+                            int.from_bytes(payload[pos : pos + 2], "big"),
+                            int.from_bytes(payload[pos + 2 : pos + 4], "big"),
+                        )
                     )
                     pos += 4
             if ss & 0x08:  # G: picture group description

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
-
 from media import nal_units
+
 from recorder.codecs import depacketizer_for
 from recorder.codecs.h264 import H264Depacketizer, sps_size
 from recorder.codecs.opus import opus_head
@@ -68,7 +68,7 @@ def test_vp8_rfc7741_with_aiortc_packetizer(vp8: list[tuple[bytes, bool]]) -> No
 
 
 def vp9_packetize(data: bytes, picture_id: int, mtu: int = 500, layer_flags: int = 0x0C) -> list[bytes]:
-    """RFC 9628 non-flexible mode: I (15-bit picture id), P for inter frames, B on the first, E on the last."""
+    """RFC 9628 non-flexible mode: I (15-bit picture id), P on inter frames, B first, E last."""
     inter = 0x40 if data[0] & 0x04 else 0  # frame_type bit of the uncompressed header (profile 0)
     chunks = [data[i : i + mtu] for i in range(0, len(data), mtu)]
     out = []
