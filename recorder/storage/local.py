@@ -65,7 +65,12 @@ class LocalStore(ObjectStore):
             return _Meta()
 
     def _write(
-        self, key: str, fill: Path | bytes, content_type: str, metadata: dict[str, str] | None, retention: Retention | None
+        self,
+        key: str,
+        fill: Path | bytes,
+        content_type: str,
+        metadata: dict[str, str] | None,
+        retention: Retention | None,
     ) -> PutResult:
         path = self._path(key)
         old = self._read_meta(key).retention

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
+from xml.etree import ElementTree
 
 import certifi
 import urllib3
@@ -50,6 +51,8 @@ from recorder.storage.settings import RetentionMode, S3Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Headers = dict[str, str | list[str] | tuple[str]]
+MIN_PART = 5 * 1024 * 1024
 
 _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NoSuchVersion"}
 _META_PREFIX = "x-amz-meta-"
@@ -110,7 +113,9 @@ class S3Store(ObjectStore):
                 enabled = True
             except S3Error as exc:
                 if exc.code != "ObjectLockConfigurationNotFoundError":
-                    raise StorageRefusedError(f"object lock of {self.bucket}: {exc.code}: {exc.message}") from exc
+                    raise StorageRefusedError(
+                        f"object lock of {self.bucket}: {exc.code}: {exc.message}"
+                    ) from exc
                 enabled = False
             except (ServerError, InvalidResponseError, urllib3.exceptions.HTTPError, OSError) as exc:
                 raise StorageUnavailableError(f"object lock of {self.bucket}: {exc}") from exc
@@ -134,16 +139,30 @@ class S3Store(ObjectStore):
                 if exc.code in {"NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError"}:
                     return None
                 raise
+            except (ElementTree.ParseError, UnicodeDecodeError):
+                # Servers without GetObjectRetention (moto 5) answer with the object: use HEAD's headers.
+                return self._retention_from_head(key)
             if r is None or r.mode is None or r.retain_until_date is None:
                 return None
             return Retention(mode=RetentionMode(r.mode), until=r.retain_until_date)
 
         return self._call("get retention of", key, fetch)
 
+    def _retention_from_head(self, key: str) -> Retention | None:
+        obj = self.client.stat_object(self.bucket, key)
+        headers = obj.metadata or {}
+        mode = headers.get("x-amz-object-lock-mode")
+        until = headers.get("x-amz-object-lock-retain-until-date")
+        if not mode or not until:
+            return None
+        return Retention(
+            mode=RetentionMode(str(mode)), until=datetime.fromisoformat(str(until).replace("Z", "+00:00"))
+        )
+
     # -- writes ---------------------------------------------------------------------------------------
 
-    def _headers(self, metadata: dict[str, str] | None, sha256: str, retention: Retention | None) -> dict[str, str]:
-        headers = {f"{_META_PREFIX}{k.lower()}": v for k, v in (metadata or {}).items()}
+    def _headers(self, metadata: dict[str, str] | None, sha256: str, retention: Retention | None) -> Headers:
+        headers: Headers = {f"{_META_PREFIX}{k.lower()}": v for k, v in (metadata or {}).items()}
         headers[f"{_META_PREFIX}sha256"] = sha256
         if retention is not None:
             headers["x-amz-object-lock-mode"] = retention.mode.value
@@ -163,11 +182,21 @@ class S3Store(ObjectStore):
         digest = hashlib.sha256(data)
         ret = self._policy_retention(retention)
         headers = self._headers(metadata, digest.hexdigest(), ret)
-        headers["Content-Type"] = content_type
         headers["x-amz-sdk-checksum-algorithm"] = "SHA256"
         headers["x-amz-checksum-sha256"] = base64.b64encode(digest.digest()).decode()
+        # part_size >= length: one PUT. Header names all start with x-amz-, so minio sends them unchanged.
         result = self._call(
-            "put", key, lambda: self.client._put_object(self.bucket, key, data, headers)
+            "put",
+            key,
+            lambda: self.client.put_object(
+                self.bucket,
+                key,
+                io.BytesIO(data),
+                len(data),
+                content_type=content_type,
+                metadata=headers,
+                part_size=max(len(data), MIN_PART),
+            ),
         )
         return PutResult(
             key=key,
@@ -242,6 +271,14 @@ class S3Store(ObjectStore):
             except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
                 log.warning("cannot abort multipart upload of %s: %s", key, exc)
             raise
+        if ret is not None and self.get_retention(key) is None:
+            # Some servers (moto 5) drop lock headers of CreateMultipartUpload: set it explicitly.
+            log.info("%s: retention not applied by multipart upload, setting it", key)
+            self._call(
+                "set retention of",
+                key,
+                lambda: self.client.set_object_retention(self.bucket, key, minio_retention(ret)),
+            )
         return PutResult(
             key=key, size=size, sha256=digest, etag=result.etag, version_id=result.version_id, retention=ret
         )
@@ -286,7 +323,9 @@ class S3Store(ObjectStore):
         for obj in sorted(objects, key=lambda o: o.object_name or ""):
             if obj.object_name is None or obj.is_dir:
                 continue
-            yield ObjectInfo(key=obj.object_name, size=obj.size or 0, etag=obj.etag, last_modified=obj.last_modified)
+            yield ObjectInfo(
+                key=obj.object_name, size=obj.size or 0, etag=obj.etag, last_modified=obj.last_modified
+            )
 
     def delete(self, key: str) -> None:
         self._call("delete", key, lambda: self.client.remove_object(self.bucket, key))
@@ -303,4 +342,3 @@ def minio_retention(retention: Retention) -> MinioRetention:
 
 
 __all__ = ["S3Store", "make_client", "minio_retention"]
-_ = io

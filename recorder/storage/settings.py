@@ -55,7 +55,9 @@ class S3Settings(BaseModel):
     region: str = Field(default="us-east-1", min_length=1, description="Bucket region (used for signing).")
     bucket: str = Field(default="callvault", min_length=3, max_length=63, description="Bucket name.")
     secure: bool = Field(default=True, description="Use TLS (https).")
-    ca_file: Path | None = Field(default=None, description="CA bundle for TLS (default: certifi/SSL_CERT_FILE).")
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle for TLS (default: certifi/SSL_CERT_FILE)."
+    )
     access_key: SecretStr | None = Field(default=None, description="Access key (prefer env or file).")
     secret_key: SecretStr | None = Field(default=None, description="Secret key (prefer env or file).")
     access_key_env: str = Field(default="CALLVAULT_S3_ACCESS_KEY", description="Env var with the access key.")
