@@ -1,0 +1,77 @@
+"""Recording manifests: the versioned model (format callvault.manifest/1), canonical bytes, per-track
+segment hash chains, Ed25519 signatures, the JSON Schema, building from a recording folder and
+verification."""
+
+from recorder.manifest.build import (
+    ManifestError,
+    build_manifest,
+    content_type_for,
+    signed_manifest_bytes,
+    write_signed_manifest,
+)
+from recorder.manifest.canonical import canonical_bytes
+from recorder.manifest.chain import ChainBuilder, build_chain
+from recorder.manifest.model import (
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    ChainLink,
+    Manifest,
+    ManifestTrack,
+    Participant,
+    Signer,
+    Software,
+    StoredObject,
+    TrackChain,
+)
+from recorder.manifest.schema import manifest_json_schema, write_schema
+from recorder.manifest.signing import (
+    SigningKeyError,
+    SigningSettings,
+    load_public_key,
+    load_signing_key,
+    public_key_pem,
+)
+from recorder.manifest.verify import (
+    FolderSource,
+    Problem,
+    ProblemKind,
+    StoreSource,
+    VerifyReport,
+    verify_recording,
+)
+
+__all__ = [
+    "MANIFEST_FORMAT",
+    "MANIFEST_NAME",
+    "SIGNATURE_NAME",
+    "ChainBuilder",
+    "ChainLink",
+    "FolderSource",
+    "Manifest",
+    "ManifestError",
+    "ManifestTrack",
+    "Participant",
+    "Problem",
+    "ProblemKind",
+    "Signer",
+    "SigningKeyError",
+    "SigningSettings",
+    "Software",
+    "StoreSource",
+    "StoredObject",
+    "TrackChain",
+    "VerifyReport",
+    "build_chain",
+    "build_manifest",
+    "canonical_bytes",
+    "content_type_for",
+    "load_public_key",
+    "load_signing_key",
+    "manifest_json_schema",
+    "public_key_pem",
+    "signed_manifest_bytes",
+    "verify_recording",
+    "write_schema",
+    "write_signed_manifest",
+]

@@ -1,0 +1,126 @@
+"""The recording manifest, format `callvault.manifest/1`.
+
+One manifest per recording, stored as `manifest.json` beside the recording's objects, signed in
+`manifest.json.sig`. It says what was recorded (participants, tracks with every counter, gap and pause from
+`TrackSummary`), every object stored for the recording (name relative to the recording folder, storage key,
+size, content type, SHA-256), and one hash chain per track over its segments, in the order they were
+written.
+
+Canonical bytes (recorder/manifest/canonical.py): the JSON of `model_dump(mode="json")` with keys sorted,
+no insignificant whitespace, UTF-8, non-ASCII characters unescaped, NaN/Infinity forbidden. It follows RFC
+8785 (JCS) except that numbers are written the way Python writes them (the manifest's floats are
+wall-clock seconds, whose shortest round-trip form Python and JCS agree on for ordinary values).
+`manifest.json` holds exactly these bytes, and the signature covers exactly the file's bytes.
+
+Hash chain (recorder/manifest/chain.py), per track, SHA-256 throughout:
+    genesis  = SHA256("callvault.chain/1\\n" + recording_id + "\\n" + track_name)   (UTF-8)
+    link[i]  = SHA256(link[i-1] || segment_sha256[i])   with link[-1] = genesis
+where `||` concatenates the 32-byte binary digests and `segment_sha256[i]` is the hash of segment i's file
+as recorded when the segment closed. `head` is the last link (genesis for a track without segments). A
+chain lets a verifier, or a live anchor of the head taken during the call, prove no segment was dropped,
+reordered or replaced.
+
+Versioning: `format` changes its number only for changes an old verifier would misread; added optional
+fields keep `callvault.manifest/1`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from recorder.models import TrackSummary
+
+MANIFEST_FORMAT: Final = "callvault.manifest/1"
+MANIFEST_NAME = "manifest.json"
+SIGNATURE_NAME = "manifest.json.sig"
+CHAIN_ALGORITHM: Final = "callvault.chain/1"
+
+
+class Participant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="The participant's id in the SFU or the contact center.")
+    display_name: str | None = None
+    metadata: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Anything the integrator passed about the participant."
+    )
+
+
+class ManifestTrack(TrackSummary):
+    """A track's summary (every TrackSummary field) and whose media it is."""
+
+    participant_id: str | None = Field(default=None, description="Participant who published the track.")
+
+
+class StoredObject(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Path relative to the recording folder, '/'-separated.")
+    key: str = Field(description="Object key it was stored under (prefix + name).")
+    size: int = Field(ge=0)
+    content_type: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the object's bytes.")
+
+
+class ChainLink(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0, description="Segment index within the track, from 0, no holes.")
+    path: str = Field(description="Segment file, relative to the recording folder.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Segment hash when it was closed.")
+    link: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA256(previous link || sha256), hex.")
+
+
+class TrackChain(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm: Literal["callvault.chain/1"] = CHAIN_ALGORITHM
+    track: str
+    genesis: str = Field(pattern=r"^[0-9a-f]{64}$")
+    links: list[ChainLink] = Field(default_factory=list)
+    head: str = Field(pattern=r"^[0-9a-f]{64}$", description="The last link, or genesis without segments.")
+
+
+class Software(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "callvault"
+    version: str
+
+
+class Signer(BaseModel):
+    """The key that signed `manifest.json.sig`. Verifiers should pin the key (--public-key) rather than
+    trust this one: it only shows which key the recorder used."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm: Literal["Ed25519"] = "Ed25519"
+    key_id: str = Field(description="Hex SHA-256 of the raw 32-byte public key.")
+    public_key: str = Field(description="Base64 of the raw 32-byte public key.")
+
+
+class Manifest(BaseModel):
+    """Everything stored for one recording, with hashes. See the module documentation."""
+
+    model_config = ConfigDict(extra="forbid", title="CallVault recording manifest")
+
+    format: Literal["callvault.manifest/1"] = MANIFEST_FORMAT
+    recording_id: str
+    room_id: str | None = None
+    call_id: str | None = None
+    software: Software
+    created_at: datetime = Field(description="When the recording started (UTC).")
+    finished_at: datetime | None = Field(default=None, description="When it finished (UTC).")
+    participants: list[Participant] = Field(default_factory=list)
+    tracks: list[ManifestTrack] = Field(default_factory=list)
+    objects: list[StoredObject] = Field(
+        default_factory=list, description="Every stored object but the manifest and its signature."
+    )
+    chains: list[TrackChain] = Field(default_factory=list, description="One segment hash chain per track.")
+    signer: Signer | None = None
+
+    def object(self, name: str) -> StoredObject | None:
+        return next((o for o in self.objects if o.name == name), None)
