@@ -1,0 +1,50 @@
+"""Signed webhooks (Standard Webhooks): event payloads, a durable SQLite outbox with a delivery log, and a
+dispatcher that delivers in order per recording with retries."""
+
+from recorder.webhooks.dispatcher import Dispatcher
+from recorder.webhooks.events import (
+    CompositeFinished,
+    EventType,
+    PresignedLink,
+    RecordingFailed,
+    RecordingFinished,
+    RecordingPaused,
+    RecordingResumed,
+    RecordingStarted,
+    WebhookEvent,
+    presigned_links,
+)
+from recorder.webhooks.outbox import Attempt, Delivery, DeliveryState, Outbox
+from recorder.webhooks.settings import WebhookEndpoint, WebhookSettings
+from recorder.webhooks.signing import (
+    WebhookVerificationError,
+    generate_secret,
+    sign,
+    signed_headers,
+    verify,
+)
+
+__all__ = [
+    "Attempt",
+    "CompositeFinished",
+    "Delivery",
+    "DeliveryState",
+    "Dispatcher",
+    "EventType",
+    "Outbox",
+    "PresignedLink",
+    "RecordingFailed",
+    "RecordingFinished",
+    "RecordingPaused",
+    "RecordingResumed",
+    "RecordingStarted",
+    "WebhookEndpoint",
+    "WebhookEvent",
+    "WebhookSettings",
+    "WebhookVerificationError",
+    "generate_secret",
+    "presigned_links",
+    "sign",
+    "signed_headers",
+    "verify",
+]

@@ -1,0 +1,138 @@
+"""Webhook event types and their typed payloads.
+
+A request body is the JSON envelope `{"type": <event type>, "timestamp": <ISO 8601 UTC>, "data": {...}}`
+(the Standard Webhooks convention), `data` being one of the payload models below.
+`recording.finished` carries the signed manifest and presigned download links (manifest, signature and
+every object) that expire after the configured time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recorder.manifest.model import MANIFEST_NAME, SIGNATURE_NAME, Manifest, Participant, StoredObject
+from recorder.storage.base import ObjectStore
+
+
+class EventType(StrEnum):
+    RECORDING_STARTED = "recording.started"
+    RECORDING_PAUSED = "recording.paused"
+    RECORDING_RESUMED = "recording.resumed"
+    RECORDING_FINISHED = "recording.finished"
+    RECORDING_FAILED = "recording.failed"
+    COMPOSITE_FINISHED = "composite.finished"
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_type: ClassVar[EventType]
+    recording_id: str
+    room_id: str | None = None
+    call_id: str | None = None
+
+
+class RecordingStarted(_Payload):
+    event_type = EventType.RECORDING_STARTED
+    kind: Literal["recording.started"] = "recording.started"
+    started_at: datetime
+    participants: list[Participant] = Field(default_factory=list)
+
+
+class RecordingPaused(_Payload):
+    event_type = EventType.RECORDING_PAUSED
+    kind: Literal["recording.paused"] = "recording.paused"
+    paused_at: datetime
+    by: str | None = None
+    reason: str | None = None
+
+
+class RecordingResumed(_Payload):
+    event_type = EventType.RECORDING_RESUMED
+    kind: Literal["recording.resumed"] = "recording.resumed"
+    resumed_at: datetime
+    by: str | None = None
+
+
+class PresignedLink(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Path relative to the recording folder.")
+    key: str
+    url: str
+    expires_at: datetime
+
+
+class RecordingFinished(_Payload):
+    event_type = EventType.RECORDING_FINISHED
+    kind: Literal["recording.finished"] = "recording.finished"
+    finished_at: datetime
+    manifest: Manifest
+    links: list[PresignedLink] = Field(
+        default_factory=list, description="manifest.json, manifest.json.sig, then every object."
+    )
+
+
+class RecordingFailed(_Payload):
+    event_type = EventType.RECORDING_FAILED
+    kind: Literal["recording.failed"] = "recording.failed"
+    failed_at: datetime
+    stage: str = Field(description="Where it failed: 'ingest', 'mux', 'upload', 'manifest' ...")
+    error: str
+
+
+class CompositeFinished(_Payload):
+    event_type = EventType.COMPOSITE_FINISHED
+    kind: Literal["composite.finished"] = "composite.finished"
+    finished_at: datetime
+    object: StoredObject
+    link: PresignedLink | None = None
+
+
+Payload = Annotated[
+    RecordingStarted
+    | RecordingPaused
+    | RecordingResumed
+    | RecordingFinished
+    | RecordingFailed
+    | CompositeFinished,
+    Field(discriminator="kind"),
+]
+
+
+class WebhookEvent(BaseModel):
+    """The request body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: EventType
+    timestamp: datetime
+    data: Payload
+
+    @classmethod
+    def of(cls, data: _Payload, timestamp: datetime | None = None) -> WebhookEvent:
+        return cls.model_validate(
+            {"type": data.event_type, "timestamp": timestamp or datetime.now(UTC), "data": data}
+        )
+
+    def body(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+def presigned_links(
+    store: ObjectStore, manifest: Manifest, key_for_name: dict[str, str], expires: timedelta
+) -> list[PresignedLink]:
+    """Links to the manifest, its signature and every object. `key_for_name` must hold the keys of
+    manifest.json and manifest.json.sig; object keys come from the manifest. Blocking (S3 presigning is
+    local computation, but LocalStore resolves paths): call in a thread from the event loop."""
+    until = datetime.now(UTC) + expires
+    names = [(MANIFEST_NAME, key_for_name[MANIFEST_NAME]), (SIGNATURE_NAME, key_for_name[SIGNATURE_NAME])]
+    names += [(o.name, o.key) for o in manifest.objects]
+    return [
+        PresignedLink(name=name, key=key, url=store.presign_get(key, expires), expires_at=until)
+        for name, key in names
+    ]
