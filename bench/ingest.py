@@ -190,7 +190,7 @@ def run_callvault(video: Capture, audio: Capture, n: int, seconds: float, work: 
     rec = subprocess.Popen(
         [sys.executable, "-m", "recorder.cli", "record-rtp", "--sdp", str(work / "cv.sdp"), "--out", str(out),
          "--name", "r", "--duration", str(seconds + 4)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=(work / "callvault.log").open("w"),
     )  # fmt: skip
     proc = psutil.Process(rec.pid)
     deadline = time.time() + 60
@@ -206,6 +206,9 @@ def run_callvault(video: Capture, audio: Capture, n: int, seconds: float, work: 
         time.sleep(0.5)
     cpu = cpu_of([proc]) - cpu0  # the ingest only, not the final join
     rec.wait(timeout=600)
+    errors = [line for line in (work / "callvault.log").read_text().splitlines() if "ERROR" in line]
+    if errors:
+        print(f"callvault logged {len(errors)} errors, first: {errors[0]}")
     frames = lost = 0
     for path in (out / "r").glob("*.json"):
         s = json.loads(path.read_text())

@@ -28,12 +28,14 @@ pytestmark = pytest.mark.slow
 SECONDS = 3.0
 
 
-async def record_sent(tmp_path: Path, codecs: list[str], segment_seconds: float = 1.0) -> dict[str, tuple]:
+async def record_sent(
+    tmp_path: Path, codecs: list[str], segment_seconds: float = 1.0, **settings: object
+) -> dict[str, tuple]:
     refs = {c: encode_reference(c, tmp_path, SECONDS) for c in codecs}
     ports = {c: free_port_pair() for c in codecs}
     specs = parse_sdp(sdp_for([(c, ports[c], 96 + i) for i, c in enumerate(codecs)]))
     workers = MuxWorkers(2)
-    session = RecordingSession(tmp_path / "rec", RecorderSettings(segment_seconds=segment_seconds), workers)
+    session = RecordingSession(tmp_path / "rec", RecorderSettings(segment_seconds=segment_seconds, **settings), workers)
     for spec in specs:
         await session.add_track(spec)
     senders = [rtp_sender(refs[c], ports[c], 96 + i) for i, c in enumerate(codecs)]
@@ -82,10 +84,12 @@ async def test_vp8_and_opus_recorded_bit_for_bit(tmp_path: Path) -> None:
     assert tracks["vp8"][1].width == 320 and tracks["vp8"][1].height == 240
 
 
-async def test_h264_recorded_bit_for_bit(tmp_path: Path) -> None:
-    ((ref, summary),) = (await record_sent(tmp_path, ["h264"])).values()
+@pytest.mark.parametrize("container", ["matroska", "mp4"])
+async def test_h264_recorded_bit_for_bit(tmp_path: Path, container: str) -> None:
+    tracks = await record_sent(tmp_path, ["h264"], h264_container=container)
+    ((ref, summary),) = tracks.values()
     assert_same_frames(ref, summary, tmp_path / "rec", "h264")
-    assert summary.file is not None and summary.file.endswith(".mkv")
+    assert summary.file is not None and summary.file.endswith(".mkv" if container == "matroska" else ".mp4")
     assert (summary.width, summary.height) == (320, 240)
 
 
