@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# Test helper modules beside this file (s3_fixture) are importable whatever pytest's pythonpath is.
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.append(str(Path(__file__).parent))
 
-from s3_fixture import MotoServer
+def _load_helper(name: str) -> None:
+    """Make tests/<name>.py importable as `name` without putting tests/ on sys.path (its `recorder`
+    folder would shadow the package)."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
+_load_helper("s3_fixture")
+
+from s3_fixture import MotoServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

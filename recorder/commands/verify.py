@@ -19,6 +19,7 @@ does not, 2 on bad usage or when the target cannot be read (one line on stderr).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -65,6 +66,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # urllib3 logs each connection retry; the command reports failures in its own one line.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
         key = _public_key(args)
         source = resolve_target(args)
