@@ -21,7 +21,7 @@ from recorder.config import RecorderSettings
 from recorder.errors import MuxError
 from recorder.ingest.track import RtcpReceiver, TrackReceiver
 from recorder.models import Codec, StreamSpec, TrackSummary
-from recorder.mux.containers import ContainerFormat, container_for
+from recorder.mux.containers import ContainerFormat, container_for, segment_format
 from recorder.mux.join import join_segments, segment_files
 from recorder.mux.track_writer import TrackWriter, segments_dir
 from recorder.mux.workers import MuxWorkers
@@ -97,7 +97,7 @@ class RecordingSession:
             except OSError:
                 receiver.close()
                 raise
-        writer = await asyncio.to_thread(TrackWriter, self.folder, spec, fmt)
+        writer = await asyncio.to_thread(TrackWriter, self.folder, spec, segment_format(spec.codec))
         self.workers.attach(writer)
         track = Track(spec, fmt, pipeline, receiver, writer)
         self.tracks[spec.name] = track

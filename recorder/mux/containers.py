@@ -18,8 +18,8 @@ class Container(StrEnum):
 class ContainerFormat:
     container: Container
     extension: str
-    # FFmpeg muxer options. Matroska: close a cluster every second so that a killed process loses at
-    # most about one second of the open segment. MP4: fragmented, for the same reason.
+    # FFmpeg muxer options. Matroska: close a cluster every second and flush it, so that a killed
+    # process loses at most about one second of the open segment. MP4 is only used for joined files.
     options: dict[str, str]
 
 
@@ -30,9 +30,7 @@ FORMATS = {
     Container.MATROSKA: ContainerFormat(
         Container.MATROSKA, "mkv", {"cluster_time_limit": "1000", "flush_packets": "1"}
     ),
-    Container.MP4: ContainerFormat(
-        Container.MP4, "mp4", {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
-    ),
+    Container.MP4: ContainerFormat(Container.MP4, "mp4", {"movflags": "+faststart"}),
 }
 
 # FFmpeg codec names.
@@ -45,6 +43,13 @@ ALLOWED = {
     Codec.H264: (Container.MATROSKA, Container.MP4),
     Codec.OPUS: (Container.WEBM, Container.MATROSKA, Container.MP4),
 }
+
+
+def segment_format(codec: Codec) -> ContainerFormat:
+    """Segments are always Matroska (WebM where the codec allows): streamable, so a segment cut short
+    by a crash stays readable up to its last cluster, and its timestamps survive joining unchanged.
+    The joined file is written in the configured container."""
+    return FORMATS[ALLOWED[codec][0] if ALLOWED[codec][0] is not Container.MP4 else Container.MATROSKA]
 
 
 def container_for(codec: Codec, preferred: Container | None = None) -> ContainerFormat:

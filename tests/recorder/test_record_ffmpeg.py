@@ -35,7 +35,9 @@ async def record_sent(
     ports = {c: free_port_pair() for c in codecs}
     specs = parse_sdp(sdp_for([(c, ports[c], 96 + i) for i, c in enumerate(codecs)]))
     workers = MuxWorkers(2)
-    session = RecordingSession(tmp_path / "rec", RecorderSettings(segment_seconds=segment_seconds, **settings), workers)
+    session = RecordingSession(
+        tmp_path / "rec", RecorderSettings(segment_seconds=segment_seconds, **settings), workers
+    )
     for spec in specs:
         await session.add_track(spec)
     senders = [rtp_sender(refs[c], ports[c], 96 + i) for i, c in enumerate(codecs)]
