@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         "-payload_type", "97", "-f", "rtp", f"rtp://127.0.0.1:{audio}?rtcpport={audio + 1}",
     ]  # fmt: skip
     print(f"sending a live VP8 + Opus call with ffmpeg to 127.0.0.1:{video} and :{audio} ...")
-    proc = subprocess.Popen(sender)
+    proc = subprocess.Popen(sender, stdout=subprocess.DEVNULL)
     try:
         status = cli_main(
             ["record-rtp", "--sdp", str(sdp), "--out", str(args.out), "--duration", str(args.seconds),
