@@ -35,7 +35,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 unit: system-deps venv
-	$(BIN)/pytest -q -ra
+	$(BIN)/python -m pytest -q -ra
 
 test: system-deps venv lint typecheck unit
 
