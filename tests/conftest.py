@@ -9,6 +9,13 @@ from pathlib import Path
 
 import pytest
 
+# The repository root first: with tests/ on sys.path (pytest pythonpath), the folders tests/recorder and
+# tests/janus_bridge would otherwise be imported as namespace packages instead of the real ones, because
+# the editable install's finder comes after the path finder.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if sys.path[:1] != [_ROOT]:
+    sys.path.insert(0, _ROOT)
+
 
 def _load_helper(name: str) -> None:
     """Make tests/<name>.py importable as `name` without putting tests/ on sys.path (its `recorder`
