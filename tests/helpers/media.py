@@ -3,7 +3,6 @@ the frames on the wire are known exactly, and read back with PyAV."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,25 +21,6 @@ ENCODINGS = {
                          "-profile:v", "baseline", "-bsf:v", "h264_mp4toannexb"], "h264", "H264/90000"),
     "opus": (AUDIO_SRC, ["-c:a", "libopus", "-b:a", "48k"], "webm", "opus/48000/2"),
 }  # fmt: skip
-
-
-def free_port_pair() -> int:
-    """An even UDP port on 127.0.0.1 whose successor is free too."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1] & ~1
-        try:
-            with (
-                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
-                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
-            ):
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 1))
-            return port
-        except OSError:
-            continue
-    raise OSError("no free UDP port pair")
 
 
 def encode_reference(codec: str, folder: Path, seconds: float = 3.0) -> Path:

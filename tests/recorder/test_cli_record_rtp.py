@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from media import encode_reference, free_port_pair, read_packets, rtp_sender, sdp_for
+from media import encode_reference, read_packets, rtp_sender, sdp_for
+
+from recorder.commands.demo import free_port_pair
 
 CALLVAULT = [sys.executable, "-m", "recorder.cli"]
 

@@ -11,13 +11,13 @@ import pytest
 from media import (
     encode_reference,
     ffprobe_errors,
-    free_port_pair,
     read_packets,
     rtp_sender,
     sdp_for,
     slice_nals,
 )
 
+from recorder.commands.demo import free_port_pair
 from recorder.config import RecorderSettings
 from recorder.models import TrackSummary
 from recorder.mux.workers import MuxWorkers
