@@ -16,6 +16,7 @@ ICE is not available on loopback: API calls work here; media needs the network-n
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -24,14 +25,20 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from janus_bridge.client import VIDEOROOM_PLUGIN, JanusClient, PluginHandle
+from janus_bridge.transport import Backoff
 
 LIB_DIR = Path("/usr/lib/x86_64-linux-gnu/janus")
 ADMIN_SECRET = "janusoverlord"
 ADMIN_KEY = "supersecret"
 ROOM = 1234
 ROOM_SECRET = "adminpwd"
+FAST_BACKOFF = Backoff(initial=0.05, maximum=0.5, jitter=0.2)
+"""Reconnect quickly in tests (production default: 0.5 s doubling to 30 s)."""
 
 _DISABLED_PLUGINS = ",".join(
     f"libjanus_{name}.so"
@@ -87,6 +94,19 @@ def free_udp_port_pair() -> int:
 
 class JanusStartError(RuntimeError):
     """Janus did not come up; the message carries the tail of its log."""
+
+
+def start_or_skip(server: JanusServer) -> JanusServer:
+    """``server.start()``, or ``pytest.skip`` with the reason when Janus is not installed or cannot run."""
+    import pytest
+
+    if janus_binary() is None:
+        pytest.skip("janus is not installed: apt-get install -y janus janus-tools")
+    try:
+        server.start()
+    except JanusStartError as exc:
+        pytest.skip(f"janus cannot run here: {exc}")
+    return server
 
 
 @dataclass
@@ -363,3 +383,29 @@ PUBLISHER_OFFER_SDP = (
     f"{_FINGERPRINT}\r\n"
     "a=setup:actpass\r\n"
 )
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0, step: float = 0.05) -> None:
+    """Poll ``check()`` until it is true; AssertionError after ``within`` seconds. For Janus state that
+    changes asynchronously (a participant leaving after its handle was detached...)."""
+    for _ in range(max(1, int(within / step))):
+        if await check():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError(f"condition still false after {within} s")
+
+
+async def join_fake_publisher(
+    client: JanusClient, room: int = ROOM, display: str = "fake"
+) -> tuple[PluginHandle, int]:
+    """Join ``room`` as a publisher and publish ``PUBLISHER_OFFER_SDP`` (opus mid "0", VP8 mid "1").
+
+    ``client`` is a connected ``janus_bridge.JanusClient``. Returns (handle, publisher id). Janus creates
+    the publisher's streams from the offer, so ``rtp_forward`` works; no media flows (no ICE on loopback),
+    and Janus drops the publisher when the handle is detached or its session goes away.
+    """
+    handle = await client.attach(VIDEOROOM_PLUGIN, opaque_id=f"test-{display}")
+    joined = await handle.message({"request": "join", "ptype": "publisher", "room": room, "display": display})
+    publisher_id = int(joined.data["id"])
+    await handle.message({"request": "publish"}, {"type": "offer", "sdp": PUBLISHER_OFFER_SDP})
+    return handle, publisher_id
