@@ -133,6 +133,9 @@ class EventIntake:
             try:
                 await self.callback(events)
                 self.stats.delivered += len(events)
+            except asyncio.CancelledError:
+                self.stats.dropped_events += len(events)  # closed while delivering
+                raise
             except Exception:
                 self.stats.callback_errors += 1
                 log.exception("janus event intake: callback failed on %d event(s)", len(events))

@@ -294,7 +294,7 @@ class JanusServer:
                 ws.send(json.dumps({"janus": "info", "transaction": "ready"}))
                 reply = json.loads(ws.recv(timeout=1))
                 return bool(reply.get("janus") == "server_info")
-        except (OSError, TimeoutError, ValueError, Exception):
+        except Exception:  # not up yet: refused, reset, timeout, half-started
             return False
 
     def kill(self) -> None:
