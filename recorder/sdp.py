@@ -141,6 +141,10 @@ def _to_spec(m: _Media, session_address: str | None) -> StreamSpec:
             f"SDP line {m.line}: unsupported codec for {m.kind} stream: {found} (supported: {SUPPORTED})"
         )
     pt, codec, clock, channels = chosen
+    if codec is Codec.OPUS and channels not in (1, 2):
+        raise UnsupportedCodecError(
+            f"SDP line {m.line}: opus with {channels} channels is not supported (1 or 2; RFC 7587 uses /2)"
+        )
     if codec.kind.value != m.kind:
         raise UnsupportedCodecError(f"SDP line {m.line}: {codec.value} announced in an m={m.kind} line")
     address = m.address or session_address or "0.0.0.0"

@@ -95,6 +95,7 @@ def test_invalid_sdp_names_the_problem(text: str, message: str) -> None:
         ("m=video 5000 RTP/AVP 96\na=rtpmap:96 AV1/90000\n", "AV1/90000"),
         ("m=video 5000 RTP/AVP 96\n", "payload type 96 \\(no a=rtpmap\\)"),
         ("m=video 5000 RTP/AVP 96\na=rtpmap:96 opus/48000/2\n", "OPUS announced in an m=video line"),
+        ("m=audio 5000 RTP/AVP 96\na=rtpmap:96 opus/48000/6\n", "opus with 6 channels"),
     ],
 )
 def test_unsupported_codec_is_named(media: str, named: str) -> None:
