@@ -13,14 +13,16 @@ import contextlib
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from recorder.assembly.pipeline import StreamPipeline
 from recorder.config import RecorderSettings
 from recorder.errors import MuxError
 from recorder.ingest.track import RtcpReceiver, TrackReceiver
-from recorder.models import Codec, StreamSpec, TrackSummary
+from recorder.models import Codec, SegmentInfo, StreamSpec, TrackSummary
 from recorder.mux.containers import ContainerFormat, container_for, segment_format
 from recorder.mux.join import join_segments, segment_files
 from recorder.mux.track_writer import TrackWriter, segments_dir
@@ -32,6 +34,15 @@ log = logging.getLogger(__name__)
 SUMMARY_INTERVAL = 2.0  # seconds between rewrites of a live track's summary
 
 
+class SessionListener(Protocol):
+    """What a recording session tells the parts downstream (upload, manifest, webhooks). Called on the
+    event loop; implementations must only queue work, never block."""
+
+    def segment_closed(self, folder: Path, track: str, segment: SegmentInfo) -> None: ...
+
+    def track_finished(self, folder: Path, summary: TrackSummary) -> None: ...
+
+
 @dataclass
 class Track:
     spec: StreamSpec
@@ -39,6 +50,7 @@ class Track:
     pipeline: StreamPipeline
     receiver: TrackReceiver
     writer: TrackWriter
+    segments_announced: int = 0
 
     @property
     def port(self) -> int:
@@ -64,10 +76,17 @@ def container_preference(codec: Codec, settings: RecorderSettings) -> ContainerF
 
 
 class RecordingSession:
-    def __init__(self, folder: Path, settings: RecorderSettings, workers: MuxWorkers) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        settings: RecorderSettings,
+        workers: MuxWorkers,
+        listeners: Sequence[SessionListener] = (),
+    ) -> None:
         self.folder = folder
         self.settings = settings
         self.workers = workers
+        self.listeners = list(listeners)
         self.tracks: dict[str, Track] = {}
         self.finished: dict[str, TrackSummary] = {}
         self._ticker: asyncio.Task[None] | None = None
@@ -135,10 +154,13 @@ class RecordingSession:
                 summary.state = "failed"
         if summary.state == "recording":
             summary.state = "complete"
+        self._announce_segments(track, summary.segments)
         if not self.settings.keep_segments and summary.file is not None:
             shutil.rmtree(segments_dir(self.folder, name), ignore_errors=True)
         await asyncio.to_thread(write_summary, self.folder, summary)
         self.finished[name] = summary
+        for listener in self.listeners:
+            listener.track_finished(self.folder, summary)
         return summary
 
     async def stop(self) -> list[TrackSummary]:
@@ -168,6 +190,7 @@ class RecordingSession:
                 if pipeline.take_keyframe_request(now):
                     track.receiver.request_keyframe()
                 self._flush(track)
+                self._announce_segments(track, track.writer.segments)
             if now - self._last_summary >= SUMMARY_INTERVAL:
                 self._last_summary = now
                 snapshots = []
@@ -176,6 +199,14 @@ class RecordingSession:
                     summary.segments = list(track.writer.segments)
                     snapshots.append(summary)
                 await asyncio.to_thread(self._write_summaries, snapshots)
+
+    def _announce_segments(self, track: Track, segments: list[SegmentInfo]) -> None:
+        """Tell listeners about segments the mux worker has closed since the last call."""
+        closed = segments[track.segments_announced :]
+        track.segments_announced += len(closed)
+        for segment in closed:
+            for listener in self.listeners:
+                listener.segment_closed(self.folder, track.spec.name, segment)
 
     def _write_summaries(self, summaries: list[TrackSummary]) -> None:
         for summary in summaries:

@@ -19,13 +19,30 @@ from media import (
 
 from recorder.commands.demo import free_port_pair
 from recorder.config import RecorderSettings
-from recorder.models import TrackSummary
+from recorder.models import SegmentInfo, TrackSummary
 from recorder.mux.workers import MuxWorkers
 from recorder.sdp import parse_sdp
 from recorder.session import RecordingSession
 
 pytestmark = pytest.mark.slow
 SECONDS = 3.0
+
+
+class Listener:
+    """Records what the session announces, as the uploader will consume it."""
+
+    def __init__(self) -> None:
+        self.segments: list[tuple[str, SegmentInfo]] = []
+        self.finished: list[TrackSummary] = []
+
+    def segment_closed(self, folder: Path, track: str, segment: SegmentInfo) -> None:
+        self.segments.append((track, segment))
+
+    def track_finished(self, folder: Path, summary: TrackSummary) -> None:
+        self.finished.append(summary)
+
+
+LISTENER = Listener()
 
 
 async def record_sent(
@@ -36,7 +53,7 @@ async def record_sent(
     specs = parse_sdp(sdp_for([(c, ports[c], 96 + i) for i, c in enumerate(codecs)]))
     workers = MuxWorkers(2)
     session = RecordingSession(
-        tmp_path / "rec", RecorderSettings(segment_seconds=segment_seconds, **settings), workers
+        tmp_path / "rec", RecorderSettings(segment_seconds=segment_seconds, **settings), workers, [LISTENER]
     )
     for spec in specs:
         await session.add_track(spec)
@@ -79,7 +96,14 @@ def assert_same_frames(ref: Path, summary: TrackSummary, folder: Path, codec: st
 
 
 async def test_vp8_and_opus_recorded_bit_for_bit(tmp_path: Path) -> None:
+    LISTENER.segments.clear()
+    LISTENER.finished.clear()
     tracks = await record_sent(tmp_path, ["vp8", "opus"])
+    # Every closed segment was announced once, in order, and every track's end too.
+    for _, summary in tracks.values():
+        announced = [seg for track, seg in LISTENER.segments if track == summary.name]
+        assert announced == summary.segments
+    assert sorted(s.name for s in LISTENER.finished) == sorted(s.name for _, s in tracks.values())
     for codec, (ref, summary) in tracks.items():
         assert_same_frames(ref, summary, tmp_path / "rec", codec)
     assert (tmp_path / "rec" / f"{tracks['vp8'][1].name}.webm").exists()
