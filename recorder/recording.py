@@ -1,0 +1,53 @@
+"""A recording as the service sees it: one call (room) with its participants, recorded into one folder,
+and the sink interface through which it reaches storage, manifests and webhooks.
+
+The service's RecordingManager creates a RecordingSession per recording and hands every RecordingSink
+the recording's life: started, each closed segment, each finished track, finished. Sinks run on the
+event loop and must only queue work; `recording_finished` may await the work it queued (uploads,
+manifest, webhook), so the caller knows when the recording is available.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recorder.models import SegmentInfo, TrackSummary
+
+
+class ParticipantInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="The SFU's participant id (Janus publisher id), as a string.")
+    display_name: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    joined_at: float | None = Field(default=None, description="Unix time recording of this participant began.")
+    left_at: float | None = None
+
+
+class RecordingInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recording_id: str
+    folder: Path
+    room_id: str | None = None
+    call_id: str | None = None
+    started_at: float
+    finished_at: float | None = None
+    participants: list[ParticipantInfo] = Field(default_factory=list)
+    track_participants: dict[str, str] = Field(
+        default_factory=dict, description="Track name -> participant id."
+    )
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class RecordingSink(Protocol):
+    def recording_started(self, info: RecordingInfo) -> None: ...
+
+    def segment_closed(self, folder: Path, track: str, segment: SegmentInfo) -> None: ...
+
+    def track_finished(self, folder: Path, summary: TrackSummary) -> None: ...
+
+    async def recording_finished(self, info: RecordingInfo, tracks: list[TrackSummary]) -> None: ...
