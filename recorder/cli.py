@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from recorder import __version__
 
 # Subcommand modules, in the order `callvault --help` lists them.
-COMMANDS = ("record_rtp", "finalize", "demo", "verify")
+COMMANDS = ("serve", "record_rtp", "finalize", "verify", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,235 @@
+"""The Janus bridge: Janus events in, "record this stream" commands out.
+
+For a recorded room, every `published` publisher gets ports from the RecordingManager and a
+`rtp_forward` of each audio/video stream to them (RTCP port on video so our PLIs reach the publisher).
+`unpublished` / `leaving` finish the publisher's tracks (both arrive, `unpublished` twice: idempotent);
+`destroyed`, or the room staying empty for `empty_room_grace` seconds, finishes the room's recording.
+After every (re)connection to Janus the bridge reconciles: forwarders that point at our address but
+that we do not know are stopped, and publishers whose forwarders Janus no longer has (Janus restarted)
+are finished, so their return starts fresh tracks in the same recording, the gap in between visible.
+
+Payload types encode the codec (VP8 96, VP9 98, H.264 102, Opus 111 by default), so a forwarder
+listed by Janus tells what it carries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from janus_bridge.client import JanusClient
+from janus_bridge.errors import JanusError
+from janus_bridge.events import (
+    JanusEvent,
+    VideoRoomDestroyed,
+    VideoRoomLeaving,
+    VideoRoomPublished,
+    VideoRoomUnpublished,
+)
+from janus_bridge.transport import ConnectionState
+from janus_bridge.videoroom import ForwardStream, VideoRoom
+from recorder.models import Codec
+from recorder.recording import ParticipantInfo
+from recorder.service.manager import RecordingManager, StreamRequest
+from recorder.service.settings import JanusSettings
+
+log = logging.getLogger(__name__)
+
+CODECS = {"vp8": Codec.VP8, "vp9": Codec.VP9, "h264": Codec.H264, "opus": Codec.OPUS}
+
+
+class JanusBridge:
+    def __init__(
+        self,
+        manager: RecordingManager,
+        settings: JanusSettings,
+        client: JanusClient,
+        *,
+        empty_room_grace: float = 3.0,
+    ) -> None:
+        self.manager = manager
+        self.settings = settings
+        self.client = client
+        self.empty_room_grace = empty_room_grace
+        self.forwarders: dict[tuple[str, str], list[int]] = {}  # (room, publisher) -> Janus stream ids
+        self.errors = 0
+        self._closers: dict[str, asyncio.Task[None]] = {}
+        self._reconciler: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self.client.state is ConnectionState.CONNECTED
+
+    async def start(self) -> None:
+        """Start following Janus; returns at once even when Janus is down (the client keeps retrying)."""
+        self.client.add_state_listener(self._on_state)
+        try:
+            await self.client.connect()
+        except (JanusError, TimeoutError) as exc:
+            log.warning(
+                "Janus at %s is not reachable yet (%s); retrying in the background", self.settings.ws_url, exc
+            )
+
+    async def close(self) -> None:
+        for task in [*self._closers.values(), *([self._reconciler] if self._reconciler else [])]:
+            task.cancel()
+        await self.client.close()
+
+    # -- events ----------------------------------------------------------------------------------------
+
+    async def on_events(self, events: Sequence[JanusEvent]) -> None:
+        """EventIntake callback: act on the VideoRoom events of recorded rooms, in order."""
+        for event in events:
+            try:
+                if isinstance(event, VideoRoomPublished):
+                    await self._published(event)
+                elif isinstance(event, VideoRoomUnpublished | VideoRoomLeaving):
+                    await self._gone(str(event.room), str(event.publisher_id))
+                elif isinstance(event, VideoRoomDestroyed):
+                    await self._finish_room(str(event.room))
+            except (JanusError, OSError, TimeoutError) as exc:
+                self.errors += 1
+                log.error("cannot act on Janus event %s: %s", type(event).__name__, exc)
+
+    async def _published(self, event: VideoRoomPublished) -> None:
+        room, publisher = str(event.room), str(event.publisher_id)
+        if not self.settings.records(room):
+            return
+        requests = self._stream_requests(event)
+        if not requests:
+            log.warning("room %s: publisher %s has no stream CallVault can record", room, publisher)
+            return
+        closer = self._closers.pop(room, None)
+        if closer is not None:
+            closer.cancel()
+        async with self._lock:
+            if (room, publisher) in self.forwarders:
+                return
+            participant = ParticipantInfo(id=publisher, display_name=event.display)
+            ports = await self.manager.add_participant(room, participant, requests)
+            streams = [
+                ForwardStream(
+                    mid=p.mid,
+                    port=p.port,
+                    rtcp_port=p.rtcp_port if p.kind.value == "video" else None,
+                    pt=r.payload_type,
+                )
+                for p, r in zip(ports, requests, strict=True)
+            ]
+            try:
+                forwarders = await (await self._room()).rtp_forward(
+                    event.room,
+                    event.publisher_id,
+                    self.settings.forward_host,
+                    streams,
+                    secret=self.settings.secret_for(room),
+                    admin_key=self.settings.admin_key,
+                )
+            except BaseException:
+                await self.manager.remove_participant(room, publisher)
+                raise
+            self.forwarders[(room, publisher)] = [f.stream_id for f in forwarders]
+            log.info(
+                "room %s: forwarding publisher %s (%s) to %d ports",
+                room,
+                publisher,
+                event.display,
+                len(streams),
+            )
+
+    def _stream_requests(self, event: VideoRoomPublished) -> list[StreamRequest]:
+        requests = []
+        for stream in event.streams:
+            codec = CODECS.get((stream.codec or "").lower())
+            if codec is None or stream.type not in ("audio", "video"):
+                continue
+            requests.append(StreamRequest(mid=stream.mid, codec=codec, payload_type=self._pt(codec)))
+        return requests
+
+    def _pt(self, codec: Codec) -> int:
+        if codec is Codec.OPUS:
+            return self.settings.audio_pt
+        return {Codec.VP8: 0, Codec.VP9: 2, Codec.H264: 6}[codec] + self.settings.video_pt
+
+    async def _gone(self, room: str, publisher: str) -> None:
+        async with self._lock:
+            self.forwarders.pop((room, publisher), None)
+            await self.manager.remove_participant(room, publisher)
+        if self.manager.room_is_empty(room) and room not in self._closers:
+            self._closers[room] = asyncio.create_task(self._close_when_empty(room))
+
+    async def _close_when_empty(self, room: str) -> None:
+        await asyncio.sleep(self.empty_room_grace)
+        self._closers.pop(room, None)
+        if self.manager.room_is_empty(room):
+            await self._finish_room(room)
+
+    async def _finish_room(self, room: str) -> None:
+        closer = self._closers.pop(room, None)
+        if closer is not None and closer is not asyncio.current_task():
+            closer.cancel()
+        async with self._lock:
+            for key in [k for k in self.forwarders if k[0] == room]:
+                del self.forwarders[key]
+        await self.manager.finish_room(room)
+
+    # -- reconciliation --------------------------------------------------------------------------------
+
+    def _on_state(self, state: ConnectionState) -> None:
+        if state is ConnectionState.CONNECTED:
+            log.info("connected to Janus at %s (generation %d)", self.settings.ws_url, self.client.generation)
+            if self._reconciler is None or self._reconciler.done():
+                self._reconciler = asyncio.create_task(self.reconcile())
+        elif state is ConnectionState.DISCONNECTED:
+            log.warning("lost Janus at %s; retrying", self.settings.ws_url)
+
+    async def reconcile(self) -> None:
+        """Match Janus's forwarders with ours (after start-up and every reconnection)."""
+        for room in list(self.manager.rooms):
+            try:
+                listed = await (await self._room()).list_forwarders(
+                    _room_id(room), self.settings.secret_for(room)
+                )
+            except JanusError as exc:
+                log.warning("room %s: cannot list forwarders: %s", room, exc)
+                listed = []
+            alive: set[str] = set()
+            async with self._lock:
+                ours = {sid for (r, _), ids in self.forwarders.items() if r == room for sid in ids}
+                for publisher in listed:
+                    for fwd in publisher.forwarders:
+                        if fwd.stream_id in ours:
+                            alive.add(str(publisher.publisher_id))
+                        elif fwd.host == self.settings.forward_host and self._in_our_range(fwd.port):
+                            log.info(
+                                "room %s: stopping stale forwarder %d to port %d",
+                                room,
+                                fwd.stream_id,
+                                fwd.port,
+                            )
+                            with contextlib.suppress(JanusError):
+                                await (await self._room()).stop_rtp_forward(
+                                    _room_id(room),
+                                    publisher.publisher_id,
+                                    fwd.stream_id,
+                                    secret=self.settings.secret_for(room),
+                                    admin_key=self.settings.admin_key,
+                                )
+            lost = [p for (r, p) in self.forwarders if r == room and p not in alive]
+            for gone in lost:
+                log.warning("room %s: Janus lost publisher %s's forwarders; finishing its tracks", room, gone)
+                await self._gone(room, gone)
+
+    def _in_our_range(self, port: int) -> bool:
+        s = self.manager.settings
+        return s.rtp_port_min <= port <= s.rtp_port_max
+
+    async def _room(self) -> VideoRoom:
+        return await self.client.videoroom()
+
+
+def _room_id(room: str) -> int | str:
+    return int(room) if room.isdigit() else room

@@ -1,0 +1,98 @@
+"""`callvault serve [--config FILE]`: record every call of the SFU's recorded rooms.
+
+Starts cleanly with Janus down (retries with backoff; /readyz says so) and, on SIGTERM or SIGINT,
+finalizes every open recording before it exits. Segments a crash left in the data folder are finalized
+at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from janus_bridge.bridge import JanusBridge
+from janus_bridge.client import JanusClient
+from janus_bridge.intake import EventIntake
+from recorder.mux.recovery import recover_folder
+from recorder.service.app import EVENTS_HTTP_PATH, EVENTS_WS_PATH, ReadinessCheck, build_app
+from recorder.service.manager import RecordingManager
+from recorder.service.settings import ServiceSettings, load_settings
+
+log = logging.getLogger("callvault.serve")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the recording service next to Janus")
+    p.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+    except (ValidationError, FileNotFoundError, ValueError) as exc:
+        message = str(exc).replace("\n", "; ")
+        print(f"callvault: error: invalid configuration: {message}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(settings))
+    except OSError as exc:
+        print(f"callvault: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    recordings = settings.data_dir / "recordings"
+    await asyncio.to_thread(recordings.mkdir, parents=True, exist_ok=True)
+    for summary in await asyncio.to_thread(recover_folder, recordings):
+        log.info("finalized track %s left by a crash", summary.name)
+
+    manager = RecordingManager(settings)
+    checks: list[ReadinessCheck] = []
+    app = build_app(manager, checks)
+    bridge: JanusBridge | None = None
+    intake: EventIntake | None = None
+    if settings.janus.enabled:
+        client = JanusClient(settings.janus.ws_url, api_secret=settings.janus.api_secret)
+        bridge = JanusBridge(manager, settings.janus, client)
+        intake = EventIntake(
+            bridge.on_events, token=settings.janus.events_token, basic_auth=settings.janus.events_basic_auth
+        )
+        intake.add_routes(app, http_path=EVENTS_HTTP_PATH, ws_path=EVENTS_WS_PATH)
+        janus = bridge
+        checks.append(ReadinessCheck("janus", lambda: None if janus.connected else "not connected to Janus"))
+
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    await site.start()
+    log.info("callvault serve listening on http://%s:%d", settings.http_host, settings.http_port)
+    try:
+        if bridge is not None:
+            await bridge.start()
+        await stop.wait()
+        log.info("stopping: finalizing %d open recordings", len(manager.rooms))
+    finally:
+        try:
+            await asyncio.wait_for(manager.shutdown(), timeout=settings.shutdown_grace)
+        except TimeoutError:
+            log.error(
+                "recordings not finalized within %.0f s; segments stay for recovery", settings.shutdown_grace
+            )
+        if bridge is not None:
+            await bridge.close()
+        await runner.cleanup()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,1 @@
+"""`callvault serve`: the long-running recorder service next to an SFU."""

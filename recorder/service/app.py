@@ -1,0 +1,64 @@
+"""The HTTP face of `callvault serve`: health, readiness, status and the Janus event-handler endpoints."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aiohttp import web
+
+from recorder import __version__
+from recorder.service.manager import RecordingManager
+
+EVENTS_HTTP_PATH = "/janus/events"
+EVENTS_WS_PATH = "/janus/events/ws"
+
+
+class ReadinessCheck:
+    """A named condition `/readyz` reports; `reason()` is None when it holds."""
+
+    def __init__(self, name: str, reason: Any) -> None:
+        self.name = name
+        self.reason = reason
+
+
+def build_app(manager: RecordingManager, checks: list[ReadinessCheck]) -> web.Application:
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "version": __version__})
+
+    async def readyz(request: web.Request) -> web.Response:
+        problems = {c.name: r for c in checks if (r := c.reason()) is not None}
+        data_dir = manager.settings.data_dir
+        if not os.access(data_dir, os.W_OK):
+            problems["storage"] = f"{data_dir} is not writable"
+        status = 200 if not problems else 503
+        return web.json_response({"ready": not problems, "problems": problems}, status=status)
+
+    async def status(request: web.Request) -> web.Response:
+        rooms = {
+            room: {
+                "recording_id": r.info.recording_id,
+                "folder": str(r.info.folder),
+                "participants": {pid: [s.track for s in streams] for pid, streams in r.participants.items()},
+            }
+            for room, r in manager.rooms.items()
+        }
+        finished = [
+            {"room": i.room_id, "recording_id": i.recording_id, "folder": str(i.folder)}
+            for i in manager.finished
+        ]
+        return web.json_response(
+            {
+                "rooms": rooms,
+                "finished": finished,
+                "active_streams": manager.active_streams,
+                "ports_in_use": manager.ports.in_use,
+            }
+        )
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/v1/status", status)
+    return app

@@ -1,0 +1,199 @@
+"""Recordings of rooms: one RecordingSession per recorded room, a track per forwarded participant stream.
+
+SFU-agnostic: the Janus bridge (and later mediasoup) calls `add_participant` with the streams to record
+and forwards them to the ports it gets back; `remove_participant` and `finish_room` end them. Every
+recording's life is handed to the RecordingSinks (storage, manifests, webhooks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recorder.models import Codec, MediaKind, StreamSpec, TrackSummary
+from recorder.mux.workers import MuxWorkers
+from recorder.recording import ParticipantInfo, RecordingInfo, RecordingSink
+from recorder.service.ports import PortAllocator
+from recorder.service.settings import ServiceSettings
+from recorder.session import RecordingSession
+
+log = logging.getLogger(__name__)
+
+CLOCK_RATES = {Codec.VP8: 90000, Codec.VP9: 90000, Codec.H264: 90000, Codec.OPUS: 48000}
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRequest:
+    """One stream of a participant to record."""
+
+    mid: str
+    codec: Codec
+    payload_type: int
+    channels: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPorts:
+    mid: str
+    kind: MediaKind
+    port: int
+    rtcp_port: int
+    track: str
+
+
+@dataclass
+class RoomRecording:
+    info: RecordingInfo
+    session: RecordingSession
+    participants: dict[str, list[StreamPorts]] = field(default_factory=dict)
+    finishing: bool = False
+
+
+def new_recording_id(room: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in room)[:40]
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{safe}-{secrets.token_hex(4)}"
+
+
+class RecordingManager:
+    def __init__(self, settings: ServiceSettings, sinks: list[RecordingSink] | None = None) -> None:
+        self.settings = settings
+        self.sinks = list(sinks or [])
+        self.rooms: dict[str, RoomRecording] = {}
+        self.finished: list[RecordingInfo] = []
+        self.ports = PortAllocator(settings.rtp_port_min, settings.rtp_port_max, settings.rtp_bind)
+        self.workers = MuxWorkers(settings.recorder.mux_threads)
+        self.recordings_dir = settings.data_dir / "recordings"
+        self._lock = asyncio.Lock()
+
+    @property
+    def active_streams(self) -> int:
+        return sum(len(r.session.tracks) for r in self.rooms.values())
+
+    def participant_streams(self, room: str, participant: str) -> list[StreamPorts]:
+        recording = self.rooms.get(room)
+        return list(recording.participants.get(participant, [])) if recording else []
+
+    async def add_participant(
+        self, room: str, participant: ParticipantInfo, streams: list[StreamRequest]
+    ) -> list[StreamPorts]:
+        """Start recording a participant's streams; returns the ports to forward each stream to.
+        Idempotent: a participant already being recorded gets its existing ports back."""
+        async with self._lock:
+            recording = self.rooms.get(room) or await self._start_room(room)
+            if participant.id in recording.participants:
+                return recording.participants[participant.id]
+            participant.joined_at = participant.joined_at or time.time()
+            recording.info.participants.append(participant)
+            allocated: list[StreamPorts] = []
+            try:
+                for stream in streams:
+                    allocated.append(await self._add_stream(recording, participant.id, stream))
+            except BaseException:
+                for ports in allocated:
+                    await recording.session.finish_track(ports.track)
+                    self.ports.release(ports.port)
+                raise
+            recording.participants[participant.id] = allocated
+            log.info(
+                "room %s: recording participant %s (%s): %s",
+                room,
+                participant.id,
+                participant.display_name,
+                ", ".join(f"{p.track}@{p.port}" for p in allocated),
+            )
+            return allocated
+
+    async def remove_participant(self, room: str, participant_id: str) -> list[TrackSummary]:
+        """Finish a participant's tracks (idempotent: Janus sends 'unpublished' twice)."""
+        async with self._lock:
+            recording = self.rooms.get(room)
+            if recording is None or participant_id not in recording.participants:
+                return []
+            summaries = []
+            for ports in recording.participants.pop(participant_id):
+                summaries.append(await recording.session.finish_track(ports.track))
+                self.ports.release(ports.port)
+            for p in recording.info.participants:
+                if p.id == participant_id and p.left_at is None:
+                    p.left_at = time.time()
+            return summaries
+
+    def room_is_empty(self, room: str) -> bool:
+        recording = self.rooms.get(room)
+        return recording is not None and not recording.participants
+
+    async def finish_room(self, room: str) -> RecordingInfo | None:
+        """Finish every track of the room's recording and hand it to the sinks."""
+        async with self._lock:
+            recording = self.rooms.pop(room, None)
+        if recording is None:
+            return None
+        for participant_id in list(recording.participants):
+            for ports in recording.participants.pop(participant_id):
+                self.ports.release(ports.port)
+        summaries = await recording.session.stop()
+        info = recording.info
+        info.finished_at = time.time()
+        for p in info.participants:
+            p.left_at = p.left_at or info.finished_at
+        log.info("room %s: recording %s finished with %d tracks", room, info.recording_id, len(summaries))
+        for sink in self.sinks:
+            try:
+                await sink.recording_finished(info, summaries)
+            except Exception:
+                log.exception("recording %s: a sink failed to finish it", info.recording_id)
+        self.finished.append(info)
+        return info
+
+    async def shutdown(self) -> None:
+        """Finalize every open recording (SIGTERM)."""
+        for room in list(self.rooms):
+            await self.finish_room(room)
+        await asyncio.to_thread(self.workers.shutdown)
+
+    async def _start_room(self, room: str) -> RoomRecording:
+        recording_id = new_recording_id(room)
+        folder = self.recordings_dir / recording_id
+        info = RecordingInfo(recording_id=recording_id, folder=folder, room_id=room, started_at=time.time())
+        session = RecordingSession(folder, self.settings.recorder, self.workers, self.sinks)
+        recording = RoomRecording(info, session)
+        self.rooms[room] = recording
+        for sink in self.sinks:
+            sink.recording_started(info)
+        log.info("room %s: recording %s started in %s", room, recording_id, folder)
+        return recording
+
+    async def _add_stream(
+        self, recording: RoomRecording, participant: str, stream: StreamRequest
+    ) -> StreamPorts:
+        kind = stream.codec.kind
+        name = f"{participant}-{kind.value}-{stream.mid}"
+        for _ in range(8):  # a port can be taken between the check and the bind; try another
+            port = self.ports.allocate()
+            spec = StreamSpec(
+                name=name,
+                codec=stream.codec,
+                payload_type=stream.payload_type,
+                clock_rate=CLOCK_RATES[stream.codec],
+                channels=stream.channels,
+                port=port,
+                rtcp_port=port + 1,
+                address=self.settings.rtp_bind,
+            )
+            try:
+                await recording.session.add_track(spec)
+            except OSError as exc:
+                self.ports.release(port)
+                log.warning("port pair %d/%d is taken (%s); trying another", port, port + 1, exc)
+                continue
+            recording.info.track_participants[name] = participant
+            return StreamPorts(stream.mid, kind, port, port + 1, name)
+        raise OSError(f"could not bind an RTP port pair for {name}")
+
+    def folder_of(self, room: str) -> Path | None:
+        recording = self.rooms.get(room)
+        return recording.info.folder if recording else None

@@ -1,0 +1,112 @@
+"""Configuration of `callvault serve`: a TOML file and/or environment variables.
+
+Environment variables override the file: `CALLVAULT_<FIELD>`, nested with `__`, for example
+`CALLVAULT_HTTP_PORT=8080`, `CALLVAULT_JANUS__WS_URL=ws://janus:8188`,
+`CALLVAULT_RECORDER__SEGMENT_SECONDS=2`. Every field has a default; README lists them all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from recorder.config import RecorderSettings
+
+
+class JanusSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Follow a Janus VideoRoom and record its rooms.")
+    ws_url: str = Field(default="ws://127.0.0.1:8188", description="Janus WebSocket API (janus-protocol).")
+    api_secret: str | None = Field(default=None, description="Janus api_secret, if set.")
+    admin_key: str | None = Field(
+        default=None, description="VideoRoom admin_key, needed for rtp_forward when lock_rtp_forward is on."
+    )
+    room_secret: str | None = Field(default=None, description="Secret of every recorded room (default).")
+    room_secrets: dict[str, str] = Field(default_factory=dict, description="Per-room secrets, by room id.")
+    record_rooms: Literal["all"] | list[str] = Field(
+        default="all", description="'all', or the list of room ids to record."
+    )
+    forward_host: str = Field(
+        default="127.0.0.1",
+        description="Address Janus sends RTP to: this service's address as Janus sees it.",
+    )
+    events: Literal["http", "ws"] = Field(
+        default="http", description="Event handler Janus uses: sampleevh (http) or wsevh (ws)."
+    )
+    events_token: str | None = Field(
+        default=None, description="Shared secret the event handler must present (?token=, Bearer, header)."
+    )
+    events_basic_auth: tuple[str, str] | None = Field(
+        default=None, description="HTTP basic auth (user, password) sampleevh must present."
+    )
+    video_pt: int = Field(default=96, ge=96, le=127, description="Payload type Janus forwards video with.")
+    audio_pt: int = Field(default=111, ge=96, le=127, description="Payload type Janus forwards audio with.")
+
+    def secret_for(self, room: str) -> str | None:
+        return self.room_secrets.get(room, self.room_secret)
+
+    def records(self, room: str) -> bool:
+        return self.record_rooms == "all" or room in self.record_rooms
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALLVAULT_", env_nested_delimiter="__", extra="forbid")
+    toml_file: ClassVar[Path | None] = None
+
+    http_host: str = Field(default="0.0.0.0", description="Address of the HTTP API and event endpoints.")
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    data_dir: Path = Field(default=Path("callvault-data"), description="Recordings and state.")
+    rtp_bind: str = Field(default="0.0.0.0", description="Address the RTP/RTCP sockets bind to.")
+    rtp_port_min: int = Field(default=40000, ge=1024, le=65535, description="First port of the RTP range.")
+    rtp_port_max: int = Field(default=40999, ge=1024, le=65535, description="Last port of the RTP range.")
+    shutdown_grace: float = Field(
+        default=30.0, gt=0, description="Seconds SIGTERM waits for open recordings to be finalized."
+    )
+    recorder: RecorderSettings = Field(default_factory=RecorderSettings)
+    janus: JanusSettings = Field(default_factory=JanusSettings)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @model_validator(mode="after")
+    def _port_range(self) -> ServiceSettings:
+        if self.rtp_port_max - self.rtp_port_min < 3:
+            raise ValueError("rtp_port_max must be at least rtp_port_min + 3 (two RTP/RTCP pairs)")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
+        return tuple(sources)
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> ServiceSettings:
+    """Settings from `config` (TOML), overridden by CALLVAULT_* environment variables and `overrides`."""
+    if config is not None and not config.is_file():
+        raise FileNotFoundError(f"config file {config} does not exist")
+
+    class _FromFile(ServiceSettings):
+        toml_file = config
+
+    loaded = _FromFile(**overrides)
+    return ServiceSettings.model_validate(loaded.model_dump())

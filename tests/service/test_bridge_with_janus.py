@@ -1,0 +1,135 @@
+"""The bridge against a real Janus 1.1.2: a `published` event for a recorded room allocates ports,
+creates real forwarders (pt chosen per codec, RTCP port on video, which Janus latches), `unpublished`
+twice finishes the tracks once, an empty room finishes its recording, and reconciliation stops
+forwarders into our port range that we do not know."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from janus_fixture import (
+    FAST_BACKOFF,
+    ROOM,
+    ROOM_SECRET,
+    JanusServer,
+    eventually,
+    join_fake_publisher,
+    start_or_skip,
+)
+
+from janus_bridge.bridge import JanusBridge
+from janus_bridge.client import JanusClient
+from janus_bridge.events import parse_events
+from janus_bridge.videoroom import ForwardStream
+from recorder.service.manager import RecordingManager
+from recorder.service.settings import JanusSettings, ServiceSettings
+
+
+@pytest.fixture(scope="module")
+def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JanusServer]:
+    server = start_or_skip(JanusServer(tmp_path_factory.mktemp("janus")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def bridge(janus: JanusServer, tmp_path: Path) -> AsyncIterator[JanusBridge]:
+    settings = ServiceSettings(
+        data_dir=tmp_path / "data",
+        rtp_bind="127.0.0.1",
+        rtp_port_min=46000,
+        rtp_port_max=46999,
+        janus=JanusSettings(
+            ws_url=janus.ws_url, admin_key=janus.admin_key, room_secret=ROOM_SECRET, record_rooms=[str(ROOM)]
+        ),
+    )
+    manager = RecordingManager(settings)
+    client = JanusClient(janus.ws_url, request_timeout=5.0, backoff=FAST_BACKOFF)
+    b = JanusBridge(manager, settings.janus, client, empty_room_grace=0.2)
+    await b.start()
+    yield b
+    await manager.shutdown()
+    await b.close()
+
+
+def event(name: str, room: int, publisher: int, **extra: object) -> bytes:
+    data = {"event": name, "room": room, "id": publisher, **extra}
+    return json.dumps(
+        [{"type": 64, "timestamp": 1, "event": {"plugin": "janus.plugin.videoroom", "data": data}}]
+    ).encode()
+
+
+STREAMS = [{"type": "audio", "mid": "0", "codec": "opus"}, {"type": "video", "mid": "1", "codec": "vp8"}]
+
+
+async def test_published_publisher_is_forwarded_and_recorded(bridge: JanusBridge) -> None:
+    handle, publisher = await join_fake_publisher(bridge.client, display="agent")
+    events, malformed = parse_events(event("published", ROOM, publisher, display="agent", streams=STREAMS))
+    assert malformed == 0
+    await bridge.on_events(events)
+
+    manager = bridge.manager
+    streams = manager.participant_streams(str(ROOM), str(publisher))
+    assert [(s.mid, s.kind.value) for s in streams] == [("0", "audio"), ("1", "video")]
+    videoroom = await bridge.client.videoroom()
+    (listed,) = [p for p in await videoroom.list_forwarders(ROOM, ROOM_SECRET) if p.publisher_id == publisher]
+    by_port = {f.port: f for f in listed.forwarders}
+    audio, video = streams
+    assert by_port[audio.port].type == "audio" and by_port[audio.port].remote_rtcp_port is None
+    assert by_port[video.port].type == "video" and by_port[video.port].remote_rtcp_port == video.rtcp_port
+    # Janus latches the RTCP path by sending to our RTCP port: our PLIs can now reach the publisher.
+    track = manager.rooms[str(ROOM)].session.tracks[video.track]
+    local_rtcp = by_port[video.port].local_rtcp_port
+
+    async def latched() -> bool:
+        return track.receiver.rtcp_remote is not None and track.receiver.rtcp_remote[1] == local_rtcp
+
+    await eventually(latched)
+    info = manager.rooms[str(ROOM)].info
+    assert [(p.id, p.display_name) for p in info.participants] == [(str(publisher), "agent")]
+
+    # `unpublished` arrives twice; then the empty room's recording finishes after the grace period.
+    gone, _ = parse_events(event("unpublished", ROOM, publisher))
+    await bridge.on_events(gone + gone)
+    assert manager.participant_streams(str(ROOM), str(publisher)) == []
+
+    async def finished() -> bool:
+        return str(ROOM) not in manager.rooms and len(manager.finished) == 1
+
+    await eventually(finished, within=5)
+    folder = manager.finished[0].folder
+    summaries = sorted(p.name for p in folder.glob("*.json"))
+    assert summaries == [f"{publisher}-audio-0.json", f"{publisher}-video-1.json"]
+    await handle.detach()
+
+
+async def test_rooms_not_recorded_are_ignored(bridge: JanusBridge) -> None:
+    events, _ = parse_events(event("published", 999, 5, streams=STREAMS))
+    await bridge.on_events(events)
+    assert bridge.manager.rooms == {}
+
+
+async def test_reconcile_stops_unknown_forwarders_into_our_range(bridge: JanusBridge) -> None:
+    handle, publisher = await join_fake_publisher(bridge.client, display="customer")
+    events, _ = parse_events(event("published", ROOM, publisher, streams=STREAMS))
+    await bridge.on_events(events)
+    videoroom = await bridge.client.videoroom()
+    # A forwarder left by an earlier run of the service, into our range but unknown to us now.
+    await videoroom.rtp_forward(
+        ROOM,
+        publisher,
+        "127.0.0.1",
+        [ForwardStream(mid="0", port=46990)],
+        secret=ROOM_SECRET,
+        admin_key="supersecret",
+    )
+    await bridge.reconcile()
+    (listed,) = [p for p in await videoroom.list_forwarders(ROOM, ROOM_SECRET) if p.publisher_id == publisher]
+    ours = {s.port for s in bridge.manager.participant_streams(str(ROOM), str(publisher))}
+    assert {f.port for f in listed.forwarders} == ours
+    await handle.detach()
+    await asyncio.sleep(0)
