@@ -184,7 +184,7 @@ class JanusBridge:
             if self._reconciler is None or self._reconciler.done():
                 self._reconciler = asyncio.create_task(self.reconcile())
         elif state is ConnectionState.DISCONNECTED:
-            log.warning("lost Janus at %s; retrying", self.settings.ws_url)
+            log.warning("no connection to Janus at %s; retrying", self.settings.ws_url)
 
     async def reconcile(self) -> None:
         """Match Janus's forwarders with ours (after start-up and every reconnection)."""

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -61,7 +62,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) ->
 
     manager = RecordingManager(settings)
     checks: list[ReadinessCheck] = []
-    app = build_app(manager, checks)
+    counters: dict[str, Callable[[], dict[str, int]]] = {}
+    app = build_app(manager, checks, counters)
     bridge: JanusBridge | None = None
     intake: EventIntake | None = None
     if settings.janus.enabled:
@@ -71,7 +73,12 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) ->
             bridge.on_events, token=settings.janus.events_token, basic_auth=settings.janus.events_basic_auth
         )
         intake.add_routes(app, http_path=EVENTS_HTTP_PATH, ws_path=EVENTS_WS_PATH)
-        janus = bridge
+        janus, events = bridge, intake
+        counters["janus_events"] = events.stats.as_dict
+        counters["janus_bridge"] = lambda: {
+            "errors": janus.errors,
+            "forwarded_publishers": len(janus.forwarders),
+        }
         checks.append(ReadinessCheck("janus", lambda: None if janus.connected else "not connected to Janus"))
 
     runner = web.AppRunner(app, handle_signals=False)
@@ -80,9 +87,10 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) ->
     await site.start()
     log.info("callvault serve listening on http://%s:%d", settings.http_host, settings.http_port)
     try:
-        if bridge is not None:
-            await bridge.start()
+        starting = asyncio.create_task(bridge.start()) if bridge is not None else None
         await stop.wait()
+        if starting is not None and not starting.done():
+            starting.cancel()
         log.info("stopping: finalizing %d open recordings", len(manager.rooms))
     finally:
         try:

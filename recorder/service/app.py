@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -22,8 +23,14 @@ class ReadinessCheck:
         self.reason = reason
 
 
-def build_app(manager: RecordingManager, checks: list[ReadinessCheck]) -> web.Application:
+def build_app(
+    manager: RecordingManager,
+    checks: list[ReadinessCheck],
+    counters: dict[str, Callable[[], dict[str, int]]] | None = None,
+) -> web.Application:
+    """`counters`: named callables whose figures /v1/status reports (event intake, bridge...)."""
     app = web.Application(client_max_size=16 * 1024 * 1024)
+    sources = counters if counters is not None else {}
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})
@@ -51,6 +58,7 @@ def build_app(manager: RecordingManager, checks: list[ReadinessCheck]) -> web.Ap
         ]
         return web.json_response(
             {
+                **{name: get() for name, get in sources.items()},
                 "rooms": rooms,
                 "finished": finished,
                 "active_streams": manager.active_streams,
