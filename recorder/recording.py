@@ -23,7 +23,7 @@ class ParticipantInfo(BaseModel):
     id: str = Field(description="The SFU's participant id (Janus publisher id), as a string.")
     display_name: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
-    joined_at: float | None = Field(default=None, description="Unix time recording of this participant began.")
+    joined_at: float | None = Field(default=None, description="Unix time this participant's recording began.")
     left_at: float | None = None
 
 
