@@ -81,7 +81,7 @@ def test_bad_configuration_is_one_clear_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("http_port = 70000\n[janus]\nrecord_rooms = 5\n")
     result = subprocess.run(
-        [*CALLVAULT, "serve", "--config", str(path)], capture_output=True, text=True, timeout=30
+        [*CALLVAULT, "serve", "--config", str(path)], capture_output=True, text=True, timeout=30, check=False
     )
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
