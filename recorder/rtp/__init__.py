@@ -1,1 +1,52 @@
-"""RTP and RTCP on the wire (RFC 3550, 8285, 4585, 5104, 5761): pure parsing and serialization."""
+"""RTP and RTCP on the wire (RFC 3550, 8285, 4585, 5104, 5506, 5761): pure parsing and serialization."""
+
+from recorder.rtp.packet import HeaderExtension, RtpPacket, build_extensions, parse_extensions
+from recorder.rtp.rtcp import (
+    SDES_CNAME,
+    FullIntraRequest,
+    Goodbye,
+    PictureLossIndication,
+    ReceiverReport,
+    ReportBlock,
+    RtcpPacket,
+    SdesChunk,
+    SenderReport,
+    SourceDescription,
+    UnknownRtcp,
+    build_fir,
+    build_pli,
+    build_receiver_report,
+    is_rtcp,
+    ntp_to_unix,
+    parse_rtcp,
+    unix_to_ntp,
+)
+from recorder.rtp.seqnum import SeqUnwrapper, TimestampUnwrapper, seq_newer
+
+__all__ = [
+    "SDES_CNAME",
+    "FullIntraRequest",
+    "Goodbye",
+    "HeaderExtension",
+    "PictureLossIndication",
+    "ReceiverReport",
+    "ReportBlock",
+    "RtcpPacket",
+    "RtpPacket",
+    "SdesChunk",
+    "SenderReport",
+    "SeqUnwrapper",
+    "SourceDescription",
+    "TimestampUnwrapper",
+    "UnknownRtcp",
+    "build_extensions",
+    "build_fir",
+    "build_pli",
+    "build_receiver_report",
+    "is_rtcp",
+    "ntp_to_unix",
+    "parse_extensions",
+    "parse_rtcp",
+    "seq_newer",
+    "unix_to_ntp",
+]
