@@ -102,13 +102,19 @@ class JanusBridge:
         if not requests:
             log.warning("room %s: publisher %s has no stream CallVault can record", room, publisher)
             return
+        await self._forward(room, publisher, event.display, requests)
+
+    async def _forward(
+        self, room: str, publisher: str, display: str | None, requests: list[StreamRequest]
+    ) -> None:
+        """Record a publisher's streams and have Janus forward them to us."""
         closer = self._closers.pop(room, None)
         if closer is not None:
             closer.cancel()
         async with self._lock:
             if (room, publisher) in self.forwarders:
                 return
-            participant = ParticipantInfo(id=publisher, display_name=event.display)
+            participant = ParticipantInfo(id=publisher, display_name=display)
             ports = await self.manager.add_participant(room, participant, requests)
             streams = [
                 ForwardStream(
@@ -121,8 +127,8 @@ class JanusBridge:
             ]
             try:
                 forwarders = await (await self._room()).rtp_forward(
-                    event.room,
-                    event.publisher_id,
+                    _room_id(room),
+                    _room_id(publisher),
                     self.settings.forward_host,
                     streams,
                     secret=self.settings.secret_for(room),
@@ -133,11 +139,7 @@ class JanusBridge:
                 raise
             self.forwarders[(room, publisher)] = [f.stream_id for f in forwarders]
             log.info(
-                "room %s: forwarding publisher %s (%s) to %d ports",
-                room,
-                publisher,
-                event.display,
-                len(streams),
+                "room %s: forwarding publisher %s (%s) to %d ports", room, publisher, display, len(ports)
             )
 
     def _stream_requests(self, event: VideoRoomPublished) -> list[StreamRequest]:
@@ -188,6 +190,7 @@ class JanusBridge:
 
     async def reconcile(self) -> None:
         """Match Janus's forwarders with ours (after start-up and every reconnection)."""
+        await self._resume_rooms()
         for room in list(self.manager.rooms):
             try:
                 listed = await (await self._room()).list_forwarders(
@@ -222,6 +225,39 @@ class JanusBridge:
             for gone in lost:
                 log.warning("room %s: Janus lost publisher %s's forwarders; finishing its tracks", room, gone)
                 await self._gone(room, gone)
+
+    async def _resume_rooms(self) -> None:
+        """After a restart of this service: publishers that were being recorded and are still forwarded
+        into our port range get fresh forwarders to new ports, in the same recording."""
+        for room, state in list(self.manager.resumable.items()):
+            try:
+                listed = await (await self._room()).list_forwarders(
+                    _room_id(room), self.settings.secret_for(room)
+                )
+            except JanusError as exc:
+                log.warning("room %s: cannot list forwarders to resume it: %s", room, exc)
+                continue
+            for publisher in listed:
+                pid = str(publisher.publisher_id)
+                previous = state.participants.get(pid)
+                if previous is None:
+                    continue
+                for fwd in publisher.forwarders:
+                    if fwd.host == self.settings.forward_host and self._in_our_range(fwd.port):
+                        with contextlib.suppress(JanusError):
+                            await (await self._room()).stop_rtp_forward(
+                                _room_id(room),
+                                publisher.publisher_id,
+                                fwd.stream_id,
+                                secret=self.settings.secret_for(room),
+                                admin_key=self.settings.admin_key,
+                            )
+                requests = [
+                    StreamRequest(mid=s.mid, codec=s.codec, payload_type=s.payload_type)
+                    for s in previous.streams
+                ]
+                await self._forward(room, pid, previous.display_name, requests)
+            self.manager.resumable.pop(room, None)
 
     def _in_our_range(self, port: int) -> bool:
         s = self.manager.settings

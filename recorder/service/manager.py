@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import BaseModel, Field, ValidationError
+
 from recorder.models import Codec, MediaKind, StreamSpec, TrackSummary
 from recorder.mux.workers import MuxWorkers
 from recorder.recording import ParticipantInfo, RecordingInfo, RecordingSink
@@ -45,12 +47,37 @@ class StreamPorts:
     track: str
 
 
+class ForwardedStream(BaseModel):
+    mid: str
+    codec: Codec
+    payload_type: int
+
+
+class ParticipantState(BaseModel):
+    display_name: str | None = None
+    streams: list[ForwardedStream] = Field(default_factory=list)
+
+
+class RoomState(BaseModel):
+    recording_id: str
+    participants: dict[str, ParticipantState] = Field(default_factory=dict)
+
+
+class ServiceState(BaseModel):
+    """What survives a restart of the service (data_dir/state.json): which rooms were being recorded
+    into which recording, and which publisher streams were forwarded, so a restarted service can take
+    the same calls up again in the same recordings."""
+
+    rooms: dict[str, RoomState] = Field(default_factory=dict)
+
+
 @dataclass
 class RoomRecording:
     info: RecordingInfo
     session: RecordingSession
     participants: dict[str, list[StreamPorts]] = field(default_factory=dict)
     finishing: bool = False
+    state: RoomState | None = None
 
 
 def new_recording_id(room: str) -> str:
@@ -67,6 +94,9 @@ class RecordingManager:
         self.ports = PortAllocator(settings.rtp_port_min, settings.rtp_port_max, settings.rtp_bind)
         self.workers = MuxWorkers(settings.recorder.mux_threads)
         self.recordings_dir = settings.data_dir / "recordings"
+        self.state_path = settings.data_dir / "state.json"
+        self.resumable = self._load_state()
+        """Rooms that were being recorded when the service last stopped without finishing them."""
         self._lock = asyncio.Lock()
 
     @property
@@ -86,6 +116,13 @@ class RecordingManager:
             recording = self.rooms.get(room) or await self._start_room(room)
             if participant.id in recording.participants:
                 return recording.participants[participant.id]
+            assert recording.state is not None
+            recording.state.participants[participant.id] = ParticipantState(
+                display_name=participant.display_name,
+                streams=[
+                    ForwardedStream(mid=r.mid, codec=r.codec, payload_type=r.payload_type) for r in streams
+                ],
+            )
             participant.joined_at = participant.joined_at or time.time()
             recording.info.participants.append(participant)
             allocated: list[StreamPorts] = []
@@ -98,6 +135,7 @@ class RecordingManager:
                     self.ports.release(ports.port)
                 raise
             recording.participants[participant.id] = allocated
+            await self._save_state()
             log.info(
                 "room %s: recording participant %s (%s): %s",
                 room,
@@ -120,6 +158,9 @@ class RecordingManager:
             for p in recording.info.participants:
                 if p.id == participant_id and p.left_at is None:
                     p.left_at = time.time()
+            if recording.state is not None:
+                recording.state.participants.pop(participant_id, None)
+            await self._save_state()
             return summaries
 
     def room_is_empty(self, room: str) -> bool:
@@ -130,6 +171,8 @@ class RecordingManager:
         """Finish every track of the room's recording and hand it to the sinks."""
         async with self._lock:
             recording = self.rooms.pop(room, None)
+            self.resumable.pop(room, None)
+            await self._save_state()
         if recording is None:
             return None
         for participant_id in list(recording.participants):
@@ -156,11 +199,14 @@ class RecordingManager:
         await asyncio.to_thread(self.workers.shutdown)
 
     async def _start_room(self, room: str) -> RoomRecording:
-        recording_id = new_recording_id(room)
+        previous = self.resumable.pop(room, None)
+        recording_id = previous.recording_id if previous else new_recording_id(room)
         folder = self.recordings_dir / recording_id
         info = RecordingInfo(recording_id=recording_id, folder=folder, room_id=room, started_at=time.time())
         session = RecordingSession(folder, self.settings.recorder, self.workers, self.sinks)
-        recording = RoomRecording(info, session)
+        recording = RoomRecording(info, session, state=RoomState(recording_id=recording_id))
+        if previous:
+            log.info("room %s: resuming recording %s after a restart", room, recording_id)
         self.rooms[room] = recording
         for sink in self.sinks:
             sink.recording_started(info)
@@ -171,7 +217,9 @@ class RecordingManager:
         self, recording: RoomRecording, participant: str, stream: StreamRequest
     ) -> StreamPorts:
         kind = stream.codec.kind
-        name = f"{participant}-{kind.value}-{stream.mid}"
+        name = await asyncio.to_thread(
+            unused_track_name, recording.info.folder, f"{participant}-{kind.value}-{stream.mid}"
+        )
         for _ in range(8):  # a port can be taken between the check and the bind; try another
             port = self.ports.allocate()
             spec = StreamSpec(
@@ -194,6 +242,37 @@ class RecordingManager:
             return StreamPorts(stream.mid, kind, port, port + 1, name)
         raise OSError(f"could not bind an RTP port pair for {name}")
 
+    def _load_state(self) -> dict[str, RoomState]:
+        try:
+            return ServiceState.model_validate_json(self.state_path.read_bytes()).rooms
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValidationError) as exc:
+            log.error("ignoring unreadable state file %s: %s", self.state_path, exc)
+            return {}
+
+    async def _save_state(self) -> None:
+        rooms = {room: r.state for room, r in self.rooms.items() if r.state is not None}
+        state = ServiceState(rooms={**self.resumable, **rooms})
+        await asyncio.to_thread(_write_atomically, self.state_path, state.model_dump_json(indent=2))
+
     def folder_of(self, room: str) -> Path | None:
         recording = self.rooms.get(room)
         return recording.info.folder if recording else None
+
+
+def unused_track_name(folder: Path, name: str) -> str:
+    """`name`, or `name-partN` when an earlier run of the service already recorded a track by that name
+    in this recording (the same publisher, taken up again after a restart)."""
+    candidate, n = name, 1
+    while (folder / f"{candidate}.json").exists() or (folder / f"{candidate}.segments").exists():
+        n += 1
+        candidate = f"{name}-part{n}"
+    return candidate
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -133,3 +133,58 @@ async def test_reconcile_stops_unknown_forwarders_into_our_range(bridge: JanusBr
     assert {f.port for f in listed.forwarders} == ours
     await handle.detach()
     await asyncio.sleep(0)
+
+
+async def test_a_restarted_service_takes_the_call_up_again(janus: JanusServer, tmp_path: Path) -> None:
+    """The service dies mid-call (no clean finish): the next one resumes the same recording, replaces
+    the old forwarders with new ones, and names the new tracks apart from the old."""
+    settings = ServiceSettings(
+        data_dir=tmp_path / "data",
+        rtp_bind="127.0.0.1",
+        rtp_port_min=46000,
+        rtp_port_max=46999,
+        janus=JanusSettings(
+            ws_url=janus.ws_url, admin_key=janus.admin_key, room_secret=ROOM_SECRET, record_rooms=[str(ROOM)]
+        ),
+    )
+    first = JanusBridge(
+        RecordingManager(settings), settings.janus, JanusClient(janus.ws_url, backoff=FAST_BACKOFF)
+    )
+    await first.start()
+    caller = JanusClient(janus.ws_url, backoff=FAST_BACKOFF)  # the publisher outlives the service
+    await caller.connect()
+    handle, publisher = await join_fake_publisher(caller, display="caller")
+    events, _ = parse_events(event("published", ROOM, publisher, display="caller", streams=STREAMS))
+    await first.on_events(events)
+    recording = first.manager.rooms[str(ROOM)]
+    old_forwarders = set(first.forwarders[(str(ROOM), str(publisher))])
+    for track in recording.session.tracks.values():  # the process dies: sockets close, nothing is finished
+        track.receiver.close()
+    await first.client.close()
+
+    second = JanusBridge(
+        RecordingManager(settings), settings.janus, JanusClient(janus.ws_url, backoff=FAST_BACKOFF)
+    )
+    assert str(ROOM) in second.manager.resumable
+    try:
+        await second.start()
+
+        async def resumed() -> bool:
+            return bool(second.manager.participant_streams(str(ROOM), str(publisher)))
+
+        await eventually(resumed)
+        assert second.manager.rooms[str(ROOM)].info.recording_id == recording.info.recording_id
+        streams = second.manager.participant_streams(str(ROOM), str(publisher))
+        assert [s.track for s in streams] == [f"{publisher}-audio-0-part2", f"{publisher}-video-1-part2"]
+        videoroom = await second.client.videoroom()
+        (listed,) = [
+            p for p in await videoroom.list_forwarders(ROOM, ROOM_SECRET) if p.publisher_id == publisher
+        ]
+        # Exactly the new forwarders remain, to the new tracks' ports; the old ones were stopped.
+        assert {f.port for f in listed.forwarders} == {s.port for s in streams}
+        assert len(listed.forwarders) == 2 and not {f.stream_id for f in listed.forwarders} & old_forwarders
+    finally:
+        await handle.detach()
+        await caller.close()
+        await second.manager.shutdown()
+        await second.close()
