@@ -18,18 +18,14 @@ class Container(StrEnum):
 class ContainerFormat:
     container: Container
     extension: str
-    # FFmpeg muxer options. Matroska: close a cluster every second and flush it, so that a killed
-    # process loses at most about one second of the open segment. MP4 is only used for joined files.
+    # FFmpeg muxer options for joined files. Segments are written by CallVault's own Matroska muxer
+    # (matroska.py), which closes and writes a cluster every second for crash safety.
     options: dict[str, str]
 
 
 FORMATS = {
-    Container.WEBM: ContainerFormat(
-        Container.WEBM, "webm", {"cluster_time_limit": "1000", "flush_packets": "1"}
-    ),
-    Container.MATROSKA: ContainerFormat(
-        Container.MATROSKA, "mkv", {"cluster_time_limit": "1000", "flush_packets": "1"}
-    ),
+    Container.WEBM: ContainerFormat(Container.WEBM, "webm", {}),
+    Container.MATROSKA: ContainerFormat(Container.MATROSKA, "mkv", {}),
     Container.MP4: ContainerFormat(Container.MP4, "mp4", {"movflags": "+faststart"}),
 }
 

@@ -48,9 +48,7 @@ def join_segments(segments: list[Path], out_path: Path, container: Container) ->
     fmt = FORMATS[container]
     part = out_path.with_name(out_path.name + ".part")
     result = JoinResult(out_path)
-    # Segments carry per-cluster flushing for crash safety; the joined file only needs MP4's faststart.
-    options = fmt.options if container is Container.MP4 else {}
-    output = av.open(str(part), "w", format=fmt.container.value, options=options)
+    output = av.open(str(part), "w", format=fmt.container.value, options=fmt.options)
     out_stream = None
     last_dts: int | None = None
     try:
