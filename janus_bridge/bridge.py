@@ -48,11 +48,13 @@ class JanusBridge:
         client: JanusClient,
         *,
         empty_room_grace: float = 3.0,
+        restart_grace: float = 60.0,
     ) -> None:
         self.manager = manager
         self.settings = settings
         self.client = client
         self.empty_room_grace = empty_room_grace
+        self.restart_grace = restart_grace
         self.forwarders: dict[tuple[str, str], list[int]] = {}  # (room, publisher) -> Janus stream ids
         self.errors = 0
         self._closers: dict[str, asyncio.Task[None]] = {}
@@ -156,15 +158,18 @@ class JanusBridge:
             return self.settings.audio_pt
         return {Codec.VP8: 0, Codec.VP9: 2, Codec.H264: 6}[codec] + self.settings.video_pt
 
-    async def _gone(self, room: str, publisher: str) -> None:
+    async def _gone(self, room: str, publisher: str, grace: float | None = None) -> None:
+        """The publisher's tracks end; an empty room's recording ends `grace` seconds later unless
+        somebody publishes again (a longer grace after Janus restarts: publishers need time to return)."""
         async with self._lock:
             self.forwarders.pop((room, publisher), None)
             await self.manager.remove_participant(room, publisher)
         if self.manager.room_is_empty(room) and room not in self._closers:
-            self._closers[room] = asyncio.create_task(self._close_when_empty(room))
+            wait = self.empty_room_grace if grace is None else grace
+            self._closers[room] = asyncio.create_task(self._close_when_empty(room, wait))
 
-    async def _close_when_empty(self, room: str) -> None:
-        await asyncio.sleep(self.empty_room_grace)
+    async def _close_when_empty(self, room: str, grace: float) -> None:
+        await asyncio.sleep(grace)
         self._closers.pop(room, None)
         if self.manager.room_is_empty(room):
             await self._finish_room(room)
@@ -224,7 +229,7 @@ class JanusBridge:
             lost = [p for (r, p) in self.forwarders if r == room and p not in alive]
             for gone in lost:
                 log.warning("room %s: Janus lost publisher %s's forwarders; finishing its tracks", room, gone)
-                await self._gone(room, gone)
+                await self._gone(room, gone, grace=self.restart_grace)
 
     async def _resume_rooms(self) -> None:
         """After a restart of this service: publishers that were being recorded and are still forwarded

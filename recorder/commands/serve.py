@@ -68,7 +68,13 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) ->
     intake: EventIntake | None = None
     if settings.janus.enabled:
         client = JanusClient(settings.janus.ws_url, api_secret=settings.janus.api_secret)
-        bridge = JanusBridge(manager, settings.janus, client)
+        bridge = JanusBridge(
+            manager,
+            settings.janus,
+            client,
+            empty_room_grace=settings.janus.empty_room_grace,
+            restart_grace=settings.janus.restart_grace,
+        )
         intake = EventIntake(
             bridge.on_events, token=settings.janus.events_token, basic_auth=settings.janus.events_basic_auth
         )

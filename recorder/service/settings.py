@@ -48,6 +48,14 @@ class JanusSettings(BaseModel):
     events_basic_auth: tuple[str, str] | None = Field(
         default=None, description="HTTP basic auth (user, password) sampleevh must present."
     )
+    empty_room_grace: float = Field(
+        default=3.0, ge=0, description="Seconds an empty room's recording stays open for someone to publish."
+    )
+    restart_grace: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds a room emptied by a Janus restart stays open for publishers to come back.",
+    )
     video_pt: int = Field(default=96, ge=96, le=127, description="Payload type Janus forwards video with.")
     audio_pt: int = Field(default=111, ge=96, le=127, description="Payload type Janus forwards audio with.")
 
