@@ -104,10 +104,16 @@ class JanusBridge:
         if not requests:
             log.warning("room %s: publisher %s has no stream CallVault can record", room, publisher)
             return
-        await self._forward(room, publisher, event.display, requests)
+        simulcast = {s.mid for s in event.streams if getattr(s, "simulcast", False)}
+        await self._forward(room, publisher, event.display, requests, simulcast)
 
     async def _forward(
-        self, room: str, publisher: str, display: str | None, requests: list[StreamRequest]
+        self,
+        room: str,
+        publisher: str,
+        display: str | None,
+        requests: list[StreamRequest],
+        simulcast: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         """Record a publisher's streams and have Janus forward them to us."""
         closer = self._closers.pop(room, None)
@@ -124,6 +130,8 @@ class JanusBridge:
                     port=p.port,
                     rtcp_port=p.rtcp_port if p.kind.value == "video" else None,
                     pt=r.payload_type,
+                    # One forwarder through Janus's simulcast context, which targets the top substream.
+                    simulcast=True if p.mid in simulcast else None,
                 )
                 for p, r in zip(ports, requests, strict=True)
             ]

@@ -43,10 +43,13 @@ class ForwardStream:
     rtcp_port: int | None = Field(default=None, ge=1, le=65535)
     pt: int | None = Field(default=None, ge=0, le=127)
     ssrc: int | None = Field(default=None, ge=0, le=0xFFFFFFFF)
+    simulcast: bool | None = None
+    """For a simulcasting publisher: forward one stream through Janus's simulcast context, which
+    follows the highest substream, instead of only the first one."""
 
     def to_request(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mid": self.mid, "port": self.port}
-        for key in ("rtcp_port", "pt", "ssrc"):
+        for key in ("rtcp_port", "pt", "ssrc", "simulcast"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
