@@ -86,8 +86,9 @@ def build_manifest(
     key_for: Callable[[str], str] = lambda name: name,
 ) -> Manifest:
     """The manifest of the recording in `folder`. `key_for(name)` gives an object's storage key;
-    `objects` are objects stored earlier whose local copies may be gone; `track_participants` maps track
-    names to participant ids."""
+    `objects` are objects stored (or queued for storage) earlier: their local copies may be gone, and when
+    a local copy is there its hash must match and the stored record (key, content type) is kept;
+    `track_participants` maps track names to participant ids."""
     known = {o.name: o for o in objects}
     for name in folder_files(folder):
         path = folder / name
@@ -99,12 +100,14 @@ def build_manifest(
             sha256=sha256_file(path),
         )
         earlier = known.get(name)
-        if earlier is not None and earlier.sha256 != stored.sha256:
+        if earlier is None:
+            known[name] = stored
+        elif earlier.sha256 != stored.sha256:
             raise ManifestError(
                 f"{name}: the local file (sha256 {stored.sha256}) differs from the stored object"
                 f" {earlier.key} (sha256 {earlier.sha256})"
             )
-        known[name] = stored
+        # else: the stored object's record stands (its key and the content type it was stored with)
     by_name = {o.name: o for o in known.values()}
     for track in tracks:
         for segment in track.segments:

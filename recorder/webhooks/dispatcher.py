@@ -35,9 +35,10 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
 
-    async def publish(self, event: WebhookEvent) -> str:
-        """Store the event durably for every interested endpoint and wake the task; returns the webhook-id."""
-        msg_id = await asyncio.to_thread(self.outbox.add, event, self.settings.endpoints)
+    async def publish(self, event: WebhookEvent, msg_id: str | None = None) -> str:
+        """Store the event durably for every interested endpoint and wake the task; returns the webhook-id.
+        With a fixed `msg_id`, publishing the same event again (after a restart) adds nothing."""
+        msg_id = await asyncio.to_thread(self.outbox.add, event, self.settings.endpoints, msg_id)
         self._wake.set()
         return msg_id
 

@@ -134,11 +134,14 @@ class Outbox:
     def add(
         self, event: WebhookEvent, endpoints: Iterable[WebhookEndpoint], msg_id: str | None = None
     ) -> str:
-        """Store the event and its deliveries durably; returns the message id (webhook-id)."""
+        """Store the event and its deliveries durably; returns the message id (webhook-id). A `msg_id`
+        already stored is not added again (publishing an event under a fixed id is idempotent)."""
         mid = msg_id or new_message_id()
         now = time.time()
         recording_id = event.data.recording_id
         with self._tx() as db:
+            if db.execute("SELECT 1 FROM messages WHERE msg_id = ?", (mid,)).fetchone() is not None:
+                return mid
             cur = db.execute(
                 "INSERT INTO messages (msg_id, recording_id, type, body, created_at) VALUES (?, ?, ?, ?, ?)",
                 (mid, recording_id, event.type.value, event.body(), now),

@@ -1,0 +1,572 @@
+"""`Archive`: the RecordingSink that stores every recording, signs its manifest and announces it.
+
+What happens, per recording (all on the event loop; every blocking call runs in a worker thread):
+
+- `recording_started` publishes recording.started to the webhook outbox.
+- `segment_closed` extends the track's live hash chain and queues the segment in the durable spool at
+  once (key from the template, content type from the extension and the track's kind, the hash taken when
+  the segment closed, which the uploader checks against what it uploaded).
+- `track_finished` queues the joined track file and the track's summary JSON.
+- `recording_finished` builds the manifest (hashing the folder), signs it, writes manifest.json and
+  manifest.json.sig, writes a finish ticket (recorder/archive/tickets.py), queues whatever the manifest
+  lists that is not queued yet plus the manifest and its signature, then waits up to `finish_timeout`
+  for the recording's uploads.
+- A completion task watches the tickets: once the spool holds nothing pending for a recording, it
+  publishes the terminal event to the outbox — recording.finished with the manifest and presigned links,
+  or recording.failed with the stage (mux, manifest, upload) — removes the ticket and, when configured,
+  the local folder. Tickets survive restarts, so a store outage or a restart delays the event, never
+  loses it; the event's webhook-id is fixed per recording, so it is never published twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from recorder.archive.settings import ArchiveSettings
+from recorder.archive.tickets import (
+    TICKETS_DIR,
+    Failure,
+    FinishTicket,
+    read_tickets,
+    remove_ticket,
+    write_ticket,
+)
+from recorder.manifest import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    ChainBuilder,
+    ManifestError,
+    Participant,
+    StoredObject,
+    build_manifest,
+    content_type_for,
+    load_signing_key,
+    public_key_pem,
+    signed_manifest_bytes,
+)
+from recorder.models import MediaKind, SegmentInfo, TrackSummary
+from recorder.recording import ParticipantInfo, RecordingInfo
+from recorder.storage import JobState, ObjectStore, Spool, SpoolHealth, Uploader, open_store, render_key
+from recorder.storage.base import PutResult, sha256_file
+from recorder.storage.spool import UploadJob
+from recorder.summaries import read_summary
+from recorder.webhooks import (
+    Dispatcher,
+    Outbox,
+    RecordingFailed,
+    RecordingFinished,
+    RecordingStarted,
+    WebhookEvent,
+    presigned_links,
+)
+
+log = logging.getLogger(__name__)
+
+_MEDIA_TYPES = {
+    MediaKind.VIDEO: {".webm": "video/webm", ".mkv": "video/x-matroska", ".mp4": "video/mp4"},
+    MediaKind.AUDIO: {".webm": "audio/webm", ".mkv": "audio/x-matroska", ".mp4": "audio/mp4"},
+}
+
+
+def media_content_type(name: str, kind: MediaKind | None) -> str:
+    """Content type of a recording file: media files by extension and track kind, others by extension."""
+    suffix = PurePosixPath(name).suffix.lower()
+    if kind is not None and suffix in _MEDIA_TYPES[kind]:
+        return _MEDIA_TYPES[kind][suffix]
+    return content_type_for(name)
+
+
+def participants_of(info: RecordingInfo) -> list[Participant]:
+    return [_participant(p) for p in info.participants]
+
+
+def _participant(p: ParticipantInfo) -> Participant:
+    return Participant(id=p.id, display_name=p.display_name, metadata=dict(p.metadata))
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def _norm(folder: Path) -> Path:
+    return Path(os.path.abspath(folder))
+
+
+@dataclass
+class _Recording:
+    """What the archive knows of a running recording."""
+
+    info: RecordingInfo
+    key_template: str
+    chains: dict[str, ChainBuilder] = field(default_factory=dict)
+    kinds: dict[str, MediaKind] = field(default_factory=dict)
+    objects: dict[str, StoredObject] = field(default_factory=dict)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    failure: Failure | None = None
+
+    @property
+    def id(self) -> str:
+        return self.info.recording_id
+
+    def key(self, name: str) -> str:
+        room = self.info.room_id if "{room_id" in self.key_template else None
+        return render_key(
+            self.key_template,
+            recording_id=self.id,
+            name=name,
+            date=_utc(self.info.started_at),
+            room_id=room,
+        )
+
+    def fail(self, stage: str, error: str) -> None:
+        log.error("recording %s: %s failed: %s", self.id, stage, error)
+        if self.failure is None:
+            self.failure = Failure(stage=stage, error=error)
+
+
+@dataclass
+class _Running:
+    spool: Spool
+    uploader: Uploader
+    outbox: Outbox
+    dispatcher: Dispatcher
+    key: Ed25519PrivateKey
+    tasks: list[asyncio.Task[None]]
+
+
+class Archive:
+    """Storage, manifests and webhooks for recordings (see the module documentation)."""
+
+    def __init__(self, settings: ArchiveSettings, data_dir: Path) -> None:
+        self.settings = settings.resolved(data_dir)
+        self.data_dir = data_dir
+        self.store: ObjectStore = open_store(self.settings.storage)  # connects lazily
+        self.health: SpoolHealth | None = None
+        self.tickets_dir = self.settings.spool.dir / TICKETS_DIR
+        self._run: _Running | None = None
+        self._recordings: dict[str, _Recording] = {}
+        self._folders: dict[Path, str] = {}
+        self._tickets: dict[str, FinishTicket] = {}
+        self._waiters: dict[str, asyncio.Future[bool]] = {}
+        self._wake = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> _Running:
+        if self._run is None:
+            raise RuntimeError("the archive is not started")
+        return self._run
+
+    @property
+    def spool(self) -> Spool:
+        return self.running.spool
+
+    @property
+    def uploader(self) -> Uploader:
+        return self.running.uploader
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self.running.dispatcher
+
+    async def start(self) -> None:
+        """Open the spool and outbox, load the signing key, start uploading and delivering, and resume
+        recordings that finished before a restart but were not announced yet."""
+        if self._run is not None:
+            return
+        s = self.settings
+        key = await asyncio.to_thread(load_signing_key, s.signing)
+        spool = await asyncio.to_thread(Spool, s.spool)
+        outbox = await asyncio.to_thread(Outbox, s.webhooks.outbox_path)
+        uploader = Uploader(spool, self.store)
+        uploader.on_uploaded.append(self._uploaded)
+        dispatcher = Dispatcher(outbox, s.webhooks)
+        self._run = run = _Running(spool, uploader, outbox, dispatcher, key, [])
+        tickets, bad = await asyncio.to_thread(read_tickets, self.tickets_dir)
+        for path, why in bad:
+            log.error("archive: unreadable finish ticket %s, left in place: %s", path, why)
+        for ticket in tickets:
+            failure = await asyncio.to_thread(self._ensure_queued, ticket)
+            if failure is not None and ticket.failure is None:
+                ticket.failure = failure
+            self._tickets[ticket.recording_id] = ticket
+        if tickets:
+            log.info("archive: %d finished recordings wait for their uploads", len(tickets))
+        self.health = await asyncio.to_thread(spool.health)
+        uploader.start()
+        await dispatcher.start()
+        run.tasks = [
+            asyncio.create_task(self._complete_loop(), name="archive completion"),
+            asyncio.create_task(self._health_loop(), name="archive spool health"),
+        ]
+
+    async def stop(self) -> None:
+        """Finish queueing what was handed over, then stop uploading and delivering. Everything pending
+        stays in the spool, the outbox and the tickets for the next start."""
+        run = self._run
+        if run is None:
+            return
+        for recording in list(self._recordings.values()):
+            await self._drain(recording)
+        for task in run.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await run.uploader.stop()
+        await run.dispatcher.stop()
+        for waiter in self._waiters.values():
+            if not waiter.done():
+                waiter.set_result(False)
+        self._waiters.clear()
+        self._tickets.clear()
+        await asyncio.to_thread(run.spool.close)
+        await asyncio.to_thread(run.outbox.close)
+        self._run = None
+
+    def can_accept_new_recording(self) -> bool:
+        """The spool's verdict (disk limits), refreshed every `health_interval` off the event loop."""
+        return self.health is not None and self.health.accepting
+
+    def public_key_pem(self) -> bytes:
+        """The manifest signing key's public half (SubjectPublicKeyInfo PEM), for integrators."""
+        return public_key_pem(self.running.key)
+
+    def pending_announcements(self) -> list[str]:
+        """Recordings finished but not yet announced (their uploads are pending)."""
+        return sorted(self._tickets)
+
+    # -- RecordingSink --------------------------------------------------------------------------------
+
+    def recording_started(self, info: RecordingInfo) -> None:
+        recording = self._register(info)
+        event = RecordingStarted(
+            recording_id=info.recording_id,
+            room_id=info.room_id,
+            call_id=info.call_id,
+            started_at=_utc(info.started_at),
+            participants=participants_of(info),
+        )
+        self._spawn(recording, self._publish(event, f"msg_{info.recording_id}.started"), "webhook")
+
+    def segment_closed(self, folder: Path, track: str, segment: SegmentInfo) -> None:
+        recording = self._recording_at(folder)
+        if recording is None:
+            log.error(
+                "archive: segment %s of %s closed in unknown recording folder %s", segment.path, track, folder
+            )
+            return
+        chain = recording.chains.setdefault(track, ChainBuilder(recording.id, track))
+        try:
+            link = chain.add(segment)
+        except ValueError as exc:
+            recording.fail("manifest", str(exc))
+            return
+        metadata = {
+            "recording-id": recording.id,
+            "track": track,
+            "segment": str(segment.index),
+            "chain-link": link.link,
+        }
+        self._spawn(
+            recording, self._queue(recording, segment.path, track, segment.sha256, metadata), "upload"
+        )
+
+    def track_finished(self, folder: Path, summary: TrackSummary) -> None:
+        recording = self._recording_at(folder)
+        if recording is None:
+            log.error("archive: track %s finished in unknown recording folder %s", summary.name, folder)
+            return
+        recording.kinds[summary.name] = summary.kind
+        if summary.state == "failed":
+            recording.fail("mux", f"track {summary.name} failed while muxing")
+        metadata = {"recording-id": recording.id, "track": summary.name}
+        names = [summary.file] if summary.file else []
+        names.append(f"{summary.name}.json")
+        for name in names:
+            self._spawn(recording, self._queue(recording, name, summary.name, None, metadata), "upload")
+
+    async def recording_finished(self, info: RecordingInfo, tracks: list[TrackSummary]) -> None:
+        """Seal the recording (manifest, signature, finish ticket) and wait up to `finish_timeout` for
+        everything of it to be stored and recording.finished to be in the outbox."""
+        recording = self._recordings.get(info.recording_id)
+        if recording is None:
+            log.warning("archive: recording %s finished without having been started here", info.recording_id)
+            recording = self._register(info)
+        recording.info = info.model_copy(deep=True)
+        await self._drain(recording)
+        ticket = await asyncio.to_thread(self._seal, recording, tracks)
+        self._forget(recording)
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiters[info.recording_id] = waiter
+        self._tickets[info.recording_id] = ticket
+        self._wake.set()
+        try:
+            async with asyncio.timeout(self.settings.finish_timeout):
+                await asyncio.shield(waiter)
+        except TimeoutError:
+            log.warning(
+                "recording %s: uploads still pending after %.0fs (%s); it will be announced once stored",
+                info.recording_id,
+                self.settings.finish_timeout,
+                self.running.uploader.last_error or "store slow",
+            )
+
+    # -- queueing -------------------------------------------------------------------------------------
+
+    def _register(self, info: RecordingInfo) -> _Recording:
+        recording = _Recording(info.model_copy(deep=True), self.settings.storage.key_template)
+        recording.key("x")  # fail now, not on the first segment, when the ids cannot form a key
+        self._recordings[info.recording_id] = recording
+        self._folders[_norm(info.folder)] = info.recording_id
+        return recording
+
+    def _forget(self, recording: _Recording) -> None:
+        self._recordings.pop(recording.id, None)
+        self._folders.pop(_norm(recording.info.folder), None)
+
+    def _recording_at(self, folder: Path) -> _Recording | None:
+        recording_id = self._folders.get(_norm(folder))
+        return None if recording_id is None else self._recordings.get(recording_id)
+
+    def _spawn(self, recording: _Recording, work: Coroutine[Any, Any, None], stage: str) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception as exc:
+                log.exception("recording %s: %s step failed", recording.id, stage)
+                recording.fail(stage, f"{type(exc).__name__}: {exc}")
+
+        task = asyncio.create_task(guarded(), name=f"archive {recording.id} {stage}")
+        recording.tasks.add(task)
+        task.add_done_callback(recording.tasks.discard)
+
+    async def _drain(self, recording: _Recording) -> None:
+        while recording.tasks:
+            batch = set(recording.tasks)
+            recording.tasks -= batch
+            await asyncio.gather(*batch, return_exceptions=True)
+
+    async def _publish(self, data: RecordingStarted, msg_id: str) -> None:
+        await self.running.dispatcher.publish(WebhookEvent.of(data), msg_id=msg_id)
+
+    async def _queue(
+        self, recording: _Recording, name: str, track: str, sha256: str | None, metadata: dict[str, str]
+    ) -> None:
+        obj, kind = await asyncio.to_thread(
+            self._queue_file, recording, name, track, recording.kinds.get(track), sha256, metadata
+        )
+        recording.kinds.setdefault(track, kind)
+        recording.objects[name] = obj
+
+    def _queue_file(
+        self,
+        recording: _Recording,
+        name: str,
+        track: str,
+        kind: MediaKind | None,
+        sha256: str | None,
+        metadata: dict[str, str],
+    ) -> tuple[StoredObject, MediaKind]:
+        """(worker thread) Hash when needed and put the file in the spool durably."""
+        path = recording.info.folder / name
+        if kind is None:
+            summary = read_summary(recording.info.folder, track)
+            kind = summary.kind if summary is not None else _kind_from_name(track)
+        size = path.stat().st_size
+        digest = sha256 or sha256_file(path)
+        obj = StoredObject(
+            name=name,
+            key=recording.key(name),
+            size=size,
+            content_type=media_content_type(name, kind),
+            sha256=digest,
+        )
+        self.running.spool.enqueue(
+            path,
+            obj.key,
+            obj.content_type,
+            recording_id=recording.id,
+            metadata=metadata,
+            sha256=digest,
+            delete_after_upload=False,
+        )
+        return obj, kind
+
+    # -- sealing --------------------------------------------------------------------------------------
+
+    def _seal(self, recording: _Recording, tracks: list[TrackSummary]) -> FinishTicket:
+        """(worker thread) Build and sign the manifest, write the finish ticket, queue what is missing."""
+        info = recording.info
+        folder = info.folder
+        finished_at = _utc(info.finished_at) if info.finished_at else datetime.now(UTC)
+        manifest = None
+        failure = recording.failure
+        try:
+            built = build_manifest(
+                folder,
+                info.recording_id,
+                tracks=tracks,
+                created_at=_utc(info.started_at),
+                finished_at=finished_at,
+                room_id=info.room_id,
+                call_id=info.call_id,
+                participants=participants_of(info),
+                track_participants=info.track_participants,
+                objects=recording.objects.values(),
+                key_for=recording.key,
+            )
+            self._check_chains(recording, tracks)
+            manifest, data, signature = signed_manifest_bytes(built, self.running.key)
+            for name, content in ((MANIFEST_NAME, data), (SIGNATURE_NAME, signature)):
+                tmp = folder / f".{name}.tmp"
+                tmp.write_bytes(content)
+                tmp.replace(folder / name)
+        except (ManifestError, OSError, ValueError) as exc:
+            log.error("recording %s: cannot build its manifest: %s", info.recording_id, exc)
+            failure = failure or Failure(stage="manifest", error=str(exc))
+        ticket = FinishTicket(
+            recording_id=info.recording_id,
+            room_id=info.room_id,
+            call_id=info.call_id,
+            folder=folder,
+            finished_at=finished_at,
+            manifest=manifest,
+            manifest_key=recording.key(MANIFEST_NAME),
+            signature_key=recording.key(SIGNATURE_NAME),
+            failure=failure,
+        )
+        write_ticket(self.tickets_dir, ticket)
+        missing = self._ensure_queued(ticket)
+        if missing is not None and ticket.failure is None:
+            ticket.failure = missing
+        return ticket
+
+    @staticmethod
+    def _check_chains(recording: _Recording, tracks: list[TrackSummary]) -> None:
+        """The chains extended live must end where the tracks' final segment lists say."""
+        for track in tracks:
+            live = recording.chains.get(track.name)
+            announced = len(live.links) if live is not None else 0
+            if announced != len(track.segments):
+                raise ManifestError(
+                    f"track {track.name}: {announced} segments were announced, the summary lists"
+                    f" {len(track.segments)}"
+                )
+
+    def _ensure_queued(self, ticket: FinishTicket) -> Failure | None:
+        """(worker thread) Queue every object of the ticket's manifest, and the manifest and signature,
+        that the spool has no job for (after a crash between the ticket and the queueing)."""
+        if ticket.manifest is None:
+            return None
+        spool = self.running.spool
+        have = {job.key for job in spool.jobs(recording_id=ticket.recording_id)}
+        wanted: list[tuple[str, str, str, str | None]]
+        wanted = [(o.name, o.key, o.content_type, o.sha256) for o in ticket.manifest.objects]
+        wanted += [
+            (MANIFEST_NAME, ticket.manifest_key, content_type_for(MANIFEST_NAME), None),
+            (SIGNATURE_NAME, ticket.signature_key, content_type_for(SIGNATURE_NAME), None),
+        ]
+        lost = []
+        for name, key, content_type, sha256 in wanted:
+            if key in have:
+                continue
+            path = ticket.folder / name
+            if not path.is_file():
+                lost.append(name)
+                continue
+            spool.enqueue(
+                path,
+                key,
+                content_type,
+                recording_id=ticket.recording_id,
+                metadata={"recording-id": ticket.recording_id},
+                sha256=sha256,
+                delete_after_upload=False,
+            )
+        if lost:
+            return Failure(stage="upload", error="never queued and gone locally: " + ", ".join(lost))
+        return None
+
+    # -- completion -----------------------------------------------------------------------------------
+
+    def _uploaded(self, job: UploadJob, result: PutResult) -> None:
+        self._wake.set()
+
+    async def _complete_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            for ticket in list(self._tickets.values()):
+                try:
+                    await self._try_complete(ticket)
+                except Exception:
+                    log.exception("recording %s: cannot announce it yet", ticket.recording_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.completion_poll)
+
+    async def _try_complete(self, ticket: FinishTicket) -> None:
+        run = self.running
+        rid = ticket.recording_id
+        if await asyncio.to_thread(run.spool.pending_count, rid):
+            return
+        failure = ticket.failure
+        if failure is None:
+            failed = await asyncio.to_thread(run.spool.jobs, JobState.FAILED, rid)
+            if failed:
+                failure = Failure(stage="upload", error="; ".join(f"{j.key}: {j.last_error}" for j in failed))
+        data: RecordingFinished | RecordingFailed
+        if failure is not None or ticket.manifest is None:
+            failure = failure or Failure(stage="manifest", error="no manifest")
+            data = RecordingFailed(
+                recording_id=rid,
+                room_id=ticket.room_id,
+                call_id=ticket.call_id,
+                failed_at=datetime.now(UTC),
+                stage=failure.stage,
+                error=failure.error,
+            )
+        else:
+            keys = {MANIFEST_NAME: ticket.manifest_key, SIGNATURE_NAME: ticket.signature_key}
+            expires = timedelta(seconds=self.settings.webhooks.presign_expiry_seconds)
+            links = await asyncio.to_thread(presigned_links, self.store, ticket.manifest, keys, expires)
+            data = RecordingFinished(
+                recording_id=rid,
+                room_id=ticket.room_id,
+                call_id=ticket.call_id,
+                finished_at=ticket.finished_at,
+                manifest=ticket.manifest,
+                links=links,
+            )
+        await run.dispatcher.publish(WebhookEvent.of(data), msg_id=f"msg_{rid}.end")
+        await asyncio.to_thread(remove_ticket, self.tickets_dir, rid)
+        self._tickets.pop(rid, None)
+        ok = failure is None
+        if ok and self.settings.delete_local_after_upload:
+            await asyncio.to_thread(shutil.rmtree, ticket.folder, True)
+        log.info("recording %s announced: %s", rid, data.kind)
+        waiter = self._waiters.pop(rid, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(ok)
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.health_interval)
+            try:
+                self.health = await asyncio.to_thread(self.running.spool.health)
+            except Exception:
+                log.exception("archive: cannot read the spool's health")
+
+
+def _kind_from_name(track: str) -> MediaKind:
+    return MediaKind.AUDIO if "audio" in track.split("-") else MediaKind.VIDEO
