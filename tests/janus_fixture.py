@@ -9,6 +9,11 @@ Reusable by any test (``import janus_fixture``; ``tests/`` is on ``pythonpath``)
     server.kill(); server.start()   # crash and restart on the same ports
     server.stop()
 
+For real WebRTC (ICE never works on loopback) run it in a network namespace (``tests/helpers/netns.py``):
+``JanusServer(tmp, ice_enforce_list="jv0", videocodec="vp8,h264")`` started by a thread that is inside the
+namespace (``ns.entered()``), or ``netns=NAME`` to start it with ``ip netns exec NAME`` from outside.
+The API stays on 127.0.0.1 inside the namespace.
+
 Configs follow ``/work/shared/reference/janus/etc``: VideoRoom with ``admin_key`` and ``lock_rtp_forward``,
 one static room (``ROOM`` with ``ROOM_SECRET``), HTTP/other transports and unused plugins disabled.
 ICE is not available on loopback: API calls work here; media needs the network-namespace recipe.
@@ -129,6 +134,12 @@ class JanusServer:
     admin_port: int = field(default_factory=free_port)
     debug_level: int = 4
     start_timeout: float = 10.0
+    ice_enforce_list: str | None = None
+    """``nat.ice_enforce_list``: interfaces/addresses Janus gathers ICE candidates on (e.g. "jv0")."""
+    videocodec: str = "vp8"
+    """The static room's ``videocodec`` list, e.g. "vp8,h264"."""
+    netns: str | None = None
+    """Run Janus in this network namespace (``ip netns exec``); its API is then on 127.0.0.1 there."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -158,6 +169,7 @@ class JanusServer:
         conf.mkdir(parents=True, exist_ok=True)
         (self.workdir / "rec").mkdir(exist_ok=True)
         evh_enabled = self.sampleevh_url is not None or self.wsevh_url is not None
+        enforce = f"\tice_enforce_list = {_q(self.ice_enforce_list)}\n" if self.ice_enforce_list else ""
         (conf / "janus.jcfg").write_text(
             "general: {\n"
             f'\tconfigs_folder = "{conf}"\n'
@@ -173,7 +185,9 @@ class JanusServer:
             "}\n"
             "certificates: {\n}\n"
             'media: {\n\trtp_port_range = "20000-40000"\n}\n'
-            "nat: {\n\tnice_debug = false\n\tignore_mdns = true\n}\n"
+            "nat: {\n\tnice_debug = false\n\tignore_mdns = true\n"
+            f"{enforce}"
+            "}\n"
             f'plugins: {{\n\tdisable = "{_DISABLED_PLUGINS}"\n}}\n'
             "transports: {\n"
             '\tdisable = "libjanus_http.so,libjanus_mqtt.so,libjanus_nanomsg.so,'
@@ -217,7 +231,7 @@ class JanusServer:
             "\tbitrate = 512000\n"
             "\tfir_freq = 10\n"
             '\taudiocodec = "opus"\n'
-            '\tvideocodec = "vp8"\n'
+            f"\tvideocodec = {_q(self.videocodec)}\n"
             "\trecord = false\n"
             f'\trec_dir = "{self.workdir / "rec"}"\n'
             "}\n"
@@ -269,6 +283,8 @@ class JanusServer:
         self.write_config()
         cmd = [exe, "-F", str(self.conf_dir), "-C", str(self.conf_dir / "janus.jcfg")]
         cmd += ["-L", str(self.log_path), "-e", "-o"]
+        if self.netns is not None:
+            cmd = ["ip", "netns", "exec", self.netns, *cmd]
         self.process = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -287,6 +303,11 @@ class JanusServer:
         raise JanusStartError(f"janus did not answer within {self.start_timeout} s:\n{self.log_tail()}")
 
     def _answers(self) -> bool:
+        if self.netns is not None:
+            return _in_netns(self.netns, self._answers_here)
+        return self._answers_here()
+
+    def _answers_here(self) -> bool:
         from websockets.sync.client import connect
 
         try:
@@ -327,6 +348,28 @@ class JanusServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _in_netns(netns: str, check: Callable[[], bool]) -> bool:
+    """``check()`` on a short-lived thread moved into network namespace ``netns`` (setns is per thread)."""
+    import ctypes
+    import threading
+
+    result = [False]
+
+    def run() -> None:
+        fd = os.open(f"/var/run/netns/{netns}", os.O_RDONLY)
+        try:
+            if ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+                return
+        finally:
+            os.close(fd)
+        result[0] = check()
+
+    thread = threading.Thread(target=run, name=f"janus-ready-{netns}")
+    thread.start()
+    thread.join()
+    return result[0]
 
 
 def _q(value: str) -> str:
