@@ -137,6 +137,7 @@ class TrackSummary(BaseModel):
     packets_duplicate: int = 0
     packets_late: int = 0
     packets_malformed: int = 0
+    packets_paused: int = Field(default=0, description="Packets dropped unread while recording was paused.")
     frames_dropped: int = 0
     keyframe_requests: int = 0
     width: int | None = None

@@ -174,6 +174,23 @@ class RecordingSession:
             await self.finish_track(name)
         return list(self.finished.values())
 
+    def pause(self, names: list[str] | None = None, by: str | None = None, reason: str | None = None) -> None:
+        """Stop recording the named tracks (all when None) at once: their packets are dropped unread."""
+        now = time.time()
+        for name in names if names is not None else list(self.tracks):
+            if name in self.tracks:
+                self.tracks[name].pipeline.pause(now, by, reason)
+
+    def resume(self, names: list[str] | None = None) -> None:
+        """Record the named tracks (all when None) again, from their next keyframe (asked for now)."""
+        now = time.time()
+        for name in names if names is not None else list(self.tracks):
+            track = self.tracks.get(name)
+            if track is not None:
+                track.pipeline.resume(now)
+                if track.pipeline.take_keyframe_request(now):
+                    track.receiver.request_keyframe()
+
     def _flush(self, track: Track) -> None:
         items = track.pipeline.take_output()
         if items:

@@ -92,6 +92,17 @@ class FrameAssembler:
             self._frame_broken = True
             self._close(arrival, out)
 
+    def interrupt(self) -> None:
+        """Media was deliberately cut (a pause): drop the open frame and start again at a keyframe,
+        without counting anything as lost."""
+        if self._payloads:
+            self._payloads = []
+            self._frame_broken = False
+            self.stats.frames_dropped += 1
+        if self._video:
+            self._waiting_keyframe = True
+            self.keyframe_needed = True
+
     def _on_loss(self, loss: Loss) -> None:
         self.stats.packets_lost += loss.count
         self._dropped += loss.count

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from recorder.assembly.frames import FrameAssembler
 from recorder.assembly.reorder import Loss, ReorderBuffer
 from recorder.codecs import depacketizer_for
-from recorder.models import Frame, Gap, MediaKind, StreamSpec, TrackSummary
+from recorder.models import Frame, Gap, MediaKind, PauseInterval, StreamSpec, TrackSummary
 from recorder.rtp.packet import RtpPacket
 
 MAX_GAPS = 10_000
@@ -65,6 +65,9 @@ class StreamPipeline:
         )
         self.malformed = 0
         self.foreign = 0
+        self.paused = False
+        """While true, the ingest edge drops every packet before parsing it: nothing is recorded."""
+        self.paused_packets = 0
         self._released: list[RtpPacket | Loss] = []
         self._frames: list[Frame] = []
         self._output: list[MuxItem] = []
@@ -98,6 +101,26 @@ class StreamPipeline:
         self.assembler.finish(now, self._frames)
         self._place_frames()
         self._update_counters()
+
+    def pause(self, now: float, by: str | None = None, reason: str | None = None) -> None:
+        """Stop recording this stream from now on (PCI DSS: nothing of the paused interval is kept)."""
+        if self.paused:
+            return
+        self.paused = True
+        self.summary.pauses.append(PauseInterval(start_time=now, by=by, reason=reason))
+
+    def resume(self, now: float) -> None:
+        """Record again: the next frame written is a keyframe (one is asked for at once); the packets
+        dropped while paused are not losses."""
+        if not self.paused:
+            return
+        self.paused = False
+        self.summary.pauses[-1].end_time = now
+        self.reorder.drain(self._released)
+        self._assemble(now)
+        self.reorder = ReorderBuffer(self.reorder.max_packets, self.reorder.max_delay, self.reorder.stats)
+        self.assembler.interrupt()
+        self._last_keyframe_request = float("-inf")
 
     def sender_report(self, ntp_time: int, rtp_timestamp: int) -> None:
         """Keep an RTCP SR's NTP<->RTP pair, mapped onto the track timeline, for cross-track sync."""
@@ -226,6 +249,7 @@ class StreamPipeline:
         s.packets_duplicate = r.duplicates
         s.packets_late = r.late
         s.packets_malformed = self.malformed
+        s.packets_paused = self.paused_packets
         s.frames = a.frames
         s.keyframes = a.keyframes
         s.frames_dropped = a.frames_dropped

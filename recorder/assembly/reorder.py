@@ -53,12 +53,15 @@ class ReorderBuffer(Generic[P]):
     """Releases packets in sequence order, waiting at most `max_packets` packets or `max_delay` seconds
     for a missing one."""
 
-    def __init__(self, max_packets: int = 128, max_delay: float = 0.15) -> None:
+    def __init__(
+        self, max_packets: int = 128, max_delay: float = 0.15, stats: ReorderStats | None = None
+    ) -> None:
+        """`stats` carries counters over from a buffer this one replaces (after a pause)."""
         if max_packets < 1 or max_delay < 0:
             raise ValueError("reorder buffer needs max_packets >= 1 and max_delay >= 0")
         self.max_packets = max_packets
         self.max_delay = max_delay
-        self.stats = ReorderStats()
+        self.stats = stats if stats is not None else ReorderStats()
         self._unwrapper = SeqUnwrapper()
         self._next: int | None = None
         self._pending: dict[int, tuple[P, float]] = {}

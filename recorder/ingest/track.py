@@ -51,6 +51,9 @@ class TrackReceiver(asyncio.DatagramProtocol):
         if self._rtcp_mux and len(data) > 1 and 192 <= data[1] <= 223:
             self.rtcp_received(data, addr)
             return
+        if self.pipeline.paused:
+            self.pipeline.paused_packets += 1  # dropped unread: nothing of a pause reaches any file
+            return
         try:
             packet = RtpPacket.parse(data)
         except MalformedPacketError:

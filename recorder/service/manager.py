@@ -78,6 +78,7 @@ class RoomRecording:
     participants: dict[str, list[StreamPorts]] = field(default_factory=dict)
     finishing: bool = False
     state: RoomState | None = None
+    paused: tuple[str | None, str | None] | None = None  # (by, reason) while the whole room is paused
 
 
 def new_recording_id(room: str) -> str:
@@ -135,6 +136,8 @@ class RecordingManager:
                     self.ports.release(ports.port)
                 raise
             recording.participants[participant.id] = allocated
+            if recording.paused is not None:  # joining a paused call: nothing of it is recorded either
+                recording.session.pause([p.track for p in allocated], *recording.paused)
             await self._save_state()
             log.info(
                 "room %s: recording participant %s (%s): %s",
@@ -162,6 +165,33 @@ class RecordingManager:
                 recording.state.participants.pop(participant_id, None)
             await self._save_state()
             return summaries
+
+    def pause(
+        self, room: str, participant: str | None = None, by: str | None = None, reason: str | None = None
+    ) -> bool:
+        """Pause a room's recording, or one participant's tracks; False when there is nothing to pause."""
+        recording = self.rooms.get(room)
+        if recording is None or (participant is not None and participant not in recording.participants):
+            return False
+        recording.session.pause(self._track_names(recording, participant), by, reason)
+        if participant is None:
+            recording.paused = (by, reason)
+        return True
+
+    def resume(self, room: str, participant: str | None = None) -> bool:
+        recording = self.rooms.get(room)
+        if recording is None or (participant is not None and participant not in recording.participants):
+            return False
+        recording.session.resume(self._track_names(recording, participant))
+        if participant is None:
+            recording.paused = None
+        return True
+
+    @staticmethod
+    def _track_names(recording: RoomRecording, participant: str | None) -> list[str] | None:
+        if participant is None:
+            return None
+        return [p.track for p in recording.participants[participant]]
 
     def room_is_empty(self, room: str) -> bool:
         recording = self.rooms.get(room)

@@ -1,0 +1,84 @@
+"""Pause and resume (PCI DSS): the sender shows a distinct pattern (solid red) only while the call is
+paused; no stored byte may decode to it, the pause is in the track's summary, and video returns from a
+keyframe within 1 s of resuming."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import subprocess
+import time
+from pathlib import Path
+
+import av
+import pytest
+from media import rtp_sender, sdp_for
+
+from recorder.commands.demo import free_port_pair
+from recorder.config import RecorderSettings
+from recorder.mux.workers import MuxWorkers
+from recorder.sdp import parse_sdp
+from recorder.session import RecordingSession
+
+pytestmark = pytest.mark.slow
+NORMAL, SECRET = 2.0, 2.0  # seconds of test pattern, then of red (the "card number"), then pattern again
+
+
+def encode_with_secret(folder: Path) -> Path:
+    graph = (
+        f"testsrc2=s=320x240:r=30:d={NORMAL}[a];color=c=red:s=320x240:r=30:d={SECRET}[b];"
+        f"testsrc2=s=320x240:r=30:d={NORMAL}[c];[a][b][c]concat=n=3"
+    )
+    out = folder / "call.webm"
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", graph,
+         "-c:v", "libvpx", "-b:v", "600k", "-g", "15", "-deadline", "realtime", str(out)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    return out
+
+
+def red_frames(path: Path) -> int:
+    count = 0
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            rgb = frame.to_ndarray(format="rgb24").reshape(-1, 3).mean(axis=0)
+            count += bool(rgb[0] > 150 and rgb[1] < 80 and rgb[2] < 80)
+    return count
+
+
+async def test_nothing_of_the_paused_interval_is_stored(tmp_path: Path) -> None:
+    reference = encode_with_secret(tmp_path)
+    assert red_frames(reference) >= 55  # the pattern is there to be caught
+    port = free_port_pair()
+    (spec,) = parse_sdp(sdp_for([("vp8", port, 96)]))
+    workers = MuxWorkers(1)
+    session = RecordingSession(tmp_path / "rec", RecorderSettings(segment_seconds=1.0), workers)
+    await session.add_track(spec)
+    sender = rtp_sender(reference, port)
+    started = time.monotonic()
+    await asyncio.sleep(NORMAL - 0.25)
+    session.pause(by="agent-7", reason="card number")
+    await asyncio.sleep(SECRET + 0.5)
+    resumed_at = time.time()
+    session.resume()
+    await asyncio.to_thread(sender.wait, 30)
+    assert time.monotonic() - started < NORMAL * 2 + SECRET + 3
+    await asyncio.sleep(0.3)
+    (summary,) = await session.stop()
+    workers.shutdown()
+
+    folder = tmp_path / "rec"
+    assert summary.file is not None
+    files = [folder / summary.file, *(folder / s.path for s in summary.segments)]
+    assert all(red_frames(f) == 0 for f in files)
+    (pause,) = summary.pauses
+    assert (pause.by, pause.reason) == ("agent-7", "card number") and pause.end_time == pytest.approx(
+        resumed_at
+    )
+    assert summary.packets_paused > 0 and summary.packets_lost == 0
+    # Video is back within 1 s of resuming, starting at a keyframe.
+    with av.open(str(folder / summary.file)) as container:
+        times = [float(p.pts * p.time_base) for p in container.demux(video=0) if p.size]
+    gap = max(b - a for a, b in itertools.pairwise(times))
+    assert SECRET <= gap <= SECRET + 0.5 + 1.0
