@@ -20,7 +20,7 @@ import logging
 from collections.abc import Sequence
 
 from janus_bridge.client import JanusClient
-from janus_bridge.errors import JanusError
+from janus_bridge.errors import JanusConnectionError, JanusError, JanusProtocolError
 from janus_bridge.events import (
     JanusEvent,
     VideoRoomDestroyed,
@@ -36,6 +36,9 @@ from recorder.service.manager import RecordingManager, StreamRequest
 from recorder.service.settings import JanusSettings
 
 log = logging.getLogger(__name__)
+
+# Whatever a Janus request can fail with: its own errors, a lost connection, an answer we cannot read.
+JANUS_FAILURES = (JanusError, JanusConnectionError, JanusProtocolError)
 
 CODECS = {"vp8": Codec.VP8, "vp9": Codec.VP9, "h264": Codec.H264, "opus": Codec.OPUS}
 
@@ -56,6 +59,10 @@ class JanusBridge:
         self.empty_room_grace = empty_room_grace
         self.restart_grace = restart_grace
         self.forwarders: dict[tuple[str, str], list[int]] = {}  # (room, publisher) -> Janus stream ids
+        self.publishers: dict[str, dict[str, VideoRoomPublished]] = {}
+        """Every publishing participant of every room, recorded or not, so recording can start mid-call."""
+        self.room_policy: dict[str, bool] = {}
+        """Per-room overrides of `settings.record_rooms` (the control API sets them)."""
         self.errors = 0
         self._closers: dict[str, asyncio.Task[None]] = {}
         self._reconciler: asyncio.Task[None] | None = None
@@ -70,7 +77,7 @@ class JanusBridge:
         self.client.add_state_listener(self._on_state)
         try:
             await self.client.connect()
-        except (JanusError, TimeoutError) as exc:
+        except (*JANUS_FAILURES, TimeoutError) as exc:
             log.warning(
                 "Janus at %s is not reachable yet (%s); retrying in the background", self.settings.ws_url, exc
             )
@@ -91,14 +98,29 @@ class JanusBridge:
                 elif isinstance(event, VideoRoomUnpublished | VideoRoomLeaving):
                     await self._gone(str(event.room), str(event.publisher_id))
                 elif isinstance(event, VideoRoomDestroyed):
+                    self.publishers.pop(str(event.room), None)
                     await self._finish_room(str(event.room))
-            except (JanusError, OSError, TimeoutError) as exc:
+            except (*JANUS_FAILURES, OSError, TimeoutError) as exc:
                 self.errors += 1
                 log.error("cannot act on Janus event %s: %s", type(event).__name__, exc)
 
+    def records(self, room: str) -> bool:
+        return self.room_policy.get(room, self.settings.records(room))
+
+    async def set_recording(self, room: str, on: bool) -> None:
+        """Turn a room's recording on or off at once: on forwards everyone publishing now; off finishes
+        the room's recording."""
+        self.room_policy[room] = on
+        if on:
+            for event in list(self.publishers.get(room, {}).values()):
+                await self._published(event)
+        else:
+            await self._finish_room(room)
+
     async def _published(self, event: VideoRoomPublished) -> None:
         room, publisher = str(event.room), str(event.publisher_id)
-        if not self.settings.records(room):
+        self.publishers.setdefault(room, {})[publisher] = event
+        if not self.records(room):
             return
         requests = self._stream_requests(event)
         if not requests:
@@ -169,6 +191,7 @@ class JanusBridge:
     async def _gone(self, room: str, publisher: str, grace: float | None = None) -> None:
         """The publisher's tracks end; an empty room's recording ends `grace` seconds later unless
         somebody publishes again (a longer grace after Janus restarts: publishers need time to return)."""
+        self.publishers.get(room, {}).pop(publisher, None)
         async with self._lock:
             self.forwarders.pop((room, publisher), None)
             await self.manager.remove_participant(room, publisher)
@@ -188,7 +211,17 @@ class JanusBridge:
             closer.cancel()
         async with self._lock:
             for key in [k for k in self.forwarders if k[0] == room]:
-                del self.forwarders[key]
+                for stream_id in self.forwarders.pop(key):
+                    # Still-publishing participants keep their forwarders unless told; a publisher
+                    # that left took its forwarders with it (428, ignored).
+                    with contextlib.suppress(*JANUS_FAILURES):
+                        await (await self._room()).stop_rtp_forward(
+                            _room_id(room),
+                            _room_id(key[1]),
+                            stream_id,
+                            secret=self.settings.secret_for(room),
+                            admin_key=self.settings.admin_key,
+                        )
         await self.manager.finish_room(room)
 
     # -- reconciliation --------------------------------------------------------------------------------
@@ -209,7 +242,7 @@ class JanusBridge:
                 listed = await (await self._room()).list_forwarders(
                     _room_id(room), self.settings.secret_for(room)
                 )
-            except JanusError as exc:
+            except JANUS_FAILURES as exc:
                 log.warning("room %s: cannot list forwarders: %s", room, exc)
                 listed = []
             alive: set[str] = set()
@@ -226,7 +259,7 @@ class JanusBridge:
                                 fwd.stream_id,
                                 fwd.port,
                             )
-                            with contextlib.suppress(JanusError):
+                            with contextlib.suppress(*JANUS_FAILURES):
                                 await (await self._room()).stop_rtp_forward(
                                     _room_id(room),
                                     publisher.publisher_id,
@@ -247,7 +280,7 @@ class JanusBridge:
                 listed = await (await self._room()).list_forwarders(
                     _room_id(room), self.settings.secret_for(room)
                 )
-            except JanusError as exc:
+            except JANUS_FAILURES as exc:
                 log.warning("room %s: cannot list forwarders to resume it: %s", room, exc)
                 continue
             for publisher in listed:
@@ -257,7 +290,7 @@ class JanusBridge:
                     continue
                 for fwd in publisher.forwarders:
                     if fwd.host == self.settings.forward_host and self._in_our_range(fwd.port):
-                        with contextlib.suppress(JanusError):
+                        with contextlib.suppress(*JANUS_FAILURES):
                             await (await self._room()).stop_rtp_forward(
                                 _room_id(room),
                                 publisher.publisher_id,

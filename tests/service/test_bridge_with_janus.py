@@ -188,3 +188,21 @@ async def test_a_restarted_service_takes_the_call_up_again(janus: JanusServer, t
         await caller.close()
         await second.manager.shutdown()
         await second.close()
+
+
+async def test_recording_turned_on_and_off_mid_call(bridge: JanusBridge) -> None:
+    room = str(ROOM)
+    bridge.room_policy[room] = False
+    handle, publisher = await join_fake_publisher(bridge.client, display="late")
+    events, _ = parse_events(event("published", ROOM, publisher, display="late", streams=STREAMS))
+    await bridge.on_events(events)
+    assert bridge.manager.rooms == {}  # not recorded while off
+
+    await bridge.set_recording(room, True)  # everyone publishing now is recorded at once
+    assert len(bridge.manager.participant_streams(room, str(publisher))) == 2
+
+    await bridge.set_recording(room, False)
+    assert bridge.manager.rooms == {} and len(bridge.manager.finished) == 1
+    videoroom = await bridge.client.videoroom()
+    assert not [p for p in await videoroom.list_forwarders(ROOM, ROOM_SECRET) if p.publisher_id == publisher]
+    await handle.detach()
