@@ -254,7 +254,8 @@ async def publish(
     video, audio = _tracks(options, clock)
     ended = asyncio.Event()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    client = JanusClient(options.ws_url, request_timeout=options.connect_timeout)
+    wait = options.connect_timeout
+    client = JanusClient(options.ws_url, request_timeout=wait, connect_timeout=wait, ready_timeout=wait)
     handle_id: list[int | None] = [None]
 
     def on_janus(message: dict[str, Any]) -> None:
