@@ -14,7 +14,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from recorder.models import SegmentInfo, TrackSummary
+from recorder.models import PauseInterval, SegmentInfo, TrackSummary
 
 
 class ParticipantInfo(BaseModel):
@@ -41,6 +41,9 @@ class RecordingInfo(BaseModel):
         default_factory=dict, description="Track name -> participant id."
     )
     metadata: dict[str, str] = Field(default_factory=dict)
+    pauses: list[PauseInterval] = Field(
+        default_factory=list, description="Pauses of the whole recording (participants' own are per track)."
+    )
 
 
 class RecordingSink(Protocol):
@@ -49,5 +52,13 @@ class RecordingSink(Protocol):
     def segment_closed(self, folder: Path, track: str, segment: SegmentInfo) -> None: ...
 
     def track_finished(self, folder: Path, summary: TrackSummary) -> None: ...
+
+    def recording_paused(self, info: RecordingInfo, participant: str | None, pause: PauseInterval) -> None:
+        """The whole recording (participant None) or one participant's tracks were paused."""
+        ...
+
+    def recording_resumed(self, info: RecordingInfo, participant: str | None, pause: PauseInterval) -> None:
+        """A pause ended (`pause.end_time` is set)."""
+        ...
 
     async def recording_finished(self, info: RecordingInfo, tracks: list[TrackSummary]) -> None: ...

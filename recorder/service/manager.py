@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from recorder.models import Codec, MediaKind, StreamSpec, TrackSummary
+from recorder.models import Codec, MediaKind, PauseInterval, StreamSpec, TrackSummary
 from recorder.mux.workers import MuxWorkers
 from recorder.recording import ParticipantInfo, RecordingInfo, RecordingSink
 from recorder.service.ports import PortAllocator
@@ -79,6 +79,7 @@ class RoomRecording:
     finishing: bool = False
     state: RoomState | None = None
     paused: tuple[str | None, str | None] | None = None  # (by, reason) while the whole room is paused
+    open_pauses: dict[str | None, PauseInterval] = field(default_factory=dict)  # participant (None: all)
 
 
 def new_recording_id(room: str) -> str:
@@ -173,9 +174,16 @@ class RecordingManager:
         recording = self.rooms.get(room)
         if recording is None or (participant is not None and participant not in recording.participants):
             return False
+        if recording.paused is not None:
+            return True  # already paused as a whole
         recording.session.pause(self._track_names(recording, participant), by, reason)
+        interval = PauseInterval(start_time=time.time(), by=by, reason=reason)
         if participant is None:
             recording.paused = (by, reason)
+            recording.info.pauses.append(interval)
+        recording.open_pauses[participant] = interval
+        for sink in self.sinks:
+            sink.recording_paused(recording.info, participant, interval)
         return True
 
     def resume(self, room: str, participant: str | None = None) -> bool:
@@ -185,6 +193,11 @@ class RecordingManager:
         recording.session.resume(self._track_names(recording, participant))
         if participant is None:
             recording.paused = None
+        interval = recording.open_pauses.pop(participant, None)
+        if interval is not None:
+            interval.end_time = time.time()
+            for sink in self.sinks:
+                sink.recording_resumed(recording.info, participant, interval)
         return True
 
     @staticmethod
@@ -211,6 +224,8 @@ class RecordingManager:
         summaries = await recording.session.stop()
         info = recording.info
         info.finished_at = time.time()
+        for interval in recording.open_pauses.values():
+            interval.end_time = interval.end_time or info.finished_at
         for p in info.participants:
             p.left_at = p.left_at or info.finished_at
         log.info("room %s: recording %s finished with %d tracks", room, info.recording_id, len(summaries))
