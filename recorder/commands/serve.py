@@ -50,10 +50,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) -> None:
+async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, signals: bool = True) -> None:
+    """Run until `stop` is set (or SIGINT/SIGTERM when `signals`), then finalize every recording."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    handled = (signal.SIGINT, signal.SIGTERM) if signals else ()
+    for sig in handled:
         loop.add_signal_handler(sig, stop.set)
     recordings = settings.data_dir / "recordings"
     await asyncio.to_thread(recordings.mkdir, parents=True, exist_ok=True)
@@ -108,5 +110,5 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) ->
         if bridge is not None:
             await bridge.close()
         await runner.cleanup()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in handled:
             loop.remove_signal_handler(sig)
