@@ -1,0 +1,144 @@
+"""`callvault serve` end to end, with nothing but Janus's own events telling it what to do: a real Janus
+in a network namespace posts its events (sampleevh) to the service, two real aiortc publishers join one
+room (VP8 for the whole call; H.264 joining late and leaving early), and the service records each of
+them into its own files. Every file decodes, lasts as long as its publisher published (within 0.5 s),
+and its frame counters run without duplicates or gaps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from frame_marks import gaps, read_marks
+from janus_fixture import ADMIN_KEY, ROOM, ROOM_SECRET, JanusServer, start_or_skip
+from media import ffprobe_errors, read_packets
+from netns import NetNamespace
+from webrtc import PublisherProcess
+
+from recorder.commands.serve import serve
+from recorder.config import RecorderSettings
+from recorder.service.settings import JanusSettings, ServiceSettings
+
+pytestmark = pytest.mark.slow
+FPS = 30
+CALL = 6.0  # seconds the VP8 publisher publishes
+LATE, SHORT = 1.5, 2.5  # the H.264 publisher starts this much later and publishes this long
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def get_json(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
+    async with http.get(url) as response:
+        return response.status, await response.json()
+
+
+async def until(check: Any, within: float, step: float = 0.1) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(step)
+
+
+async def test_service_records_two_publishers_from_janus_events(
+    netns_for_test: NetNamespace, tmp_path: Path
+) -> None:
+    ns = netns_for_test
+    port = free_tcp_port()
+    janus = JanusServer(
+        tmp_path / "janus",
+        ice_enforce_list=ns.interface,
+        videocodec="vp8,h264",
+        sampleevh_url=f"http://127.0.0.1:{port}/janus/events?token=evt",
+    )
+    start_or_skip(janus)
+    settings = ServiceSettings(
+        data_dir=tmp_path / "data",
+        http_host="127.0.0.1",
+        http_port=port,
+        rtp_bind="127.0.0.1",
+        rtp_port_min=42000,
+        rtp_port_max=42999,
+        recorder=RecorderSettings(segment_seconds=2.0),
+        janus=JanusSettings(
+            ws_url=janus.ws_url,
+            admin_key=ADMIN_KEY,
+            room_secret=ROOM_SECRET,
+            events_token="evt",
+            empty_room_grace=1.0,
+        ),
+    )
+    stop = asyncio.Event()
+    service = asyncio.create_task(serve(settings, stop, signals=False))
+    base = f"http://127.0.0.1:{port}"
+    publishers: list[PublisherProcess] = []
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def ready() -> bool:
+                try:
+                    return (await get_json(http, f"{base}/readyz"))[0] == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await until(ready, 15)
+            agent = await PublisherProcess.start(
+                janus.ws_url,
+                ROOM,
+                "agent",
+                codec="vp8",
+                seconds=CALL,
+                fps=FPS,
+                ice_address=ns.address,
+                netns=ns.name,
+            )
+            publishers.append(agent)
+            await asyncio.sleep(LATE)
+            customer = await PublisherProcess.start(
+                janus.ws_url, ROOM, "customer", codec="h264", seconds=SHORT, fps=FPS, ice_address=ns.address,
+                netns=ns.name,
+            )  # fmt: skip
+            publishers.append(customer)
+            published = {p: await p.event("published") for p in publishers}
+            sent = {p: await p.finish(within=CALL + 20) for p in publishers}
+
+            async def finished() -> bool:
+                return bool((await get_json(http, f"{base}/v1/status"))[1]["finished"])
+
+            await until(finished, 15)
+            status = (await get_json(http, f"{base}/v1/status"))[1]
+    finally:
+        for p in publishers:
+            p.kill()
+        stop.set()
+        await asyncio.wait_for(service, 60)
+        janus.stop()
+
+    assert status["janus_bridge"]["errors"] == 0 and status["janus_events"]["unauthorized"] == 0
+    (recording,) = status["finished"]
+    assert recording["room"] == str(ROOM)
+    folder = Path(recording["folder"])
+    for publisher in publishers:
+        event = published[publisher]
+        mids = {s["type"]: s["mid"] for s in event["streams"]}
+        video = json.loads((folder / f"{event['id']}-video-{mids['video']}.json").read_text())
+        audio = json.loads((folder / f"{event['id']}-audio-{mids['audio']}.json").read_text())
+        for track in (video, audio):
+            assert track["state"] == "complete" and track["file"], track
+            assert ffprobe_errors(folder / track["file"]) == ""
+        counters = [m.counter for m in read_marks(folder / video["file"])]
+        assert counters == sorted(set(counters)) and gaps(counters) == [], gaps(counters)
+        assert set(counters) <= set(sent[publisher]["counters"])
+        published_seconds = sent[publisher]["frames"] / FPS
+        recorded = read_packets(folder / video["file"]).duration + 1 / FPS
+        assert abs(recorded - published_seconds) <= 0.5, (event.get("display"), recorded, published_seconds)
+        assert video["packets_lost"] == 0
