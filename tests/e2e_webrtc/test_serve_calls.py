@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -18,6 +16,7 @@ from frame_marks import gaps, read_marks
 from janus_fixture import ADMIN_KEY, ROOM, ROOM_SECRET, JanusServer, start_or_skip
 from media import ffprobe_errors, read_packets
 from netns import NetNamespace
+from service_kit import free_tcp_port, get_json, wait_finished, wait_ready
 from webrtc import PublisherProcess
 
 from recorder.commands.serve import serve
@@ -28,25 +27,6 @@ pytestmark = pytest.mark.slow
 FPS = 30
 CALL = 6.0  # seconds the VP8 publisher publishes
 LATE, SHORT = 1.5, 2.5  # the H.264 publisher starts this much later and publishes this long
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def get_json(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
-    async with http.get(url) as response:
-        return response.status, await response.json()
-
-
-async def until(check: Any, within: float, step: float = 0.1) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(step)
 
 
 async def test_service_records_two_publishers_from_janus_events(
@@ -83,14 +63,7 @@ async def test_service_records_two_publishers_from_janus_events(
     publishers: list[PublisherProcess] = []
     try:
         async with aiohttp.ClientSession() as http:
-
-            async def ready() -> bool:
-                try:
-                    return (await get_json(http, f"{base}/readyz"))[0] == 200
-                except aiohttp.ClientError:
-                    return False
-
-            await until(ready, 15)
+            await wait_ready(http, base, 15)
             agent = await PublisherProcess.start(
                 janus.ws_url,
                 ROOM,
@@ -111,10 +84,7 @@ async def test_service_records_two_publishers_from_janus_events(
             published = {p: await p.event("published") for p in publishers}
             sent = {p: await p.finish(within=CALL + 20) for p in publishers}
 
-            async def finished() -> bool:
-                return bool((await get_json(http, f"{base}/v1/status"))[1]["finished"])
-
-            await until(finished, 15)
+            await wait_finished(http, base, 15)
             status = (await get_json(http, f"{base}/v1/status"))[1]
     finally:
         for p in publishers:

@@ -1,0 +1,54 @@
+"""Driving a running `callvault serve` from tests: free ports, JSON over HTTP, bounded waits."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def get_json(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
+    async with http.get(url) as response:
+        return response.status, await response.json()
+
+
+async def until(check: Callable[[], Awaitable[bool]], within: float, step: float = 0.1) -> None:
+    """Wait until `check()` holds; TimeoutError after `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"condition not met within {within} s")
+        await asyncio.sleep(step)
+
+
+async def wait_ready(http: aiohttp.ClientSession, base: str, within: float = 20) -> None:
+    async def ready() -> bool:
+        try:
+            return (await get_json(http, f"{base}/readyz"))[0] == 200
+        except aiohttp.ClientError:
+            return False
+
+    await until(ready, within)
+
+
+async def wait_finished(http: aiohttp.ClientSession, base: str, within: float = 20) -> list[dict[str, Any]]:
+    """The finished recordings /v1/status lists, once there is at least one."""
+
+    async def finished() -> bool:
+        try:
+            return bool((await get_json(http, f"{base}/v1/status"))[1]["finished"])
+        except aiohttp.ClientError:
+            return False
+
+    await until(finished, within)
+    recordings: list[dict[str, Any]] = (await get_json(http, f"{base}/v1/status"))[1]["finished"]
+    return recordings
