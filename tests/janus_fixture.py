@@ -138,6 +138,8 @@ class JanusServer:
     """``nat.ice_enforce_list``: interfaces/addresses Janus gathers ICE candidates on (e.g. "jv0")."""
     videocodec: str = "vp8"
     """The static room's ``videocodec`` list, e.g. "vp8,h264"."""
+    record: bool = False
+    """The static room records every publisher natively (.mjr files in ``workdir/rec``)."""
     netns: str | None = None
     """Run Janus in this network namespace (``ip netns exec``); its API is then on 127.0.0.1 there."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
@@ -232,7 +234,7 @@ class JanusServer:
             "\tfir_freq = 10\n"
             '\taudiocodec = "opus"\n'
             f"\tvideocodec = {_q(self.videocodec)}\n"
-            "\trecord = false\n"
+            f"\trecord = {_b(self.record)}\n"
             f'\trec_dir = "{self.workdir / "rec"}"\n'
             "}\n"
         )

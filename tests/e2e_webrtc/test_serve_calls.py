@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import aiohttp
@@ -24,6 +26,20 @@ from recorder.config import RecorderSettings
 from recorder.service.settings import JanusSettings, ServiceSettings
 
 pytestmark = pytest.mark.slow
+
+
+def janus_native_video(rec_dir: Path, out_dir: Path, publisher: int) -> Path | None:
+    """Janus's own recording of a publisher's video (.mjr), post-processed by janus-pp-rec."""
+    if shutil.which("janus-pp-rec") is None:
+        pytest.skip("janus-pp-rec (Debian's janus-tools) is not installed")
+    out_dir.mkdir(exist_ok=True)
+    for mjr in sorted(rec_dir.glob(f"*{publisher}*video*.mjr")):
+        out = out_dir / f"{mjr.stem}.{'webm' if 'vp8' in mjr.read_bytes()[:256].decode('latin-1') else 'mkv'}"
+        subprocess.run(["janus-pp-rec", str(mjr), str(out)], capture_output=True, timeout=60, check=True)
+        return out
+    return None
+
+
 FPS = 30
 CALL = 6.0  # seconds the VP8 publisher publishes
 LATE, SHORT = 1.5, 2.5  # the H.264 publisher starts this much later and publishes this long
@@ -39,6 +55,7 @@ async def test_service_records_two_publishers_from_janus_events(
         ice_enforce_list=ns.interface,
         videocodec="vp8,h264",
         sampleevh_url=f"http://127.0.0.1:{port}/janus/events?token=evt",
+        record=True,  # Janus records the same call natively, for comparison
     )
     start_or_skip(janus)
     settings = ServiceSettings(
@@ -112,3 +129,9 @@ async def test_service_records_two_publishers_from_janus_events(
         recorded = read_packets(folder / video["file"]).duration + 1 / FPS
         assert abs(recorded - published_seconds) <= 0.5, (event.get("display"), recorded, published_seconds)
         assert video["packets_lost"] == 0
+        # Janus's own recording of the same publisher (record: true, then janus-pp-rec): CallVault's
+        # file holds at least as many frames.
+        native = janus_native_video(janus.workdir / "rec", tmp_path / "pp", event["id"])
+        assert native is not None and ffprobe_errors(native) == ""
+        native_frames = len(read_marks(native))
+        assert native_frames > FPS and len(counters) >= native_frames, (len(counters), native_frames)
