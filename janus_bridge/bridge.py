@@ -23,7 +23,9 @@ from janus_bridge.client import JanusClient
 from janus_bridge.errors import JanusConnectionError, JanusError, JanusProtocolError
 from janus_bridge.events import (
     JanusEvent,
+    JsepEvent,
     VideoRoomDestroyed,
+    VideoRoomJoined,
     VideoRoomLeaving,
     VideoRoomPublished,
     VideoRoomUnpublished,
@@ -61,6 +63,8 @@ class JanusBridge:
         self.forwarders: dict[tuple[str, str], list[int]] = {}  # (room, publisher) -> Janus stream ids
         self.publishers: dict[str, dict[str, VideoRoomPublished]] = {}
         """Every publishing participant of every room, recorded or not, so recording can start mid-call."""
+        self._joined: dict[int, VideoRoomJoined] = {}
+        """Publishers by Janus handle id, so Janus's SDP answer to them can be matched to a room."""
         self.room_policy: dict[str, bool] = {}
         """Per-room overrides of `settings.record_rooms` (the control API sets them)."""
         self.errors = 0
@@ -93,7 +97,11 @@ class JanusBridge:
         """EventIntake callback: act on the VideoRoom events of recorded rooms, in order."""
         for event in events:
             try:
-                if isinstance(event, VideoRoomPublished):
+                if isinstance(event, VideoRoomJoined) and event.handle_id is not None:
+                    self._joined[event.handle_id] = event
+                elif isinstance(event, JsepEvent):
+                    await self._answered(event)
+                elif isinstance(event, VideoRoomPublished):
                     await self._published(event)
                 elif isinstance(event, VideoRoomUnpublished | VideoRoomLeaving):
                     await self._gone(str(event.room), str(event.publisher_id))
@@ -173,6 +181,33 @@ class JanusBridge:
             log.info(
                 "room %s: forwarding publisher %s (%s) to %d ports", room, publisher, display, len(ports)
             )
+
+    async def _answered(self, event: JsepEvent) -> None:
+        """Janus answered a publisher's offer: its streams exist now, before any media flows. Forwarding
+        them at once (instead of at `published`, when media already runs) records from the first frame."""
+        if event.owner != "local" or event.jsep.type != "answer" or event.handle_id is None:
+            return
+        joined = self._joined.pop(event.handle_id, None)
+        if joined is None:
+            return
+        streams = publisher_streams(event.jsep.sdp)
+        if streams:
+            published = VideoRoomPublished.model_validate(
+                {
+                    "type": 64,
+                    "event": {
+                        "plugin": "janus.plugin.videoroom",
+                        "data": {
+                            "event": "published",
+                            "room": joined.room,
+                            "id": joined.publisher_id,
+                            "display": joined.display,
+                            "streams": streams,
+                        },
+                    },
+                }
+            )
+            await self._published(published)
 
     def _stream_requests(self, event: VideoRoomPublished) -> list[StreamRequest]:
         requests = []
@@ -311,6 +346,22 @@ class JanusBridge:
 
     async def _room(self) -> VideoRoom:
         return await self.client.videoroom()
+
+
+def publisher_streams(sdp: str) -> list[dict[str, str]]:
+    """(type, mid, codec) of each active audio/video m-line of Janus's answer to a publisher."""
+    streams = []
+    for section in sdp.replace("\r\n", "\n").split("\nm=")[1:]:
+        lines = section.split("\n")
+        fields = lines[0].split()
+        if len(fields) < 4 or fields[1] == "0" or fields[0] not in ("audio", "video"):
+            continue
+        attributes = [line[2:] for line in lines[1:] if line.startswith("a=")]
+        mid = next((a[4:] for a in attributes if a.startswith("mid:")), None)
+        rtpmap = next((a.split(" ", 1)[1] for a in attributes if a.startswith(f"rtpmap:{fields[3]} ")), "")
+        if mid is not None and rtpmap:
+            streams.append({"type": fields[0], "mid": mid, "codec": rtpmap.split("/")[0].lower()})
+    return streams
 
 
 def _room_id(room: str) -> int | str:

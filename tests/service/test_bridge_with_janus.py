@@ -206,3 +206,35 @@ async def test_recording_turned_on_and_off_mid_call(bridge: JanusBridge) -> None
     videoroom = await bridge.client.videoroom()
     assert not [p for p in await videoroom.list_forwarders(ROOM, ROOM_SECRET) if p.publisher_id == publisher]
     await handle.detach()
+
+
+REFERENCE = Path("/work/shared/reference/janus/events")
+
+
+def test_publisher_streams_from_janus_answer() -> None:
+    from janus_bridge.bridge import publisher_streams
+
+    answer = json.loads((REFERENCE / "evh_jsep_local_answer.json").read_text())["event"]["jsep"]["sdp"]
+    assert publisher_streams(answer) == [
+        {"type": "audio", "mid": "0", "codec": "opus"},
+        {"type": "video", "mid": "1", "codec": "vp8"},
+    ]
+
+
+async def test_forwarded_as_soon_as_janus_answers_the_publisher(bridge: JanusBridge) -> None:
+    """`joined` then Janus's SDP answer (before any media, before `published`) starts the recording."""
+    handle, publisher = await join_fake_publisher(bridge.client, display="early")
+    answer = json.loads((REFERENCE / "evh_jsep_local_answer.json").read_text())
+    joined = [{"type": 64, "handle_id": 77, "event": {"plugin": "janus.plugin.videoroom",
+               "data": {"event": "joined", "room": ROOM, "id": publisher, "display": "early"}}}]  # fmt: skip
+    jsep = [{**answer, "handle_id": 77}]
+    events, malformed = parse_events(json.dumps(joined + jsep))
+    assert malformed == 0
+    await bridge.on_events(events)
+    streams = bridge.manager.participant_streams(str(ROOM), str(publisher))
+    assert [(s.mid, s.kind.value) for s in streams] == [("0", "audio"), ("1", "video")]
+    # The `published` that follows changes nothing.
+    later, _ = parse_events(event("published", ROOM, publisher, display="early", streams=STREAMS))
+    await bridge.on_events(later)
+    assert bridge.manager.participant_streams(str(ROOM), str(publisher)) == streams
+    await handle.detach()
