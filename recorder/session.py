@@ -188,8 +188,8 @@ class RecordingSession:
             track = self.tracks.get(name)
             if track is not None:
                 track.pipeline.resume(now)
-                if track.pipeline.take_keyframe_request(now):
-                    track.receiver.request_keyframe()
+                if track.pipeline.take_keyframe_request(now) and not track.receiver.request_keyframe():
+                    track.pipeline.keyframe_request_failed()
 
     def _flush(self, track: Track) -> None:
         items = track.pipeline.take_output()
@@ -204,8 +204,8 @@ class RecordingSession:
             for track in list(self.tracks.values()):
                 pipeline = track.pipeline
                 pipeline.tick(now)
-                if pipeline.take_keyframe_request(now):
-                    track.receiver.request_keyframe()
+                if pipeline.take_keyframe_request(now) and not track.receiver.request_keyframe():
+                    pipeline.keyframe_request_failed()
                 self._flush(track)
                 self._announce_segments(track, track.writer.segments)
             if now - self._last_summary >= SUMMARY_INTERVAL:

@@ -157,6 +157,12 @@ class StreamPipeline:
         self.summary.keyframe_requests += 1
         return True
 
+    def keyframe_request_failed(self) -> None:
+        """The request could not be sent (no sender address or SSRC yet): ask again at the next tick."""
+        self.assembler.keyframe_needed = True
+        self._last_keyframe_request = float("-inf")
+        self.summary.keyframe_requests -= 1
+
     def counters(self) -> TrackSummary:
         self._update_counters()
         return self.summary
