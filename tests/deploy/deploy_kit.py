@@ -67,7 +67,9 @@ def _works(path: str) -> bool:
     if not path or not Path(path).is_file():
         return False
     try:
-        out = subprocess.run([path, "version", "--short"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [path, "version", "--short"], capture_output=True, text=True, timeout=30, check=False
+        )
     except OSError:
         return False
     return out.returncode == 0 and out.stdout.startswith("v")
@@ -105,7 +107,9 @@ def run_helm(binary: str, *args: str, check: bool = True) -> subprocess.Complete
     env = {**os.environ, "HELM_CACHE_HOME": tempfile.gettempdir() + "/callvault-helm-cache"}
     env.setdefault("HELM_CONFIG_HOME", tempfile.gettempdir() + "/callvault-helm-config")
     env.setdefault("HELM_DATA_HOME", tempfile.gettempdir() + "/callvault-helm-data")
-    result = subprocess.run([binary, *args], capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [binary, *args], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}")
     return result

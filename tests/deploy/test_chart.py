@@ -35,7 +35,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
         "archive.webhooks.endpoints[0].secret=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "secrets.janus.adminKey=k",
         "secrets.janus.eventsToken=t",
-        "apiKeys.keys[0]=key-one",
+        "apiKeys.adminKey=an-admin-key-of-at-least-32-characters",
         "networkPolicy.enabled=true",
         "networkPolicy.sfu.ipBlocks[0]=10.20.0.15/32",
     ),
@@ -96,6 +96,7 @@ def test_helm_lint_strict(helm_bin: str, values: str) -> None:
         (("config.janus.events=grpc",), "events"),
         (("archive.storage.s3.worm.mode=LOCKED",), "mode"),
         (("replicaCount=-1",), "replicaCount"),
+        (("apiKeys.adminKey=short",), "adminKey"),
         (("unknownKey=1",), "unknownKey"),
     ],
 )
@@ -111,8 +112,12 @@ def test_bad_values_are_refused(helm_bin: str, sets: tuple[str, ...], message: s
 # -- Kubernetes schemas -----------------------------------------------------------------------------
 
 
-def test_every_manifest_validates_against_kubernetes_schemas(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    kv = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed (dev dependency)")
+def test_every_manifest_validates_against_kubernetes_schemas(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    kv = pytest.importorskip(
+        "kubernetes_validate", reason="kubernetes-validate is not installed (dev dependency)"
+    )
     checked = 0
     for name, docs in rendered.items():
         for doc in docs:
@@ -142,7 +147,18 @@ def test_service_monitor_only_with_the_crd(helm_bin: str) -> None:
     docs = render(helm_bin, PRODUCTION_VALUES, api_versions=("monitoring.coreos.com/v1/ServiceMonitor",))
     sm = one(docs, "ServiceMonitor")
     assert sm["apiVersion"] == "monitoring.coreos.com/v1"
-    assert sm["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}]
+    assert sm["spec"]["endpoints"] == [
+        {
+            "port": "http",
+            "path": "/metrics",
+            "interval": "30s",
+            "scrapeTimeout": "10s",
+            "authorization": {
+                "type": "Bearer",
+                "credentials": {"name": "callvault-metrics-token", "key": "token"},
+            },
+        }
+    ]
     assert sm["metadata"]["labels"]["release"] == "prometheus"
     service = one(docs, "Service", "rel-callvault")
     assert sm["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
@@ -166,7 +182,9 @@ def test_values_files_fit_the_schema(path: Path) -> None:
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out
 
 
@@ -207,7 +225,7 @@ def _leaves(values: dict[str, Any], prefix: str = "") -> list[str]:
 def test_rendered_config_loads_in_the_service(rendered: dict[str, list[dict[str, Any]]], name: str) -> None:
     config = _config(rendered[name])
     env = {k: e["value"] for k, e in _env(rendered[name]).items() if "value" in e}
-    for key, value in config.items():
+    for key in config:
         assert key in _ServiceWithArchive.model_fields, key
     settings = _ServiceWithArchive.model_validate(config)
     assert str(settings.data_dir) == "/var/lib/callvault/data"
@@ -215,7 +233,11 @@ def test_rendered_config_loads_in_the_service(rendered: dict[str, list[dict[str,
         # Without archive the file is exactly what today's `callvault serve` accepts.
         ServiceSettings.model_validate(config)
     if "CALLVAULT_ARCHIVE__WEBHOOKS__ENDPOINTS" in env:
-        expanded = re.sub(r"\$\(WEBHOOK_SECRET_\d+\)", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", env["CALLVAULT_ARCHIVE__WEBHOOKS__ENDPOINTS"])
+        expanded = re.sub(
+            r"\$\(WEBHOOK_SECRET_\d+\)",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            env["CALLVAULT_ARCHIVE__WEBHOOKS__ENDPOINTS"],
+        )
         WebhookSettings(endpoints=json.loads(expanded))
 
 
@@ -274,7 +296,11 @@ def test_per_pod_volume(rendered: dict[str, list[dict[str, Any]]]) -> None:
 def test_forward_host_follows_the_rtp_exposure(rendered: dict[str, list[dict[str, Any]]]) -> None:
     def forward(name: str) -> Any:
         e = _env(rendered[name]).get("CALLVAULT_JANUS__FORWARD_HOST")
-        return e["valueFrom"]["fieldRef"]["fieldPath"] if e else _config(rendered[name])["janus"].get("forward_host")
+        return (
+            e["valueFrom"]["fieldRef"]["fieldPath"]
+            if e
+            else _config(rendered[name])["janus"].get("forward_host")
+        )
 
     assert forward("default") == "status.podIP"
     assert forward("hostPort") == "status.hostIP"
@@ -299,27 +325,42 @@ def test_secrets_inline_and_existing(rendered: dict[str, list[dict[str, Any]]]) 
     secrets = {s["metadata"]["name"]: set(s["data"]) for s in by_kind(docs, "Secret")}
     assert secrets == {
         "rel-callvault-janus": {"admin-key", "events-token"},
-        "rel-callvault-api-keys": {"api-keys"},
+        "rel-callvault-api-keys": {"admin-key"},
         "rel-callvault-s3": {"access-key", "secret-key"},
         "rel-callvault-signing": {"signing-key.pem"},
         "rel-callvault-webhooks": {"endpoint-0"},
     }
     env = _env(docs)
-    assert env["CALLVAULT_S3_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "rel-callvault-s3", "key": "access-key"}
+    assert env["CALLVAULT_S3_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "rel-callvault-s3",
+        "key": "access-key",
+    }
     assert env["CALLVAULT_JANUS__ADMIN_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "rel-callvault-janus"
-    assert env["CALLVAULT_API_KEYS"]["valueFrom"]["secretKeyRef"] == {"name": "rel-callvault-api-keys", "key": "api-keys"}
+    assert env["CALLVAULT_API__ADMIN_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "rel-callvault-api-keys",
+        "key": "admin-key",
+    }
     names = list(env)
     # $(WEBHOOK_SECRET_0) is expanded only from variables defined before it.
     assert names.index("WEBHOOK_SECRET_0") < names.index("CALLVAULT_ARCHIVE__WEBHOOKS__ENDPOINTS")
     assert "whsec_" not in env["CALLVAULT_ARCHIVE__WEBHOOKS__ENDPOINTS"]["value"]
 
     prod = _env(rendered["production"])
-    refs = {k: e["valueFrom"]["secretKeyRef"] for k, e in prod.items() if "secretKeyRef" in e.get("valueFrom", {})}
-    assert refs["CALLVAULT_JANUS__EVENTS_TOKEN"] == {"name": "callvault-janus", "key": "events-token", "optional": True}
+    refs = {
+        k: e["valueFrom"]["secretKeyRef"] for k, e in prod.items() if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert refs["CALLVAULT_JANUS__EVENTS_TOKEN"] == {
+        "name": "callvault-janus",
+        "key": "events-token",
+        "optional": True,
+    }
     assert refs["CALLVAULT_S3_SECRET_KEY"] == {"name": "callvault-s3", "key": "secret-key"}
     assert refs["WEBHOOK_SECRET_0"] == {"name": "callvault-webhooks", "key": "crm"}
-    assert refs["CALLVAULT_API_KEYS"] == {"name": "callvault-api-keys", "key": "api-keys"}
-    volumes = {v["name"]: v for v in one(rendered["production"], "StatefulSet")["spec"]["template"]["spec"]["volumes"]}
+    assert refs["CALLVAULT_API__ADMIN_KEY"] == {"name": "callvault-api", "key": "admin-key"}
+    volumes = {
+        v["name"]: v
+        for v in one(rendered["production"], "StatefulSet")["spec"]["template"]["spec"]["volumes"]
+    }
     assert volumes["signing-key"]["secret"]["secretName"] == "callvault-signing-key"
 
 

@@ -66,7 +66,9 @@ def test_services_and_build_files(compose: dict[str, Any]) -> None:
     assert compose["services"]["callvault"]["build"]["dockerfile"] == "deploy/Dockerfile"
 
 
-@pytest.mark.parametrize("dockerfile", [DEPLOY / "Dockerfile", JANUS / "Dockerfile"], ids=["callvault", "janus"])
+@pytest.mark.parametrize(
+    "dockerfile", [DEPLOY / "Dockerfile", JANUS / "Dockerfile"], ids=["callvault", "janus"]
+)
 def test_every_copied_file_exists(dockerfile: Path) -> None:
     context = ROOT if dockerfile.parent == DEPLOY else JANUS
     copies = re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile.read_text(), re.MULTILINE)
@@ -101,7 +103,12 @@ def test_callvault_env_loads_in_the_service(compose: dict[str, Any], monkeypatch
     # The archive.* variables are named for the settings the service is getting (recorder/archive).
     later = _ServiceWithArchive()
     s3 = later.archive.storage.s3
-    assert (later.archive.storage.backend, s3.endpoint, s3.bucket, s3.secure) == ("s3", "minio:9000", "callvault", False)
+    assert (later.archive.storage.backend, s3.endpoint, s3.bucket, s3.secure) == (
+        "s3",
+        "minio:9000",
+        "callvault",
+        False,
+    )
     assert s3.resolved_credentials() == ("callvault", "callvault-demo-secret")
     assert compose["services"]["minio"]["environment"]["MINIO_ROOT_USER"] == "callvault"
 
