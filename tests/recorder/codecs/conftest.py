@@ -27,7 +27,10 @@ from codec_media import EncodedFrame, encode_audio, encode_video  # noqa: E402
 
 @pytest.fixture(scope="session")
 def vp8_frames() -> list[EncodedFrame]:
-    return encode_video("libvpx", deadline="realtime", **{"cpu-used": "8"})
+    # Fixed keyframe spacing: libvpx's realtime mode may otherwise move keyframes when the CPU is busy.
+    return encode_video(
+        "libvpx", deadline="realtime", **{"cpu-used": "8", "kf-min-dist": "8", "kf-max-dist": "8"}
+    )
 
 
 @pytest.fixture(scope="session")
