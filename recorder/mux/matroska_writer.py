@@ -9,6 +9,7 @@ hashed (SHA-256) as they are written, so closing a segment never reads it back.
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 from recorder.codecs.opus import OPUS_HEAD_MAGIC
@@ -23,6 +24,8 @@ from recorder.mux.matroska import (
     TrackParams,
     segment_header,
 )
+
+log = logging.getLogger(__name__)
 
 CODEC_IDS = {Codec.VP8: "V_VP8", Codec.VP9: "V_VP9", Codec.H264: "V_MPEG4/ISO/AVC", Codec.OPUS: "A_OPUS"}
 _OPUS_HEAD_CHANNELS = 9  # offset of the channel count in an OpusHead (RFC 7845 §5.1)
@@ -53,7 +56,9 @@ def track_params(
         try:
             private = decoder_configuration(extradata)
         except MalformedPacketError as exc:
-            raise MuxError(f"cannot describe the H.264 stream to the container: {exc}") from exc
+            # Still record: without a configuration record the frames stay in Annex B, which
+            # decoders detect on their own (as FFmpeg's muxer does without extradata).
+            log.warning("H.264 parameter sets unusable for the container, frames kept in Annex B: %s", exc)
     elif extradata:
         private = extradata
     return TrackParams(codec_id, video=True, codec_private=private, width=width, height=height)
@@ -91,6 +96,8 @@ class SegmentFile:
 
     def write(self, data: bytes, pts: int, keyframe: bool) -> None:
         """Add one frame with its presentation time in clock-rate units."""
+        if pts < 0:
+            raise MuxError(f"segment {self.path}: frame at negative time {pts}")
         if self._avcc:
             data = annexb_to_avcc(data)
         cluster = self._muxer.add(data, (pts * 1000 + self._half) // self._clock, keyframe)

@@ -17,7 +17,9 @@ from mkv_reader import read_layout
 from segment_helpers import CODECS, stored, timeline, to_ms, write_segment
 
 from recorder.assembly.pipeline import SegmentStart
+from recorder.models import Codec
 from recorder.mux.matroska import ClusterMuxer
+from recorder.mux.matroska_writer import track_params
 from recorder.mux.track_writer import sha256_file
 
 
@@ -131,3 +133,20 @@ def test_clusters_close_on_time_keyframes_and_size() -> None:
 def _wrap(cluster: bytes) -> bytes:
     """A cluster inside a minimal EBML header + unknown-size Segment, for the reader."""
     return b"\x1a\x45\xdf\xa3\x80" + b"\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff" + cluster
+
+
+def test_h264_without_usable_parameter_sets_is_kept_in_annex_b(
+    references: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broken SPS must not cost the recording: no CodecPrivate, frames stay Annex B, still decodable
+    (the keyframes carry their SPS and PPS in band)."""
+    ref = references["h264"]
+    pps_only = b"\x00\x00\x00\x01" + bytes.fromhex("68ce3c80")
+    pts = timeline(len(ref.frames), 90000)
+    info = write_segment(tmp_path, "h264", ref.frames, ref.keyframes, pts, SegmentStart(320, 240, pps_only))
+    assert "kept in Annex B" in caplog.text
+    path = tmp_path / info.path
+    assert track_params(Codec.H264, 90000, 320, 240, pps_only).codec_private == b""
+    with av.open(str(path)) as container:
+        assert [bytes(p) for p in container.demux(container.streams[0]) if p.size] == ref.frames
+    assert ffprobe_errors(path) == ""
