@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from janus_bridge.bridge import JanusBridge
 from janus_bridge.client import JanusClient
 from janus_bridge.intake import EventIntake
+from recorder.api.app import ControlApi
 from recorder.mux.recovery import recover_folder
 from recorder.service.app import EVENTS_HTTP_PATH, EVENTS_WS_PATH, ReadinessCheck, build_app
 from recorder.service.manager import RecordingManager
@@ -89,6 +90,12 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
         }
         checks.append(ReadinessCheck("janus", lambda: None if janus.connected else "not connected to Janus"))
 
+    api: ControlApi | None = None
+    if settings.api.enabled:  # REST API, catalog (a sink, first so room tags reach the others), metrics
+        api = await ControlApi.open(settings, manager, control=bridge, counters=counters)
+        manager.sinks.insert(0, api.sink)
+        api.mount(app)
+
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
@@ -110,5 +117,7 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
         if bridge is not None:
             await bridge.close()
         await runner.cleanup()
+        if api is not None:
+            await api.close()
         for sig in handled:
             loop.remove_signal_handler(sig)

@@ -11,6 +11,10 @@ TARGET is one of
 The signature is checked against --public-key (or CALLVAULT_PUBLIC_KEY_FILE): a PEM public key, or a PEM
 private key whose public half is used. Without one, the key the manifest names is used and a note says so.
 
+`--audit PATH` checks the control API's audit log instead (or as well): PATH is the catalog database
+(data_dir/catalog.sqlite3, opened read-only) or a JSON Lines export (GET /v1/audit/export); every entry's
+hash and its link to the previous one are recomputed (`broken-chain: audit#SEQ: why`).
+
 Output: one line per failing object, `<kind>: <name>: <why>` (kinds: bad-signature, bad-manifest,
 missing, changed, extra, broken-chain), then a summary line. Exit 0 when everything holds, 1 when something
 does not, 2 on bad usage or when the target cannot be read (one line on stderr).
@@ -26,6 +30,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from recorder.api.audit import AuditReadError, read_audit_file, verify_audit_chain
 from recorder.manifest.model import MANIFEST_NAME
 from recorder.manifest.signing import SigningKeyError, load_public_key
 from recorder.manifest.verify import FolderSource, Source, StoreSource, verify_recording
@@ -46,7 +51,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Check a recording against its signed manifest. TARGET: a folder, s3://bucket/prefix,"
         " or a recording id under --root.",
     )
-    p.add_argument("target", metavar="TARGET")
+    p.add_argument("target", metavar="TARGET", nargs="?")
+    p.add_argument(
+        "--audit", type=Path, metavar="PATH", help="check an audit log (catalog database or export)"
+    )
     p.add_argument("--public-key", type=Path, help="PEM Ed25519 public key to check the signature with")
     p.add_argument("--root", type=Path, help="local storage root to find a recording id under")
     p.add_argument(
@@ -66,6 +74,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.target is None and args.audit is None:
+        print("callvault verify: error: give a TARGET recording, --audit PATH, or both", file=sys.stderr)
+        return 2
+    status = run_audit(args.audit) if args.audit is not None else 0
+    if args.target is None:
+        return status
+    return max(status, run_recording(args))
+
+
+def run_audit(path: Path) -> int:
+    try:
+        entries = list(read_audit_file(path))
+    except AuditReadError as exc:
+        print(f"callvault verify: error: {exc}", file=sys.stderr)
+        return 2
+    problems = verify_audit_chain(entries)
+    for problem in problems:
+        print(problem.line())
+    if problems:
+        print(f"FAILED audit {path}: {len(problems)} problems in {len(entries)} entries", file=sys.stderr)
+        return 1
+    head = entries[-1].hash if entries else "none"
+    print(f"OK audit {path}: {len(entries)} entries, hash chain verified (head {head})")
+    return 0
+
+
+def run_recording(args: argparse.Namespace) -> int:
     # urllib3 logs each connection retry; the command reports failures in its own one line.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:

@@ -18,6 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from recorder.api.settings import ApiSettings
 from recorder.config import RecorderSettings
 
 
@@ -81,6 +82,7 @@ class ServiceSettings(BaseSettings):
     )
     recorder: RecorderSettings = Field(default_factory=RecorderSettings)
     janus: JanusSettings = Field(default_factory=JanusSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @field_validator("data_dir")
     @classmethod

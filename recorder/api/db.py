@@ -1,0 +1,209 @@
+"""The catalog database: one SQLite file, schema migrations by `PRAGMA user_version`, and a single
+worker thread that runs every statement, so the event loop never blocks on disk and writes keep the order
+in which they were submitted (a sink's `recording_started` lands before its `recording_finished`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Migration N brings the schema from version N-1 to N. Append only: never edit a released one.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: recordings, their participants, tags, pauses and tracks
+    """
+    CREATE TABLE recordings (
+        recording_id TEXT PRIMARY KEY,
+        room_id TEXT,
+        call_id TEXT,
+        folder TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        duration REAL,
+        tracks INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX recordings_started ON recordings (started_at DESC, recording_id DESC);
+    CREATE INDEX recordings_room ON recordings (room_id, started_at);
+    CREATE INDEX recordings_call ON recordings (call_id);
+    CREATE TABLE participants (
+        recording_id TEXT NOT NULL REFERENCES recordings (recording_id),
+        participant_id TEXT NOT NULL,
+        display_name TEXT,
+        joined_at REAL,
+        left_at REAL,
+        PRIMARY KEY (recording_id, participant_id)
+    );
+    CREATE INDEX participants_id ON participants (participant_id);
+    CREATE TABLE tags (
+        recording_id TEXT NOT NULL REFERENCES recordings (recording_id),
+        participant_id TEXT NOT NULL DEFAULT '',
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (recording_id, participant_id, key)
+    );
+    CREATE INDEX tags_kv ON tags (key, value);
+    CREATE TABLE pauses (
+        id INTEGER PRIMARY KEY,
+        recording_id TEXT NOT NULL REFERENCES recordings (recording_id),
+        participant_id TEXT,
+        start_time REAL NOT NULL,
+        end_time REAL,
+        paused_by TEXT,
+        reason TEXT
+    );
+    CREATE INDEX pauses_recording ON pauses (recording_id);
+    CREATE TABLE tracks (
+        recording_id TEXT NOT NULL REFERENCES recordings (recording_id),
+        name TEXT NOT NULL,
+        participant_id TEXT,
+        kind TEXT NOT NULL,
+        codec TEXT NOT NULL,
+        state TEXT NOT NULL,
+        file TEXT,
+        frames INTEGER NOT NULL,
+        packets_lost INTEGER NOT NULL,
+        packets_paused INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        PRIMARY KEY (recording_id, name)
+    );
+    """,
+    # 2: legal hold, retention and deletion tombstones
+    """
+    ALTER TABLE recordings ADD COLUMN legal_hold INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE recordings ADD COLUMN legal_hold_reason TEXT;
+    ALTER TABLE recordings ADD COLUMN retention_until REAL;
+    ALTER TABLE recordings ADD COLUMN deleted_at REAL;
+    ALTER TABLE recordings ADD COLUMN deleted_by TEXT;
+    CREATE INDEX recordings_status ON recordings (status);
+    """,
+    # 3: API keys (hashes only) and recording policy
+    """
+    CREATE TABLE api_keys (
+        key_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at REAL
+    );
+    CREATE TABLE policy (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE room_policy (room_id TEXT PRIMARY KEY, policy TEXT NOT NULL, updated_at REAL NOT NULL);
+    """,
+    # 4: the audit log, append-only (triggers refuse UPDATE and DELETE) and hash-chained
+    """
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        role TEXT,
+        action TEXT NOT NULL,
+        target TEXT,
+        outcome TEXT NOT NULL,
+        remote TEXT,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE
+    );
+    CREATE INDEX audit_action ON audit (action, seq);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNewError(RuntimeError):
+    """The catalog was written by a newer CallVault: refuse to touch it."""
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Apply the migrations the database lacks, each in its own transaction; returns the version."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNewError(
+            f"catalog schema version {version} is newer than this CallVault's ({SCHEMA_VERSION})"
+        )
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        script = MIGRATIONS[number - 1]
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(script):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        log.info("catalog: migrated schema to version %d", number)
+    return SCHEMA_VERSION
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (trigger bodies keep their inner ';')."""
+    out, current = [], ""
+    for line in script.strip().splitlines():
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    if current.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {current.strip()[:80]}")
+    return out
+
+
+class Database:
+    """The catalog connection, used only from its own worker thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
+        self._db: sqlite3.Connection | None = None
+        self.submit(self._open).result()
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        migrate(db)
+        self._db = db
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """Only for code already running on the worker thread."""
+        assert self._db is not None, "catalog database is closed"
+        return self._db
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        """Queue `fn` on the worker thread (keeps submission order); does not wait."""
+        return self._executor.submit(fn)
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the worker thread and wait for it without blocking the loop."""
+        return await asyncio.wrap_future(self.submit(fn))
+
+    def close(self) -> None:
+        def shut() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        self.submit(shut).result()
+        self._executor.shutdown(wait=True)

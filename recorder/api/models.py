@@ -1,0 +1,277 @@
+"""Request and response bodies of the control API. The OpenAPI document is generated from these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from recorder.api.audit import AuditEntry
+from recorder.api.auth import Role
+from recorder.manifest.model import Manifest
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+TagKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+TagValue = Annotated[str, StringConstraints(max_length=512)]
+Tags = Annotated[dict[TagKey, TagValue], Field(max_length=64)]
+TagPatch = Annotated[dict[TagKey, TagValue | None], Field(max_length=64)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecordingStatus(StrEnum):
+    RECORDING = "recording"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    FAILED = "failed"
+    DELETED = "deleted"
+
+
+class Output(StrEnum):
+    """What a room's recording produces: per-participant tracks (always), a composite (postprocess)."""
+
+    TRACKS = "tracks"
+    COMPOSITE = "composite"
+
+
+# -- recordings ----------------------------------------------------------------------------------------
+
+
+class ParticipantOut(_Body):
+    id: str
+    display_name: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    joined_at: float | None = None
+    left_at: float | None = None
+
+
+class PauseOut(_Body):
+    participant: str | None = Field(default=None, description="None: the whole recording was paused.")
+    start_time: float
+    end_time: float | None = None
+    by: str | None = None
+    reason: str | None = None
+
+
+class TrackOut(_Body):
+    name: str
+    participant: str | None = None
+    kind: str
+    codec: str
+    state: str
+    file: str | None = None
+    frames: int
+    packets_lost: int
+    packets_paused: int
+    bytes: int
+
+
+class RecordingOut(_Body):
+    recording_id: str
+    room_id: str | None = None
+    call_id: str | None = None
+    status: RecordingStatus
+    started_at: float
+    finished_at: float | None = None
+    duration: float | None = Field(default=None, description="Seconds, once finished.")
+    tracks: int
+    bytes: int = Field(description="Bytes of media written (closed segments).")
+    metadata: dict[str, str] = Field(default_factory=dict)
+    participants: list[ParticipantOut] = Field(default_factory=list)
+    legal_hold: bool = False
+    legal_hold_reason: str | None = None
+    retention_until: float | None = None
+    deleted_at: float | None = None
+
+
+class RecordingDetail(RecordingOut):
+    pauses: list[PauseOut] = Field(default_factory=list)
+    track_list: list[TrackOut] = Field(default_factory=list)
+    manifest: Manifest | None = Field(default=None, description="The signed manifest, once there is one.")
+
+
+class RecordingPage(_Body):
+    items: list[RecordingOut]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None = None
+
+
+class SearchQuery(_Body):
+    room: Id | None = None
+    participant: Annotated[str, StringConstraints(max_length=256)] | None = Field(
+        default=None, description="Participant id or display name (exact)."
+    )
+    call_id: Id | None = None
+    tag: list[Annotated[str, StringConstraints(min_length=1, max_length=600)]] = Field(
+        default_factory=list,
+        description="'key' (tag present) or 'key:value'; repeat for AND. Matches recording and"
+        " participant tags.",
+        max_length=16,
+    )
+    status: RecordingStatus | None = None
+    started_after: datetime | None = None
+    started_before: datetime | None = None
+    min_duration: float | None = Field(default=None, ge=0, le=1e9)
+    max_duration: float | None = Field(default=None, ge=0, le=1e9)
+    limit: int = Field(default=50, ge=1, le=200)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+
+
+class MetadataPatch(_Body):
+    call_id: Id | None = Field(
+        default=None, description="Links the recordings of one call (transfers between rooms)."
+    )
+    metadata: TagPatch = Field(default_factory=dict, description="Tags to set; null removes a tag.")
+
+
+class ParticipantPatch(_Body):
+    metadata: TagPatch = Field(default_factory=dict, description="Tags to set; null removes a tag.")
+
+
+class PauseRequest(_Body):
+    reason: Reason = Field(description="Why (recorded in the manifest, webhook and audit log).")
+
+
+class PauseState(_Body):
+    recording_id: str
+    participant: str | None = None
+    paused: bool
+
+
+class LegalHold(_Body):
+    hold: bool
+    reason: Reason | None = None
+
+
+class FileLink(_Body):
+    name: str
+    size: int | None = None
+    url: str = Field(description="Presigned store URL, or this API's authenticated file URL.")
+    presigned: bool
+    expires_at: float | None = None
+
+
+class FileLinks(_Body):
+    recording_id: str
+    files: list[FileLink]
+
+
+class VerifyProblemOut(_Body):
+    kind: str
+    name: str
+    detail: str
+
+
+class VerifyResult(_Body):
+    recording_id: str
+    target: str
+    ok: bool
+    objects_checked: int
+    key_id: str | None = None
+    problems: list[VerifyProblemOut]
+
+
+class Deleted(_Body):
+    recording_id: str
+    deleted_at: float
+    objects_deleted: int
+
+
+# -- policy and rooms ------------------------------------------------------------------------------------
+
+
+class RoomPolicy(_Body):
+    record: bool | None = Field(default=None, description="On, off, or None to follow the default.")
+    outputs: list[Output] = Field(default_factory=lambda: [Output.TRACKS], max_length=4)
+    metadata: Tags = Field(default_factory=dict, description="Tags every recording of the room gets.")
+
+
+class DefaultPolicy(_Body):
+    default: Literal["all", "enabled"] = Field(
+        description="'all': record every room unless turned off; 'enabled': only rooms turned on."
+    )
+
+
+class PolicyOut(_Body):
+    default: Literal["all", "enabled"]
+    rooms: dict[str, RoomPolicy]
+
+
+class StartRequest(_Body):
+    call_id: Id | None = Field(
+        default=None,
+        description="Call id of the room's recording (now, or the next one): links the recordings of a"
+        " call transferred from one room to another.",
+    )
+    metadata: Tags = Field(default_factory=dict, description="Tags of the room's recording (now or next).")
+
+
+class LiveParticipant(_Body):
+    id: str
+    display_name: str | None = None
+    paused: bool
+    tracks: list[str]
+
+
+class RoomOut(_Body):
+    room_id: str
+    recording: bool = Field(description="Whether the room is recorded under the policy.")
+    policy: RoomPolicy
+    recording_id: str | None = Field(default=None, description="Its recording in progress, if any.")
+    paused: bool = False
+    participants: list[LiveParticipant] = Field(default_factory=list)
+
+
+class RoomList(_Body):
+    rooms: list[RoomOut]
+
+
+# -- keys and audit --------------------------------------------------------------------------------------
+
+
+class KeyRequest(_Body):
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$")]
+    role: Role
+
+
+class KeyList(_Body):
+    keys: list[ApiKeyOut]
+
+
+class ApiKeyOut(_Body):
+    key_id: str
+    name: str
+    role: Role
+    created_at: float
+    created_by: str
+    revoked_at: float | None = None
+
+
+class AuditQuery(_Body):
+    after: int = Field(default=0, ge=0, le=2**53, description="Entries after this seq.")
+    limit: int = Field(default=100, ge=1, le=1000)
+    action: Annotated[str, StringConstraints(max_length=64)] | None = None
+    actor: Annotated[str, StringConstraints(max_length=64)] | None = None
+    target: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+
+class AuditChainResult(_Body):
+    ok: bool
+    entries: int
+    problems: list[str]
+
+
+KeyList.model_rebuild()
+
+
+class AuditPage(_Body):
+    entries: list[AuditEntry]
+    next_after: int | None = Field(default=None, description="Pass as `after` for the next page.")

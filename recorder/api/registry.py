@@ -1,0 +1,312 @@
+"""A small route registry: each route declares its roles, path, query, body and response models and its
+audit action. It mounts the routes on aiohttp (authorizing, validating and auditing every call) and builds
+the OpenAPI 3.1 document from the same declarations and the pydantic models' JSON Schemas."""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from recorder import __version__
+from recorder.api.audit import AuditLog, DetailValue
+from recorder.api.auth import KeyStore, Principal, Role, presented_key
+from recorder.api.models import ID_PATTERN
+from recorder.api.problems import PROBLEM_JSON, ApiError, Problem, invalid_request
+
+M = TypeVar("M", bound=BaseModel)
+Result = BaseModel | web.StreamResponse
+HandlerFn = Callable[["Call"], Awaitable[Result]]
+
+_PATH_PARAM = re.compile(r"\{([a-z_]+)\}")
+_ID = re.compile(ID_PATTERN)
+_OUTCOMES = {401: "denied", 403: "denied", 404: "not-found", 409: "refused", 422: "invalid"}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: HandlerFn
+    roles: frozenset[Role]
+    summary: str
+    tag: str
+    audit: str | None
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    media_type: str | None = None
+    """Success media type when not JSON (file downloads, exports, metrics); the body is then a string."""
+    errors: tuple[int, ...] = ()
+    description: str = ""
+
+    @property
+    def params(self) -> list[str]:
+        return _PATH_PARAM.findall(self.path)
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__.strip("_")
+
+
+@dataclass
+class Call:
+    """One authorized call: who, the validated path, query and body, and what the audit entry says."""
+
+    request: web.Request
+    principal: Principal
+    path: dict[str, str]
+    query_model: BaseModel | None
+    body_model: BaseModel | None
+    target: str | None = None
+    detail: dict[str, DetailValue] = field(default_factory=dict)
+
+    def query(self, model: type[M]) -> M:
+        assert isinstance(self.query_model, model)
+        return self.query_model
+
+    def body(self, model: type[M]) -> M:
+        assert isinstance(self.body_model, model)
+        return self.body_model
+
+    @property
+    def remote(self) -> str | None:
+        return self.request.remote
+
+
+class Registry:
+    def __init__(self, keys: KeyStore, audit: AuditLog) -> None:
+        self.keys = keys
+        self.audit = audit
+        self.routes: list[Route] = []
+
+    def add(
+        self,
+        method: str,
+        path: str,
+        roles: set[Role],
+        summary: str,
+        tag: str,
+        audit: str | None,
+        **options: Any,
+    ) -> Callable[[HandlerFn], HandlerFn]:
+        """Decorator: register the handler for METHOD PATH. Admin may always call."""
+
+        def register(handler: HandlerFn) -> HandlerFn:
+            route = Route(
+                method, path, handler, frozenset({Role.ADMIN, *roles}), summary, tag, audit, **options
+            )
+            self.routes.append(route)
+            return handler
+
+        return register
+
+    # -- serving --------------------------------------------------------------------------------------
+
+    def mount(self, app: web.Application) -> None:
+        for route in self.routes:
+            app.router.add_route(route.method, route.path, self._endpoint(route))
+
+    def authorize(self, request: web.Request, roles: frozenset[Role]) -> Principal:
+        principal = self.keys.authenticate(presented_key(request))
+        if principal.role not in roles:
+            allowed = ", ".join(sorted(r.value for r in roles))
+            raise ApiError(
+                403, f"role {principal.role.value} may not do this (allowed: {allowed})", "forbidden"
+            )
+        return principal
+
+    def _endpoint(self, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            principal = self.keys.authenticate(presented_key(request))  # 401: not audited (no one)
+            call = Call(request, principal, dict(request.match_info), None, None)
+            call.target = next(iter(call.path.values()), None)
+            try:
+                if principal.role not in route.roles:
+                    self.authorize(request, route.roles)
+                _check_path(call.path)
+                call.query_model = _parse_query(route.query, request)
+                call.body_model = await _parse_body(route.body, request)
+                result = await route.handler(call)
+            except ApiError as error:
+                if route.audit is not None:
+                    outcome = _OUTCOMES.get(error.status, "failed")
+                    await self._audit(route.audit, call, outcome, {**call.detail, "error": error.detail})
+                raise
+            if route.audit is not None:
+                await self._audit(route.audit, call, "ok", call.detail)
+            if isinstance(result, web.StreamResponse):
+                return result
+            return web.Response(
+                status=route.status,
+                body=result.model_dump_json(by_alias=True),
+                content_type="application/json",
+            )
+
+        endpoint.__name__ = route.operation_id
+        return endpoint
+
+    async def _audit(self, action: str, call: Call, outcome: str, detail: dict[str, DetailValue]) -> None:
+        await self.audit.append(
+            call.principal.name, call.principal.role.value, action, call.target, outcome, call.remote, detail
+        )
+
+    # -- OpenAPI --------------------------------------------------------------------------------------
+
+    def openapi(self, extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of every registered route."""
+        wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Problem, "serialization")]
+        for r in self.routes:
+            for model, mode in (
+                (r.query, "validation"),
+                (r.body, "validation"),
+                (r.response, "serialization"),
+            ):
+                if model is not None and (model, mode) not in wanted:
+                    wanted.append((model, mode))  # type: ignore[arg-type]
+        refs, top = models_json_schema(wanted, ref_template="#/components/schemas/{model}")
+        schemas: dict[str, Any] = dict(top.get("$defs", {}))
+
+        def ref(model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
+            return dict(refs[(model, mode)])
+
+        def schema_of(model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
+            found = ref(model, mode)
+            name = found["$ref"].rsplit("/", 1)[-1]
+            return dict(schemas[name])
+
+        problem = {PROBLEM_JSON: {"schema": ref(Problem, "serialization")}}
+        paths: dict[str, Any] = {}
+        for r in self.routes:
+            responses: dict[str, Any] = {}
+            if r.media_type is not None:
+                content = {r.media_type: {"schema": {"type": "string"}}}
+                responses[str(r.status)] = {"description": r.summary, "content": content}
+            elif r.response is not None:
+                content = {"application/json": {"schema": ref(r.response, "serialization")}}
+                responses[str(r.status)] = {"description": r.summary, "content": content}
+            else:
+                responses[str(r.status)] = {"description": r.summary}
+            codes = {401, 403, *r.errors}
+            if r.params or r.query or r.body:
+                codes |= {400, 422} if r.body else {422}
+            for code in sorted(codes):
+                responses[str(code)] = {"description": _ERROR_TEXT.get(code, "error"), "content": problem}
+            parameters: list[dict[str, Any]] = [
+                {
+                    "name": p,
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": ID_PATTERN},
+                }
+                for p in r.params
+            ]
+            if r.query is not None:
+                qs = schema_of(r.query, "validation")
+                required = set(qs.get("required", []))
+                for name, prop in qs.get("properties", {}).items():
+                    param: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
+                    if "description" in prop:
+                        param["description"] = prop["description"]
+                    param["schema"] = prop
+                    parameters.append(param)
+            op: dict[str, Any] = {
+                "operationId": r.operation_id,
+                "summary": r.summary,
+                "tags": [r.tag],
+                "security": [{"bearer": []}, {"apiKey": []}],
+                "x-roles": sorted(role.value for role in r.roles),
+                "responses": responses,
+            }
+            if r.description:
+                op["description"] = r.description
+            if parameters:
+                op["parameters"] = parameters
+            if r.body is not None:
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref(r.body, "validation")}},
+                }
+            paths.setdefault(r.path, {})[r.method.lower()] = op
+        for path, item in (extra_paths or {}).items():
+            paths.setdefault(path, {}).update(item)
+        return {
+            "openapi": "3.1.0",
+            "info": {
+                "title": "CallVault control API",
+                "version": __version__,
+                "description": "Recording policy, pause/resume, metadata, catalog search, downloads,"
+                " access control and the audit log. Every operation needs an API key"
+                " (Authorization: Bearer <key>) of one of the roles in its x-roles.",
+            },
+            "servers": [{"url": "/"}],
+            "paths": paths,
+            "components": {
+                "schemas": schemas,
+                "securitySchemes": {
+                    "bearer": {"type": "http", "scheme": "bearer"},
+                    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                },
+            },
+        }
+
+
+_ERROR_TEXT = {
+    400: "malformed request body",
+    401: "no API key, or an unknown or revoked one",
+    403: "the key's role may not do this",
+    404: "no such recording, room or participant",
+    409: "refused in the current state (legal hold, retention, recording in progress...)",
+    422: "a request field is invalid: the problem names it",
+    502: "the SFU refused or cannot be reached",
+}
+
+
+def _check_path(params: dict[str, str]) -> None:
+    for name, value in params.items():
+        if not _ID.match(value):
+            raise ApiError(
+                422,
+                f"path.{name}: must be 1-128 letters, digits, '.', '_' or '-', starting with a letter"
+                " or digit",
+                "invalid-request",
+            )
+
+
+def _is_list(model: type[BaseModel], name: str) -> bool:
+    annotation = model.model_fields[name].annotation
+    return typing.get_origin(annotation) is list
+
+
+def _parse_query(model: type[BaseModel] | None, request: web.Request) -> BaseModel | None:
+    if model is None:
+        return None
+    data: dict[str, Any] = {}
+    for name in set(request.query.keys()):
+        if name in model.model_fields and _is_list(model, name):
+            data[name] = request.query.getall(name)
+        else:
+            data[name] = request.query.get(name)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_request("query", exc) from None
+
+
+async def _parse_body(model: type[BaseModel] | None, request: web.Request) -> BaseModel | None:
+    if model is None:
+        return None
+    raw = await request.read()
+    try:
+        return model.model_validate_json(raw if raw.strip() else b"{}")
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise ApiError(400, "body: not valid JSON", "malformed-body") from None
+        raise invalid_request("body", exc) from None

@@ -1,0 +1,179 @@
+"""Recording policy and rooms: the global default, per-room settings, start and stop on demand. Changes
+take effect at once on running rooms through the SFU bridge."""
+
+from __future__ import annotations
+
+import logging
+
+from recorder.api.auth import Role
+from recorder.api.context import ApiContext
+from recorder.api.models import (
+    DefaultPolicy,
+    LiveParticipant,
+    PolicyOut,
+    RoomList,
+    RoomOut,
+    RoomPolicy,
+    StartRequest,
+)
+from recorder.api.problems import ApiError
+from recorder.api.registry import Call, Registry
+
+log = logging.getLogger(__name__)
+
+OPERATOR = {Role.OPERATOR}
+VIEWERS = {Role.OPERATOR, Role.SUPERVISOR}
+TAG = "policy"
+
+
+def register(reg: Registry, ctx: ApiContext) -> None:
+    policy = ctx.policy
+
+    def known_rooms() -> set[str]:
+        rooms = set(ctx.manager.rooms) | set(policy.rooms)
+        if ctx.control is not None:
+            rooms |= set(ctx.control.publishers)
+        return rooms
+
+    def room_out(room: str) -> RoomOut:
+        recording = ctx.manager.rooms.get(room)
+        recorded = ctx.control.records(room) if ctx.control is not None else policy.wants(room)
+        out = RoomOut(room_id=room, recording=recorded, policy=policy.room(room))
+        if recording is not None:
+            out.recording_id = recording.info.recording_id
+            out.paused = recording.paused is not None
+            names = {p.id: p.display_name for p in recording.info.participants}
+            out.participants = [
+                LiveParticipant(
+                    id=pid,
+                    display_name=names.get(pid),
+                    paused=out.paused or pid in recording.open_pauses,
+                    tracks=[s.track for s in streams],
+                )
+                for pid, streams in recording.participants.items()
+            ]
+        return out
+
+    async def apply(call: Call, rooms: set[str]) -> None:
+        if ctx.control is None:
+            return
+        try:
+            switched = await policy.apply(ctx.control, rooms)
+        except Exception as exc:
+            log.error("cannot apply the recording policy: %s", exc)
+            raise ApiError(
+                502, f"policy saved, but the SFU refused or is unreachable: {exc}", "sfu-error"
+            ) from exc
+        call.detail["switched"] = ",".join(switched)
+
+    @reg.add("GET", "/v1/policy", OPERATOR, "The recording policy", TAG, "policy.view", response=PolicyOut)
+    async def get_policy(call: Call) -> PolicyOut:
+        return PolicyOut(default=policy.default, rooms=dict(policy.rooms))
+
+    @reg.add(
+        "PUT",
+        "/v1/policy",
+        OPERATOR,
+        "Set the default: record every room, or only rooms enabled",
+        TAG,
+        "policy.update",
+        body=DefaultPolicy,
+        response=PolicyOut,
+        errors=(502,),
+    )
+    async def set_default_policy(call: Call) -> PolicyOut:
+        default = call.body(DefaultPolicy).default
+        call.target = "default"
+        call.detail = {"default": default}
+        await policy.set_default(default)
+        await apply(call, known_rooms())
+        return PolicyOut(default=policy.default, rooms=dict(policy.rooms))
+
+    @reg.add(
+        "GET",
+        "/v1/rooms",
+        VIEWERS,
+        "Rooms: policy, recording in progress, participants",
+        TAG,
+        "room.list",
+        response=RoomList,
+    )
+    async def list_rooms(call: Call) -> RoomList:
+        return RoomList(rooms=[room_out(r) for r in sorted(known_rooms())])
+
+    @reg.add("GET", "/v1/rooms/{room_id}", VIEWERS, "One room", TAG, "room.view", response=RoomOut)
+    async def get_room(call: Call) -> RoomOut:
+        return room_out(call.path["room_id"])
+
+    @reg.add(
+        "PUT",
+        "/v1/rooms/{room_id}/policy",
+        OPERATOR,
+        "Set a room's recording policy (at once)",
+        TAG,
+        "policy.update",
+        body=RoomPolicy,
+        response=RoomOut,
+        errors=(502,),
+    )
+    async def set_room_policy(call: Call) -> RoomOut:
+        room = call.path["room_id"]
+        new = call.body(RoomPolicy)
+        call.detail = {
+            "record": new.record,
+            "outputs": ",".join(new.outputs),
+            "tags": ",".join(sorted(new.metadata)),
+        }
+        await policy.set_room(room, new)
+        await apply(call, {room})
+        return room_out(room)
+
+    async def switch(call: Call, on: bool) -> RoomOut:
+        room = call.path["room_id"]
+        current = policy.room(room)
+        await policy.set_room(room, current.model_copy(update={"record": on}))
+        if on:
+            request = call.body(StartRequest)
+            call.detail = {"call_id": request.call_id, "tags": ",".join(sorted(request.metadata))}
+            live = ctx.manager.rooms.get(room)
+            if live is not None:  # already recording: the tags and call id go on this recording
+                live.info.metadata.update(request.metadata)
+                if request.call_id is not None:
+                    live.info.call_id = request.call_id
+            else:
+                policy.pending[room] = request
+        if ctx.control is None:
+            if on:
+                raise ApiError(
+                    409, "policy saved, but this service follows no SFU to start recording", "no-sfu"
+                )
+            await ctx.manager.finish_room(room)
+        await apply(call, {room})
+        return room_out(room)
+
+    @reg.add(
+        "POST",
+        "/v1/rooms/{room_id}/start",
+        OPERATOR,
+        "Record a room from now on (its publishers at once); optional call id and tags",
+        TAG,
+        "room.start",
+        body=StartRequest,
+        response=RoomOut,
+        errors=(409, 502),
+    )
+    async def start_room(call: Call) -> RoomOut:
+        return await switch(call, True)
+
+    @reg.add(
+        "POST",
+        "/v1/rooms/{room_id}/stop",
+        OPERATOR,
+        "Stop recording a room (finishes its recording)",
+        TAG,
+        "room.stop",
+        response=RoomOut,
+        errors=(502,),
+    )
+    async def stop_room(call: Call) -> RoomOut:
+        return await switch(call, False)
