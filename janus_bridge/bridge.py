@@ -287,7 +287,7 @@ class JanusBridge:
                     for fwd in publisher.forwarders:
                         if fwd.stream_id in ours:
                             alive.add(str(publisher.publisher_id))
-                        elif fwd.host == self.settings.forward_host and self._in_our_range(fwd.port):
+                        elif self._ours(fwd.host, fwd.port):
                             log.info(
                                 "room %s: stopping stale forwarder %d to port %d",
                                 room,
@@ -324,7 +324,7 @@ class JanusBridge:
                 if previous is None:
                     continue
                 for fwd in publisher.forwarders:
-                    if fwd.host == self.settings.forward_host and self._in_our_range(fwd.port):
+                    if self._ours(fwd.host, fwd.port):
                         with contextlib.suppress(*JANUS_FAILURES):
                             await (await self._room()).stop_rtp_forward(
                                 _room_id(room),
@@ -340,9 +340,10 @@ class JanusBridge:
                 await self._forward(room, pid, previous.display_name, requests)
             self.manager.resumable.pop(room, None)
 
-    def _in_our_range(self, port: int) -> bool:
+    def _ours(self, host: str, port: int) -> bool:
+        """A forwarder into our port range at an address this service (now or before a restart) had."""
         s = self.manager.settings
-        return s.rtp_port_min <= port <= s.rtp_port_max
+        return host in self.manager.forward_hosts and s.rtp_port_min <= port <= s.rtp_port_max
 
     async def _room(self) -> VideoRoom:
         return await self.client.videoroom()

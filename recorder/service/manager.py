@@ -69,6 +69,10 @@ class ServiceState(BaseModel):
     the same calls up again in the same recordings."""
 
     rooms: dict[str, RoomState] = Field(default_factory=dict)
+    forward_hosts: list[str] = Field(
+        default_factory=list,
+        description="Addresses earlier runs had Janus forward to (a pod may come back with a new IP).",
+    )
 
 
 @dataclass
@@ -97,7 +101,11 @@ class RecordingManager:
         self.workers = MuxWorkers(settings.recorder.mux_threads)
         self.recordings_dir = settings.data_dir / "recordings"
         self.state_path = settings.data_dir / "state.json"
-        self.resumable = self._load_state()
+        state = self._load_state()
+        self.resumable = state.rooms
+        hosts = [h for h in state.forward_hosts if h != settings.janus.forward_host][-4:]
+        self.forward_hosts = [*hosts, settings.janus.forward_host]
+        """This run's forward address and earlier runs': forwarders to them into our range are ours."""
         """Rooms that were being recorded when the service last stopped without finishing them."""
         self._lock = asyncio.Lock()
 
@@ -287,18 +295,18 @@ class RecordingManager:
             return StreamPorts(stream.mid, kind, port, port + 1, name)
         raise OSError(f"could not bind an RTP port pair for {name}")
 
-    def _load_state(self) -> dict[str, RoomState]:
+    def _load_state(self) -> ServiceState:
         try:
-            return ServiceState.model_validate_json(self.state_path.read_bytes()).rooms
+            return ServiceState.model_validate_json(self.state_path.read_bytes())
         except FileNotFoundError:
-            return {}
+            return ServiceState()
         except (OSError, ValidationError) as exc:
             log.error("ignoring unreadable state file %s: %s", self.state_path, exc)
-            return {}
+            return ServiceState()
 
     async def _save_state(self) -> None:
         rooms = {room: r.state for room, r in self.rooms.items() if r.state is not None}
-        state = ServiceState(rooms={**self.resumable, **rooms})
+        state = ServiceState(rooms={**self.resumable, **rooms}, forward_hosts=self.forward_hosts)
         await asyncio.to_thread(_write_atomically, self.state_path, state.model_dump_json(indent=2))
 
     def folder_of(self, room: str) -> Path | None:
