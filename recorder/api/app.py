@@ -107,7 +107,7 @@ class ControlApi:
         return web.Response(body=render(self.metrics_registry), headers={"Content-Type": METRICS_MEDIA_TYPE})
 
     def openapi(self) -> dict[str, Any]:
-        status = {
+        status: dict[str, Any] = {
             "get": {
                 "operationId": "status",
                 "summary": "Open recordings, participants, tracks and event counters",

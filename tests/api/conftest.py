@@ -1,0 +1,68 @@
+"""Fixtures of the control API tests: a real RecordingManager with real settings in a temporary data
+folder, the service's aiohttp app with the control API mounted, served on 127.0.0.1, and one API key per
+role created through the API itself."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+sys.path.insert(1, str(Path(__file__).parent))  # api_kit, beside this file
+
+from api_kit import ADMIN_KEY, Api, FakeSfu, service_settings
+
+from recorder.api.app import ControlApi
+from recorder.api.auth import Role
+from recorder.recording import RecordingSink
+from recorder.service.app import build_app
+from recorder.service.manager import RecordingManager
+
+ApiFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_api(tmp_path: Path) -> AsyncIterator[ApiFactory]:
+    """`await make_api(sfu=True, sinks=[...], **api_settings)`: a served control API."""
+    opened: list[tuple[Api, TestServer]] = []
+
+    async def make(sfu: bool = True, sinks: list[RecordingSink] | None = None, **api: Any) -> Api:
+        settings = service_settings(tmp_path, **api)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        manager = RecordingManager(settings, sinks)
+        fake = FakeSfu(manager, settings.janus) if sfu else None
+        app = build_app(manager, [], {})
+        control_api = await ControlApi.open(settings, manager, control=fake)
+        manager.sinks.insert(0, control_api.sink)
+        control_api.mount(app)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        http = aiohttp.ClientSession()
+        made = Api(str(server.make_url("")).rstrip("/"), http, control_api, manager, fake)
+        made.keys["admin"] = ADMIN_KEY
+        for role in Role:
+            if role is not Role.ADMIN:
+                new = {"name": f"{role.value}-1", "role": role}
+                status, body = await made.call("POST", "/v1/keys", json=new)
+                assert status == 201, body
+                made.keys[role.value] = body["key"]
+        opened.append((made, server))
+        return made
+
+    yield make
+    for made, server in opened:
+        await made.http.close()
+        await made.manager.shutdown()
+        await server.close()
+        await made.api.close()
+
+
+@pytest.fixture
+async def api(make_api: ApiFactory) -> Api:
+    made: Api = await make_api()
+    return made
