@@ -104,12 +104,14 @@ class PolicyStore:
 
     async def apply(self, control: RoomControl, rooms: Iterable[str]) -> list[str]:
         """Bring the rooms' recording in line with the policy at once; returns the rooms switched."""
+        rooms = sorted(set(rooms))
+        before = {room: control.records(room) for room in rooms}  # under the policy as it was
         control.settings.record_rooms = "all" if self.default == "all" else sorted(self.configured)
         switched = []
-        for room in sorted(set(rooms)):
+        for room in rooms:
             wanted = self.wants(room)
             try:
-                if control.records(room) != wanted:
+                if before[room] != wanted:
                     await control.set_recording(room, wanted)
                     switched.append(room)
             finally:
