@@ -4,6 +4,7 @@ verification, legal hold and deletion."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import timedelta
 from typing import Annotated
@@ -32,6 +33,8 @@ from recorder.api.models import (
 from recorder.api.problems import ApiError
 from recorder.api.registry import Call, Registry
 from recorder.storage.base import StorageError, StorageRefusedError
+
+log = logging.getLogger(__name__)
 
 OPERATOR = {Role.OPERATOR}
 SUPERVISOR = {Role.SUPERVISOR}
@@ -169,13 +172,20 @@ def register(reg: Registry, ctx: ApiContext) -> None:
             pid = call.path.get("participant_id")
             room, _ = ctx.require_live(rid)
             call.target = rid if pid is None else f"{rid}/{pid}"
-            if pause:
-                reason = call.body(PauseRequest).reason
-                call.detail = {"reason": reason, "room": room}
-                done = ctx.manager.pause(room, pid, by=call.principal.name, reason=reason)
-            else:
-                call.detail = {"room": room}
-                done = ctx.manager.resume(room, pid)
+            try:
+                if pause:
+                    reason = call.body(PauseRequest).reason
+                    call.detail = {"reason": reason, "room": room}
+                    done = ctx.manager.pause(room, pid, by=call.principal.name, reason=reason)
+                else:
+                    call.detail = {"room": room}
+                    done = ctx.manager.resume(room, pid)
+            except Exception as exc:
+                # The manager switches ingest first, then tells its sinks: a sink that fails to hear it
+                # (webhook not queued) does not undo the pause, which is what protects the customer.
+                log.exception("recording %s: a sink failed to hear the %s", rid, verb)
+                call.detail["sink_error"] = f"{type(exc).__name__}: {exc}"[:300]
+                done = ctx.live(rid) is not None
             if not done:
                 raise ApiError(404, f"recording {rid} has no participant {pid} being recorded", "not-found")
             return PauseState(recording_id=rid, participant=pid, paused=pause)
