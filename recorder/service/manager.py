@@ -190,8 +190,7 @@ class RecordingManager:
             recording.paused = (by, reason)
             recording.info.pauses.append(interval)
         recording.open_pauses[participant] = interval
-        for sink in self.sinks:
-            sink.recording_paused(recording.info, participant, interval)
+        self._tell_sinks("recording_paused", recording.info, participant, interval)
         return True
 
     def resume(self, room: str, participant: str | None = None) -> bool:
@@ -204,9 +203,16 @@ class RecordingManager:
         interval = recording.open_pauses.pop(participant, None)
         if interval is not None:
             interval.end_time = time.time()
-            for sink in self.sinks:
-                sink.recording_resumed(recording.info, participant, interval)
+            self._tell_sinks("recording_resumed", recording.info, participant, interval)
         return True
+
+    def _tell_sinks(self, method: str, *args: object) -> None:
+        """Call a sink hook on every sink; one failing sink never undoes what happened or stops the rest."""
+        for sink in self.sinks:
+            try:
+                getattr(sink, method)(*args)
+            except Exception:
+                log.exception("sink %s failed in %s", type(sink).__name__, method)
 
     @staticmethod
     def _track_names(recording: RoomRecording, participant: str | None) -> list[str] | None:
@@ -261,8 +267,7 @@ class RecordingManager:
         if previous:
             log.info("room %s: resuming recording %s after a restart", room, recording_id)
         self.rooms[room] = recording
-        for sink in self.sinks:
-            sink.recording_started(info)
+        self._tell_sinks("recording_started", info)
         log.info("room %s: recording %s started in %s", room, recording_id, folder)
         return recording
 
