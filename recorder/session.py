@@ -31,7 +31,8 @@ from recorder.summaries import write_summary
 
 log = logging.getLogger(__name__)
 
-SUMMARY_INTERVAL = 2.0  # seconds between rewrites of a live track's summary
+SUMMARY_INTERVAL = 2.0  # seconds between checks for live summaries to rewrite
+SUMMARY_REFRESH = 10.0  # a live summary is rewritten at least this often, and whenever a segment closed
 
 
 class SessionListener(Protocol):
@@ -51,6 +52,8 @@ class Track:
     receiver: TrackReceiver
     writer: TrackWriter
     segments_announced: int = 0
+    summary_segments: int = 0  # segments listed in the summary last written
+    summary_written: float = 0.0
 
     @property
     def port(self) -> int:
@@ -212,10 +215,18 @@ class RecordingSession:
                 self._last_summary = now
                 snapshots = []
                 for track in self.tracks.values():
+                    segments = list(track.writer.segments)
+                    if (
+                        len(segments) == track.summary_segments
+                        and now - track.summary_written < SUMMARY_REFRESH
+                    ):
+                        continue
+                    track.summary_segments, track.summary_written = len(segments), now
                     summary = track.pipeline.counters().model_copy(deep=True)
-                    summary.segments = list(track.writer.segments)
+                    summary.segments = segments
                     snapshots.append(summary)
-                await asyncio.to_thread(self._write_summaries, snapshots)
+                if snapshots:
+                    await asyncio.to_thread(self._write_summaries, snapshots)
 
     def _announce_segments(self, track: Track, segments: list[SegmentInfo]) -> None:
         """Tell listeners about segments the mux worker has closed since the last call."""
