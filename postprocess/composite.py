@@ -16,9 +16,9 @@ import logging
 import math
 import os
 import time
-from fractions import Fraction
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -30,7 +30,13 @@ from postprocess.draw import BLACK, Canvas, Plane, blit, draw_label, fill, fill_
 from postprocess.inputs import ParticipantInput, RecordingInput, load_recording
 from postprocess.layout import LayoutKind, Rect, arrange, fit
 from postprocess.mixing import CHANNELS, SAMPLE_RATE, ActiveSpeaker, Limiter, Samples, level_db
-from postprocess.options import CompositeError, CompositeOptions, CompositeResult, OutputFormat
+from postprocess.options import (
+    CompositeError,
+    CompositeOptions,
+    CompositeResult,
+    OutputFormat,
+    ParticipantSpan,
+)
 from postprocess.readers import AudioSource, TrackDecodeError, VideoSource
 from postprocess.timeline import TrackClock, TrackTiming, track_clocks
 from recorder.models import MediaKind, PauseInterval
@@ -408,7 +414,10 @@ def _render(
         started_at=base,
         duration=duration,
         video_frames=frame_index,
-        participants=[p.info.name for p in participants],
+        participants=[
+            ParticipantSpan(id=p.id, name=p.info.name, start=p.start, end=p.end, video=bool(p.info.video))
+            for p in participants
+        ],
         sync={name: c.source for name, c in clocks.items()},
         warnings=warnings,
         elapsed=time.monotonic() - started,

@@ -51,6 +51,10 @@ class ParticipantInput:
     joined_at: float | None = None
     left_at: float | None = None
 
+    @property
+    def video(self) -> list[TrackInput]:
+        return [t for t in self.tracks if t.kind is MediaKind.VIDEO]
+
 
 @dataclass
 class RecordingInput:

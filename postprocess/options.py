@@ -59,6 +59,16 @@ class CompositeOptions(BaseModel):
         return self.format.value
 
 
+class ParticipantSpan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    start: float = Field(description="Composite seconds at which the participant's tile appears.")
+    end: float = Field(description="Composite seconds at which it disappears.")
+    video: bool = Field(description="Whether the participant has a video track.")
+
+
 class CompositeResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -72,7 +82,7 @@ class CompositeResult(BaseModel):
     started_at: float = Field(description="Wall-clock (Unix seconds) of the composite's first instant.")
     duration: float = Field(description="Seconds of call in the composite.")
     video_frames: int = 0
-    participants: list[str] = Field(default_factory=list, description="Display names, in join order.")
+    participants: list[ParticipantSpan] = Field(default_factory=list, description="In join order.")
     sync: dict[str, str] = Field(default_factory=dict, description="Track -> 'rtcp' or 'arrival'.")
     warnings: list[str] = Field(default_factory=list)
     elapsed: float = Field(description="Seconds it took to build.")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from recorder import __version__
 
 # Subcommand modules, in the order `callvault --help` lists them.
-COMMANDS = ("serve", "record_rtp", "finalize", "verify", "demo")
+COMMANDS = ("serve", "record_rtp", "finalize", "verify", "demo", "composite")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,70 @@
+"""Composites off the event loop: a bounded pool of worker processes.
+
+The service (wired in elsewhere) submits a finished recording with `await workers.submit(folder, options)`.
+At most `processes` composites run at once and at most `queue` more wait; a submission beyond that waits
+for room (back-pressure, never an unbounded backlog). Each job has a time limit: a job that exceeds it is
+reported as CompositeTimeout and the pool's processes are replaced, so a stuck decoder cannot hold a
+worker forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from postprocess.composite import build_composite
+from postprocess.options import CompositeError, CompositeOptions, CompositeResult
+from recorder.recording import RecordingInfo
+
+log = logging.getLogger(__name__)
+
+
+class CompositeTimeout(CompositeError):
+    """A composite did not finish within its time limit."""
+
+
+def _run(folder: Path, options: CompositeOptions, info: RecordingInfo | None) -> CompositeResult:
+    return build_composite(folder, options, info)
+
+
+class CompositeWorkers:
+    def __init__(self, processes: int = 1, queue: int = 8, timeout: float | None = 3600.0) -> None:
+        if processes < 1 or queue < 0:
+            raise ValueError("processes must be >= 1 and queue >= 0")
+        self.processes = processes
+        self.timeout = timeout
+        self._slots = asyncio.Semaphore(processes + queue)
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # spawn: a fresh interpreter, nothing inherited from the service's event loop or threads.
+        return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+
+    async def submit(
+        self, folder: Path, options: CompositeOptions | None = None, info: RecordingInfo | None = None
+    ) -> CompositeResult:
+        """Build the recording's composite in a worker process. Raises CompositeError (bad input),
+        CompositeTimeout, or what the worker raised."""
+        options = options or CompositeOptions()
+        async with self._slots:
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self._pool, _run, Path(folder), options, info)
+            try:
+                return await asyncio.wait_for(future, self.timeout)
+            except TimeoutError:
+                log.error("composite of %s exceeded %s s; restarting the worker pool", folder, self.timeout)
+                self._restart()
+                raise CompositeTimeout(f"{folder}: composite not finished after {self.timeout} s") from None
+
+    def _restart(self) -> None:
+        old = self._pool
+        self._pool = self._new_pool()
+        for process in list(getattr(old, "_processes", {}).values()):
+            process.terminate()
+        old.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=True)

@@ -1,0 +1,94 @@
+"""`callvault composite FOLDER`: one synchronized video (or audio mix) of a whole recorded call."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from postprocess.composite import build_composite
+from postprocess.layout import LayoutKind
+from postprocess.options import CompositeError, CompositeOptions, OutputFormat, Profile
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("composite", help="build one synchronized video of a recorded call")
+    p.add_argument("folder", type=Path, help="the recording folder")
+    p.add_argument("--layout", choices=[k.value for k in LayoutKind], default=LayoutKind.GRID.value)
+    p.add_argument("--profile", choices=[k.value for k in Profile], default=Profile.HD.value)
+    p.add_argument("--format", choices=[k.value for k in OutputFormat], default=OutputFormat.MP4.value)
+    p.add_argument("--audio-only", action="store_true", help="only the audio mix")
+    p.add_argument("--out", type=Path, help="output file (default: composite.<ext> in the folder)")
+    p.add_argument("--fps", type=int, default=25, help="output frame rate (default 25)")
+    p.add_argument("--video-bitrate", type=int, help="bit/s (default: 800k sd, 2M hd, 4M fhd)")
+    p.add_argument("--audio-bitrate", type=int, default=128_000, help="bit/s (default 128k)")
+    p.add_argument("--webm-codec", choices=["vp8", "vp9"], default="vp8")
+    p.add_argument("--no-names", action="store_true", help="do not draw names on tiles")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal (stderr); nothing when stderr is not a terminal."""
+
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.started = time.monotonic()
+        self.active = stream.isatty()
+
+    def __call__(self, done: float, total: float) -> None:
+        if not self.active:
+            return
+        frac = min(1.0, done / total) if total > 0 else 1.0
+        filled = round(frac * self.width)
+        elapsed = time.monotonic() - self.started
+        speed = done / elapsed if elapsed > 0 else 0.0
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(f"\rcomposite [{bar}] {frac:4.0%} {done:7.1f}/{total:.1f} s  {speed:5.1f}x")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.active:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.folder.is_dir():
+        print(f"callvault: error: {args.folder} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        options = CompositeOptions(
+            layout=LayoutKind(args.layout),
+            profile=Profile(args.profile),
+            format=OutputFormat(args.format),
+            audio_only=args.audio_only,
+            out=args.out,
+            fps=args.fps,
+            video_bitrate=args.video_bitrate,
+            audio_bitrate=args.audio_bitrate,
+            webm_codec=args.webm_codec,
+            names=not args.no_names,
+        )
+    except ValueError as exc:
+        print(f"callvault: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    bar = ProgressBar(sys.stderr)
+    try:
+        result = build_composite(args.folder, options, progress=None if args.no_progress else bar)
+    except CompositeError as exc:
+        bar.close()
+        print(f"callvault: error: {exc}", file=sys.stderr)
+        return 2
+    bar.close()
+    for warning in result.warnings:
+        print(f"callvault: warning: {warning}", file=sys.stderr)
+    names = ", ".join(p.name for p in result.participants)
+    print(
+        f"{result.path}: {result.duration:.1f} s, {names}; built in {result.elapsed:.1f} s "
+        f"({result.speed:.1f}x real time)"
+    )
+    return 0
