@@ -40,9 +40,8 @@ class ApiSettings(BaseModel):
         default=900, ge=1, le=7 * 86400, description="Lifetime of presigned download links."
     )
     status_requires_key: bool = Field(
-        default=False,
-        description="/v1/status (the service's own status page, older than this API) needs an admin or"
-        " operator key. Off by default while the deployment tests and probes read it without one.",
+        default=True,
+        description="/v1/status (open recordings, event counters) needs an admin or operator key; off: open.",
     )
     metrics_require_key: bool = Field(
         default=True, description="/metrics needs an admin or operator key (Bearer); off: open."

@@ -115,6 +115,14 @@ async def test_metrics_key_setting(make_api: ApiFactory, open_metrics: bool) -> 
     assert status == 200 and "callvault_active_recordings 0.0" in text
 
 
-async def test_status_page_stays_open_unless_configured(api: Api) -> None:
+async def test_status_page_needs_a_key(api: Api) -> None:
+    status, _ = await api.call("GET", "/v1/status", role=None)
+    assert status == 401
+    status, body = await api.call("GET", "/v1/status", role="operator")
+    assert status == 200 and body["rooms"] == {}
+
+
+async def test_status_page_can_be_opened(make_api: ApiFactory) -> None:
+    api: Api = await make_api(status_requires_key=False)
     status, body = await api.call("GET", "/v1/status", role=None)
     assert status == 200 and body["rooms"] == {}

@@ -38,6 +38,8 @@ async def test_serve_mounts_the_api(tmp_path: Path) -> None:
         async with http.get(f"{base}/metrics", headers=headers) as r:
             assert r.status == 200 and "callvault_active_streams 0.0" in await r.text()
         async with http.get(f"{base}/v1/status") as r:
+            assert r.status == 401
+        async with http.get(f"{base}/v1/status", headers=headers) as r:
             assert r.status == 200
     stop.set()
     await asyncio.wait_for(task, 30)

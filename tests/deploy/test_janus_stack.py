@@ -119,7 +119,8 @@ async def _status(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
 async def test_compose_janus_config_with_callvault(stack: dict[str, Any]) -> None:
     env = stack["env"]
     logs = stack["logs"]
-    async with aiohttp.ClientSession() as http:
+    headers = {"Authorization": f"Bearer {env['CALLVAULT_API__ADMIN_KEY']}"}  # /v1/status needs a key
+    async with aiohttp.ClientSession(headers=headers) as http:
         for _ in range(200):
             code, _ = await _status(http, f"{stack['http']}/readyz")
             if code == 200:

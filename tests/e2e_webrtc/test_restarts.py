@@ -16,15 +16,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from frame_marks import gaps, read_marks
 from janus_fixture import ADMIN_KEY, ROOM, ROOM_SECRET, JanusServer, start_or_skip
 from media import ffprobe_errors
 from netns import NetNamespace
-from service_kit import free_tcp_port, wait_finished, wait_ready
+from service_kit import API_KEY, client, free_tcp_port, wait_finished, wait_ready
 from webrtc import PublisherProcess
 
+from recorder.api.settings import ApiSettings
 from recorder.commands.serve import serve
 from recorder.config import RecorderSettings
 from recorder.service.settings import JanusSettings, ServiceSettings
@@ -50,6 +50,7 @@ def settings_for(tmp_path: Path, janus: JanusServer, port: int) -> ServiceSettin
         rtp_bind="127.0.0.1",
         rtp_port_min=43000,
         rtp_port_max=43999,
+        api=ApiSettings(admin_key=API_KEY),
         recorder=RecorderSettings(segment_seconds=1.0),
         janus=JanusSettings(
             ws_url=janus.ws_url,
@@ -89,7 +90,7 @@ async def test_janus_restart_mid_call(netns_for_test: NetNamespace, tmp_path: Pa
     base = f"http://127.0.0.1:{port}"
     publishers: list[PublisherProcess] = []
     try:
-        async with aiohttp.ClientSession() as http:
+        async with client() as http:
             await wait_ready(http, base, 15)
             first = await publish(janus, ns, "agent", 10.0)
             publishers.append(first)
@@ -135,7 +136,7 @@ async def test_service_killed_and_restarted_mid_call(netns_for_test: NetNamespac
         f'rtp_bind = "127.0.0.1"\n'
         f"rtp_port_min = 43000\nrtp_port_max = 43999\n[recorder]\nsegment_seconds = 1.0\n"
         f'[janus]\nws_url = "{janus.ws_url}"\nadmin_key = "{ADMIN_KEY}"\nroom_secret = "{ROOM_SECRET}"\n'
-        f'events_token = "evt"\nempty_room_grace = 1.0\n'
+        f'events_token = "evt"\nempty_room_grace = 1.0\n[api]\nadmin_key = "{API_KEY}"\n'
     )
 
     def start_service() -> subprocess.Popen[bytes]:
@@ -150,7 +151,7 @@ async def test_service_killed_and_restarted_mid_call(netns_for_test: NetNamespac
     service = start_service()
     publisher: PublisherProcess | None = None
     try:
-        async with aiohttp.ClientSession() as http:
+        async with client() as http:
             await wait_ready(http, base, 20)
             publisher = await publish(janus, ns, "agent", 9.0)
             published = await publisher.event("published")

@@ -12,15 +12,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import aiohttp
 import pytest
 from frame_marks import gaps, read_marks
 from janus_fixture import ADMIN_KEY, ROOM, ROOM_SECRET, JanusServer, start_or_skip
 from media import ffprobe_errors, read_packets
 from netns import NetNamespace
-from service_kit import free_tcp_port, get_json, wait_finished, wait_ready
+from service_kit import API_KEY, client, free_tcp_port, get_json, wait_finished, wait_ready
 from webrtc import PublisherProcess
 
+from recorder.api.settings import ApiSettings
 from recorder.commands.serve import serve
 from recorder.config import RecorderSettings
 from recorder.service.settings import JanusSettings, ServiceSettings
@@ -65,6 +65,7 @@ async def test_service_records_two_publishers_from_janus_events(
         rtp_bind="127.0.0.1",
         rtp_port_min=42000,
         rtp_port_max=42999,
+        api=ApiSettings(admin_key=API_KEY),
         recorder=RecorderSettings(segment_seconds=2.0),
         janus=JanusSettings(
             ws_url=janus.ws_url,
@@ -79,7 +80,7 @@ async def test_service_records_two_publishers_from_janus_events(
     base = f"http://127.0.0.1:{port}"
     publishers: list[PublisherProcess] = []
     try:
-        async with aiohttp.ClientSession() as http:
+        async with client() as http:
             await wait_ready(http, base, 15)
             agent = await PublisherProcess.start(
                 janus.ws_url,

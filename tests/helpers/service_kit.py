@@ -9,6 +9,14 @@ from typing import Any
 
 import aiohttp
 
+API_KEY = "e2e-admin-key-0123456789abcdefghijklmnopq"
+"""The bootstrap admin key tests give the service (settings api.admin_key); `client()` sends it."""
+
+
+def client() -> aiohttp.ClientSession:
+    """An HTTP client that presents the tests' admin key, as /v1/status and the API require."""
+    return aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"})
+
 
 def free_tcp_port() -> int:
     with socket.socket() as s:

@@ -22,9 +22,13 @@ from janus_fixture import ROOM_SECRET, JanusServer, free_port, start_or_skip
 CALLVAULT = [sys.executable, "-m", "recorder.cli"]
 
 
+ADMIN_KEY_API = "test-admin-key-0123456789abcdefghijklmnop"
+
+
 def get(url: str) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {ADMIN_KEY_API}"})
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
@@ -114,6 +118,8 @@ ws_url = "{janus.ws_url}"
 admin_key = "{janus.admin_key}"
 room_secret = "{ROOM_SECRET}"
 events_token = "evtoken"
+[api]
+admin_key = "{ADMIN_KEY_API}"
 """
     proc = start_serve(tmp_path, config)
     try:
