@@ -27,7 +27,7 @@ import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from postprocess.draw import BLACK, Canvas, Plane, blit, draw_label, fill, fill_around, slate
-from postprocess.inputs import ParticipantInput, RecordingInput, load_recording
+from postprocess.inputs import ParticipantInput, RecordingInput, TrackInput, load_recording
 from postprocess.layout import LayoutKind, Rect, arrange, fit
 from postprocess.mixing import CHANNELS, SAMPLE_RATE, ActiveSpeaker, Limiter, Samples, level_db
 from postprocess.options import (
@@ -313,10 +313,14 @@ def build_composite(
                 p.pauses += _intervals(track.summary.pauses, base, t_end)
                 if track.kind is MediaKind.VIDEO:
                     if not options.audio_only:
-                        p.video.append(VideoSource(track.name, track.files, clocks[track.name], base))
+                        p.video.append(
+                            VideoSource(track.name, track.files, clocks[track.name], base, _media_end(track))
+                        )
                         p.video_ends.append(spans[track.name][1] - base)
                 else:
-                    p.audio.append(AudioSource(track.name, track.files, clocks[track.name], base))
+                    p.audio.append(
+                        AudioSource(track.name, track.files, clocks[track.name], base, _media_end(track))
+                    )
             participants.append(p)
         participants.sort(key=lambda p: (p.start, p.id))
         return _render(folder, options, rec, participants, _intervals(rec.pauses, base, t_end), duration,
@@ -329,6 +333,21 @@ def build_composite(
                 v.close()
             for a in p.audio:
                 a.close()
+
+
+def _media_end(track: TrackInput) -> float:
+    """Media time of the track's last frame, as far as its summary tells (arrival-based)."""
+    s = track.summary
+    return (s.last_wallclock or 0.0) - (s.first_wallclock or 0.0)
+
+
+def _mute(buf: Samples, pauses: list[tuple[float, float]], start: int) -> None:
+    """Silence the parts of `buf` (samples from `start`) inside the pause intervals (seconds)."""
+    for p_start, p_end in pauses:
+        lo = max(start, round(p_start * SAMPLE_RATE))
+        hi = min(start + len(buf), round(p_end * SAMPLE_RATE))
+        if lo < hi:
+            buf[lo - start : hi - start] = 0.0
 
 
 def _render(
@@ -367,13 +386,10 @@ def _render(
                 buf = np.zeros((n, CHANNELS), np.float32)
                 for a in p.audio:
                     a.read_into(buf, chunk_start)
+                _mute(buf, p.pauses, chunk_start)
                 per_participant[p.id] = buf
                 mix += buf
-            for p_start, p_end in pauses:
-                lo = max(chunk_start, round(p_start * SAMPLE_RATE))
-                hi = min(chunk_end, round(p_end * SAMPLE_RATE))
-                if lo < hi:
-                    mix[lo - chunk_start : hi - chunk_start] = 0.0
+            _mute(mix, pauses, chunk_start)
             output.write_audio(limiter.process(mix))
             if composer is not None:
                 while frame_index < total_frames:

@@ -60,16 +60,17 @@ def grid_shape(n: int, width: int, height: int, aspect: float = TILE_ASPECT) -> 
     """(columns, rows) for n tiles that gives each tile the largest picture of `aspect`."""
     if n <= 0:
         return (0, 0)
-    best: tuple[float, int, int, int] | None = None
+    best: tuple[int, int, int, int] | None = None
     for cols in range(1, n + 1):
         rows = math.ceil(n / cols)
         cell_w, cell_h = width / cols, height / rows
         area = min(cell_w, cell_h * aspect) * min(cell_h, cell_w / aspect)
-        key = (area, -(cols * rows), cols, rows)
-        if best is None or key[:2] > best[:2]:
+        # Equal picture size: fewer empty cells, then rows as wide as the frame is (side by side first).
+        key = (round(area), -(cols * rows), cols if width >= height else rows, cols)
+        if best is None or key[:3] > best[:3]:
             best = key
     assert best is not None
-    return best[2], best[3]
+    return best[3], math.ceil(n / best[3])
 
 
 def grid(n: int, width: int, height: int, margin: int = 0) -> list[Rect]:
@@ -121,12 +122,17 @@ def pip(n: int, width: int, height: int, margin: int = 0) -> list[Rect]:
     """The first tile fills the frame; the others are insets stacked up from the bottom right corner."""
     if n <= 1:
         return grid(n, width, height, margin)
-    inset_w = width / 4
-    inset_h = inset_w / TILE_ASPECT
+    insets = min(n - 1, MAX_TILES - 1)
     pad = max(8.0, width / 80)
-    rects = [Rect(0, 0, _even(width), _even(height))]
-    for i in range(min(n - 1, MAX_TILES - 1)):
+    inset_w = width / 4
+    while True:  # shrink the insets until their columns fit the frame
+        inset_h = inset_w / TILE_ASPECT
         per_column = max(1, int((height - pad) // (inset_h + pad)))
+        if math.ceil(insets / per_column) * (inset_w + pad) <= width or inset_w < 32:
+            break
+        inset_w *= 0.8
+    rects = [Rect(0, 0, _even(width), _even(height))]
+    for i in range(insets):
         col, row = divmod(i, per_column)
         x = width - (col + 1) * (inset_w + pad)
         y = height - (row + 1) * (inset_h + pad)

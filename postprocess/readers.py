@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 # Contiguous audio: a frame placed within this many samples of where the previous one ended follows it
 # without a gap or overlap; further off (loss, pause, clock drift built up) it goes where its time says.
 AUDIO_SNAP = 480
+# A joined file that ends this much before the summary's last frame is truncated: segments take over.
+TRUNCATION_SLACK = 1.0
 
 
 class TrackDecodeError(Exception):
@@ -37,8 +39,9 @@ def _open(path: Path) -> av.container.InputContainer:
 class _Decoded:
     """Frames of one kind from the track's files, with media time, tolerating damage."""
 
-    def __init__(self, name: str, files: list[Path], kind: str) -> None:
+    def __init__(self, name: str, files: list[Path], kind: str, expected_end: float) -> None:
         self.name = name
+        self.expected_end = expected_end
         self.files = files
         self.kind = kind
         self.errors = 0
@@ -63,8 +66,12 @@ class _Decoded:
                     for media, frame in self._from(container):
                         last = media
                         yield media, frame
-                if self.errors == before:
+                if self.errors == before and last >= self.expected_end - TRUNCATION_SLACK:
                     return
+                if self.errors == before:
+                    log.warning("track %s: %s ends at %.1f s of %.1f s; reading on from its segments",
+                                self.name, self.files[0], last, self.expected_end)  # fmt: skip
+                    self.errors += 1
         for path in self.files[1:]:
             try:
                 container = _open(path)
@@ -117,9 +124,11 @@ class _Decoded:
 class VideoSource:
     """The frame of a video track to show at each output instant (the latest one not after it)."""
 
-    def __init__(self, name: str, files: list[Path], clock: TrackClock, t0: float) -> None:
+    def __init__(
+        self, name: str, files: list[Path], clock: TrackClock, t0: float, expected_end: float
+    ) -> None:
         self.name = name
-        self._decoded = _Decoded(name, files, "video")
+        self._decoded = _Decoded(name, files, "video", expected_end)
         self._frames = self._decoded.frames()
         self._clock = clock
         self._t0 = t0
@@ -163,9 +172,11 @@ class VideoSource:
 class AudioSource:
     """A track's audio as 48 kHz stereo float32, placed on the output sample timeline."""
 
-    def __init__(self, name: str, files: list[Path], clock: TrackClock, t0: float) -> None:
+    def __init__(
+        self, name: str, files: list[Path], clock: TrackClock, t0: float, expected_end: float
+    ) -> None:
         self.name = name
-        self._decoded = _Decoded(name, files, "audio")
+        self._decoded = _Decoded(name, files, "audio", expected_end)
         self._frames = self._decoded.frames()
         self._clock = clock
         self._t0 = t0

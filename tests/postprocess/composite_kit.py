@@ -111,7 +111,9 @@ async def record_call(folder: Path, refs: list[tuple[Publisher, Path]]) -> list[
 # -- analysis of a composite ---------------------------------------------------------------------------
 
 
-def video_luma(path: Path, regions: dict[str, tuple[int, int, int, int]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def video_luma(
+    path: Path, regions: dict[str, tuple[int, int, int, int]]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(frame times, mean luma of each region (x, y, w, h) per frame) of a composite's video."""
     times: list[float] = []
     lumas: dict[str, list[float]] = {k: [] for k in regions}
@@ -124,10 +126,14 @@ def video_luma(path: Path, regions: dict[str, tuple[int, int, int, int]]) -> tup
     return np.array(times), {k: np.array(v) for k, v in lumas.items()}
 
 
-def flash_onsets(times: np.ndarray, luma: np.ndarray, after: float = 0.0, threshold: float = 128.0) -> list[float]:
+def flash_onsets(
+    times: np.ndarray, luma: np.ndarray, after: float = 0.0, threshold: float = 128.0
+) -> list[float]:
     """Times of the frames where the region turns bright."""
     bright = luma > threshold
-    return [float(times[i]) for i in range(1, len(times)) if bright[i] and not bright[i - 1] and times[i] >= after]
+    return [
+        float(times[i]) for i in range(1, len(times)) if bright[i] and not bright[i - 1] and times[i] >= after
+    ]
 
 
 def audio_mono(path: Path) -> tuple[np.ndarray, int]:
@@ -171,3 +177,111 @@ def tone_onsets(samples: np.ndarray, rate: int, hz: float, window: float = 0.005
 def pair_offsets(flashes: list[float], beeps: list[float]) -> list[float]:
     """For every flash, flash time minus the nearest beep's."""
     return [f - min(beeps, key=lambda b: abs(b - f)) for f in flashes] if beeps else []
+
+
+# -- a synthetic long call -----------------------------------------------------------------------------
+
+NTP_UNIX = 2_208_988_800
+
+
+@dataclass
+class SyntheticParticipant:
+    id: str
+    tone: int
+    start: float  # true seconds after the call's start that its media begins
+    phase: float  # its flashes and beeps are where frac(true time + phase) < PULSE
+    audio_drift_ppm: float  # its audio RTP clock runs this fast (negative: slow)
+    sender_skew: float  # its NTP clock minus the recorder's wall clock
+    audio_delay: float = 0.004  # network delay of its first audio frame
+    video_delay: float = 0.030  # ... and of its first video frame (a keyframe: larger)
+
+
+def _ntp(unix: float) -> int:
+    whole = int(unix // 1)
+    return ((whole + NTP_UNIX) << 32) | min(0xFFFFFFFF, round((unix - whole) * 2**32))
+
+
+def _mux_packets(path: Path, codec: str, rate: int, frames: list, pts_ms: list[int], **opts: object) -> None:
+    """Encode `frames` in order and write the packets with the given timestamps (ms)."""
+    with av.open(str(path), "w", format="webm") as out:
+        if codec == "libopus":
+            stream = out.add_stream(codec, rate=rate, layout="stereo")
+        else:
+            stream = out.add_stream(
+                codec, rate=rate, options={"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+            )
+            stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
+        packets = []
+        for frame in frames:
+            packets += stream.encode(frame)
+        packets += stream.encode(None)
+        while len(pts_ms) < len(packets):  # the Opus encoder's padding adds a packet at the end
+            pts_ms = [*pts_ms, pts_ms[-1] + 20]
+        from fractions import Fraction
+
+        for packet, ms in zip(packets, pts_ms, strict=True):
+            packet.pts = packet.dts = ms
+            packet.time_base = Fraction(1, 1000)
+            packet.stream = stream
+            out.mux(packet)
+
+
+def write_synthetic_call(
+    folder: Path, parts: list[SyntheticParticipant], windows: list[tuple[float, float]], call_seconds: float
+) -> float:
+    """A recording folder as the recorder leaves it (track files + summaries with wall clocks and SRs) of
+    a call `call_seconds` long whose media exist only inside `windows` (media seconds): the timestamps
+    in between are advanced as after a long stretch of lost media. Returns the call's wall-clock start."""
+    folder.mkdir(parents=True, exist_ok=True)
+    r0 = 1_800_000_000.0
+    for p in parts:
+        duration = call_seconds - p.start
+        # Video: 30 fps on an accurate clock.
+        frames, pts, white = [], [], []
+        for a, b in windows:
+            for k in range(round(a * 30), round(min(b, duration) * 30)):
+                m = k / 30
+                white.append(((m + p.start + p.phase) % PERIOD) < PULSE)
+                pts.append(round(m * 1000))
+        for i, w in enumerate(white):
+            f = av.VideoFrame.from_ndarray(np.full((180, 320, 3), 255 if w else 0, np.uint8), format="rgb24")
+            f.pts = i
+            frames.append(f.reformat(format="yuv420p"))
+        _mux_packets(folder / f"{p.id}-video-0.webm", "libvpx", 30, frames, pts)
+        # Audio: 48 kHz samples counted by a clock that runs audio_drift_ppm fast.
+        rate = 48000 * (1 + p.audio_drift_ppm * 1e-6)  # sender ticks per true second
+        aframes, apts = [], []
+        count = 0
+        for a, b in windows:
+            n0, n1 = round(a * rate) // 960 * 960, round(min(b, duration) * rate) // 960 * 960
+            n = np.arange(n0, n1)
+            true = n / rate
+            on = ((true + p.start + p.phase) % PERIOD) < PULSE
+            mono = np.where(on, 0.5 * np.sin(2 * np.pi * p.tone * true), 0.0).astype(np.float32)
+            for j in range(0, len(mono), 960):
+                chunk = np.repeat(mono[j : j + 960], 2).reshape(1, -1)
+                f = av.AudioFrame.from_ndarray(chunk, format="flt", layout="stereo")
+                f.sample_rate, f.pts = 48000, count
+                count += 960
+                aframes.append(f)
+                apts.append(round((n0 + j) / 48))
+        _mux_packets(folder / f"{p.id}-audio-1.webm", "libopus", 48000, aframes, apts)
+        for kind, clock, delay, ticks_per_s, n_frames in (
+            ("video", 90000, p.video_delay, 90000.0, len(frames)),
+            ("audio", 48000, p.audio_delay, rate, len(aframes)),
+        ):
+            reports = [
+                (_ntp(r0 + p.start + t + p.sender_skew), round(t * ticks_per_s))
+                for t in np.arange(5.0, duration, 5.0)
+            ]
+            summary = TrackSummary(
+                name=f"{p.id}-{kind}-{0 if kind == 'video' else 1}", state="complete", kind=kind,
+                codec=Codec.VP8 if kind == "video" else Codec.OPUS, clock_rate=clock, payload_type=96,
+                file=f"{p.id}-{kind}-{0 if kind == 'video' else 1}.webm", container="webm",
+                first_rtp_timestamp=0, last_rtp_timestamp=round(duration * ticks_per_s),
+                first_wallclock=r0 + p.start + delay, last_wallclock=r0 + p.start + duration + delay,
+                frames=n_frames, keyframes=1, width=320 if kind == "video" else None,
+                height=180 if kind == "video" else None, rtcp_sender_reports=reports,
+            )  # fmt: skip
+            (folder / f"{summary.name}.json").write_text(summary.model_dump_json(indent=2))
+    return r0
