@@ -82,11 +82,17 @@ async def record_call(folder: Path, refs: list[tuple[Publisher, Path]]) -> list[
         vport = free_port_pair() if pub.video else None
         aport = free_port_pair() if pub.audio else None
         if vport is not None:
-            await session.add_track(StreamSpec(name=f"{pub.id}-video-0", codec=Codec.VP8, payload_type=96,
-                                               clock_rate=90000, port=vport, rtcp_port=vport + 1))  # fmt: skip
+            video = StreamSpec(
+                name=f"{pub.id}-video-0", codec=Codec.VP8, payload_type=96, clock_rate=90000, port=vport,
+                rtcp_port=vport + 1,
+            )  # fmt: skip
+            await session.add_track(video)
         if aport is not None:
-            await session.add_track(StreamSpec(name=f"{pub.id}-audio-1", codec=Codec.OPUS, payload_type=111,
-                                               clock_rate=48000, channels=2, port=aport, rtcp_port=aport + 1))  # fmt: skip
+            audio = StreamSpec(
+                name=f"{pub.id}-audio-1", codec=Codec.OPUS, payload_type=111, clock_rate=48000, channels=2,
+                port=aport, rtcp_port=aport + 1,
+            )  # fmt: skip
+            await session.add_track(audio)
         ports[pub.id] = (vport, aport)
 
     async def run(pub: Publisher, ref: Path) -> None:

@@ -19,7 +19,7 @@ def check_tiles(rects: list[Rect], width: int, height: int) -> None:
     for r in rects:
         assert not r.empty
         assert r.x % 2 == r.y % 2 == r.w % 2 == r.h % 2 == 0
-        assert 0 <= r.x and r.x + r.w <= width and 0 <= r.y and r.y + r.h <= height
+        assert r.x >= 0 and r.x + r.w <= width and r.y >= 0 and r.y + r.h <= height
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
