@@ -27,7 +27,7 @@ import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from postprocess.draw import BLACK, Canvas, Plane, blit, draw_label, fill, fill_around, slate
-from postprocess.inputs import ParticipantInput, RecordingInput, TrackInput, load_recording
+from postprocess.inputs import ParticipantInput, RecordingInput, load_recording
 from postprocess.layout import LayoutKind, Rect, arrange, fit
 from postprocess.mixing import CHANNELS, SAMPLE_RATE, ActiveSpeaker, Limiter, Samples, level_db
 from postprocess.options import (
@@ -313,14 +313,10 @@ def build_composite(
                 p.pauses += _intervals(track.summary.pauses, base, t_end)
                 if track.kind is MediaKind.VIDEO:
                     if not options.audio_only:
-                        p.video.append(
-                            VideoSource(track.name, track.files, clocks[track.name], base, _media_end(track))
-                        )
+                        p.video.append(VideoSource(track, clocks[track.name], base))
                         p.video_ends.append(spans[track.name][1] - base)
                 else:
-                    p.audio.append(
-                        AudioSource(track.name, track.files, clocks[track.name], base, _media_end(track))
-                    )
+                    p.audio.append(AudioSource(track, clocks[track.name], base))
             participants.append(p)
         participants.sort(key=lambda p: (p.start, p.id))
         return _render(folder, options, rec, participants, _intervals(rec.pauses, base, t_end), duration,
@@ -333,12 +329,6 @@ def build_composite(
                 v.close()
             for a in p.audio:
                 a.close()
-
-
-def _media_end(track: TrackInput) -> float:
-    """Media time of the track's last frame, as far as its summary tells (arrival-based)."""
-    s = track.summary
-    return (s.last_wallclock or 0.0) - (s.first_wallclock or 0.0)
 
 
 def _mute(buf: Samples, pauses: list[tuple[float, float]], start: int) -> None:
@@ -416,9 +406,12 @@ def _render(
         raise
     tmp.replace(out_path)
     for p in participants:
-        for name, errors in [(v.name, v.errors) for v in p.video] + [(a.name, a.errors) for a in p.audio]:
-            if errors:
-                warnings.append(f"track {name}: {errors} damaged packets or files skipped")
+        sources: list[VideoSource | AudioSource] = [*p.video, *p.audio]
+        for source in sources:
+            warnings += [f"track {source.name}: {problem}" for problem in source.problems]
+            damaged = source.errors - len(source.problems)
+            if damaged:
+                warnings.append(f"track {source.name}: {damaged} damaged packets skipped")
     return CompositeResult(
         path=out_path,
         format=options.format,

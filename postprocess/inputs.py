@@ -31,8 +31,10 @@ MANIFEST_NAME = "manifest.json"
 class TrackInput:
     summary: TrackSummary
     participant: str
-    files: list[Path]
-    """The joined file, then (fallbacks, in order) the segment files."""
+    file: Path | None
+    """The joined file, if it exists."""
+    segments: list[tuple[Path, str | None]]
+    """The segment files in order, with their SHA-256 from the summary: the fallback."""
 
     @property
     def name(self) -> str:
@@ -121,15 +123,12 @@ def _summaries(folder: Path) -> list[TrackSummary]:
     return out
 
 
-def _files(folder: Path, summary: TrackSummary) -> list[Path]:
-    files = []
-    if summary.file:
-        files.append(folder / summary.file)
-    files += [folder / s.path for s in sorted(summary.segments, key=lambda s: s.index)]
-    if not summary.segments:
-        seg_dir = folder / f"{summary.name}.segments"
-        files += sorted(p for p in seg_dir.glob("*") if p.suffix in (".webm", ".mkv"))
-    return files
+def _segments(folder: Path, summary: TrackSummary) -> list[tuple[Path, str | None]]:
+    listed = [(folder / s.path, s.sha256) for s in sorted(summary.segments, key=lambda s: s.index)]
+    if listed:
+        return [(path, sha) for path, sha in listed if path.is_file()]
+    seg_dir = folder / f"{summary.name}.segments"  # a crashed recorder's segments, not yet listed
+    return [(p, None) for p in sorted(seg_dir.glob("*")) if p.suffix in (".webm", ".mkv")]
 
 
 def load_recording(folder: Path, info: RecordingInfo | None = None) -> RecordingInput:
@@ -150,17 +149,19 @@ def load_recording(folder: Path, info: RecordingInfo | None = None) -> Recording
             continue
         if summary.state == "recording":
             warnings.append(f"track {summary.name}: still recording or not finalized; using what is there")
-        files = [f for f in _files(folder, summary) if f.is_file()]
-        if not files:
+        joined: Path | None = folder / summary.file if summary.file else None
+        if joined is not None and not joined.is_file():
+            joined = None
+        segments = _segments(folder, summary)
+        if joined is None and not segments:
             warnings.append(f"track {summary.name}: no media file; left out")
             continue
         pid = owners.get(summary.name) or participant_from_name(summary.name)
         if pid not in participants:
-            joined, left = timing.get(pid, (None, None))
-            participants[pid] = ParticipantInput(
-                pid, names.get(pid) or pid or "Participant", [], joined, left
-            )
-        participants[pid].tracks.append(TrackInput(summary, pid, files))
+            joined_at, left_at = timing.get(pid, (None, None))
+            name = names.get(pid) or pid or "Participant"
+            participants[pid] = ParticipantInput(pid, name, [], joined_at, left_at)
+        participants[pid].tracks.append(TrackInput(summary, pid, joined, segments))
     if not participants:
         raise CompositeError(f"{folder}: no recorded track with media (track summaries <track>.json)")
     pauses = list(info.pauses) if info else []

@@ -1,8 +1,9 @@
 """Decoding one recorded track onto the composite's timeline (PyAV).
 
-A reader opens the track's joined file, or, when that cannot be opened, its segment files one after the
-other (each segment plays on its own). Damaged packets are skipped and counted, never fatal: what
-decodes is placed by its own timestamp, so a loss shows as a held frame or silence, not as a shift.
+A reader opens the track's joined file, or, when that is incomplete or cannot be opened, its segment
+files one after the other (each segment plays on its own). Damaged packets are skipped and counted, never
+fatal: what decodes is placed by its own timestamp, so a loss shows as a held frame or silence, not as a
+shift.
 Times are seconds from the composite's start (`t0`), through the track's clock (postprocess.timeline).
 """
 
@@ -16,8 +17,10 @@ import av
 import av.error
 import numpy as np
 
+from postprocess.inputs import TrackInput
 from postprocess.mixing import CHANNELS, SAMPLE_RATE, Samples
 from postprocess.timeline import TrackClock
+from recorder.mux.track_writer import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -32,61 +35,96 @@ class TrackDecodeError(Exception):
     """Nothing of a track could be opened."""
 
 
+def _media_end(track: TrackInput) -> float:
+    """Media time of the track's last frame, as far as its summary tells (arrival-based)."""
+    s = track.summary
+    return (s.last_wallclock or 0.0) - (s.first_wallclock or 0.0)
+
+
 def _open(path: Path) -> av.container.InputContainer:
     return av.open(str(path), metadata_errors="ignore")
 
 
 class _Decoded:
-    """Frames of one kind from the track's files, with media time, tolerating damage."""
+    """Frames of one kind from a track's files, with media time, tolerating damage.
 
-    def __init__(self, name: str, files: list[Path], kind: str, expected_end: float) -> None:
-        self.name = name
-        self.expected_end = expected_end
-        self.files = files
+    The joined file is used when it holds as many packets as the summary says were recorded and opens;
+    otherwise the segment files are (their SHA-256 is checked against the summary; a mismatch is
+    reported, and what decodes is still used). A joined file that ends early is read on from the
+    segments.
+    """
+
+    def __init__(self, track: TrackInput, kind: str) -> None:
+        self.name = track.name
+        self.track = track
         self.kind = kind
         self.errors = 0
-        self.opened: Path | None = None
+        self.problems: list[str] = []
+        self.opened = False
+
+    def _problem(self, message: str) -> None:
+        log.warning("track %s: %s", self.name, message)
+        self.problems.append(message)
+        self.errors += 1
+
+    def _joined_complete(self, path: Path) -> bool:
+        """Whether the joined file holds every frame the summary counts (demuxing only: cheap)."""
+        expected = self.track.summary.frames
+        count = 0
+        try:
+            with _open(path) as container:
+                streams = container.streams.video if self.kind == "video" else container.streams.audio
+                if not streams:
+                    return False
+                for packet in container.demux(streams[0]):
+                    count += packet.size > 0
+        except (av.error.FFmpegError, OSError) as exc:
+            self._problem(f"{path.name} is unreadable ({exc})")
+            return False
+        if count < expected:
+            self._problem(f"{path.name} holds {count} of {expected} frames")
+            return False
+        return True
 
     def frames(self) -> Generator[tuple[float, av.VideoFrame | av.AudioFrame]]:
-        """(media seconds, frame). The joined file; when it cannot be opened or is damaged, the segment
-        files take over from the last frame that decoded (each segment plays on its own)."""
+        """(media seconds, frame), in order."""
         last = float("-inf")
-        if self.files:
+        joined = self.track.file
+        if joined is not None and self._joined_complete(joined):
             before = self.errors
             try:
-                container = _open(self.files[0])
+                container = _open(joined)
             except (av.error.FFmpegError, OSError) as exc:
-                log.warning(
-                    "track %s: cannot open %s (%s); using its segments", self.name, self.files[0], exc
-                )
-                self.errors += 1
+                self._problem(f"cannot open {joined.name} ({exc})")
             else:
-                self.opened = self.files[0]
+                self.opened = True
                 with container:
                     for media, frame in self._from(container):
                         last = media
                         yield media, frame
-                if self.errors == before and last >= self.expected_end - TRUNCATION_SLACK:
+                expected_end = _media_end(self.track)
+                if self.errors == before and last >= expected_end - TRUNCATION_SLACK:
                     return
                 if self.errors == before:
-                    log.warning("track %s: %s ends at %.1f s of %.1f s; reading on from its segments",
-                                self.name, self.files[0], last, self.expected_end)  # fmt: skip
-                    self.errors += 1
-        for path in self.files[1:]:
+                    self._problem(f"{joined.name} ends at {last:.1f} s of {expected_end:.1f} s")
+        if self.track.segments:
+            log.info("track %s: reading its segments", self.name)
+        for path, sha256 in self.track.segments:
+            if sha256 is not None and sha256_file(path) != sha256:
+                self._problem(f"segment {path.name} does not match its SHA-256")
             try:
                 container = _open(path)
             except (av.error.FFmpegError, OSError) as exc:
-                log.warning("track %s: cannot open segment %s (%s)", self.name, path, exc)
-                self.errors += 1
+                self._problem(f"cannot open segment {path.name} ({exc})")
                 continue
-            self.opened = self.opened or path
+            self.opened = True
             with container:
                 for media, frame in self._from(container):
                     if media > last:
                         last = media
                         yield media, frame
-        if self.opened is None:
-            raise TrackDecodeError(f"track {self.name}: none of its files can be opened")
+        if not self.opened:
+            raise TrackDecodeError(f"track {self.name}: none of its files can be read")
 
     def _from(
         self, container: av.container.InputContainer
@@ -105,8 +143,7 @@ class _Decoded:
             except StopIteration:
                 break
             except av.error.FFmpegError as exc:
-                log.warning("track %s: demuxing stopped early: %s", self.name, exc)
-                self.errors += 1
+                self._problem(f"demuxing stopped early ({exc})")
                 break
             try:
                 decoded = packet.decode()
@@ -124,11 +161,9 @@ class _Decoded:
 class VideoSource:
     """The frame of a video track to show at each output instant (the latest one not after it)."""
 
-    def __init__(
-        self, name: str, files: list[Path], clock: TrackClock, t0: float, expected_end: float
-    ) -> None:
-        self.name = name
-        self._decoded = _Decoded(name, files, "video", expected_end)
+    def __init__(self, track: TrackInput, clock: TrackClock, t0: float) -> None:
+        self.name = track.name
+        self._decoded = _Decoded(track, "video")
         self._frames = self._decoded.frames()
         self._clock = clock
         self._t0 = t0
@@ -141,6 +176,10 @@ class VideoSource:
     @property
     def errors(self) -> int:
         return self._decoded.errors
+
+    @property
+    def problems(self) -> list[str]:
+        return self._decoded.problems
 
     def _pull(self) -> tuple[float, av.VideoFrame] | None:
         try:
@@ -172,11 +211,9 @@ class VideoSource:
 class AudioSource:
     """A track's audio as 48 kHz stereo float32, placed on the output sample timeline."""
 
-    def __init__(
-        self, name: str, files: list[Path], clock: TrackClock, t0: float, expected_end: float
-    ) -> None:
-        self.name = name
-        self._decoded = _Decoded(name, files, "audio", expected_end)
+    def __init__(self, track: TrackInput, clock: TrackClock, t0: float) -> None:
+        self.name = track.name
+        self._decoded = _Decoded(track, "audio")
         self._frames = self._decoded.frames()
         self._clock = clock
         self._t0 = t0
@@ -188,6 +225,10 @@ class AudioSource:
     @property
     def errors(self) -> int:
         return self._decoded.errors
+
+    @property
+    def problems(self) -> list[str]:
+        return self._decoded.problems
 
     def _pull(self) -> bool:
         try:
