@@ -32,6 +32,7 @@ from janus_bridge.events import (
 )
 from janus_bridge.transport import ConnectionState
 from janus_bridge.videoroom import ForwardStream, VideoRoom
+from recorder.errors import RecordingRefusedError
 from recorder.models import Codec
 from recorder.recording import ParticipantInfo
 from recorder.service.manager import RecordingManager, StreamRequest
@@ -108,7 +109,7 @@ class JanusBridge:
                 elif isinstance(event, VideoRoomDestroyed):
                     self.publishers.pop(str(event.room), None)
                     await self._finish_room(str(event.room))
-            except (*JANUS_FAILURES, OSError, TimeoutError) as exc:
+            except (*JANUS_FAILURES, RecordingRefusedError, OSError, TimeoutError) as exc:
                 self.errors += 1
                 log.error("cannot act on Janus event %s: %s", type(event).__name__, exc)
 

@@ -19,3 +19,7 @@ class UnsupportedCodecError(SdpError):
 
 class MuxError(CallVaultError):
     """The muxer could not write or join a recording file."""
+
+
+class RecordingRefusedError(CallVaultError):
+    """A new recording was refused (for example the upload spool is near its disk limit)."""

@@ -55,7 +55,7 @@ from recorder.manifest import (
     public_key_pem,
     signed_manifest_bytes,
 )
-from recorder.models import MediaKind, SegmentInfo, TrackSummary
+from recorder.models import MediaKind, PauseInterval, SegmentInfo, TrackSummary
 from recorder.recording import ParticipantInfo, RecordingInfo
 from recorder.storage import JobState, ObjectStore, Spool, SpoolHealth, Uploader, open_store, render_key
 from recorder.storage.base import PutResult, sha256_file
@@ -66,6 +66,8 @@ from recorder.webhooks import (
     Outbox,
     RecordingFailed,
     RecordingFinished,
+    RecordingPaused,
+    RecordingResumed,
     RecordingStarted,
     WebhookEvent,
     presigned_links,
@@ -160,6 +162,7 @@ class Archive:
         self._tickets: dict[str, FinishTicket] = {}
         self._waiters: dict[str, asyncio.Future[bool]] = {}
         self._wake = asyncio.Event()
+        self._stopping = False
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -220,6 +223,8 @@ class Archive:
             return
         for recording in list(self._recordings.values()):
             await self._drain(recording)
+        self._stopping = True
+        self._wake.set()
         for task in run.tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -234,6 +239,7 @@ class Archive:
         await asyncio.to_thread(run.spool.close)
         await asyncio.to_thread(run.outbox.close)
         self._run = None
+        self._stopping = False
 
     def can_accept_new_recording(self) -> bool:
         """The spool's verdict (disk limits), refreshed every `health_interval` off the event loop."""
@@ -259,6 +265,31 @@ class Archive:
             participants=participants_of(info),
         )
         self._spawn(recording, self._publish(event, f"msg_{info.recording_id}.started"), "webhook")
+
+    def recording_paused(self, info: RecordingInfo, participant: str | None, pause: PauseInterval) -> None:
+        recording = self._recording_at(info.folder) or self._register(info)
+        event = RecordingPaused(
+            recording_id=info.recording_id,
+            room_id=info.room_id,
+            call_id=info.call_id,
+            paused_at=_utc(pause.start_time),
+            by=pause.by,
+            reason=pause.reason if participant is None else f"participant {participant}: {pause.reason}",
+        )
+        msg_id = f"msg_{info.recording_id}.paused.{pause.start_time:.6f}"
+        self._spawn(recording, self._publish(event, msg_id), "webhook")
+
+    def recording_resumed(self, info: RecordingInfo, participant: str | None, pause: PauseInterval) -> None:
+        recording = self._recording_at(info.folder) or self._register(info)
+        event = RecordingResumed(
+            recording_id=info.recording_id,
+            room_id=info.room_id,
+            call_id=info.call_id,
+            resumed_at=_utc(pause.end_time if pause.end_time is not None else pause.start_time),
+            by=pause.by,
+        )
+        msg_id = f"msg_{info.recording_id}.resumed.{pause.start_time:.6f}"
+        self._spawn(recording, self._publish(event, msg_id), "webhook")
 
     def segment_closed(self, folder: Path, track: str, segment: SegmentInfo) -> None:
         recording = self._recording_at(folder)
@@ -358,7 +389,9 @@ class Archive:
             recording.tasks -= batch
             await asyncio.gather(*batch, return_exceptions=True)
 
-    async def _publish(self, data: RecordingStarted, msg_id: str) -> None:
+    async def _publish(
+        self, data: RecordingStarted | RecordingPaused | RecordingResumed, msg_id: str
+    ) -> None:
         await self.running.dispatcher.publish(WebhookEvent.of(data), msg_id=msg_id)
 
     async def _queue(
@@ -505,15 +538,16 @@ class Archive:
         self._wake.set()
 
     async def _complete_loop(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             for ticket in list(self._tickets.values()):
                 try:
                     await self._try_complete(ticket)
                 except Exception:
                     log.exception("recording %s: cannot announce it yet", ticket.recording_id)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.completion_poll)
+            with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow a cancel
+                async with asyncio.timeout(self.settings.completion_poll):
+                    await self._wake.wait()
 
     async def _try_complete(self, ticket: FinishTicket) -> None:
         run = self.running
@@ -560,7 +594,7 @@ class Archive:
             waiter.set_result(ok)
 
     async def _health_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.settings.health_interval)
             try:
                 self.health = await asyncio.to_thread(self.running.spool.health)

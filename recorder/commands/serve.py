@@ -22,6 +22,7 @@ from janus_bridge.bridge import JanusBridge
 from janus_bridge.client import JanusClient
 from janus_bridge.intake import EventIntake
 from recorder.api.app import ControlApi
+from recorder.archive.archive import Archive
 from recorder.mux.recovery import recover_folder
 from recorder.service.app import EVENTS_HTTP_PATH, EVENTS_WS_PATH, ReadinessCheck, build_app
 from recorder.service.manager import RecordingManager
@@ -96,6 +97,19 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
         manager.sinks.insert(0, api.sink)
         api.mount(app)
 
+    archive: Archive | None = None
+    if settings.archive is not None:  # storage, signed manifests, webhooks
+        archive = Archive(settings.archive, settings.data_dir)
+        await archive.start()
+        manager.sinks.append(archive)
+        stored = archive
+
+        def spool_problem() -> str | None:
+            return None if stored.can_accept_new_recording() else "the upload spool is near its disk limit"
+
+        manager.admission.append(spool_problem)
+        checks.append(ReadinessCheck("spool", spool_problem))
+
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
@@ -114,6 +128,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
             log.error(
                 "recordings not finalized within %.0f s; segments stay for recovery", settings.shutdown_grace
             )
+        if archive is not None:
+            await archive.stop()
         if bridge is not None:
             await bridge.close()
         await runner.cleanup()

@@ -11,11 +11,13 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from recorder.errors import RecordingRefusedError
 from recorder.models import Codec, MediaKind, PauseInterval, StreamSpec, TrackSummary
 from recorder.mux.workers import MuxWorkers
 from recorder.recording import ParticipantInfo, RecordingInfo, RecordingSink
@@ -107,6 +109,8 @@ class RecordingManager:
         self.forward_hosts = [*hosts, settings.janus.forward_host]
         """This run's forward address and earlier runs': forwarders to them into our range are ours."""
         """Rooms that were being recorded when the service last stopped without finishing them."""
+        self.admission: list[Callable[[], str | None]] = []
+        """Checks a new recording must pass: each returns None, or why recording must not start now."""
         self._lock = asyncio.Lock()
 
     @property
@@ -258,6 +262,10 @@ class RecordingManager:
         await asyncio.to_thread(self.workers.shutdown)
 
     async def _start_room(self, room: str) -> RoomRecording:
+        for check in self.admission:
+            reason = check()
+            if reason is not None:
+                raise RecordingRefusedError(f"room {room}: not starting a recording: {reason}")
         previous = self.resumable.pop(room, None)
         recording_id = previous.recording_id if previous else new_recording_id(room)
         folder = self.recordings_dir / recording_id

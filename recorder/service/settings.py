@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from recorder.api.settings import ApiSettings
+from recorder.archive.settings import ArchiveSettings
 from recorder.config import RecorderSettings
 
 
@@ -83,6 +84,11 @@ class ServiceSettings(BaseSettings):
     recorder: RecorderSettings = Field(default_factory=RecorderSettings)
     janus: JanusSettings = Field(default_factory=JanusSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    archive: ArchiveSettings | None = Field(
+        default=None,
+        description="Object storage, signed manifests and webhooks for every recording (a [archive] table or"
+        " CALLVAULT_ARCHIVE__* variables turn it on); absent: recordings stay in data_dir only.",
+    )
 
     @field_validator("data_dir")
     @classmethod

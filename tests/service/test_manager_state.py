@@ -31,3 +31,19 @@ def test_track_names_never_collide_with_an_earlier_run(tmp_path: Path) -> None:
     (tmp_path / "7-video-1-part2.segments").mkdir()
     assert unused_track_name(tmp_path, "7-video-1") == "7-video-1-part3"
     assert unused_track_name(tmp_path, "8-video-1") == "8-video-1"
+
+
+async def test_a_refused_admission_starts_no_recording(tmp_path: Path) -> None:
+    import pytest
+
+    from recorder.errors import RecordingRefusedError
+    from recorder.models import Codec
+    from recorder.recording import ParticipantInfo
+    from recorder.service.manager import StreamRequest
+
+    manager = RecordingManager(ServiceSettings(data_dir=tmp_path, rtp_bind="127.0.0.1"))
+    manager.admission.append(lambda: "the upload spool is near its disk limit")
+    with pytest.raises(RecordingRefusedError, match="spool is near its disk limit"):
+        await manager.add_participant("r", ParticipantInfo(id="1"), [StreamRequest("0", Codec.OPUS, 111)])
+    assert manager.rooms == {} and not (tmp_path / "recordings").exists()
+    await manager.shutdown()

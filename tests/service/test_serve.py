@@ -120,6 +120,8 @@ room_secret = "{ROOM_SECRET}"
 events_token = "evtoken"
 [api]
 admin_key = "{ADMIN_KEY_API}"
+[archive.storage]
+backend = "local"
 """
     proc = start_serve(tmp_path, config)
     try:
