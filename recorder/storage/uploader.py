@@ -91,8 +91,9 @@ class Uploader:
             if left <= 0:
                 return False
             self._progress.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), min(left, 0.5))
+            with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow a cancel
+                async with asyncio.timeout(min(left, 0.5)):
+                    await self._progress.wait()
 
     # -- work -----------------------------------------------------------------------------------------
 
@@ -112,8 +113,9 @@ class Uploader:
                 wait = min(wait, max(0.0, next_due - now))
             wait = max(wait, self._paused_until - now, 0.01)
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+            with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow a cancel
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     async def run_once(self) -> int:
         """Upload the jobs due now (up to `concurrency` at once); returns how many were attempted."""

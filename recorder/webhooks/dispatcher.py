@@ -67,8 +67,9 @@ class Dispatcher:
             if left <= 0:
                 return False
             self._progress.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), min(left, 0.5))
+            with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow a cancel
+                async with asyncio.timeout(min(left, 0.5)):
+                    await self._progress.wait()
         return True
 
     async def _run(self) -> None:
@@ -85,8 +86,9 @@ class Dispatcher:
             if next_due is not None:
                 wait = min(wait, max(0.01, next_due - time.time()))
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+            with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow a cancel
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     async def run_once(self) -> int:
         """Attempt every due head delivery once; returns how many were attempted."""

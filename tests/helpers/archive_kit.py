@@ -6,6 +6,7 @@ RecordingSession whose listener is the archive."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -133,6 +134,14 @@ class TcpRelay:
         self._writers -= {writer, up_writer}
 
 
+async def wait_process(process: subprocess.Popen[bytes], within: float) -> None:
+    """Wait for a process without holding a thread of the default executor (which the recorder and the
+    archive use for their blocking work) for the whole call."""
+    async with asyncio.timeout(within):
+        while process.poll() is None:  # noqa: ASYNC110 - polling a child process, bounded by the timeout
+            await asyncio.sleep(0.05)
+
+
 @dataclass
 class Call:
     """A recorded call: the recording's info, the session, and the track names per participant."""
@@ -202,7 +211,7 @@ async def record_call(
             call.tracks.setdefault(participant, []).append(name)
             senders.append(rtp_sender(references[codec], port, pt, realtime=realtime))
     try:
-        waits = [asyncio.to_thread(s.wait, 60) for s in senders]
+        waits = [wait_process(s, 60) for s in senders]
         if during is not None:
             await asyncio.gather(during(), *waits)
         else:

@@ -1,0 +1,175 @@
+"""Time to available: from the moment the last track of a call is finished (RecordingSession.stop() is
+called) until recording.finished has been delivered to a webhook receiver, with every object of the
+recording in S3 (the archive publishes only once the spool has uploaded and hash-checked everything).
+
+Each recording is a real call: two participants, each sending VP8 + Opus that Debian's ffmpeg encoded,
+replayed as RTP at real rate (or as fast as possible with --fast) into a RecordingSession whose listener
+is an Archive uploading to a moto_server S3 process and announcing to an aiohttp receiver on 127.0.0.1.
+Settings are the defaults (spool concurrency 2, WORM off on a plain bucket) but for the fast
+retry-free test endpoint.
+
+    .venv/bin/python bench/time_to_available.py --recordings 20 --seconds 2 [--parallel 1] [--fast]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the real recorder package before tests/recorder
+sys.path.append(str(ROOT / "tests" / "helpers"))
+sys.path.append(str(ROOT / "tests"))
+
+from archive_kit import Receiver, record_call  # noqa: E402
+from media import encode_reference  # noqa: E402
+from s3_fixture import ACCESS_KEY, PLAIN_BUCKET, SECRET_KEY, MotoServer, free_port  # noqa: E402
+
+from recorder.archive import Archive, ArchiveSettings  # noqa: E402
+from recorder.mux.workers import MuxWorkers  # noqa: E402
+from recorder.webhooks import generate_secret  # noqa: E402
+
+PARTICIPANTS = {"agent": ["vp8", "opus"], "customer": ["vp8", "opus"]}
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
+    refs = {c: encode_reference(c, work, args.seconds) for c in ("vp8", "opus")}
+    moto = MotoServer()
+    moto.start()
+    moto.create_buckets()
+    receiver = Receiver(free_port(), generate_secret())
+    await receiver.start()
+    settings = ArchiveSettings.model_validate(
+        {
+            "storage": {
+                "backend": "s3",
+                "s3": {
+                    "endpoint": moto.endpoint,
+                    "bucket": PLAIN_BUCKET,
+                    "secure": False,
+                    "access_key": ACCESS_KEY,
+                    "secret_key": SECRET_KEY,
+                },
+            },
+            "spool": {"concurrency": args.upload_concurrency},
+            "signing": {"key_env": "CALLVAULT_BENCH_NO_SUCH_VAR"},
+            "webhooks": {"endpoints": [{"id": "bench", "url": receiver.url, "secret": receiver.secret}]},
+        }
+    )
+    archive = Archive(settings, work / "data")
+    workers = MuxWorkers(2)
+    await archive.start()
+    results: list[dict[str, float]] = []
+    objects: list[int] = []
+
+    async def one(index: int) -> None:
+        recording_id = f"bench-{index:03d}-{uuid.uuid4().hex[:6]}"
+        folder = work / "data" / "recordings" / recording_id
+        call, summaries, stopped = await record_call(
+            folder,
+            recording_id,
+            [archive],
+            PARTICIPANTS,
+            refs,
+            workers,
+            segment_seconds=args.segment_seconds,
+            realtime=not args.fast,
+        )
+        tracks_done = time.monotonic()
+        await archive.recording_finished(call.info, summaries)
+        item = await receiver.wait_for(recording_id, "recording.finished", within=60)
+        manifest = item.event.data.manifest  # type: ignore[union-attr]
+        objects.append(len(manifest.objects) + 2)
+        results.append(
+            {
+                "total": item.at - stopped,
+                "session_stop": tracks_done - stopped,
+                "archive": item.at - tracks_done,
+            }
+        )
+
+    semaphore = asyncio.Semaphore(args.parallel)
+
+    async def limited(index: int) -> None:
+        async with semaphore:
+            await one(index)
+
+    started = time.monotonic()
+    try:
+        await asyncio.gather(*(limited(i) for i in range(args.recordings)))
+    finally:
+        await archive.stop()
+        workers.shutdown()
+        await receiver.stop()
+        moto.stop()
+    wall = time.monotonic() - started
+    summary: dict[str, object] = {
+        "recordings": args.recordings,
+        "parallel": args.parallel,
+        "seconds": args.seconds,
+        "objects_per_recording": statistics.mean(objects),
+        "wall_seconds": round(wall, 1),
+    }
+    for part in ("total", "session_stop", "archive"):
+        values = [r[part] for r in results]
+        summary[part] = {
+            "p50": round(percentile(values, 50), 3),
+            "p95": round(percentile(values, 95), 3),
+            "max": round(max(values), 3),
+        }
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recordings", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=2.0, help="media length of each call")
+    parser.add_argument("--parallel", type=int, default=1, help="calls recorded at once")
+    parser.add_argument("--segment-seconds", type=float, default=1.0)
+    parser.add_argument(
+        "--upload-concurrency", type=int, default=2, help="spool.concurrency (uploads in flight; default 2)"
+    )
+    parser.add_argument("--fast", action="store_true", help="replay RTP as fast as ffmpeg can send")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="cv-tta-") as tmp:
+        summary = asyncio.run(run(args, Path(tmp)))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(
+        f"{summary['recordings']} recordings, {summary['parallel']} at a time, {args.seconds:g} s of media,"
+        f" 2 participants x VP8+Opus, {summary['objects_per_recording']:.1f} objects each,"
+        f" {args.upload_concurrency} uploads in flight, wall {summary['wall_seconds']} s"
+    )
+    for part, label in (
+        ("total", "stop() -> recording.finished delivered"),
+        ("session_stop", "  of which session.stop() (close, join)"),
+        ("archive", "  of which archive (seal, upload, webhook)"),
+    ):
+        f = summary[part]
+        assert isinstance(f, dict)
+        print(f"{label:45s} p50 {f['p50']:.3f} s  p95 {f['p95']:.3f} s  max {f['max']:.3f} s")
+    total = summary["total"]
+    assert isinstance(total, dict)
+    print("goal p95 <= 1 s:", "met" if total["p95"] <= 1.0 else "NOT met")
+
+
+if __name__ == "__main__":
+    main()
