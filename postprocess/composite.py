@@ -11,14 +11,11 @@ change are not redrawn; the output frame is one reused buffer written in place.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -27,6 +24,7 @@ import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from postprocess.draw import BLACK, Canvas, Plane, blit, draw_label, fill, fill_around, slate
+from postprocess.encode import Output, plane_views
 from postprocess.inputs import ParticipantInput, RecordingInput, load_recording
 from postprocess.layout import LayoutKind, Rect, arrange, fit
 from postprocess.mixing import CHANNELS, SAMPLE_RATE, ActiveSpeaker, Limiter, Samples, level_db
@@ -34,7 +32,6 @@ from postprocess.options import (
     CompositeError,
     CompositeOptions,
     CompositeResult,
-    OutputFormat,
     ParticipantSpan,
 )
 from postprocess.readers import AudioSource, TrackDecodeError, VideoSource
@@ -47,6 +44,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, float], None]
 """progress(seconds done, seconds in total)."""
 
+SCALER = Interpolation.BILINEAR
 HOLD = 2.0  # seconds a frame is held after it (a loss, a late frame) before the tile shows a slate
 MAX_DURATION = 24 * 3600.0
 CHUNK = 1.0  # seconds of call processed at a time
@@ -97,88 +95,8 @@ def _track_span(clock: TrackClock, first: float, last: float, kind: MediaKind) -
     return clock.wall(0.0), last + shift + (0.02 if kind is MediaKind.AUDIO else 0.04)
 
 
-class _Output:
-    """The output container and its encoders."""
-
-    def __init__(self, path: Path, options: CompositeOptions, size: tuple[int, int]) -> None:
-        self.options = options
-        self.path = path
-        fmt = "mp4" if options.format is OutputFormat.MP4 else "webm"
-        container_options = {"movflags": "+faststart"} if fmt == "mp4" else {}
-        self.container = av.open(str(path), "w", format=fmt, options=container_options)
-        threads = str(options.threads or os.cpu_count() or 1)
-        self.video: av.VideoStream | None = None
-        if not options.audio_only:
-            width, height = size
-            if fmt == "mp4":
-                codec = "libx264"
-                codec_options = {
-                    "preset": options.preset,
-                    "threads": threads,
-                    "maxrate": str(options.bitrate * 3 // 2),
-                    "bufsize": str(options.bitrate * 2),
-                }
-            elif options.webm_codec == "vp9":
-                codec = "libvpx-vp9"
-                codec_options = {"deadline": "realtime", "cpu-used": "8", "row-mt": "1", "threads": threads,
-                                 "tile-columns": "2"}  # fmt: skip
-            else:
-                codec = "libvpx"
-                codec_options = {"deadline": "realtime", "cpu-used": "8", "threads": threads}
-            video = self.container.add_stream(codec, rate=options.fps, options=codec_options)
-            assert isinstance(video, av.VideoStream)
-            video.width, video.height = width, height
-            video.pix_fmt = "yuv420p"
-            video.bit_rate = options.bitrate
-            video.codec_context.gop_size = options.fps * 2
-            self.video = video
-        audio_codec = "aac" if fmt == "mp4" else "libopus"
-        audio = self.container.add_stream(audio_codec, rate=SAMPLE_RATE, layout="stereo")
-        assert isinstance(audio, av.AudioStream)
-        self.audio = audio
-        self.audio.bit_rate = options.audio_bitrate
-        self.audio_samples = 0
-
-    def write_audio(self, samples: Samples) -> None:
-        if len(samples) == 0:
-            return
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples).reshape(1, -1), format="flt", layout="stereo"
-        )
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self.audio_samples
-        frame.time_base = Fraction(1, SAMPLE_RATE)
-        self.audio_samples += len(samples)
-        self.container.mux(self.audio.encode(frame))
-
-    def write_video(self, frame: av.VideoFrame, index: int) -> None:
-        assert self.video is not None
-        frame.pts = index
-        self.container.mux(self.video.encode(frame))
-
-    def close(self) -> None:
-        if self.video is not None:
-            self.container.mux(self.video.encode(None))
-        self.container.mux(self.audio.encode(None))
-        self.container.close()
-
-
-def _planes(frame: av.VideoFrame) -> Canvas:
-    """Writable numpy views of a yuv420p frame's planes (line padding cut off)."""
-    views = []
-    for i, plane in enumerate(frame.planes):
-        w = frame.width if i == 0 else frame.width // 2
-        h = frame.height if i == 0 else frame.height // 2
-        views.append(
-            np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[  # type: ignore[call-overload]
-                :h, :w
-            ]
-        )
-    return Canvas(views[0], views[1], views[2])
-
-
 def _frame_planes(frame: av.VideoFrame) -> tuple[Plane, Plane, Plane]:
-    c = _planes(frame)
+    c = plane_views(frame)
     return c.y, c.u, c.v
 
 
@@ -190,24 +108,27 @@ class _Composer:
         self.width, self.height = options.profile.size
         self.participants = participants
         self.pauses = pauses
-        self.frame = av.VideoFrame(self.width, self.height, "yuv420p")
-        self.canvas = _planes(self.frame)
+        self.canvas = Canvas(
+            np.empty((self.height, self.width), np.uint8),
+            np.empty((self.height // 2, self.width // 2), np.uint8),
+            np.empty((self.height // 2, self.width // 2), np.uint8),
+        )
         fill(self.canvas, Rect(0, 0, self.width, self.height), BLACK)
         self.speaker = ActiveSpeaker()
         self._layout_key: object = None
         self._tiles: dict[str, Rect] = {}
         self._full: object = None
 
-    def compose(self, t: float, levels: dict[str, float]) -> av.VideoFrame:
+    def compose(self, t: float, levels: dict[str, float]) -> Canvas:
         canvas = self.canvas
         whole = Rect(0, 0, self.width, self.height)
         if any(a <= t < b for a, b in self.pauses):
             self._show_full(whole, "Recording paused", "nothing was recorded")
-            return self.frame
+            return canvas
         present = [p for p in self.participants if p.start <= t < p.end]
         if not present:
             self._show_full(whole, "Waiting for participants", "")
-            return self.frame
+            return canvas
         self._full = None
         active = self.speaker.update({p.id: levels.get(p.id, -90.0) for p in present}, t)
         kind = self.options.layout
@@ -224,7 +145,7 @@ class _Composer:
             tile = self._tiles.get(p.id)
             if tile is not None:
                 self._draw_tile(p, tile, t, marker=multi and p.id == active and kind is LayoutKind.GRID)
-        return self.frame
+        return canvas
 
     def _show_full(self, whole: Rect, title: str, subtitle: str) -> None:
         if self._full != title:
@@ -253,10 +174,17 @@ class _Composer:
             inner = fit(frame.width, frame.height, tile)
             if inner.empty:
                 return
-            scaled = p.reformatter.reformat(
-                frame, width=inner.w, height=inner.h, format="yuv420p", interpolation=Interpolation.BILINEAR
-            )
-            blit(canvas, inner, _frame_planes(scaled))
+            if frame.format.name == "yuv420p" and (frame.width, frame.height) == (inner.w, inner.h):
+                blit(canvas, inner, _frame_planes(frame))  # the tile is the camera's size: no scaling
+            else:
+                scaled = p.reformatter.reformat(
+                    frame,
+                    width=inner.w,
+                    height=inner.h,
+                    format="yuv420p",
+                    interpolation=Interpolation.BILINEAR,
+                )
+                blit(canvas, inner, _frame_planes(scaled))
             if p.letterbox != (tile, inner):
                 fill_around(canvas, tile, inner, BLACK)
                 p.letterbox = (tile, inner)
@@ -356,7 +284,7 @@ def _render(
     out_path = Path(options.out) if options.out else folder / f"composite.{options.extension}"
     tmp = out_path.with_name(out_path.name + ".part")
     size = options.profile.size
-    output = _Output(tmp, options, size)
+    output = Output(tmp, options, size)
     composer = None if options.audio_only else _Composer(options, participants, pauses)
     limiter = Limiter()
     fps = options.fps
@@ -400,8 +328,7 @@ def _render(
         output.write_audio(limiter.flush())
         output.close()
     except BaseException:
-        with contextlib.suppress(av.error.FFmpegError):
-            output.container.close()
+        output.abort()
         tmp.unlink(missing_ok=True)
         raise
     tmp.replace(out_path)

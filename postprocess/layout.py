@@ -156,7 +156,7 @@ def arrange(
     elif kind is LayoutKind.SPEAKER:
         rects = speaker(len(order), width, height, margin)
     elif kind is LayoutKind.SIDE_BY_SIDE:
-        rects = side_by_side(len(order), width, height, margin)
+        rects = side_by_side(len(order), width, height, 0 if len(order) == 2 else margin)
     else:
         rects = pip(len(order), width, height, margin)
     return dict(zip(order, rects, strict=True))

@@ -89,7 +89,8 @@ def level_db(samples: Samples) -> float:
     """RMS level in dBFS (SILENCE_DB for silence)."""
     if samples.size == 0:
         return SILENCE_DB
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    flat = samples.reshape(-1)
+    rms = float(np.sqrt(np.dot(flat, flat) / flat.size))
     return max(SILENCE_DB, 20.0 * np.log10(rms)) if rms > 0 else SILENCE_DB
 
 

@@ -43,7 +43,7 @@ class CompositeOptions(BaseModel):
     audio_bitrate: int = Field(default=128_000, gt=0)
     webm_codec: str = Field(default="vp8", pattern="^vp[89]$", description="vp8 or vp9 for WebM.")
     preset: str = Field(default="veryfast", description="x264 preset (MP4).")
-    threads: int = Field(default=0, ge=0, description="Encoder threads; 0: one per core.")
+    threads: int = Field(default=0, ge=0, description="Video encoder threads; 0: the encoder's choice.")
     names: bool = Field(default=True, description="Draw participants' names on their tiles.")
     start: float | None = Field(default=None, ge=0, description="Seconds from the call's start to begin.")
     end: float | None = Field(default=None, gt=0, description="Seconds from the call's start to stop.")
