@@ -339,7 +339,8 @@ class JanusBridge:
                     for s in previous.streams
                 ]
                 await self._forward(room, pid, previous.display_name, requests)
-            self.manager.resumable.pop(room, None)
+            if room in self.manager.resumable:  # nobody of that call is left: the recording ends here
+                await self.manager.finish_abandoned(room)
 
     def _ours(self, host: str, port: int) -> bool:
         """A forwarder into our port range at an address this service (now or before a restart) had."""

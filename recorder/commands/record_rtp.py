@@ -89,7 +89,8 @@ async def record(
             await session.add_track(spec)
         log.info("recording into %s; stop with Ctrl-C", session.folder)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=duration)
+            async with asyncio.timeout(duration):  # not wait_for: on 3.11 it can swallow a cancel
+                await stop.wait()
     finally:
         summaries = await session.stop()
         workers.shutdown()

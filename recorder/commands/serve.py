@@ -117,13 +117,17 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
     log.info("callvault serve listening on http://%s:%d", settings.http_host, settings.http_port)
     try:
         starting = asyncio.create_task(bridge.start()) if bridge is not None else None
+        if bridge is None:  # nothing can take up calls an earlier run left open: they end here
+            for room in list(manager.resumable):
+                await manager.finish_abandoned(room)
         await stop.wait()
         if starting is not None and not starting.done():
             starting.cancel()
         log.info("stopping: finalizing %d open recordings", len(manager.rooms))
     finally:
         try:
-            await asyncio.wait_for(manager.shutdown(), timeout=settings.shutdown_grace)
+            async with asyncio.timeout(settings.shutdown_grace):  # not wait_for: it can swallow a cancel
+                await manager.shutdown()
         except TimeoutError:
             log.error(
                 "recordings not finalized within %.0f s; segments stay for recovery", settings.shutdown_grace

@@ -24,6 +24,7 @@ from recorder.recording import ParticipantInfo, RecordingInfo, RecordingSink
 from recorder.service.ports import PortAllocator
 from recorder.service.settings import ServiceSettings
 from recorder.session import RecordingSession
+from recorder.summaries import read_summary
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +256,41 @@ class RecordingManager:
         self.finished.append(info)
         return info
 
+    async def finish_abandoned(self, room: str) -> RecordingInfo | None:
+        """A recording an earlier run left open, whose call did not come back: its tracks were finalized
+        at start-up; hand it to the sinks as finished, so it gets its manifest and announcement."""
+        state = self.resumable.pop(room, None)
+        if state is None:
+            return None
+        folder = self.recordings_dir / state.recording_id
+        summaries = await asyncio.to_thread(read_summaries, folder)
+        starts = [t.first_wallclock for t in summaries if t.first_wallclock is not None]
+        ends = [t.last_wallclock for t in summaries if t.last_wallclock is not None]
+        info = RecordingInfo(
+            recording_id=state.recording_id,
+            folder=folder,
+            room_id=room,
+            started_at=min(starts, default=time.time()),
+            finished_at=max(ends, default=time.time()),
+            participants=[
+                ParticipantInfo(id=pid, display_name=p.display_name) for pid, p in state.participants.items()
+            ],
+            track_participants={
+                t.name: pid for t in summaries for pid in state.participants if t.name.startswith(f"{pid}-")
+            },
+        )
+        log.info(
+            "room %s: recording %s was left open by an earlier run; finishing it", room, info.recording_id
+        )
+        for sink in self.sinks:
+            try:
+                await sink.recording_finished(info, summaries)
+            except Exception:
+                log.exception("recording %s: a sink failed to finish it", info.recording_id)
+        self.finished.append(info)
+        await self._save_state()
+        return info
+
     async def shutdown(self) -> None:
         """Finalize every open recording (SIGTERM)."""
         for room in list(self.rooms):
@@ -342,3 +378,13 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def read_summaries(folder: Path) -> list[TrackSummary]:
+    """Every readable track summary in a recording folder."""
+    summaries = []
+    for path in sorted(folder.glob("*.json")):
+        summary = read_summary(folder, path.stem)
+        if summary is not None:
+            summaries.append(summary)
+    return summaries

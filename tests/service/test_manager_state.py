@@ -47,3 +47,33 @@ async def test_a_refused_admission_starts_no_recording(tmp_path: Path) -> None:
         await manager.add_participant("r", ParticipantInfo(id="1"), [StreamRequest("0", Codec.OPUS, 111)])
     assert manager.rooms == {} and not (tmp_path / "recordings").exists()
     await manager.shutdown()
+
+
+async def test_an_abandoned_recording_is_handed_to_the_sinks(tmp_path: Path) -> None:
+    from recorder.models import Codec, MediaKind, TrackSummary
+    from recorder.recording import RecordingInfo
+
+    folder = tmp_path / "recordings" / "rec-1"
+    folder.mkdir(parents=True)
+    track = TrackSummary(
+        name="7-video-1", kind=MediaKind.VIDEO, codec=Codec.VP8, clock_rate=90000, payload_type=96,
+        container="webm", state="recovered", first_wallclock=100.0, last_wallclock=160.0,
+    )  # fmt: skip
+    (folder / "7-video-1.json").write_text(track.model_dump_json())
+    state = {"rooms": {"1234": {"recording_id": "rec-1", "participants": {"7": {"display_name": "agent"}}}}}
+    (tmp_path / "state.json").write_text(json.dumps(state))
+
+    finished: list[tuple[RecordingInfo, list[TrackSummary]]] = []
+
+    class Sink:
+        async def recording_finished(self, info: RecordingInfo, tracks: list[TrackSummary]) -> None:
+            finished.append((info, tracks))
+
+    manager = RecordingManager(ServiceSettings(data_dir=tmp_path), [Sink()])  # type: ignore[list-item]
+    info = await manager.finish_abandoned("1234")
+    assert info is not None and finished and finished[0][0] is info
+    assert (info.started_at, info.finished_at) == (100.0, 160.0)
+    assert info.track_participants == {"7-video-1": "7"} and info.participants[0].display_name == "agent"
+    assert [t.state for t in finished[0][1]] == ["recovered"]
+    assert json.loads((tmp_path / "state.json").read_text())["rooms"] == {}
+    await manager.shutdown()
