@@ -42,7 +42,11 @@ class CompositeOptions(BaseModel):
     video_bitrate: int | None = Field(default=None, gt=0, description="bit/s; default by profile.")
     audio_bitrate: int = Field(default=128_000, gt=0)
     webm_codec: str = Field(default="vp8", pattern="^vp[89]$", description="vp8 or vp9 for WebM.")
-    preset: str = Field(default="veryfast", description="x264 preset (MP4).")
+    preset: str = Field(
+        default="superfast",
+        pattern="^(ultrafast|superfast|veryfast|faster|fast|medium|slow|slower|veryslow)$",
+        description="x264 preset (MP4).",
+    )
     threads: int = Field(default=0, ge=0, description="Video encoder threads; 0: the encoder's choice.")
     names: bool = Field(default=True, description="Draw participants' names on their tiles.")
     start: float | None = Field(default=None, ge=0, description="Seconds from the call's start to begin.")

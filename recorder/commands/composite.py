@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--video-bitrate", type=int, help="bit/s (default: 800k sd, 2M hd, 4M fhd)")
     p.add_argument("--audio-bitrate", type=int, default=128_000, help="bit/s (default 128k)")
     p.add_argument("--webm-codec", choices=["vp8", "vp9"], default="vp8")
+    p.add_argument("--preset", default=CompositeOptions().preset, help="x264 preset (MP4)")
     p.add_argument("--no-names", action="store_true", help="do not draw names on tiles")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
             video_bitrate=args.video_bitrate,
             audio_bitrate=args.audio_bitrate,
             webm_codec=args.webm_codec,
+            preset=args.preset,
             names=not args.no_names,
         )
     except ValueError as exc:
