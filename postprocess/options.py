@@ -43,7 +43,7 @@ class CompositeOptions(BaseModel):
     audio_bitrate: int = Field(default=128_000, gt=0)
     webm_codec: str = Field(default="vp8", pattern="^vp[89]$", description="vp8 or vp9 for WebM.")
     preset: str = Field(
-        default="superfast",
+        default="ultrafast",
         pattern="^(ultrafast|superfast|veryfast|faster|fast|medium|slow|slower|veryslow)$",
         description="x264 preset (MP4).",
     )
