@@ -8,7 +8,8 @@ agent with a 1280x720 camera and a customer with a 640x480 camera (both VP8 at 3
 0.8 Mbit/s, testsrc2 so that every frame changes) and Opus audio, the customer joining 2 s after the agent.
 Both pipelines make a side-by-side MP4 (H.264 at the profile's bitrate with the same x264 preset, AAC 128k,
 +faststart) at the same frame rate. Prints wall time, speed as a multiple of real time, CPU time, and the
-ratio. ffmpeg's graph: each camera `fps,scale=...:force_original_aspect_ratio=decrease,pad` into half the
+ratio. x264 threading is each pipeline's best: ffmpeg's own (frame threads), CallVault's choice (slice
+threads at ultrafast, frame threads otherwise; postprocess/encode.py). ffmpeg's graph: each camera `fps,scale=...:force_original_aspect_ratio=decrease,pad` into half the
 frame, the late joiner delayed with `tpad`/`adelay`, `xstack` and `amix`.
 """
 

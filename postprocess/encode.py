@@ -26,6 +26,13 @@ from postprocess.options import CompositeOptions, OutputFormat
 QUEUE = 4  # items waiting for the encoder thread
 POOL = QUEUE + 3  # video frames: queued, being encoded, being filled, one spare
 
+
+def encoder_threads(options: CompositeOptions) -> str:
+    """Thread type for the video encoder. PyAV opens encoders with slice threads; x264's frame threads give
+    more throughput from veryfast on (about 12% here), slice threads at ultrafast (about 6%)."""
+    return "SLICE" if options.format is OutputFormat.MP4 and options.preset == "ultrafast" else "FRAME"
+
+
 _STOP = object()
 
 
@@ -72,8 +79,7 @@ class Output:
             video.pix_fmt = "yuv420p"
             video.bit_rate = options.bitrate
             video.codec_context.gop_size = options.fps * 2
-            # PyAV opens encoders with slice threads; x264's frame threads give far more throughput.
-            video.codec_context.thread_type = "FRAME"
+            video.codec_context.thread_type = encoder_threads(options)
             self.video = video
             for _ in range(POOL):
                 frame = av.VideoFrame(size[0], size[1], "yuv420p")
