@@ -23,15 +23,14 @@ import logging
 import os
 import shutil
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from recorder.durable_db import DurableDb
 from recorder.storage.keys import check_id, check_name
 from recorder.storage.settings import SpoolSettings
 
@@ -113,30 +112,16 @@ class Spool:
         self.settings = settings
         self.dir = settings.dir
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.dir / DB_NAME, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._store = DurableDb(self.dir / DB_NAME, _SCHEMA)
+        self._db = self._store.conn
+        self._lock = self._store.lock
+        self._tx = self._store.tx
         self._listeners: list[Callable[[], None]] = []
         self._alarm: str | None = None
         self._root = self.dir.resolve()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        self._store.close()
 
     def add_listener(self, wake: Callable[[], None]) -> None:
         """`wake()` is called (from the enqueuing thread) after every enqueue."""

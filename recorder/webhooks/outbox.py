@@ -10,16 +10,14 @@ earlier one; a delivery given up (failed) no longer holds the queue. Every attem
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from recorder.durable_db import DurableDb
 from recorder.webhooks.events import WebhookEvent
 from recorder.webhooks.settings import WebhookEndpoint
 from recorder.webhooks.signing import new_message_id
@@ -109,27 +107,13 @@ class Outbox:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._store = DurableDb(path, _SCHEMA)
+        self._db = self._store.conn
+        self._lock = self._store.lock
+        self._tx = self._store.tx
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        self._store.close()
 
     def add(
         self, event: WebhookEvent, endpoints: Iterable[WebhookEndpoint], msg_id: str | None = None
