@@ -7,7 +7,6 @@ VideoRoom publisher state), and plugin requests without a session (``message_plu
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -16,7 +15,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from janus_bridge.client import VIDEOROOM_PLUGIN, plugin_data_or_raise
 from janus_bridge.errors import JanusProtocolError
-from janus_bridge.transport import Backoff, ConnectionState, JanusTransport, JsonObject, StateListener
+from janus_bridge.transport import (
+    Backoff,
+    JanusTransport,
+    JsonObject,
+    OnTransport,
+)
 from janus_bridge.videoroom import PublisherForwarders, RoomId, VideoRoom
 
 
@@ -47,7 +51,7 @@ class _PluginChannel:
         return await self.admin.message_plugin(self.plugin, body)
 
 
-class JanusAdminClient:
+class JanusAdminClient(OnTransport):
     """Admin API client. Every request carries ``admin_secret``; a wrong one raises ``UnauthorizedError``."""
 
     def __init__(
@@ -72,21 +76,6 @@ class JanusAdminClient:
             backoff=backoff,
             name="janus-admin",
         )
-
-    @property
-    def state(self) -> ConnectionState:
-        return self.transport.state
-
-    @property
-    def connected(self) -> asyncio.Event:
-        return self.transport.connected
-
-    @property
-    def generation(self) -> int:
-        return self.transport.generation
-
-    def add_state_listener(self, listener: StateListener) -> None:
-        self.transport.add_state_listener(listener)
 
     async def connect(self) -> None:
         """Connect; ``JanusConnectionError`` if not connected within ``ready_timeout`` (keeps trying)."""

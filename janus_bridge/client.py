@@ -35,7 +35,13 @@ from janus_bridge.errors import (
     SessionNotFoundError,
     videoroom_error,
 )
-from janus_bridge.transport import Backoff, ConnectionState, JanusTransport, JsonObject, StateListener
+from janus_bridge.transport import (
+    Backoff,
+    ConnectionState,
+    JanusTransport,
+    JsonObject,
+    OnTransport,
+)
 from janus_bridge.videoroom import VideoRoom
 
 log = logging.getLogger(__name__)
@@ -134,7 +140,7 @@ class PluginHandle:
                 await self.client._session_request({"janus": "detach", "handle_id": handle_id})
 
 
-class JanusClient:
+class JanusClient(OnTransport):
     """Janus API over WebSocket (subprotocol ``janus-protocol``): session, keepalive, plugin handles."""
 
     def __init__(
@@ -177,27 +183,6 @@ class JanusClient:
     @property
     def url(self) -> str:
         return self.transport.url
-
-    @property
-    def state(self) -> ConnectionState:
-        return self.transport.state
-
-    @property
-    def connected(self) -> asyncio.Event:
-        """Set while connected with a live session."""
-        return self.transport.connected
-
-    @property
-    def generation(self) -> int:
-        """Successful connects so far; it changes on every reconnect (a new session)."""
-        return self.transport.generation
-
-    def add_state_listener(self, listener: StateListener) -> None:
-        """``listener(state)`` on every change; CONNECTED means session and handles are ready."""
-        self.transport.add_state_listener(listener)
-
-    def remove_state_listener(self, listener: StateListener) -> None:
-        self.transport.remove_state_listener(listener)
 
     def add_message_listener(self, listener: MessageListener) -> None:
         """``listener(message)`` for every message Janus pushes without a pending transaction

@@ -339,3 +339,30 @@ class JanusTransport:
                 raise JanusProtocolError(f"malformed error answer: {answer!r}")
             raise api_error(error["code"], error.get("reason"))
         return answer
+
+
+class OnTransport:
+    """The connection-state face shared by the API and Admin clients: both delegate to `transport`."""
+
+    transport: JanusTransport
+
+    @property
+    def state(self) -> ConnectionState:
+        return self.transport.state
+
+    @property
+    def connected(self) -> asyncio.Event:
+        """Set while connected (for the API client: with a live session)."""
+        return self.transport.connected
+
+    @property
+    def generation(self) -> int:
+        """Successful connects so far; it changes on every reconnect (a new session)."""
+        return self.transport.generation
+
+    def add_state_listener(self, listener: StateListener) -> None:
+        """``listener(state)`` on every change; CONNECTED means ready for requests."""
+        self.transport.add_state_listener(listener)
+
+    def remove_state_listener(self, listener: StateListener) -> None:
+        self.transport.remove_state_listener(listener)
