@@ -6,43 +6,19 @@ and presigned links, an auditor verifies it, and an admin deletes it only once t
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
-import av
 import pytest
 from api_kit import Api
 from conftest import ApiFactory
-from media import rtp_sender
+from media import SECRET_NORMAL as NORMAL
+from media import SECRET_SECONDS as SECRET
+from media import encode_with_secret, red_frames, rtp_sender
 
 from recorder.archive import Archive, ArchiveSettings
 
 pytestmark = pytest.mark.slow
-NORMAL, SECRET = 2.0, 2.0
-
-
-def encode_with_secret(folder: Path) -> Path:
-    graph = (
-        f"testsrc2=s=320x240:r=30:d={NORMAL}[a];color=c=red:s=320x240:r=30:d={SECRET}[b];"
-        f"testsrc2=s=320x240:r=30:d={NORMAL}[c];[a][b][c]concat=n=3"
-    )
-    out = folder / "call.webm"
-    subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", graph,
-         "-c:v", "libvpx", "-b:v", "600k", "-g", "15", "-deadline", "realtime", str(out)],
-        check=True, timeout=120,
-    )  # fmt: skip
-    return out
-
-
-def red_frames(path: Path) -> int:
-    count = 0
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            r, g, b = frame.to_ndarray(format="rgb24").reshape(-1, 3).mean(axis=0)
-            count += bool(r > 150 and g < 80 and b < 80)
-    return count
 
 
 async def test_pause_through_the_api_then_find_verify_and_delete(

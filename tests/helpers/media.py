@@ -112,3 +112,32 @@ def ffprobe_errors(path: Path) -> str:
         check=False,
     )
     return (result.stderr + ("" if result.returncode == 0 else f"exit {result.returncode}")).strip()
+
+
+SECRET_NORMAL, SECRET_SECONDS = 2.0, 2.0
+"""A "card number" call: this long of test pattern, then this long of solid red, then pattern again."""
+
+
+def encode_with_secret(folder: Path) -> Path:
+    """A VP8 call that shows solid red (the secret) only in its middle `SECRET_SECONDS`."""
+    graph = (
+        f"testsrc2=s=320x240:r=30:d={SECRET_NORMAL}[a];color=c=red:s=320x240:r=30:d={SECRET_SECONDS}[b];"
+        f"testsrc2=s=320x240:r=30:d={SECRET_NORMAL}[c];[a][b][c]concat=n=3"
+    )
+    out = folder / "call.webm"
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", graph,
+         "-c:v", "libvpx", "-b:v", "600k", "-g", "15", "-deadline", "realtime", str(out)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    return out
+
+
+def red_frames(path: Path) -> int:
+    """Decoded frames of `path` that are mostly solid red (the secret)."""
+    count = 0
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            r, g, b = frame.to_ndarray(format="rgb24").reshape(-1, 3).mean(axis=0)
+            count += bool(r > 150 and g < 80 and b < 80)
+    return count

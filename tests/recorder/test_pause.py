@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import subprocess
 import time
 from pathlib import Path
 
 import av
 import pytest
-from media import rtp_sender, sdp_for
+from media import SECRET_NORMAL as NORMAL
+from media import SECRET_SECONDS as SECRET
+from media import encode_with_secret, red_frames, rtp_sender, sdp_for
 
 from recorder.commands.demo import free_port_pair
 from recorder.config import RecorderSettings
@@ -21,30 +22,6 @@ from recorder.sdp import parse_sdp
 from recorder.session import RecordingSession
 
 pytestmark = pytest.mark.slow
-NORMAL, SECRET = 2.0, 2.0  # seconds of test pattern, then of red (the "card number"), then pattern again
-
-
-def encode_with_secret(folder: Path) -> Path:
-    graph = (
-        f"testsrc2=s=320x240:r=30:d={NORMAL}[a];color=c=red:s=320x240:r=30:d={SECRET}[b];"
-        f"testsrc2=s=320x240:r=30:d={NORMAL}[c];[a][b][c]concat=n=3"
-    )
-    out = folder / "call.webm"
-    subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", graph,
-         "-c:v", "libvpx", "-b:v", "600k", "-g", "15", "-deadline", "realtime", str(out)],
-        check=True, timeout=120,
-    )  # fmt: skip
-    return out
-
-
-def red_frames(path: Path) -> int:
-    count = 0
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            rgb = frame.to_ndarray(format="rgb24").reshape(-1, 3).mean(axis=0)
-            count += bool(rgb[0] > 150 and rgb[1] < 80 and rgb[2] < 80)
-    return count
 
 
 async def test_nothing_of_the_paused_interval_is_stored(tmp_path: Path) -> None:
