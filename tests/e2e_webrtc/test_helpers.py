@@ -13,8 +13,10 @@ import pytest
 from frame_marks import (
     BLACK,
     WHITE,
+    FrameMark,
     encode_bits,
     gaps,
+    pinned_counters,
     read_counter,
     read_counters,
     read_marks,
@@ -84,6 +86,18 @@ def test_damaged_or_foreign_frames_read_as_none(tmp_path: Path) -> None:
             container.mux(packet)
     with pytest.raises(ValueError, match="3 of 3 frames"):
         read_counters(path)
+
+
+def test_an_unreadable_frame_is_pinned_only_where_one_counter_fits() -> None:
+    def marks(*counters: int | None) -> list[FrameMark]:
+        return [FrameMark(None, c, False) for c in counters]
+
+    assert pinned_counters(marks(4, None, 6, 7)) == [4, 5, 6, 7]
+    # Two counters missing, a repeat, a leading or trailing blur: nothing is guessed.
+    assert pinned_counters(marks(4, None, 7)) == [4, None, 7]
+    assert pinned_counters(marks(4, None, 4)) == [4, None, 4]
+    assert pinned_counters(marks(None, 5, None)) == [None, 5, None]
+    assert pinned_counters(marks(4, None, None, 7)) == [4, None, None, 7]
 
 
 def test_patterns_keep_the_counter_readable() -> None:

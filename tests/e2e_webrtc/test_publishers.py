@@ -20,7 +20,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from frame_marks import gaps, read_marks
+from frame_marks import gaps, pinned_counters, read_marks
 from janus_fixture import ADMIN_KEY, ROOM, ROOM_SECRET, JanusServer
 from media import ffprobe_errors
 from netns import NetNamespace
@@ -147,7 +147,7 @@ async def test_vp8_and_h264_publishers_are_recorded_frame_by_frame(
             assert ffprobe_errors(folder / track.file) == "", track.file
             assert ffprobe_frames(folder / track.file) == track.frames
         marks = read_marks(folder / video.file)  # type: ignore[operator]
-        counters = [m.counter for m in marks]
+        counters = pinned_counters(marks)
         unreadable = [i for i, c in enumerate(counters) if c is None]
         assert not unreadable, f"{codec}: frames without a readable counter: {unreadable}"
         recorded = [c for c in counters if c is not None]

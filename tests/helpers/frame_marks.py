@@ -210,13 +210,32 @@ def read_marks(path: str | Path) -> list[FrameMark]:
 def read_counters(path: str | Path) -> list[int]:
     """The counter of every decoded frame of ``path``'s first video stream, in presentation order.
 
-    Raises ValueError naming the frames whose marks cannot be read (use ``read_marks`` to tolerate them).
+    A single unreadable frame between two readable ones takes the counter they leave for it
+    (``pinned_counters``). Raises ValueError naming the frames whose marks cannot be read otherwise (use
+    ``read_marks`` to tolerate them).
     """
-    marks = read_marks(path)
-    bad = [i for i, m in enumerate(marks) if m.counter is None]
+    counters = pinned_counters(read_marks(path))
+    bad = [i for i, c in enumerate(counters) if c is None]
     if bad:
-        raise ValueError(f"{path}: {len(bad)} of {len(marks)} frames carry no readable counter: {bad[:20]}")
-    return [m.counter for m in marks if m.counter is not None]
+        raise ValueError(f"{path}: {len(bad)} of {len(counters)} frames carry no readable counter: {bad[:20]}")
+    return [c for c in counters if c is not None]
+
+
+def pinned_counters(marks: list[FrameMark]) -> list[int | None]:
+    """Every frame's counter, an unreadable frame taking the one counter its neighbours leave for it.
+
+    A low-bitrate encoder sometimes blurs one cell of a frame (seen with aiortc's VP8 just before a
+    requested keyframe) although the frame decodes cleanly; when the frames either side read ``a`` and
+    ``a + 2``, the frame between them can only be ``a + 1``. Anything else stays None, so a frame that is
+    really damaged or out of place still fails the caller's checks.
+    """
+    counters = [m.counter for m in marks]
+    pinned = list(counters)
+    for i in range(1, len(counters) - 1):
+        before, after = counters[i - 1], counters[i + 1]
+        if counters[i] is None and before is not None and after is not None and after == before + 2:
+            pinned[i] = before + 1
+    return pinned
 
 
 def gaps(counters: list[int]) -> list[tuple[int, int]]:
