@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from frame_marks import gaps, read_counters, read_marks
+from frame_marks import gaps, read_counters
 from janus_fixture import ADMIN_KEY, ROOM, ROOM_SECRET, JanusServer, start_or_skip
 from media import ffprobe_errors
 from netns import NetNamespace

@@ -217,7 +217,8 @@ def read_counters(path: str | Path) -> list[int]:
     counters = pinned_counters(read_marks(path))
     bad = [i for i, c in enumerate(counters) if c is None]
     if bad:
-        raise ValueError(f"{path}: {len(bad)} of {len(counters)} frames carry no readable counter: {bad[:20]}")
+        count = f"{len(bad)} of {len(counters)} frames"
+        raise ValueError(f"{path}: {count} carry no readable counter: {bad[:20]}")
     return [c for c in counters if c is not None]
 
 
