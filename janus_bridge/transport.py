@@ -175,7 +175,8 @@ class JanusTransport:
         if not wait:
             return
         try:
-            await asyncio.wait_for(self.connected.wait(), self.ready_timeout)
+            async with asyncio.timeout(self.ready_timeout):  # not wait_for: on 3.11 it can swallow a cancel
+                await self.connected.wait()
         except TimeoutError:
             raise JanusConnectionError(
                 f"{self.name}: not connected to {self.url} after {self.ready_timeout} s"
@@ -196,7 +197,8 @@ class JanusTransport:
         ws = self._ws
         if ws is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await ws.close()
         if runner is not None:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -326,7 +328,8 @@ class JanusTransport:
             except ConnectionClosed as exc:
                 raise JanusConnectionError(f"{self.name}: connection to {self.url} lost") from exc
             try:
-                answer = await asyncio.wait_for(future, wait)
+                async with asyncio.timeout(wait):
+                    answer = await future
             except TimeoutError:
                 raise JanusTimeoutError(
                     f"{self.name}: no answer to {message.get('janus')!r} within {wait} s"
