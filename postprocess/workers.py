@@ -1,6 +1,7 @@
 """Composites off the event loop: a bounded pool of worker processes.
 
-The service (wired in elsewhere) submits a finished recording with `await workers.submit(folder, options)`.
+The service's Compositor (postprocess/compositor.py) submits a finished recording with
+`await workers.submit(folder, options)`.
 At most `processes` composites run at once and at most `queue` more wait; a submission beyond that waits
 for room (back-pressure, never an unbounded backlog). Each job has a time limit: a job that exceeds it is
 reported as CompositeTimeout and the pool's processes are replaced, so a stuck decoder cannot hold a
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from postprocess.composite import build_composite
@@ -53,18 +55,31 @@ class CompositeWorkers:
             loop = asyncio.get_running_loop()
             future = loop.run_in_executor(self._pool, _run, Path(folder), options, info)
             try:
-                return await asyncio.wait_for(future, self.timeout)
+                async with asyncio.timeout(self.timeout):  # not wait_for: on 3.11 it can swallow a cancel
+                    return await future
             except TimeoutError:
                 log.error("composite of %s exceeded %s s; restarting the worker pool", folder, self.timeout)
                 self._restart()
                 raise CompositeTimeout(f"{folder}: composite not finished after {self.timeout} s") from None
+            except BrokenProcessPool:
+                log.error("a composite worker died building %s; restarting the worker pool", folder)
+                self._restart()
+                raise CompositeError(f"{folder}: the worker process building the composite died") from None
 
     def _restart(self) -> None:
         old = self._pool
         self._pool = self._new_pool()
-        for process in list(getattr(old, "_processes", {}).values()):
-            process.terminate()
-        old.shutdown(wait=False, cancel_futures=True)
+        _terminate(old)
 
     def shutdown(self, wait: bool = True) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        """Stop the pool; without `wait`, composites being built are abandoned (their processes end)."""
+        if wait:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            _terminate(self._pool)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)

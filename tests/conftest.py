@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,11 @@ def _load_helper(name: str) -> None:
 
 
 _load_helper("s3_fixture")
+
+# `callvault serve` builds a composite of every finished recording by default; the tests that are about
+# something else (most start the service) turn that off here, subprocesses included. Tests of composites
+# pass their composite settings explicitly, which wins over the environment.
+os.environ["CALLVAULT_COMPOSITE__ENABLED"] = "false"
 
 from s3_fixture import MotoServer  # noqa: E402
 

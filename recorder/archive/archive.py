@@ -25,17 +25,20 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from recorder.archive.composites import CompositeStage
+from recorder.archive.naming import key_function, media_content_type
 from recorder.archive.settings import ArchiveSettings
 from recorder.archive.tickets import (
     TICKETS_DIR,
+    CompositeTicket,
     Failure,
     FinishTicket,
     read_tickets,
@@ -57,7 +60,7 @@ from recorder.manifest import (
 )
 from recorder.models import MediaKind, PauseInterval, SegmentInfo, TrackSummary
 from recorder.recording import ParticipantInfo, RecordingInfo
-from recorder.storage import JobState, ObjectStore, Spool, SpoolHealth, Uploader, open_store, render_key
+from recorder.storage import JobState, ObjectStore, Spool, SpoolHealth, Uploader, open_store
 from recorder.storage.base import PutResult, sha256_file
 from recorder.storage.spool import UploadJob
 from recorder.summaries import read_summary
@@ -74,19 +77,6 @@ from recorder.webhooks import (
 )
 
 log = logging.getLogger(__name__)
-
-_MEDIA_TYPES = {
-    MediaKind.VIDEO: {".webm": "video/webm", ".mkv": "video/x-matroska", ".mp4": "video/mp4"},
-    MediaKind.AUDIO: {".webm": "audio/webm", ".mkv": "audio/x-matroska", ".mp4": "audio/mp4"},
-}
-
-
-def media_content_type(name: str, kind: MediaKind | None) -> str:
-    """Content type of a recording file: media files by extension and track kind, others by extension."""
-    suffix = PurePosixPath(name).suffix.lower()
-    if kind is not None and suffix in _MEDIA_TYPES[kind]:
-        return _MEDIA_TYPES[kind][suffix]
-    return content_type_for(name)
 
 
 def participants_of(info: RecordingInfo) -> list[Participant]:
@@ -122,14 +112,7 @@ class _Recording:
         return self.info.recording_id
 
     def key(self, name: str) -> str:
-        room = self.info.room_id if "{room_id" in self.key_template else None
-        return render_key(
-            self.key_template,
-            recording_id=self.id,
-            name=name,
-            date=_utc(self.info.started_at),
-            room_id=room,
-        )
+        return key_function(self.key_template, self.info)(name)
 
     def fail(self, stage: str, error: str) -> None:
         log.error("recording %s: %s failed: %s", self.id, stage, error)
@@ -163,6 +146,9 @@ class Archive:
         self._waiters: dict[str, asyncio.Future[bool]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
+        self.composites = CompositeStage(self)
+        self.holds: list[Callable[[str], bool]] = []
+        """Checks that keep a recording's local folder after it is stored (composites still to build)."""
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -197,7 +183,7 @@ class Archive:
         uploader.on_uploaded.append(self._uploaded)
         dispatcher = Dispatcher(outbox, s.webhooks)
         self._run = run = _Running(spool, uploader, outbox, dispatcher, key, [])
-        tickets, bad = await asyncio.to_thread(read_tickets, self.tickets_dir)
+        tickets, bad = await asyncio.to_thread(read_tickets, self.tickets_dir, FinishTicket)
         for path, why in bad:
             log.error("archive: unreadable finish ticket %s, left in place: %s", path, why)
         for ticket in tickets:
@@ -207,6 +193,10 @@ class Archive:
             self._tickets[ticket.recording_id] = ticket
         if tickets:
             log.info("archive: %d finished recordings wait for their uploads", len(tickets))
+        composites, bad = await asyncio.to_thread(read_tickets, self.composites.dir, CompositeTicket)
+        for path, why in bad:
+            log.error("archive: unreadable composite ticket %s, left in place: %s", path, why)
+        self.composites.tickets = {t.recording_id: t for t in composites}
         self.health = await asyncio.to_thread(spool.health)
         uploader.start()
         await dispatcher.start()
@@ -236,6 +226,7 @@ class Archive:
                 waiter.set_result(False)
         self._waiters.clear()
         self._tickets.clear()
+        self.composites.tickets.clear()
         await asyncio.to_thread(run.spool.close)
         await asyncio.to_thread(run.outbox.close)
         self._run = None
@@ -252,6 +243,24 @@ class Archive:
     def pending_announcements(self) -> list[str]:
         """Recordings finished but not yet announced (their uploads are pending)."""
         return sorted(self._tickets)
+
+    def announcing(self, recording_id: str) -> bool:
+        """Whether the recording is finished but recording.finished (or .failed) is not out yet."""
+        return recording_id in self._tickets
+
+    def held(self, recording_id: str) -> bool:
+        """Whether something still needs the recording's local folder (see `holds`)."""
+        return any(hold(recording_id) for hold in self.holds)
+
+    async def add_composites(self, info: RecordingInfo, files: Sequence[str], errors: Sequence[str]) -> None:
+        """Composites of a finished recording were built (`files`, relative to its folder) or not
+        (`errors`): add them to its manifest, store and announce them (recorder/archive/composites.py).
+        Returns once that is promised durably."""
+        now = datetime.now(UTC)
+        info = info.model_copy(deep=True)
+        ticket = CompositeTicket(info=info, files=list(files), errors=list(errors), built_at=now)
+        await self.composites.add(ticket)
+        self._wake.set()
 
     # -- RecordingSink --------------------------------------------------------------------------------
 
@@ -545,6 +554,11 @@ class Archive:
                     await self._try_complete(ticket)
                 except Exception:
                     log.exception("recording %s: cannot announce it yet", ticket.recording_id)
+            for composite in list(self.composites.tickets.values()):
+                try:
+                    await self.composites.advance(composite)
+                except Exception:
+                    log.exception("recording %s: cannot announce its composites yet", composite.recording_id)
             with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow a cancel
                 async with asyncio.timeout(self.settings.completion_poll):
                     await self._wake.wait()
@@ -586,7 +600,8 @@ class Archive:
         await asyncio.to_thread(remove_ticket, self.tickets_dir, rid)
         self._tickets.pop(rid, None)
         ok = failure is None
-        if ok and self.settings.delete_local_after_upload:
+        keep = self.held(rid) or self.composites.pending(rid)
+        if ok and self.settings.delete_local_after_upload and not keep:
             await asyncio.to_thread(shutil.rmtree, ticket.folder, True)
         log.info("recording %s announced: %s", rid, data.kind)
         waiter = self._waiters.pop(rid, None)

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from janus_bridge.bridge import JanusBridge
 from janus_bridge.client import JanusClient
 from janus_bridge.intake import EventIntake
+from postprocess.compositor import Compositor
 from recorder.api.app import ControlApi
 from recorder.archive.archive import Archive
 from recorder.mux.recovery import recover_folder
@@ -100,6 +101,18 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
     archive: Archive | None = None
     if settings.archive is not None:  # storage, signed manifests, webhooks
         archive = Archive(settings.archive, settings.data_dir)
+
+    compositor: Compositor | None = None
+    if settings.composite.enabled or settings.api.enabled:  # rooms can ask for composites by policy
+        compositor = Compositor(
+            settings.composite, settings.data_dir, archive.add_composites if archive is not None else None
+        )
+        manager.sinks.append(compositor)  # before the archive: its hold must exist when the archive ends
+        counters["composites"] = compositor.stats
+
+    if archive is not None:
+        if compositor is not None:
+            archive.holds.append(compositor.holding)
         await archive.start()
         manager.sinks.append(archive)
         stored = archive
@@ -116,6 +129,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
     await site.start()
     log.info("callvault serve listening on http://%s:%d", settings.http_host, settings.http_port)
     try:
+        if compositor is not None:
+            await compositor.start()
         starting = asyncio.create_task(bridge.start()) if bridge is not None else None
         if bridge is None:  # nothing can take up calls an earlier run left open: they end here
             for room in list(manager.resumable):
@@ -132,6 +147,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
             log.error(
                 "recordings not finalized within %.0f s; segments stay for recovery", settings.shutdown_grace
             )
+        if compositor is not None:
+            await compositor.stop()
         if archive is not None:
             await archive.stop()
         if bridge is not None:

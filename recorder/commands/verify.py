@@ -16,8 +16,8 @@ private key whose public half is used. Without one, the key the manifest names i
 hash and its link to the previous one are recomputed (`broken-chain: audit#SEQ: why`).
 
 Output: one line per failing object, `<kind>: <name>: <why>` (kinds: bad-signature, bad-manifest,
-missing, changed, extra, broken-chain), then a summary line. Exit 0 when everything holds, 1 when something
-does not, 2 on bad usage or when the target cannot be read (one line on stderr).
+missing, changed, extra, broken-chain, bad-revision), then a summary line. Exit 0 when everything holds, 1
+when something does not, 2 on bad usage or when the target cannot be read (one line on stderr).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Recording manifests: the versioned model (format callvault.manifest/1), canonical bytes, per-track
-segment hash chains, Ed25519 signatures, the JSON Schema, building from a recording folder and
-verification."""
+segment hash chains, Ed25519 signatures, the JSON Schema, building from a recording folder, revisions
+(objects added after the seal) and verification."""
 
 from recorder.manifest.build import (
     ManifestError,
@@ -19,11 +19,13 @@ from recorder.manifest.model import (
     Manifest,
     ManifestTrack,
     Participant,
+    PreviousRevision,
     Signer,
     Software,
     StoredObject,
     TrackChain,
 )
+from recorder.manifest.revise import revise_manifest, revision_names
 from recorder.manifest.schema import manifest_json_schema, write_schema
 from recorder.manifest.signing import (
     SigningKeyError,
@@ -52,6 +54,7 @@ __all__ = [
     "ManifestError",
     "ManifestTrack",
     "Participant",
+    "PreviousRevision",
     "Problem",
     "ProblemKind",
     "Signer",
@@ -70,6 +73,8 @@ __all__ = [
     "load_signing_key",
     "manifest_json_schema",
     "public_key_pem",
+    "revise_manifest",
+    "revision_names",
     "signed_manifest_bytes",
     "verify_recording",
     "write_schema",

@@ -20,6 +20,18 @@ as recorded when the segment closed. `head` is the last link (genesis for a trac
 chain lets a verifier, or a live anchor of the head taken during the call, prove no segment was dropped,
 reordered or replaced.
 
+Revisions: a manifest is sealed (signed) when the recording finishes; objects added later (a composite
+video) go into a new revision instead of an edited manifest, so the evidence of every earlier seal is kept:
+- `revision` counts from 1 (a manifest without the key is revision 1, as written before revisions);
+- revision N+1 is written as `manifest.json` + `manifest.json.sig`, after revision N's exact bytes and
+  signature were archived beside it as `manifest.N.json` and `manifest.N.json.sig` (unchanged, still
+  verifiable on their own); `previous` names those two files, N, and the SHA-256 of `manifest.N.json`;
+- revision N+1 lists both archived files among its `objects`, keeps every object of revision N (same name,
+  SHA-256 and size), its recording id, tracks and chains, and adds the new objects;
+- a verifier follows `previous` down to revision 1, checking each archived revision's hash, signature
+  (by the key that signed the current revision) and that nothing it listed was dropped or changed.
+`recorder/manifest/revise.py` makes revisions; `recorder/manifest/verify.py` checks them.
+
 Versioning: `format` changes its number only for changes an old verifier would misread; added optional
 fields keep `callvault.manifest/1`.
 """
@@ -102,12 +114,37 @@ class Signer(BaseModel):
     public_key: str = Field(description="Base64 of the raw 32-byte public key.")
 
 
+class PreviousRevision(BaseModel):
+    """The revision a manifest replaced, archived beside it (see the module documentation)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    revision: int = Field(ge=1, description="The previous revision's number (this revision's minus one).")
+    name: str = Field(
+        pattern=r"^manifest\.[1-9][0-9]*\.json$",
+        description="The archived previous manifest, 'manifest.N.json' (its exact bytes).",
+    )
+    signature: str = Field(
+        pattern=r"^manifest\.[1-9][0-9]*\.json\.sig$",
+        description="The archived previous signature, 'manifest.N.json.sig'.",
+    )
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the archived manifest's bytes."
+    )
+
+
 class Manifest(BaseModel):
     """Everything stored for one recording, with hashes. See the module documentation."""
 
     model_config = ConfigDict(extra="forbid", title="CallVault recording manifest")
 
     format: Literal["callvault.manifest/1"] = MANIFEST_FORMAT
+    revision: int = Field(
+        default=1, ge=1, description="1 when sealed; one more for each revision that added objects."
+    )
+    previous: PreviousRevision | None = Field(
+        default=None, description="The revision this one replaced, archived beside it (None for revision 1)."
+    )
     recording_id: str
     room_id: str | None = None
     call_id: str | None = None
@@ -117,7 +154,8 @@ class Manifest(BaseModel):
     participants: list[Participant] = Field(default_factory=list)
     tracks: list[ManifestTrack] = Field(default_factory=list)
     objects: list[StoredObject] = Field(
-        default_factory=list, description="Every stored object but the manifest and its signature."
+        default_factory=list,
+        description="Every stored object but manifest.json and its signature (archived revisions included).",
     )
     chains: list[TrackChain] = Field(default_factory=list, description="One segment hash chain per track.")
     signer: Signer | None = None

@@ -11,7 +11,14 @@ checks, and reports one `Problem` per failing object:
 - `changed`        an object's SHA-256 (or size) differs from the manifest's;
 - `extra`          an object is there that the manifest does not list;
 - `broken-chain`   a track's segment hash chain does not recompute, has holes, or disagrees with the
-                   track's segments or with the stored segment objects.
+                   track's segments or with the stored segment objects;
+- `bad-revision`   an earlier revision of the manifest (recorder/manifest/model.py, "Revisions"), archived
+                   as manifest.N.json and manifest.N.json.sig, is missing, is not the bytes the next
+                   revision names, is not signed by the key that checked manifest.json, or lists an object
+                   (named in the problem), a track or a chain that a later revision dropped or changed.
+
+The archived revisions are objects the manifest lists, so they are also checked (missing, changed) as
+every object is; the revision chain is followed down to revision 1 (at most revise.MAX_REVISIONS).
 """
 
 from __future__ import annotations
@@ -23,11 +30,12 @@ from enum import StrEnum
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recorder.manifest.build import folder_files
 from recorder.manifest.chain import chain_problems
 from recorder.manifest.model import MANIFEST_NAME, SIGNATURE_NAME, Manifest
+from recorder.manifest.revise import revision_problems
 from recorder.manifest.signing import SigningKeyError, key_id, public_key_of, signature_valid
 from recorder.storage.base import CHUNK, ObjectNotFoundError, ObjectStore
 
@@ -39,6 +47,7 @@ class ProblemKind(StrEnum):
     CHANGED = "changed"
     EXTRA = "extra"
     BROKEN_CHAIN = "broken-chain"
+    BAD_REVISION = "bad-revision"
 
 
 class Problem(BaseModel):
@@ -57,6 +66,7 @@ class VerifyReport(BaseModel):
 
     target: str
     recording_id: str | None = None
+    revision: int | None = Field(default=None, description="The manifest's revision (1 when never revised).")
     objects_checked: int = 0
     key_id: str | None = None
     key_pinned: bool = False
@@ -167,10 +177,11 @@ def verify_recording(
             Problem(kind=ProblemKind.BAD_MANIFEST, name=MANIFEST_NAME, detail=f"{where}: {first['msg']}")
         )
         manifest = None
-    _check_signature(source, data, manifest, public_key, report)
+    key = _check_signature(source, data, manifest, public_key, report)
     if manifest is None:
         return report
     report.recording_id = manifest.recording_id
+    report.revision = manifest.revision
 
     listed = {o.name for o in manifest.objects}
     for obj in manifest.objects:
@@ -195,6 +206,8 @@ def verify_recording(
     for name in sorted(source.names() - listed - {MANIFEST_NAME, SIGNATURE_NAME}):
         problems.append(Problem(kind=ProblemKind.EXTRA, name=name, detail="stored but not in the manifest"))
     _check_chains(manifest, problems)
+    for name, detail in revision_problems(manifest, source.read, key):
+        problems.append(Problem(kind=ProblemKind.BAD_REVISION, name=name, detail=detail))
     return report
 
 
@@ -204,31 +217,21 @@ def _check_signature(
     manifest: Manifest | None,
     public_key: Ed25519PublicKey | None,
     report: VerifyReport,
-) -> None:
+) -> Ed25519PublicKey | None:
+    """Check manifest.json's signature; the key it was checked with (or would have been, when the
+    signature file is missing), None when there is none."""
     problems = report.problems
+    key = _signing_key(manifest, public_key)
     signature = source.read(SIGNATURE_NAME)
     if signature is None:
         problems.append(
             Problem(kind=ProblemKind.MISSING, name=SIGNATURE_NAME, detail="the manifest is not signed")
         )
-        return
-    key = public_key
-    report.key_pinned = key is not None
-    if key is None:
-        if manifest is None or manifest.signer is None:
-            problems.append(
-                Problem(
-                    kind=ProblemKind.BAD_SIGNATURE,
-                    name=MANIFEST_NAME,
-                    detail="no public key given and the manifest names none",
-                )
-            )
-            return
-        try:
-            key = public_key_of(manifest.signer)
-        except SigningKeyError as exc:
-            problems.append(Problem(kind=ProblemKind.BAD_SIGNATURE, name=MANIFEST_NAME, detail=str(exc)))
-            return
+        return None if isinstance(key, str) else key
+    report.key_pinned = public_key is not None
+    if isinstance(key, str):
+        problems.append(Problem(kind=ProblemKind.BAD_SIGNATURE, name=MANIFEST_NAME, detail=key))
+        return None
     report.key_id = key_id(key)
     if not signature_valid(data, signature, key):
         named = manifest.signer.key_id if manifest is not None and manifest.signer is not None else None
@@ -238,6 +241,19 @@ def _check_signature(
                 f" or was signed by another key (manifest names {named[:16]}…, checked {report.key_id[:16]}…)"
             )
         problems.append(Problem(kind=ProblemKind.BAD_SIGNATURE, name=MANIFEST_NAME, detail=detail))
+    return key
+
+
+def _signing_key(manifest: Manifest | None, public_key: Ed25519PublicKey | None) -> Ed25519PublicKey | str:
+    """The key to check signatures with: the pinned one, else the one the manifest names; or why none."""
+    if public_key is not None:
+        return public_key
+    if manifest is None or manifest.signer is None:
+        return "no public key given and the manifest names none"
+    try:
+        return public_key_of(manifest.signer)
+    except SigningKeyError as exc:
+        return str(exc)
 
 
 def _check_chains(manifest: Manifest, problems: list[Problem]) -> None:

@@ -18,6 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from postprocess.settings import CompositeSettings
 from recorder.api.settings import ApiSettings
 from recorder.archive.settings import ArchiveSettings
 from recorder.config import RecorderSettings
@@ -89,6 +90,10 @@ class ServiceSettings(BaseSettings):
         description="Object storage, signed manifests and webhooks for every recording (a [archive] table or"
         " CALLVAULT_ARCHIVE__* variables turn it on); absent: recordings stay in data_dir only.",
     )
+    composite: CompositeSettings = Field(
+        default_factory=CompositeSettings,
+        description="Composites built when a recording finishes (worker processes), stored and announced.",
+    )
 
     @field_validator("data_dir")
     @classmethod
@@ -99,6 +104,16 @@ class ServiceSettings(BaseSettings):
     def _port_range(self) -> ServiceSettings:
         if self.rtp_port_max - self.rtp_port_min < 3:
             raise ValueError("rtp_port_max must be at least rtp_port_min + 3 (two RTP/RTCP pairs)")
+        return self
+
+    @model_validator(mode="after")
+    def _segments_for_the_archive(self) -> ServiceSettings:
+        if self.archive is not None and not self.recorder.keep_segments:
+            raise ValueError(
+                "recorder.keep_segments = false cannot be used with the archive: every segment is stored and"
+                " hash-chained in the manifest; the archive removes the local folder once everything is"
+                " stored (archive.delete_local_after_upload)"
+            )
         return self
 
     @classmethod

@@ -3,6 +3,7 @@ dispatcher that delivers in order per recording with retries."""
 
 from recorder.webhooks.dispatcher import Dispatcher
 from recorder.webhooks.events import (
+    CompositeFailed,
     CompositeFinished,
     EventType,
     PresignedLink,
@@ -12,6 +13,7 @@ from recorder.webhooks.events import (
     RecordingResumed,
     RecordingStarted,
     WebhookEvent,
+    presigned_link,
     presigned_links,
 )
 from recorder.webhooks.outbox import Attempt, Delivery, DeliveryState, Outbox
@@ -26,6 +28,7 @@ from recorder.webhooks.signing import (
 
 __all__ = [
     "Attempt",
+    "CompositeFailed",
     "CompositeFinished",
     "Delivery",
     "DeliveryState",
@@ -43,6 +46,7 @@ __all__ = [
     "WebhookSettings",
     "WebhookVerificationError",
     "generate_secret",
+    "presigned_link",
     "presigned_links",
     "sign",
     "signed_headers",

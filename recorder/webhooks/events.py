@@ -25,6 +25,7 @@ class EventType(StrEnum):
     RECORDING_FINISHED = "recording.finished"
     RECORDING_FAILED = "recording.failed"
     COMPOSITE_FINISHED = "composite.finished"
+    COMPOSITE_FAILED = "composite.failed"
 
 
 class _Payload(BaseModel):
@@ -86,11 +87,23 @@ class RecordingFailed(_Payload):
 
 
 class CompositeFinished(_Payload):
+    """One composite of the recording is stored and listed in its manifest's new revision."""
+
     event_type = EventType.COMPOSITE_FINISHED
     kind: Literal["composite.finished"] = "composite.finished"
     finished_at: datetime
     object: StoredObject
     link: PresignedLink | None = None
+    manifest: Manifest | None = Field(default=None, description="The manifest revision that lists it.")
+
+
+class CompositeFailed(_Payload):
+    """Composites of the recording could not be built or stored (the originals are not affected)."""
+
+    event_type = EventType.COMPOSITE_FAILED
+    kind: Literal["composite.failed"] = "composite.failed"
+    failed_at: datetime
+    error: str
 
 
 Payload = Annotated[
@@ -99,7 +112,8 @@ Payload = Annotated[
     | RecordingResumed
     | RecordingFinished
     | RecordingFailed
-    | CompositeFinished,
+    | CompositeFinished
+    | CompositeFailed,
     Field(discriminator="kind"),
 ]
 
@@ -129,10 +143,13 @@ def presigned_links(
     """Links to the manifest, its signature and every object. `key_for_name` must hold the keys of
     manifest.json and manifest.json.sig; object keys come from the manifest. Blocking (S3 presigning is
     local computation, but LocalStore resolves paths): call in a thread from the event loop."""
-    until = datetime.now(UTC) + expires
     names = [(MANIFEST_NAME, key_for_name[MANIFEST_NAME]), (SIGNATURE_NAME, key_for_name[SIGNATURE_NAME])]
     names += [(o.name, o.key) for o in manifest.objects]
-    return [
-        PresignedLink(name=name, key=key, url=store.presign_get(key, expires), expires_at=until)
-        for name, key in names
-    ]
+    return [presigned_link(store, name, key, expires) for name, key in names]
+
+
+def presigned_link(store: ObjectStore, name: str, key: str, expires: timedelta) -> PresignedLink:
+    """A link to one object (blocking, as `presigned_links`)."""
+    return PresignedLink(
+        name=name, key=key, url=store.presign_get(key, expires), expires_at=datetime.now(UTC) + expires
+    )

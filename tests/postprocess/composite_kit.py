@@ -5,6 +5,7 @@ and sound to find every flash and every beep."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,18 @@ from recorder.session import RecordingSession
 
 PERIOD = 1.0  # a flash and a beep every second
 PULSE = 0.1  # each lasts 100 ms
+
+
+@dataclass
+class Call:
+    """A recorded call: its folder and its tracks' summaries by name."""
+
+    folder: Path
+    summaries: dict[str, TrackSummary]
+
+    def copy(self, dest: Path) -> Path:
+        shutil.copytree(self.folder, dest)
+        return dest
 
 
 @dataclass

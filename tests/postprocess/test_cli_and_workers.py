@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Call
+from composite_kit import Call
 
 from postprocess.options import CompositeOptions
 from postprocess.workers import CompositeTimeout, CompositeWorkers

@@ -10,8 +10,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from composite_kit import audio_mono, flash_onsets, tone_onsets, video_luma
-from conftest import ALICE, BOB, Call
+from composite_kit import Call, audio_mono, flash_onsets, tone_onsets, video_luma
+from conftest import ALICE, BOB
 from test_sync import LEFT, RIGHT, TOLERANCE, offsets
 
 from postprocess.composite import build_composite

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from composite_kit import (
+    Call,
     SyntheticParticipant,
     audio_mono,
     flash_onsets,
@@ -27,7 +28,7 @@ from composite_kit import (
     video_luma,
     write_synthetic_call,
 )
-from conftest import ALICE, BOB, Call
+from conftest import ALICE, BOB
 
 from postprocess.composite import build_composite
 from postprocess.options import CompositeOptions, CompositeResult, OutputFormat

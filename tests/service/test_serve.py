@@ -92,6 +92,17 @@ def test_bad_configuration_is_one_clear_line(tmp_path: Path) -> None:
     assert line.startswith("callvault: error: invalid configuration") and "http_port" in line
 
 
+def test_settings_refuse_dropping_segments_the_archive_must_store(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[recorder]\nkeep_segments = false\n[archive]\ndelete_local_after_upload = true\n")
+    result = subprocess.run(
+        [*CALLVAULT, "serve", "--config", str(path)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "recorder.keep_segments = false cannot be used with the archive" in line
+
+
 @pytest.fixture
 def janus_with_events(tmp_path: Path) -> Iterator[tuple[JanusServer, int]]:
     http_port = free_port()

@@ -96,6 +96,9 @@ app.kubernetes.io/component: recorder
 {{- if $c.recorder -}}
 {{- $_ := set $cfg "recorder" $c.recorder -}}
 {{- end -}}
+{{- if $c.composite -}}
+{{- $_ := set $cfg "composite" $c.composite -}}
+{{- end -}}
 {{- $j := $c.janus -}}
 {{- $janus := dict "enabled" $j.enabled "ws_url" $j.wsUrl "events" $j.events -}}
 {{- $_ := set $janus "record_rooms" "all" -}}
