@@ -1,6 +1,6 @@
 """`callvault demo`: the embedded default end to end. ffmpeg sends a live VP8 + Opus call as plain RTP
 (as Janus rtp_forward or a mediasoup PlainTransport would), CallVault records it, and the demo shows
-where the files are and what ffprobe says of them."""
+where the files are and what ffprobe says of them, then builds the call's composite as the service would."""
 
 from __future__ import annotations
 
@@ -79,12 +79,15 @@ def run(args: argparse.Namespace) -> int:
         proc.terminate()
         proc.wait(timeout=10)
     folder = args.out / name
+    if status == 0:
+        print("\nbuilding the composite of the call (what `callvault serve` does when a call ends) ...")
+        status = cli_main(["composite", str(folder), "--profile", "sd", "--no-progress"])
     print("\nfiles:")
     for path in sorted(folder.rglob("*")):
         if path.is_file():
             print(f"  {path}  ({path.stat().st_size} bytes)")
     if shutil.which("ffprobe"):
-        for path in sorted(folder.glob("*.webm")):
+        for path in sorted([*folder.glob("*.webm"), *folder.glob("*.mp4")]):
             info = subprocess.run(
                 ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height:format=duration",
                  "-of", "compact", str(path)],
