@@ -1,8 +1,12 @@
-"""`callvault composite FOLDER`: one synchronized video (or audio mix) of a whole recorded call."""
+"""`callvault composite RECORDING`: one synchronized video (or audio mix) of a whole recorded call.
+
+RECORDING is a recording folder, or a recording id found under `<data dir>/recordings/` (--data-dir, env
+CALLVAULT_DATA_DIR, default ./callvault-data: the service's data folder, while it keeps the local copy)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,7 +19,8 @@ from postprocess.options import CompositeError, CompositeOptions, OutputFormat, 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("composite", help="build one synchronized video of a recorded call")
-    p.add_argument("folder", type=Path, help="the recording folder")
+    p.add_argument("folder", type=Path, metavar="RECORDING", help="a recording folder or a recording id")
+    p.add_argument("--data-dir", type=Path, help="the service's data folder, to find a recording id in")
     p.add_argument("--layout", choices=[k.value for k in LayoutKind], default=LayoutKind.GRID.value)
     p.add_argument("--profile", choices=[k.value for k in Profile], default=Profile.HD.value)
     p.add_argument("--format", choices=[k.value for k in OutputFormat], default=OutputFormat.MP4.value)
@@ -57,10 +62,27 @@ class ProgressBar:
             self.stream.flush()
 
 
+def recording_folder(target: Path, data_dir: Path | None) -> Path | None:
+    """The folder `target` names: itself, or a recording id under the data folder's recordings/."""
+    if target.is_dir():
+        return target
+    if len(target.parts) != 1:
+        return None
+    root = data_dir or Path(os.environ.get("CALLVAULT_DATA_DIR") or "callvault-data")
+    folder = root / "recordings" / target.name
+    return folder if folder.is_dir() else None
+
+
 def run(args: argparse.Namespace) -> int:
-    if not args.folder.is_dir():
-        print(f"callvault: error: {args.folder} is not a folder", file=sys.stderr)
+    folder = recording_folder(args.folder, args.data_dir)
+    if folder is None:
+        print(
+            f"callvault: error: {args.folder} is not a recording folder, nor a recording id under"
+            f" {args.data_dir or os.environ.get('CALLVAULT_DATA_DIR') or 'callvault-data'}/recordings",
+            file=sys.stderr,
+        )
         return 2
+    args.folder = folder
     try:
         options = CompositeOptions(
             layout=LayoutKind(args.layout),

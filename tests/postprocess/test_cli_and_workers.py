@@ -70,6 +70,18 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, call: Call) -> None:
     assert callvault("composite", str(call.folder), "--layout", "mosaic").returncode == 2  # argparse
 
 
+def test_a_recording_id_is_found_in_the_data_folder(call: Call, tmp_path: Path) -> None:
+    call.copy(tmp_path / "data" / "recordings" / "rec-by-id")
+    out = tmp_path / "by-id.m4a"
+    r = callvault(
+        "composite", "rec-by-id", "--data-dir", str(tmp_path / "data"), "--audio-only", "--out", str(out)
+    )
+    assert r.returncode == 0, r.stderr
+    assert probe(out) == ["aac"]
+    r = callvault("composite", "rec-nowhere", "--data-dir", str(tmp_path / "data"))
+    assert r.returncode == 2 and "nor a recording id under" in r.stderr and "data/recordings" in r.stderr
+
+
 def test_progress_bar_on_a_terminal() -> None:
     class Tty(io.StringIO):
         def isatty(self) -> bool:
