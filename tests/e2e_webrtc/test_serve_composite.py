@@ -17,7 +17,7 @@ from archive_kit import Receiver
 from janus_fixture import ADMIN_KEY, ROOM, ROOM_SECRET, JanusServer, start_or_skip
 from media import ffprobe_errors
 from netns import NetNamespace
-from service_kit import API_KEY, client, free_tcp_port, get_json, wait_ready
+from service_kit import API_KEY, absent, client, free_tcp_port, get_json, until, wait_ready
 from webrtc import PublisherProcess
 
 from postprocess.options import Profile
@@ -116,6 +116,8 @@ async def test_a_finished_call_gets_its_composite_stored_signed_and_announced(
             rid = receiver.received[0].event.data.recording_id
             finished = await receiver.wait_for(rid, "recording.finished", 30)
             announced = await receiver.wait_for(rid, "composite.finished", 120)
+            local = tmp_path / "data" / "recordings" / rid
+            await until(lambda: absent(local), 10, 0.05)  # removed right after the event is in the outbox
             status = (await get_json(http, f"{base}/v1/status"))[1]
             detail_status, detail = await get_json(http, f"{base}/v1/recordings/{rid}")
     finally:
@@ -141,7 +143,6 @@ async def test_a_finished_call_gets_its_composite_stored_signed_and_announced(
     composite = Path(urlparse(event.link.url).path)  # the local store's file:// link
     assert ffprobe_errors(composite) == ""
     assert abs(ffprobe_duration(composite) - CALL) <= 1.0
-    assert not (tmp_path / "data" / "recordings" / rid).exists(), "the local copy outlived the composite"
 
     store = LocalStore(tmp_path / "data" / "recordings-store")
     prefix = event.object.key[: -len(event.object.name)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -36,6 +37,11 @@ async def until(check: Callable[[], Awaitable[bool]], within: float, step: float
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"condition not met within {within} s")
         await asyncio.sleep(step)
+
+
+async def absent(path: Path) -> bool:
+    """For `until`: the file or folder is gone."""
+    return not await asyncio.to_thread(path.exists)
 
 
 async def wait_ready(http: aiohttp.ClientSession, base: str, within: float = 20) -> None:

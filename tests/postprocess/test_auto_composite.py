@@ -10,12 +10,14 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from archive_kit import Receiver
 from composite_kit import Call
 from media import ffprobe_errors
-from s3_fixture import free_port
+from s3_fixture import ACCESS_KEY, LOCKED_BUCKET, SECRET_KEY, MotoServer, free_port
+from service_kit import absent, until
 
 from postprocess.compositor import Compositor
 from postprocess.options import Profile
@@ -24,7 +26,7 @@ from recorder.archive import Archive, ArchiveSettings
 from recorder.manifest import MANIFEST_NAME, Manifest, StoreSource, verify_recording
 from recorder.manifest.signing import load_public_key
 from recorder.recording import ParticipantInfo, RecordingInfo
-from recorder.storage import LocalStore, recording_prefix
+from recorder.storage import recording_prefix
 from recorder.storage.keys import DEFAULT_KEY_TEMPLATE
 from recorder.webhooks import CompositeFailed, CompositeFinished, RecordingFinished, generate_secret
 
@@ -137,14 +139,38 @@ async def test_a_recording_that_cannot_be_composited_is_reported(
     assert compositor.stats() == {"pending": 0, "built": 0, "failed": 1}
 
 
+def storage_for(backend: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    if backend == "local":
+        return {}
+    moto: MotoServer = request.getfixturevalue("moto_server")
+    return {
+        "backend": "s3",
+        "s3": {
+            "endpoint": moto.endpoint,
+            "bucket": LOCKED_BUCKET,
+            "secure": False,
+            "access_key": ACCESS_KEY,
+            "secret_key": SECRET_KEY,
+            "worm": {"enabled": True, "mode": "GOVERNANCE", "days": 1},
+        },
+    }
+
+
+@pytest.mark.parametrize("backend", ["local", "s3-object-lock"])
 async def test_stored_in_a_new_manifest_revision_and_announced(
-    call: Call, call_copy: Callable[[], Path], tmp_path: Path, receiver: Receiver
+    call: Call,
+    call_copy: Callable[[], Path],
+    tmp_path: Path,
+    receiver: Receiver,
+    backend: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     folder = call_copy()
     settings = ArchiveSettings.model_validate(
         {
+            "storage": storage_for(backend, request),
             "signing": {"key_env": "CALLVAULT_TEST_NO_SUCH_VAR"},
-            "spool": {"poll_interval": 0.1},
+            "spool": {"poll_interval": 0.1, "retry_initial": 0.1},
             "webhooks": {
                 "endpoints": [{"id": "crm", "url": receiver.url, "secret": receiver.secret}],
                 "poll_interval": 0.1,
@@ -157,7 +183,8 @@ async def test_stored_in_a_new_manifest_revision_and_announced(
     archive.holds.append(compositor.holding)
     await archive.start()
     await compositor.start()
-    info = info_of(folder, "rec-composite")
+    info = info_of(folder, f"rec-composite-{backend}")
+    rid = info.recording_id
     tracks = list(call.summaries.values())
     try:
         # The sink calls, in the manager's order: the compositor before the archive.
@@ -168,15 +195,16 @@ async def test_stored_in_a_new_manifest_revision_and_announced(
             archive.track_finished(folder, track)
         await compositor.recording_finished(info, tracks)
         await archive.recording_finished(info, tracks)
-        finished = await receiver.wait_for("rec-composite", "recording.finished", 30)
+        finished = await receiver.wait_for(rid, "recording.finished", 30)
         assert folder.is_dir(), "the local folder went while the composite still needed it"
-        announced = await receiver.wait_for("rec-composite", "composite.finished", 120)
+        announced = await receiver.wait_for(rid, "composite.finished", 120)
+        await until(lambda: absent(folder), 10, 0.05)  # removed right after the event is in the outbox
         pem = archive.public_key_pem()
     finally:
         await compositor.stop()
         await archive.stop()
 
-    kinds = [r.event.type.value for r in receiver.of("rec-composite")]
+    kinds = [r.event.type.value for r in receiver.of(rid)]
     assert kinds == ["recording.started", "recording.finished", "composite.finished"]
     assert receiver.signature_ok(announced)
     first, event = finished.event.data, announced.event.data
@@ -184,12 +212,12 @@ async def test_stored_in_a_new_manifest_revision_and_announced(
     assert event.object.name == "composite-sd.mp4" and event.object.content_type == "video/mp4"
     assert event.manifest is not None and event.manifest.revision == 2
     assert event.manifest.object("composite-sd.mp4") == event.object
-    assert event.link is not None and event.link.url.startswith("file://")
-    assert not folder.exists(), "the local folder stays after everything is stored"
+    assert event.link is not None
+    assert event.link.url.startswith("file://" if backend == "local" else "http://")
 
-    store = LocalStore(tmp_path / "recordings-store")
+    store = archive.store
     created = first.manifest.created_at
-    prefix = recording_prefix(DEFAULT_KEY_TEMPLATE, recording_id="rec-composite", date=created)
+    prefix = recording_prefix(DEFAULT_KEY_TEMPLATE, recording_id=rid, date=created)
     stored = Manifest.model_validate_json(store.get_bytes(prefix + MANIFEST_NAME))
     assert stored == event.manifest and stored.previous is not None
     archived = json.loads(store.get_bytes(prefix + stored.previous.name))
