@@ -21,13 +21,11 @@ from frame_marks import gaps, read_counters
 from janus_fixture import ADMIN_KEY, ROOM, ROOM_SECRET, JanusServer, start_or_skip
 from media import ffprobe_errors
 from netns import NetNamespace
-from service_kit import API_KEY, client, free_tcp_port, wait_finished, wait_ready
+from service_kit import API_KEY, client, free_tcp_port, janus_service_settings, wait_finished, wait_ready
 from webrtc import PublisherProcess
 
-from recorder.api.settings import ApiSettings
 from recorder.commands.serve import serve
-from recorder.config import RecorderSettings
-from recorder.service.settings import JanusSettings, ServiceSettings
+from recorder.service.settings import ServiceSettings
 
 pytestmark = pytest.mark.slow
 FPS = 30
@@ -43,23 +41,7 @@ def janus_for(ns: NetNamespace, tmp_path: Path, port: int) -> JanusServer:
 
 
 def settings_for(tmp_path: Path, janus: JanusServer, port: int) -> ServiceSettings:
-    return ServiceSettings(
-        data_dir=tmp_path / "data",
-        http_host="127.0.0.1",
-        http_port=port,
-        rtp_bind="127.0.0.1",
-        rtp_port_min=43000,
-        rtp_port_max=43999,
-        api=ApiSettings(admin_key=API_KEY),
-        recorder=RecorderSettings(segment_seconds=1.0),
-        janus=JanusSettings(
-            ws_url=janus.ws_url,
-            admin_key=ADMIN_KEY,
-            room_secret=ROOM_SECRET,
-            events_token="evt",
-            empty_room_grace=1.0,
-        ),
-    )
+    return janus_service_settings(tmp_path, janus.ws_url, port, (43000, 43999), segment_seconds=1.0)
 
 
 def video_tracks(folder: Path) -> list[dict[str, Any]]:

@@ -14,16 +14,20 @@ from pathlib import Path
 
 import pytest
 from frame_marks import gaps, read_counters, read_marks
-from janus_fixture import ADMIN_KEY, ROOM, ROOM_SECRET, JanusServer, start_or_skip
+from janus_fixture import ROOM, JanusServer, start_or_skip
 from media import ffprobe_errors, read_packets
 from netns import NetNamespace
-from service_kit import API_KEY, client, free_tcp_port, get_json, wait_finished, wait_ready
+from service_kit import (
+    client,
+    free_tcp_port,
+    get_json,
+    janus_service_settings,
+    wait_finished,
+    wait_ready,
+)
 from webrtc import PublisherProcess
 
-from recorder.api.settings import ApiSettings
 from recorder.commands.serve import serve
-from recorder.config import RecorderSettings
-from recorder.service.settings import JanusSettings, ServiceSettings
 
 pytestmark = pytest.mark.slow
 
@@ -58,23 +62,7 @@ async def test_service_records_two_publishers_from_janus_events(
         record=True,  # Janus records the same call natively, for comparison
     )
     start_or_skip(janus)
-    settings = ServiceSettings(
-        data_dir=tmp_path / "data",
-        http_host="127.0.0.1",
-        http_port=port,
-        rtp_bind="127.0.0.1",
-        rtp_port_min=42000,
-        rtp_port_max=42999,
-        api=ApiSettings(admin_key=API_KEY),
-        recorder=RecorderSettings(segment_seconds=2.0),
-        janus=JanusSettings(
-            ws_url=janus.ws_url,
-            admin_key=ADMIN_KEY,
-            room_secret=ROOM_SECRET,
-            events_token="evt",
-            empty_room_grace=1.0,
-        ),
-    )
+    settings = janus_service_settings(tmp_path, janus.ws_url, port, (42000, 42999))
     stop = asyncio.Event()
     service = asyncio.create_task(serve(settings, stop, signals=False))
     base = f"http://127.0.0.1:{port}"

@@ -14,21 +14,26 @@ from urllib.parse import urlparse
 
 import pytest
 from archive_kit import Receiver
-from janus_fixture import ADMIN_KEY, ROOM, ROOM_SECRET, JanusServer, start_or_skip
+from janus_fixture import ROOM, JanusServer, start_or_skip
 from media import ffprobe_errors
 from netns import NetNamespace
-from service_kit import API_KEY, absent, client, free_tcp_port, get_json, until, wait_ready
+from service_kit import (
+    absent,
+    client,
+    free_tcp_port,
+    get_json,
+    janus_service_settings,
+    until,
+    wait_ready,
+)
 from webrtc import PublisherProcess
 
 from postprocess.options import Profile
 from postprocess.settings import CompositeSettings
-from recorder.api.settings import ApiSettings
 from recorder.archive import ArchiveSettings
 from recorder.commands.serve import serve
-from recorder.config import RecorderSettings
 from recorder.manifest import StoreSource, verify_recording
 from recorder.manifest.signing import load_private_key_file
-from recorder.service.settings import JanusSettings, ServiceSettings
 from recorder.storage import LocalStore
 from recorder.webhooks import CompositeFinished, RecordingFinished, generate_secret
 
@@ -74,22 +79,11 @@ async def test_a_finished_call_gets_its_composite_stored_signed_and_announced(
             "completion_poll": 0.2,
         }
     )
-    settings = ServiceSettings(
-        data_dir=tmp_path / "data",
-        http_host="127.0.0.1",
-        http_port=port,
-        rtp_bind="127.0.0.1",
-        rtp_port_min=44000,
-        rtp_port_max=44999,
-        api=ApiSettings(admin_key=API_KEY),
-        recorder=RecorderSettings(segment_seconds=2.0),
-        janus=JanusSettings(
-            ws_url=janus.ws_url,
-            admin_key=ADMIN_KEY,
-            room_secret=ROOM_SECRET,
-            events_token="evt",
-            empty_room_grace=1.0,
-        ),
+    settings = janus_service_settings(
+        tmp_path,
+        janus.ws_url,
+        port,
+        (44000, 44999),
         archive=archive,
         composite=CompositeSettings(profiles=[Profile.SD]),
     )

@@ -9,6 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from janus_fixture import ADMIN_KEY, ROOM_SECRET
+
+from recorder.api.settings import ApiSettings
+from recorder.config import RecorderSettings
+from recorder.service.settings import JanusSettings, ServiceSettings
 
 API_KEY = "e2e-admin-key-0123456789abcdefghijklmnopq"
 """The bootstrap admin key tests give the service (settings api.admin_key); `client()` sends it."""
@@ -66,3 +71,34 @@ async def wait_finished(http: aiohttp.ClientSession, base: str, within: float = 
     await until(finished, within)
     recordings: list[dict[str, Any]] = (await get_json(http, f"{base}/v1/status"))[1]["finished"]
     return recordings
+
+
+def janus_service_settings(
+    tmp_path: Path,
+    janus_ws_url: str,
+    port: int,
+    rtp_ports: tuple[int, int],
+    segment_seconds: float = 2.0,
+    **overrides: Any,
+) -> ServiceSettings:
+    """`callvault serve` on 127.0.0.1:`port` following a test Janus (its admin key and room secret, the
+    events token "evt", an empty room finished after 1 s), data in `tmp_path/data`; `overrides` are
+    further ServiceSettings fields."""
+    return ServiceSettings(
+        data_dir=tmp_path / "data",
+        http_host="127.0.0.1",
+        http_port=port,
+        rtp_bind="127.0.0.1",
+        rtp_port_min=rtp_ports[0],
+        rtp_port_max=rtp_ports[1],
+        api=ApiSettings(admin_key=API_KEY),
+        recorder=RecorderSettings(segment_seconds=segment_seconds),
+        janus=JanusSettings(
+            ws_url=janus_ws_url,
+            admin_key=ADMIN_KEY,
+            room_secret=ROOM_SECRET,
+            events_token="evt",
+            empty_room_grace=1.0,
+        ),
+        **overrides,
+    )
