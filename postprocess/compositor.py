@@ -25,11 +25,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from postprocess.options import CompositeError
 from postprocess.settings import CompositeSettings
 from postprocess.workers import CompositeWorkers
+from recorder.durable_json import read_models, remove_model, write_model
 from recorder.models import PauseInterval, SegmentInfo, TrackSummary
 from recorder.recording import RecordingInfo
 
@@ -126,7 +127,7 @@ class Compositor:
         job = CompositeJob(info=info.model_copy(deep=True), queued_at=time.time())
         self._held.add(rid)
         try:
-            await asyncio.to_thread(self._write_job, job)
+            await asyncio.to_thread(write_model, self.jobs_dir, rid, job)
         except OSError:
             self._held.discard(rid)
             raise
@@ -181,31 +182,12 @@ class Compositor:
             except Exception:  # the job stays: the next start builds and hands it over again
                 log.exception("recording %s: composites built but not handed over", rid)
                 return
-        await asyncio.to_thread(self._remove_job, rid)
+        await asyncio.to_thread(remove_model, self.jobs_dir, rid)
         await asyncio.to_thread(shutil.rmtree, work, True)
         self._held.discard(rid)
 
-    def _job_path(self, recording_id: str) -> Path:
-        return self.jobs_dir / f"{recording_id}.json"
-
-    def _write_job(self, job: CompositeJob) -> None:
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        path = self._job_path(job.info.recording_id)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tmp.open("wb") as f:
-            f.write(job.model_dump_json().encode())
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-
-    def _remove_job(self, recording_id: str) -> None:
-        self._job_path(recording_id).unlink(missing_ok=True)
-
     def _read_jobs(self) -> list[CompositeJob]:
-        jobs = []
-        for path in sorted(self.jobs_dir.glob("*.json")) if self.jobs_dir.is_dir() else []:
-            try:
-                jobs.append(CompositeJob.model_validate_json(path.read_bytes()))
-            except (OSError, ValidationError) as exc:
-                log.error("composites: unreadable job %s, left in place: %s", path, str(exc).splitlines()[0])
+        jobs, bad = read_models(self.jobs_dir, CompositeJob)
+        for path, why in bad:
+            log.error("composites: unreadable job %s, left in place: %s", path, why)
         return jobs

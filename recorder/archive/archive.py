@@ -34,7 +34,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from recorder.archive.composites import CompositeStage
-from recorder.archive.naming import key_function, media_content_type
+from recorder.archive.naming import key_function, stored_object
 from recorder.archive.settings import ArchiveSettings
 from recorder.archive.tickets import (
     TICKETS_DIR,
@@ -56,12 +56,12 @@ from recorder.manifest import (
     content_type_for,
     load_signing_key,
     public_key_pem,
-    signed_manifest_bytes,
+    write_signed_manifest,
 )
 from recorder.models import MediaKind, PauseInterval, SegmentInfo, TrackSummary
 from recorder.recording import ParticipantInfo, RecordingInfo
 from recorder.storage import JobState, ObjectStore, Spool, SpoolHealth, Uploader, open_store
-from recorder.storage.base import PutResult, sha256_file
+from recorder.storage.base import PutResult
 from recorder.storage.spool import UploadJob
 from recorder.summaries import read_summary
 from recorder.webhooks import (
@@ -422,29 +422,35 @@ class Archive:
         metadata: dict[str, str],
     ) -> tuple[StoredObject, MediaKind]:
         """(worker thread) Hash when needed and put the file in the spool durably."""
-        path = recording.info.folder / name
+        folder = recording.info.folder
         if kind is None:
-            summary = read_summary(recording.info.folder, track)
+            summary = read_summary(folder, track)
             kind = summary.kind if summary is not None else _kind_from_name(track)
-        size = path.stat().st_size
-        digest = sha256 or sha256_file(path)
-        obj = StoredObject(
-            name=name,
-            key=recording.key(name),
-            size=size,
-            content_type=media_content_type(name, kind),
-            sha256=digest,
-        )
+        obj = stored_object(folder, name, recording.key(name), kind, sha256)
+        self.spool_object(folder, recording.id, name, obj.key, obj.content_type, obj.sha256, metadata)
+        return obj, kind
+
+    def spool_object(
+        self,
+        folder: Path,
+        recording_id: str,
+        name: str,
+        key: str,
+        content_type: str,
+        sha256: str | None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        """(worker thread) Put the recording's file `name` in the spool durably, kept locally after its
+        upload (the folder goes as a whole); `metadata` defaults to the recording id."""
         self.running.spool.enqueue(
-            path,
-            obj.key,
-            obj.content_type,
-            recording_id=recording.id,
-            metadata=metadata,
-            sha256=digest,
+            folder / name,
+            key,
+            content_type,
+            recording_id=recording_id,
+            metadata=metadata or {"recording-id": recording_id},
+            sha256=sha256,
             delete_after_upload=False,
         )
-        return obj, kind
 
     # -- sealing --------------------------------------------------------------------------------------
 
@@ -470,11 +476,7 @@ class Archive:
                 key_for=recording.key,
             )
             self._check_chains(recording, tracks)
-            manifest, data, signature = signed_manifest_bytes(built, self.running.key)
-            for name, content in ((MANIFEST_NAME, data), (SIGNATURE_NAME, signature)):
-                tmp = folder / f".{name}.tmp"
-                tmp.write_bytes(content)
-                tmp.replace(folder / name)
+            manifest = write_signed_manifest(folder, built, self.running.key)
         except (ManifestError, OSError, ValueError) as exc:
             log.error("recording %s: cannot build its manifest: %s", info.recording_id, exc)
             failure = failure or Failure(stage="manifest", error=str(exc))
@@ -512,8 +514,7 @@ class Archive:
         that the spool has no job for (after a crash between the ticket and the queueing)."""
         if ticket.manifest is None:
             return None
-        spool = self.running.spool
-        have = {job.key for job in spool.jobs(recording_id=ticket.recording_id)}
+        have = {job.key for job in self.running.spool.jobs(recording_id=ticket.recording_id)}
         wanted: list[tuple[str, str, str, str | None]]
         wanted = [(o.name, o.key, o.content_type, o.sha256) for o in ticket.manifest.objects]
         wanted += [
@@ -524,19 +525,10 @@ class Archive:
         for name, key, content_type, sha256 in wanted:
             if key in have:
                 continue
-            path = ticket.folder / name
-            if not path.is_file():
+            if not (ticket.folder / name).is_file():
                 lost.append(name)
                 continue
-            spool.enqueue(
-                path,
-                key,
-                content_type,
-                recording_id=ticket.recording_id,
-                metadata={"recording-id": ticket.recording_id},
-                sha256=sha256,
-                delete_after_upload=False,
-            )
+            self.spool_object(ticket.folder, ticket.recording_id, name, key, content_type, sha256)
         if lost:
             return Failure(stage="upload", error="never queued and gone locally: " + ", ".join(lost))
         return None

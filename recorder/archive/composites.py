@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from recorder.archive.naming import key_function, media_content_type
+from recorder.archive.naming import key_function, stored_object
 from recorder.archive.tickets import (
     COMPOSITE_TICKETS_DIR,
     CompositeTicket,
@@ -41,14 +41,13 @@ from recorder.manifest import (
     SIGNATURE_NAME,
     Manifest,
     ManifestError,
-    StoredObject,
     content_type_for,
     revise_manifest,
-    signed_manifest_bytes,
+    write_atomically,
+    write_signed_manifest,
 )
 from recorder.models import MediaKind
 from recorder.storage import JobState
-from recorder.storage.base import sha256_file
 from recorder.webhooks import CompositeFailed, CompositeFinished, WebhookEvent, presigned_link
 
 if TYPE_CHECKING:
@@ -59,12 +58,6 @@ log = logging.getLogger(__name__)
 
 def composite_kind(name: str) -> MediaKind:
     return MediaKind.AUDIO if Path(name).name.startswith("composite-audio") else MediaKind.VIDEO
-
-
-def _write_atomic(path: Path, content: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(content)
-    tmp.replace(path)
 
 
 class CompositeStage:
@@ -130,57 +123,28 @@ class CompositeStage:
             data = (folder / MANIFEST_NAME).read_bytes()
             signature = (folder / SIGNATURE_NAME).read_bytes()
             current = Manifest.model_validate_json(data)
-            added = []
-            for name in ticket.files:
-                path = folder / name
-                added.append(
-                    StoredObject(
-                        name=name,
-                        key=key_for(name),
-                        size=path.stat().st_size,
-                        content_type=media_content_type(name, composite_kind(name)),
-                        sha256=sha256_file(path),
-                    )
-                )
+            added = [stored_object(folder, n, key_for(n), composite_kind(n)) for n in ticket.files]
             listed = {(o.name, o.sha256, o.size) for o in current.objects}
             if all((o.name, o.sha256, o.size) in listed for o in added):
                 manifest = current  # revised before a restart: only the queueing may be missing
             else:
                 revised, archived = revise_manifest(current, data, signature, added, key_for)
                 for name, content in archived.items():
-                    _write_atomic(folder / name, content)
-                manifest, new_data, new_signature = signed_manifest_bytes(revised, archive.running.key)
-                _write_atomic(folder / MANIFEST_NAME, new_data)
-                _write_atomic(folder / SIGNATURE_NAME, new_signature)
+                    write_atomically(folder / name, content)
+                manifest = write_signed_manifest(folder, revised, archive.running.key)
         except (OSError, ValidationError, ManifestError, ValueError) as exc:
             log.error("recording %s: cannot add its composites to the manifest: %s", ticket.recording_id, exc)
             ticket.failure = Failure(stage="manifest", error=f"composites not added to the manifest: {exc}")
             write_ticket(self.dir, ticket)
             return
+        rid = ticket.recording_id
         names = set(ticket.files)
         if manifest.previous is not None:
             names |= {manifest.previous.name, manifest.previous.signature}
-        spool = archive.running.spool
         for obj in manifest.objects:
             if obj.name in names:
-                spool.enqueue(
-                    folder / obj.name,
-                    obj.key,
-                    obj.content_type,
-                    recording_id=ticket.recording_id,
-                    metadata={"recording-id": ticket.recording_id},
-                    sha256=obj.sha256,
-                    delete_after_upload=False,
-                )
+                archive.spool_object(folder, rid, obj.name, obj.key, obj.content_type, obj.sha256)
         for name in (MANIFEST_NAME, SIGNATURE_NAME):
-            spool.enqueue(
-                folder / name,
-                key_for(name),
-                content_type_for(name),
-                recording_id=ticket.recording_id,
-                metadata={"recording-id": ticket.recording_id},
-                delete_after_upload=False,
-            )
+            archive.spool_object(folder, rid, name, key_for(name), content_type_for(name), None)
         ticket.manifest = manifest
-        ticket.objects = [o for o in manifest.objects if o.name in set(ticket.files)]
         write_ticket(self.dir, ticket)

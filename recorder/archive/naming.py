@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
-from recorder.manifest import content_type_for
+from recorder.manifest import StoredObject, content_type_for
 from recorder.models import MediaKind
 from recorder.recording import RecordingInfo
 from recorder.storage import render_key
+from recorder.storage.base import sha256_file
 
 _MEDIA_TYPES = {
     MediaKind.VIDEO: {".webm": "video/webm", ".mkv": "video/x-matroska", ".mp4": "video/mp4"},
@@ -28,6 +29,20 @@ def media_content_type(name: str, kind: MediaKind | None) -> str:
     if kind is not None and suffix in _MEDIA_TYPES[kind]:
         return _MEDIA_TYPES[kind][suffix]
     return content_type_for(name)
+
+
+def stored_object(
+    folder: Path, name: str, key: str, kind: MediaKind | None, sha256: str | None = None
+) -> StoredObject:
+    """(blocking) The recording's file `name` as the manifest lists it; hashed unless `sha256` is known."""
+    path = folder / name
+    return StoredObject(
+        name=name,
+        key=key,
+        size=path.stat().st_size,
+        content_type=media_content_type(name, kind),
+        sha256=sha256 or sha256_file(path),
+    )
 
 
 def key_function(template: str, info: RecordingInfo) -> Callable[[str], str]:

@@ -7,6 +7,7 @@ from recorder.manifest.build import (
     build_manifest,
     content_type_for,
     signed_manifest_bytes,
+    write_atomically,
     write_signed_manifest,
 )
 from recorder.manifest.canonical import canonical_bytes
@@ -77,6 +78,7 @@ __all__ = [
     "revision_names",
     "signed_manifest_bytes",
     "verify_recording",
+    "write_atomically",
     "write_schema",
     "write_signed_manifest",
 ]

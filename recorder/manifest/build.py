@@ -142,14 +142,18 @@ def signed_manifest_bytes(manifest: Manifest, key: Ed25519PrivateKey) -> tuple[M
     return signed, data, sign(data, key)
 
 
-def write_signed_manifest(folder: Path, manifest: Manifest, key: Ed25519PrivateKey) -> tuple[Path, Path]:
-    """Write manifest.json and manifest.json.sig into `folder` (each atomically); returns their paths."""
-    _, data, signature = signed_manifest_bytes(manifest, key)
-    paths = []
-    for name, content in ((MANIFEST_NAME, data), (SIGNATURE_NAME, signature)):
-        path = folder / name
-        tmp = folder / f".{name}.tmp"
-        tmp.write_bytes(content)
-        tmp.replace(path)
-        paths.append(path)
-    return paths[0], paths[1]
+def write_signed_manifest(folder: Path, manifest: Manifest, key: Ed25519PrivateKey) -> Manifest:
+    """Sign the manifest and write manifest.json and manifest.json.sig into `folder` (each atomically);
+    returns the manifest as signed (with its `signer`)."""
+    signed, data, signature = signed_manifest_bytes(manifest, key)
+    write_atomically(folder / MANIFEST_NAME, data)
+    write_atomically(folder / SIGNATURE_NAME, signature)
+    return signed
+
+
+def write_atomically(path: Path, content: bytes) -> None:
+    """Replace `path` with `content` at once: written to `.<name>.tmp` beside it (which folder_files
+    skips), then renamed."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(content)
+    tmp.replace(path)

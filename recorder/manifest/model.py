@@ -41,7 +41,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from recorder.models import TrackSummary
 
@@ -49,6 +49,13 @@ MANIFEST_FORMAT: Final = "callvault.manifest/1"
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.json.sig"
 CHAIN_ALGORITHM: Final = "callvault.chain/1"
+
+
+def first_error(exc: ValidationError) -> str:
+    """`where: what` of a validation error's first problem (`document` when it is the whole file)."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "document"
+    return f"{where}: {first['msg']}"
 
 
 class Participant(BaseModel):

@@ -17,7 +17,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from recorder.manifest.build import ManifestError, content_type_for
-from recorder.manifest.model import MANIFEST_NAME, SIGNATURE_NAME, Manifest, PreviousRevision, StoredObject
+from recorder.manifest.model import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    Manifest,
+    PreviousRevision,
+    StoredObject,
+    first_error,
+)
 from recorder.manifest.signing import SigningKeyError, key_id, public_key_of, signature_valid
 
 MAX_REVISIONS: Final = 100
@@ -187,9 +194,7 @@ def _previous(
     try:
         older = Manifest.model_validate_json(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "document"
-        problems.append((previous.name, f"not a valid manifest: {where}: {first['msg']}"))
+        problems.append((previous.name, f"not a valid manifest: {first_error(exc)}"))
         return None
     if older.revision != number:
         problems.append((previous.name, f"is revision {older.revision}, expected revision {number}"))

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recorder.manifest.build import folder_files
 from recorder.manifest.chain import chain_problems
-from recorder.manifest.model import MANIFEST_NAME, SIGNATURE_NAME, Manifest
+from recorder.manifest.model import MANIFEST_NAME, SIGNATURE_NAME, Manifest, first_error
 from recorder.manifest.revise import revision_problems
 from recorder.manifest.signing import SigningKeyError, key_id, public_key_of, signature_valid
 from recorder.storage.base import CHUNK, ObjectNotFoundError, ObjectStore
@@ -171,11 +171,7 @@ def verify_recording(
     try:
         manifest = Manifest.model_validate_json(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "document"
-        problems.append(
-            Problem(kind=ProblemKind.BAD_MANIFEST, name=MANIFEST_NAME, detail=f"{where}: {first['msg']}")
-        )
+        problems.append(Problem(kind=ProblemKind.BAD_MANIFEST, name=MANIFEST_NAME, detail=first_error(exc)))
         manifest = None
     key = _check_signature(source, data, manifest, public_key, report)
     if manifest is None:
