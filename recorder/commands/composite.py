@@ -62,14 +62,18 @@ class ProgressBar:
             self.stream.flush()
 
 
+def recordings_dir(data_dir: Path | None) -> Path:
+    """Where the service keeps recordings: `--data-dir`, else $CALLVAULT_DATA_DIR, else ./callvault-data."""
+    return (data_dir or Path(os.environ.get("CALLVAULT_DATA_DIR") or "callvault-data")) / "recordings"
+
+
 def recording_folder(target: Path, data_dir: Path | None) -> Path | None:
     """The folder `target` names: itself, or a recording id under the data folder's recordings/."""
     if target.is_dir():
         return target
     if len(target.parts) != 1:
         return None
-    root = data_dir or Path(os.environ.get("CALLVAULT_DATA_DIR") or "callvault-data")
-    folder = root / "recordings" / target.name
+    folder = recordings_dir(data_dir) / target.name
     return folder if folder.is_dir() else None
 
 
@@ -78,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if folder is None:
         print(
             f"callvault: error: {args.folder} is not a recording folder, nor a recording id under"
-            f" {args.data_dir or os.environ.get('CALLVAULT_DATA_DIR') or 'callvault-data'}/recordings",
+            f" {recordings_dir(args.data_dir)}",
             file=sys.stderr,
         )
         return 2
