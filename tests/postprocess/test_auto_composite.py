@@ -25,6 +25,7 @@ from postprocess.settings import CompositeSettings
 from recorder.archive import Archive, ArchiveSettings
 from recorder.manifest import MANIFEST_NAME, Manifest, StoreSource, verify_recording
 from recorder.manifest.signing import load_public_key
+from recorder.models import TrackSummary
 from recorder.recording import ParticipantInfo, RecordingInfo
 from recorder.storage import recording_prefix
 from recorder.storage.keys import DEFAULT_KEY_TEMPLATE
@@ -156,6 +157,31 @@ def storage_for(backend: str, request: pytest.FixtureRequest) -> dict[str, Any]:
     }
 
 
+def archive_settings(receiver: Receiver, storage: dict[str, Any] | None = None) -> ArchiveSettings:
+    """An archive announcing to `receiver`, checking its tickets every 0.1 s (local store by default)."""
+    return ArchiveSettings.model_validate(
+        {
+            "storage": storage or {},
+            "signing": {"key_env": "CALLVAULT_TEST_NO_SUCH_VAR"},
+            "spool": {"poll_interval": 0.1, "retry_initial": 0.1},
+            "webhooks": {
+                "endpoints": [{"id": "crm", "url": receiver.url, "secret": receiver.secret}],
+                "poll_interval": 0.1,
+            },
+            "completion_poll": 0.1,
+        }
+    )
+
+
+def record_into(archive: Archive, info: RecordingInfo, tracks: list[TrackSummary]) -> None:
+    """The sink calls the recorded call's tracks made while recording: segments, then each track's end."""
+    archive.recording_started(info)
+    for track in tracks:
+        for segment in track.segments:
+            archive.segment_closed(info.folder, track.name, segment)
+        archive.track_finished(info.folder, track)
+
+
 @pytest.mark.parametrize("backend", ["local", "s3-object-lock"])
 async def test_stored_in_a_new_manifest_revision_and_announced(
     call: Call,
@@ -166,19 +192,7 @@ async def test_stored_in_a_new_manifest_revision_and_announced(
     request: pytest.FixtureRequest,
 ) -> None:
     folder = call_copy()
-    settings = ArchiveSettings.model_validate(
-        {
-            "storage": storage_for(backend, request),
-            "signing": {"key_env": "CALLVAULT_TEST_NO_SUCH_VAR"},
-            "spool": {"poll_interval": 0.1, "retry_initial": 0.1},
-            "webhooks": {
-                "endpoints": [{"id": "crm", "url": receiver.url, "secret": receiver.secret}],
-                "poll_interval": 0.1,
-            },
-            "completion_poll": 0.1,
-        }
-    )
-    archive = Archive(settings, tmp_path)
+    archive = Archive(archive_settings(receiver, storage_for(backend, request)), tmp_path)
     compositor = Compositor(CompositeSettings(profiles=[Profile.SD]), tmp_path, archive.add_composites)
     archive.holds.append(compositor.holding)
     await archive.start()
@@ -187,12 +201,8 @@ async def test_stored_in_a_new_manifest_revision_and_announced(
     rid = info.recording_id
     tracks = list(call.summaries.values())
     try:
-        # The sink calls, in the manager's order: the compositor before the archive.
-        archive.recording_started(info)
-        for track in tracks:
-            for segment in track.segments:
-                archive.segment_closed(folder, track.name, segment)
-            archive.track_finished(folder, track)
+        record_into(archive, info, tracks)
+        # The manager's order at the end: the compositor before the archive.
         await compositor.recording_finished(info, tracks)
         await archive.recording_finished(info, tracks)
         finished = await receiver.wait_for(rid, "recording.finished", 30)
@@ -241,24 +251,12 @@ async def test_a_failed_composite_is_announced_and_the_originals_stay_valid(
     call: Call, call_copy: Callable[[], Path], tmp_path: Path, receiver: Receiver
 ) -> None:
     folder = call_copy()
-    settings = ArchiveSettings.model_validate(
-        {
-            "signing": {"key_env": "CALLVAULT_TEST_NO_SUCH_VAR"},
-            "spool": {"poll_interval": 0.1},
-            "webhooks": {"endpoints": [{"id": "crm", "url": receiver.url, "secret": receiver.secret}]},
-            "completion_poll": 0.1,
-        }
-    )
-    archive = Archive(settings, tmp_path)
+    archive = Archive(archive_settings(receiver), tmp_path)
     await archive.start()
     info = info_of(folder, "rec-nocomposite")
     tracks = list(call.summaries.values())
     try:
-        archive.recording_started(info)
-        for track in tracks:
-            for segment in track.segments:
-                archive.segment_closed(folder, track.name, segment)
-            archive.track_finished(folder, track)
+        record_into(archive, info, tracks)
         await archive.recording_finished(info, tracks)
         await archive.add_composites(info, [], ["composite-sd.mp4: no usable media"])
         failed = await receiver.wait_for("rec-nocomposite", "composite.failed", 30)
