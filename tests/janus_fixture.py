@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -71,11 +72,26 @@ def janus_binary() -> str | None:
     return exe
 
 
+FREE_PORTS = range(10000, 20000)
+"""Where `free_port` picks: below the kernel's ephemeral range (32768 and up here) and Janus's RTP range
+(20000-40000 in these tests), so no outgoing connection and no media socket can take the port."""
+
+
 def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1 (also free for UDP in practice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port free on 127.0.0.1 a moment ago, for a server a test starts later (also free for UDP in
+    practice). Not one the kernel hands out for outgoing connections: a client that retries connecting
+    to it before its server listens (Janus's event handler does) could otherwise get that very port as
+    its own local port (a TCP self-connect) and keep the server from binding it."""
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.choice(FREE_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free TCP port in {FREE_PORTS}")
 
 
 def free_udp_port_pair() -> int:

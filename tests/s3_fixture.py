@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from janus_fixture import free_port  # one free-port rule for every test server
 from minio import Minio
 
 ACCESS_KEY = "testing"
@@ -22,12 +22,6 @@ SECRET_KEY = "testing-secret"
 REGION = "us-east-1"
 PLAIN_BUCKET = "plain"
 LOCKED_BUCKET = "locked"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _moto_command(port: int) -> list[str]:

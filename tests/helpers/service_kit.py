@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from janus_fixture import ADMIN_KEY, ROOM_SECRET
+from janus_fixture import ADMIN_KEY, ROOM_SECRET, free_port
 
 from recorder.api.settings import ApiSettings
 from recorder.config import RecorderSettings
@@ -25,9 +24,8 @@ def client() -> aiohttp.ClientSession:
 
 
 def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for a server the test starts later (janus_fixture.free_port: outside the ephemeral range)."""
+    return free_port()
 
 
 async def get_json(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
