@@ -8,6 +8,11 @@ After every (re)connection to Janus the bridge reconciles: forwarders that point
 that we do not know are stopped, and publishers whose forwarders Janus no longer has (Janus restarted)
 are finished, so their return starts fresh tracks in the same recording, the gap in between visible.
 
+Events are hints, not orders: whoever reaches the event endpoint with its token could forge them. Before
+starting a publisher's recording the bridge checks with Janus's API that the publisher is in the room;
+before finishing a publisher's tracks, that Janus no longer has it publishing; before finishing a room
+on `destroyed`, that the room no longer exists. What events leave behind is bounded (`hints.Recent`).
+
 Payload types encode the codec (VP8 96, VP9 98, H.264 102, Opus 111 by default), so a forwarder
 listed by Janus tells what it carries.
 """
@@ -17,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+from pydantic import ValidationError
 
 from janus_bridge.client import JanusClient
-from janus_bridge.errors import JanusConnectionError, JanusError, JanusProtocolError
+from janus_bridge.errors import JanusConnectionError, JanusError, JanusProtocolError, NoSuchRoomError
 from janus_bridge.events import (
     JanusEvent,
     JsepEvent,
@@ -30,10 +37,12 @@ from janus_bridge.events import (
     VideoRoomPublished,
     VideoRoomUnpublished,
 )
+from janus_bridge.hints import Recent
 from janus_bridge.transport import ConnectionState
 from janus_bridge.videoroom import ForwardStream, VideoRoom
 from recorder.errors import RecordingRefusedError
 from recorder.models import Codec
+from recorder.names import SAFE_MID
 from recorder.recording import ParticipantInfo
 from recorder.service.manager import RecordingManager, StreamRequest
 from recorder.service.settings import JanusSettings
@@ -44,6 +53,14 @@ log = logging.getLogger(__name__)
 JANUS_FAILURES = (JanusError, JanusConnectionError, JanusProtocolError)
 
 CODECS = {"vp8": Codec.VP8, "vp9": Codec.VP9, "h264": Codec.H264, "opus": Codec.OPUS}
+
+MAX_PUBLISHERS = 10_000
+"""Publishers remembered (recorded rooms or not) so recording can start mid-call; the oldest go first."""
+MAX_PENDING_JOINS = 4_096
+"""Joined publishers waiting for Janus's SDP answer; forgotten after PENDING_JOIN_AGE seconds."""
+PENDING_JOIN_AGE = 120.0
+CONFIRM_DELAYS = (0.0, 0.25, 0.5)
+"""Seconds between checks that Janus really stopped a publisher or destroyed a room before acting."""
 
 
 class JanusBridge:
@@ -62,16 +79,36 @@ class JanusBridge:
         self.empty_room_grace = empty_room_grace
         self.restart_grace = restart_grace
         self.forwarders: dict[tuple[str, str], list[int]] = {}  # (room, publisher) -> Janus stream ids
-        self.publishers: dict[str, dict[str, VideoRoomPublished]] = {}
-        """Every publishing participant of every room, recorded or not, so recording can start mid-call."""
-        self._joined: dict[int, VideoRoomJoined] = {}
+        self._publishers: Recent[tuple[str, str], VideoRoomPublished] = Recent(MAX_PUBLISHERS)
+        """Publishing participants of every room, recorded or not, so recording can start mid-call."""
+        self._joined: Recent[int, VideoRoomJoined] = Recent(MAX_PENDING_JOINS, PENDING_JOIN_AGE)
         """Publishers by Janus handle id, so Janus's SDP answer to them can be matched to a room."""
+        self._join_handles: Recent[tuple[str, str], int] = Recent(MAX_PENDING_JOINS, PENDING_JOIN_AGE)
+        self.unconfirmed = 0
+        """Events Janus's API did not confirm (forged, or stale): counted and ignored."""
         self.room_policy: dict[str, bool] = {}
         """Per-room overrides of `settings.record_rooms` (the control API sets them)."""
         self.errors = 0
         self._closers: dict[str, asyncio.Task[None]] = {}
         self._reconciler: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+
+    @property
+    def publishers(self) -> Mapping[str, Mapping[str, VideoRoomPublished]]:
+        """Known publishers by room, then by publisher id (a snapshot)."""
+        rooms: dict[str, dict[str, VideoRoomPublished]] = {}
+        for (room, publisher), event in self._publishers.items():
+            rooms.setdefault(room, {})[publisher] = event
+        return rooms
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "errors": self.errors,
+            "forwarded_publishers": len(self.forwarders),
+            "unconfirmed_events": self.unconfirmed,
+            "known_publishers": len(self._publishers),
+            "forgotten_publishers": self._publishers.evicted + self._joined.evicted,
+        }
 
     @property
     def connected(self) -> bool:
@@ -99,17 +136,17 @@ class JanusBridge:
         for event in events:
             try:
                 if isinstance(event, VideoRoomJoined) and event.handle_id is not None:
-                    self._joined[event.handle_id] = event
+                    self._joined.set(event.handle_id, event)
+                    self._join_handles.set((str(event.room), str(event.publisher_id)), event.handle_id)
                 elif isinstance(event, JsepEvent):
                     await self._answered(event)
                 elif isinstance(event, VideoRoomPublished):
                     await self._published(event)
                 elif isinstance(event, VideoRoomUnpublished | VideoRoomLeaving):
-                    await self._gone(str(event.room), str(event.publisher_id))
+                    await self._left(str(event.room), str(event.publisher_id), type(event).__name__)
                 elif isinstance(event, VideoRoomDestroyed):
-                    self.publishers.pop(str(event.room), None)
-                    await self._finish_room(str(event.room))
-            except (*JANUS_FAILURES, RecordingRefusedError, OSError, TimeoutError) as exc:
+                    await self._destroyed(str(event.room))
+            except (*JANUS_FAILURES, RecordingRefusedError, ValidationError, OSError, TimeoutError) as exc:
                 self.errors += 1
                 log.error("cannot act on Janus event %s: %s", type(event).__name__, exc)
 
@@ -122,18 +159,27 @@ class JanusBridge:
         self.room_policy[room] = on
         if on:
             for event in list(self.publishers.get(room, {}).values()):
-                await self._published(event)
+                try:
+                    await self._published(event)
+                except (*JANUS_FAILURES, RecordingRefusedError) as exc:
+                    self.errors += 1
+                    log.error("room %s: cannot record publisher %s: %s", room, event.publisher_id, exc)
         else:
             await self._finish_room(room)
 
     async def _published(self, event: VideoRoomPublished) -> None:
         room, publisher = str(event.room), str(event.publisher_id)
-        self.publishers.setdefault(room, {})[publisher] = event
-        if not self.records(room):
+        self._publishers.set((room, publisher), event)
+        if not self.records(room) or (room, publisher) in self.forwarders:
             return
         requests = self._stream_requests(event)
         if not requests:
             log.warning("room %s: publisher %s has no stream CallVault can record", room, publisher)
+            return
+        if not await self._in_room(room, publisher):
+            self.unconfirmed += 1
+            self._publishers.pop((room, publisher))
+            log.warning("room %s: Janus does not know publisher %s; event ignored", room, publisher)
             return
         simulcast = {s.mid for s in event.streams if getattr(s, "simulcast", False)}
         await self._forward(room, publisher, event.display, requests, simulcast)
@@ -188,9 +234,10 @@ class JanusBridge:
         them at once (instead of at `published`, when media already runs) records from the first frame."""
         if event.owner != "local" or event.jsep.type != "answer" or event.handle_id is None:
             return
-        joined = self._joined.pop(event.handle_id, None)
+        joined = self._joined.pop(event.handle_id)
         if joined is None:
             return
+        self._join_handles.pop((str(joined.room), str(joined.publisher_id)))
         streams = publisher_streams(event.jsep.sdp)
         if streams:
             published = VideoRoomPublished.model_validate(
@@ -224,10 +271,61 @@ class JanusBridge:
             return self.settings.audio_pt
         return {Codec.VP8: 0, Codec.VP9: 2, Codec.H264: 6}[codec] + self.settings.video_pt
 
+    async def _left(self, room: str, publisher: str, what: str) -> None:
+        """`unpublished` / `leaving`: forget the publisher; finish its tracks once Janus confirms it is
+        no longer publishing (a forged event changes nothing)."""
+        handle = self._join_handles.pop((room, publisher))
+        if handle is not None:
+            self._joined.pop(handle)
+        if (room, publisher) not in self.forwarders:
+            self._publishers.pop((room, publisher))
+            return
+        for delay in CONFIRM_DELAYS:
+            await asyncio.sleep(delay)
+            if not await self._publishing(room, publisher):
+                await self._gone(room, publisher)
+                return
+        self.unconfirmed += 1
+        log.warning("room %s: %s of publisher %s not confirmed by Janus; ignored", room, what, publisher)
+
+    async def _destroyed(self, room: str) -> None:
+        """`destroyed`: finish the room's recording once Janus confirms the room is gone."""
+        if room not in self.manager.rooms:
+            self._forget_room(room)
+            return
+        for delay in CONFIRM_DELAYS:
+            await asyncio.sleep(delay)
+            if not await (await self._room()).exists(_room_id(room)):
+                self._forget_room(room)
+                await self._finish_room(room)
+                return
+        self.unconfirmed += 1
+        log.warning("room %s: 'destroyed' not confirmed by Janus (the room exists); ignored", room)
+
+    def _forget_room(self, room: str) -> None:
+        for key in [k for k in self._publishers if k[0] == room]:
+            self._publishers.pop(key)
+
+    async def _in_room(self, room: str, publisher: str) -> bool:
+        """Janus lists the participant in the room (publishing or about to: its SDP was answered)."""
+        try:
+            participants = await (await self._room()).list_participants(_room_id(room))
+        except NoSuchRoomError:
+            return False
+        return any(str(p.id) == publisher for p in participants)
+
+    async def _publishing(self, room: str, publisher: str) -> bool:
+        """Janus lists the participant in the room as a publisher."""
+        try:
+            participants = await (await self._room()).list_participants(_room_id(room))
+        except NoSuchRoomError:
+            return False
+        return any(str(p.id) == publisher and p.publisher for p in participants)
+
     async def _gone(self, room: str, publisher: str, grace: float | None = None) -> None:
         """The publisher's tracks end; an empty room's recording ends `grace` seconds later unless
         somebody publishes again (a longer grace after Janus restarts: publishers need time to return)."""
-        self.publishers.get(room, {}).pop(publisher, None)
+        self._publishers.pop((room, publisher))
         async with self._lock:
             self.forwarders.pop((room, publisher), None)
             await self.manager.remove_participant(room, publisher)
@@ -362,7 +460,9 @@ def publisher_streams(sdp: str) -> list[dict[str, str]]:
         attributes = [line[2:] for line in lines[1:] if line.startswith("a=")]
         mid = next((a[4:] for a in attributes if a.startswith("mid:")), None)
         rtpmap = next((a.split(" ", 1)[1] for a in attributes if a.startswith(f"rtpmap:{fields[3]} ")), "")
-        if mid is not None and rtpmap:
+        if mid is not None and SAFE_MID.fullmatch(mid) is None:
+            log.warning("publisher stream with an unsafe mid %.40r ignored", mid)
+        elif mid is not None and rtpmap:
             streams.append({"type": fields[0], "mid": mid, "codec": rtpmap.split("/")[0].lower()})
     return streams
 

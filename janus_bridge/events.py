@@ -23,13 +23,29 @@ from __future__ import annotations
 import enum
 import json
 import logging
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
+
+from recorder.names import check_janus_id, check_mid
 
 log = logging.getLogger(__name__)
 
 VIDEOROOM_PLUGIN = "janus.plugin.videoroom"
+
+# Room and publisher ids and stream mids become file and folder names: an event whose ids are not
+# integers or safe strings is malformed (refused and counted), never acted upon.
+RoomId = Annotated[StrictInt | str, AfterValidator(lambda v: check_janus_id(v, "room id"))]
+PublisherId = Annotated[StrictInt | str, AfterValidator(lambda v: check_janus_id(v, "publisher id"))]
+Mid = Annotated[str, AfterValidator(check_mid)]
 
 
 class EventType(enum.IntEnum):
@@ -200,7 +216,7 @@ class VideoRoomEvent(PluginEvent):
     """A VideoRoom event the recorder acts on; fields lifted from ``data``."""
 
     name: ClassVar[str]
-    room: int | str
+    room: RoomId
 
     @classmethod
     def _bodies(cls, event: dict[str, Any]) -> tuple[dict[str, Any], ...]:
@@ -215,7 +231,7 @@ class PublishedStream(BaseModel):
 
     type: str
     """"audio", "video" or "data"."""
-    mid: str
+    mid: Mid
     mindex: int | None = None
     codec: str | None = None
 
@@ -224,7 +240,7 @@ class VideoRoomJoined(VideoRoomEvent):
     """A participant joined as publisher (not yet publishing)."""
 
     name = "joined"
-    publisher_id: int | str = Field(alias="id")
+    publisher_id: PublisherId = Field(alias="id")
     display: str | None = None
     private_id: int | None = None
 
@@ -233,7 +249,7 @@ class VideoRoomPublished(VideoRoomEvent):
     """A publisher's PeerConnection is up: its streams (mid, type, codec) can be forwarded now."""
 
     name = "published"
-    publisher_id: int | str = Field(alias="id")
+    publisher_id: PublisherId = Field(alias="id")
     display: str | None = None
     streams: list[PublishedStream] = []
 
@@ -242,14 +258,14 @@ class VideoRoomUnpublished(VideoRoomEvent):
     """A publisher stopped publishing (arrives twice; no session/handle ids). Its forwarders are gone."""
 
     name = "unpublished"
-    publisher_id: int | str = Field(alias="id")
+    publisher_id: PublisherId = Field(alias="id")
 
 
 class VideoRoomLeaving(VideoRoomEvent):
     """A participant left the room (no session/handle ids)."""
 
     name = "leaving"
-    publisher_id: int | str = Field(alias="id")
+    publisher_id: PublisherId = Field(alias="id")
     display: str | None = None
 
 
@@ -257,14 +273,14 @@ class VideoRoomConfigured(VideoRoomEvent):
     """A publisher (re)configured; the ``data`` dict has whatever changed (bitrate, streams...)."""
 
     name = "configured"
-    publisher_id: int | str = Field(alias="id")
+    publisher_id: PublisherId = Field(alias="id")
 
 
 class VideoRoomRtpForward(VideoRoomEvent):
     """A forwarder was created (by anyone: ours, or someone else's on the same Janus)."""
 
     name = "rtp_forward"
-    publisher_id: int | str
+    publisher_id: PublisherId
     stream_id: int
     host: str | None = None
     port: int | None = None
@@ -280,7 +296,7 @@ class VideoRoomStopRtpForward(VideoRoomEvent):
     """A forwarder was stopped by request (not when its publisher left: no event then)."""
 
     name = "stop_rtp_forward"
-    publisher_id: int | str
+    publisher_id: PublisherId
     stream_id: int
 
 
@@ -348,6 +364,8 @@ def decode_body(body: bytes | str) -> list[Any]:
         decoded = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EventParseError(f"body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise EventParseError("body is JSON nested too deeply") from None
     if isinstance(decoded, dict):
         return [decoded]
     if isinstance(decoded, list):
@@ -364,7 +382,10 @@ def parse_entries(entries: list[Any]) -> tuple[list[JanusEvent], int]:
             events.append(parse_event(entry))
         except (ValueError, ValidationError) as exc:
             malformed += 1
-            log.debug("malformed Janus event %.300r: %s", entry, exc)
+            log.debug("malformed Janus event: %.300s", exc)
+        except RecursionError:
+            malformed += 1
+            log.debug("malformed Janus event: nested too deeply")
     return events, malformed
 
 

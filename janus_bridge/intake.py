@@ -13,7 +13,12 @@
   bodies as text messages.
 - Credentials: a shared ``token`` (query ``?token=``, ``Authorization: Bearer``, or ``X-Janus-Token``)
   and/or HTTP basic auth (``basic_auth=(user, password)``, Janus's ``backend_user``/``backend_pwd``).
-  With both configured either is accepted; with none, the intake is open (bind it to a private address).
+  With both configured either is accepted; with none, the intake is open (the service refuses to start
+  that way unless told to, `janus.events_open`).
+- Hostile bodies: at most ``max_entries`` events per body (413 beyond), JSON nested deeper than Python
+  can parse is a 400, and bodies over ``PARSE_OFF_LOOP`` bytes are parsed in a worker thread so a large
+  post never stalls the recordings' event loop.
+- Shutdown closes every open wsevh WebSocket (``on_shutdown``), so the server's cleanup never waits on it.
 - One worker delivers batches to the callback in arrival order (ordering matters: published before
   unpublished). A callback exception is logged and counted; it does not stop the intake. If the queue is
   full the batch is dropped and counted (``stats.dropped_events``): nothing is lost silently.
@@ -29,8 +34,9 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from janus_bridge.events import EventParseError, JanusEvent, decode_body, parse_entries
 
@@ -38,6 +44,10 @@ log = logging.getLogger(__name__)
 
 EventCallback = Callable[[list[JanusEvent]], Awaitable[None]]
 WSEVH_SUBPROTOCOL = "janus-event-handlers"
+PARSE_OFF_LOOP = 64 * 1024
+"""Bodies larger than this (bytes) are parsed in a worker thread."""
+MAX_BODY = 16 * 1024 * 1024
+"""Largest event body (HTTP POST or WebSocket message) accepted: Janus batches with SDPs are large."""
 
 
 @dataclass
@@ -53,6 +63,7 @@ class IntakeStats:
     """Malformed entries, plus whole bodies that were not JSON."""
     unauthorized: int = 0
     bad_requests: int = 0
+    """Bodies refused as a whole: not JSON, nested too deep, too many events."""
     delivered: int = 0
     callback_errors: int = 0
     dropped_events: int = 0
@@ -71,13 +82,21 @@ class EventIntake:
         token: str | None = None,
         basic_auth: tuple[str, str] | None = None,
         max_queue: int = 10_000,
+        max_entries: int = 10_000,
     ) -> None:
         self.callback = callback
         self.token = token
         self.basic_auth = basic_auth
+        self.max_entries = max_entries
         self.stats = IntakeStats()
         self._queue: asyncio.Queue[list[JanusEvent]] = asyncio.Queue(max_queue)
         self._worker: asyncio.Task[None] | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+
+    @property
+    def open(self) -> bool:
+        """No credentials: anyone who reaches the endpoint can post events."""
+        return self.token is None and self.basic_auth is None
 
     # -- aiohttp wiring --------------------------------------------------------------------------------
 
@@ -86,6 +105,7 @@ class EventIntake:
     ) -> None:
         app.router.add_post(http_path, self.sampleevh_handler)
         app.router.add_get(ws_path, self.wsevh_handler)
+        app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)
 
     def make_app(
@@ -93,26 +113,33 @@ class EventIntake:
         *,
         http_path: str = "/janus/events",
         ws_path: str = "/janus/events/ws",
-        client_max_size: int = 16 * 1024 * 1024,
+        client_max_size: int = MAX_BODY,
     ) -> web.Application:
         """An aiohttp app with both endpoints (bodies up to ``client_max_size``: SDPs make batches big)."""
         app = web.Application(client_max_size=client_max_size)
         self.add_routes(app, http_path=http_path, ws_path=ws_path)
         return app
 
+    async def _on_shutdown(self, app: web.Application) -> None:
+        await self.close_sockets()
+
     async def _on_cleanup(self, app: web.Application) -> None:
         await self.close()
 
+    async def close_sockets(self) -> None:
+        """Close every open wsevh WebSocket (Janus reconnects to whoever listens next)."""
+        for ws in list(self._sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
     # -- delivery ------------------------------------------------------------------------------------
 
-    def _ingest(self, body: bytes | str) -> None:
-        """Parse a body and queue its events. Raises ``EventParseError`` if it is not JSON at all."""
-        try:
-            entries = decode_body(body)
-        except EventParseError:
-            self.stats.malformed += 1
-            raise
-        events, malformed = parse_entries(entries)
+    async def _ingest(self, body: bytes | str) -> None:
+        """Parse a body and queue its events. Raises ``EventParseError`` if it cannot be taken at all."""
+        if len(body) > PARSE_OFF_LOOP:
+            parsed = await asyncio.to_thread(self._parse, body)
+        else:
+            parsed = self._parse(body)
+        entries, events, malformed = parsed
         self.stats.malformed += malformed
         self.stats.received += len(events)
         if malformed:
@@ -126,6 +153,17 @@ class EventIntake:
         except asyncio.QueueFull:
             self.stats.dropped_events += len(events)
             log.error("janus event intake: queue full, dropped %d event(s)", len(events))
+
+    def _parse(self, body: bytes | str) -> tuple[list[Any], list[JanusEvent], int]:
+        try:
+            entries = decode_body(body)
+        except EventParseError:
+            self.stats.malformed += 1
+            raise
+        if len(entries) > self.max_entries:
+            raise BodyTooLargeError(f"{len(entries)} events in one body; at most {self.max_entries}")
+        events, malformed = parse_entries(entries)
+        return entries, events, malformed
 
     async def _deliver(self) -> None:
         while True:
@@ -193,7 +231,10 @@ class EventIntake:
             return self._unauthorized()
         body = await request.read()
         try:
-            self._ingest(body)
+            await self._ingest(body)
+        except BodyTooLargeError as exc:
+            self.stats.bad_requests += 1
+            return web.Response(status=413, text=f"event body too large: {exc}\n")
         except EventParseError as exc:
             self.stats.bad_requests += 1
             return web.Response(status=400, text=f"bad event body: {exc}\n")
@@ -203,21 +244,31 @@ class EventIntake:
         """WebSocket handler for Janus's wsevh (subprotocol ``janus-event-handlers``)."""
         if not self.authorized(request):
             return self._unauthorized()
-        ws = web.WebSocketResponse(protocols=(WSEVH_SUBPROTOCOL,), heartbeat=30.0)
+        ws = web.WebSocketResponse(protocols=(WSEVH_SUBPROTOCOL,), heartbeat=30.0, max_msg_size=MAX_BODY)
         await ws.prepare(request)
         self.stats.ws_connections += 1
+        self._sockets.add(ws)
         log.info("janus event intake: wsevh connected from %s", request.remote)
-        async for message in ws:
-            if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                continue
-            self.stats.ws_messages += 1
-            try:
-                self._ingest(message.data)
-            except EventParseError as exc:
-                log.warning("janus event intake: bad wsevh message: %s", exc)
+        try:
+            async for message in ws:
+                if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    continue
+                self.stats.ws_messages += 1
+                try:
+                    await self._ingest(message.data)
+                except EventParseError as exc:
+                    self.stats.bad_requests += 1
+                    log.warning("janus event intake: bad wsevh message: %s", exc)
+        finally:
+            self._sockets.discard(ws)
         log.info("janus event intake: wsevh from %s closed", request.remote)
         return ws
 
 
+class BodyTooLargeError(EventParseError):
+    """A body with more events than the intake takes at once."""
+
+
 def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+    # Header values that were not UTF-8 arrive with surrogate escapes: compare their bytes as sent.
+    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape"))

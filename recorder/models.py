@@ -138,6 +138,11 @@ class TrackSummary(BaseModel):
     packets_late: int = 0
     packets_malformed: int = 0
     packets_paused: int = Field(default=0, description="Packets dropped unread while recording was paused.")
+    packets_foreign: int = Field(
+        default=0,
+        description="Packets refused at the socket: from another sender than the one the track locked to,"
+        " with another payload type, or another SSRC while the track's own was still sending.",
+    )
     frames_dropped: int = 0
     keyframe_requests: int = 0
     width: int | None = None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from recorder.errors import SdpError, UnsupportedCodecError
 from recorder.models import Codec, StreamSpec
+from recorder.names import SAFE_MID
 
 SUPPORTED = ", ".join(c.value if c is not Codec.OPUS else "opus" for c in Codec)
 # Payload formats that ride along with a codec and are not streams of their own.
@@ -118,6 +119,10 @@ def _parse_attribute(number: int, value: str, m: _Media) -> None:
 
 
 def _to_spec(m: _Media, session_address: str | None) -> StreamSpec:
+    if m.mid is not None and SAFE_MID.fullmatch(m.mid) is None:
+        raise SdpError(
+            f"SDP line {m.line}: the section's a=mid {m.mid[:40]!r} must be 1-32 letters, digits, '_' or '-'"
+        )
     chosen: tuple[int, Codec, int, int] | None = None
     unsupported: list[str] = []
     for pt in m.formats:

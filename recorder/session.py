@@ -21,7 +21,7 @@ from typing import Protocol
 from recorder.assembly.pipeline import StreamPipeline
 from recorder.config import RecorderSettings
 from recorder.errors import MuxError
-from recorder.ingest.track import RtcpReceiver, TrackReceiver
+from recorder.ingest.track import Network, RtcpReceiver, TrackReceiver
 from recorder.models import Codec, SegmentInfo, StreamSpec, TrackSummary
 from recorder.mux.containers import ContainerFormat, container_for, segment_format
 from recorder.mux.join import join_segments, segment_files
@@ -85,8 +85,11 @@ class RecordingSession:
         settings: RecorderSettings,
         workers: MuxWorkers,
         listeners: Sequence[SessionListener] = (),
+        sources: Sequence[Network] | None = None,
     ) -> None:
+        """`sources`: the networks media may come from (None: any); each track locks to one sender."""
         self.folder = folder
+        self.sources = sources
         self.settings = settings
         self.workers = workers
         self.listeners = list(listeners)
@@ -108,7 +111,7 @@ class RecordingSession:
             reorder_packets=self.settings.reorder_packets,
             reorder_delay=self.settings.reorder_delay,
         )
-        receiver = TrackReceiver(spec, pipeline)
+        receiver = TrackReceiver(spec, pipeline, self.sources)
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: receiver, local_addr=(spec.address, spec.port))
         if spec.rtcp_port is not None and spec.rtcp_port != spec.port:

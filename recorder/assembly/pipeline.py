@@ -64,10 +64,10 @@ class StreamPipeline:
             container=container,
         )
         self.malformed = 0
-        self.foreign = 0
         self.paused = False
         """While true, the ingest edge drops every packet before parsing it: nothing is recorded."""
         self.paused_packets = 0
+        self.foreign_packets = 0
         self._released: list[RtpPacket | Loss] = []
         self._frames: list[Frame] = []
         self._output: list[MuxItem] = []
@@ -256,6 +256,7 @@ class StreamPipeline:
         s.packets_late = r.late
         s.packets_malformed = self.malformed
         s.packets_paused = self.paused_packets
+        s.packets_foreign = self.foreign_packets
         s.frames = a.frames
         s.keyframes = a.keyframes
         s.frames_dropped = a.frames_dropped

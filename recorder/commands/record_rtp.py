@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import sys
@@ -18,10 +19,12 @@ from pathlib import Path
 
 from recorder.config import RecorderSettings
 from recorder.errors import SdpError
+from recorder.ingest.track import Network
 from recorder.models import StreamSpec, TrackSummary
 from recorder.mux.containers import Container
 from recorder.mux.recovery import recover_folder
 from recorder.mux.workers import MuxWorkers
+from recorder.names import check_id
 from recorder.sdp import parse_sdp
 from recorder.session import RecordingSession
 
@@ -38,6 +41,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--h264-container", choices=[Container.MATROSKA.value, Container.MP4.value], default="matroska"
     )
     p.add_argument("--name", default=None, help="name of the recording folder (default: a UTC timestamp)")
+    p.add_argument(
+        "--source",
+        action="append",
+        default=None,
+        metavar="ADDR",
+        help="address or network (CIDR) the RTP comes from; repeatable (default: any; each stream locks to"
+        " the first valid packet's sender either way)",
+    )
     p.set_defaults(func=run)
 
 
@@ -65,7 +76,12 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"invalid setting: {exc}", 2)
     name = args.name or datetime.now(UTC).strftime("rec-%Y%m%dT%H%M%SZ")
     try:
-        summaries = asyncio.run(record(specs, args.out, name, settings, args.duration))
+        check_id(name, "--name")
+        sources = [ipaddress.ip_network(s, strict=False) for s in args.source] if args.source else None
+    except ValueError as exc:
+        return fail(str(exc), 2)
+    try:
+        summaries = asyncio.run(record(specs, args.out, name, settings, args.duration, sources))
     except OSError as exc:
         return fail(f"cannot record: {exc}", 1)
     report(args.out / name, summaries)
@@ -73,7 +89,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def record(
-    specs: list[StreamSpec], out: Path, name: str, settings: RecorderSettings, duration: float | None
+    specs: list[StreamSpec],
+    out: Path,
+    name: str,
+    settings: RecorderSettings,
+    duration: float | None,
+    sources: list[Network] | None = None,
 ) -> list[TrackSummary]:
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     for summary in await asyncio.to_thread(recover_folder, out):
@@ -83,7 +104,7 @@ async def record(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     workers = MuxWorkers(settings.mux_threads)
-    session = RecordingSession(out / name, settings, workers)
+    session = RecordingSession(out / name, settings, workers, sources=sources)
     try:
         for spec in specs:
             await session.add_track(spec)

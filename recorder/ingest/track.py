@@ -2,14 +2,22 @@
 
 `datagram_received` is the hot path: parse, filter by payload type and SSRC, hand to the pure
 pipeline. Nothing else happens per packet; frames leave for the mux worker on the session's timer.
+
+Only the SFU may send: the first valid packet from an allowed source (`sources`, networks; None: any)
+locks the RTP socket to its sender and `connect()`s it, so the kernel drops every other sender's
+datagrams before they cost any CPU. The RTCP socket locks the same way to the first packet from an
+allowed source (Janus latches it from its `local_rtcp_port`), so nobody else can redirect keyframe
+requests. What was refused is counted (`packets_foreign` in the summary).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import random
 import time
+from collections.abc import Sequence
 from typing import cast
 
 from recorder.assembly.pipeline import StreamPipeline
@@ -24,18 +32,53 @@ log = logging.getLogger(__name__)
 SSRC_TAKEOVER_SILENCE = 0.5
 
 Address = tuple[str, int]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def allowed(host: str, sources: Sequence[Network] | None) -> bool:
+    """Whether a datagram from `host` may lock a track (any host when `sources` is None)."""
+    if sources is None:
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address.version == net.version and address in net for net in sources)
+
+
+def connect(transport: asyncio.BaseTransport | None, peer: Address) -> None:
+    """Connect a datagram transport's socket to `peer`: from now on the kernel drops other senders."""
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    dup = sock.dup()  # the transport's socket object has no connect(); a duplicate shares the socket
+    try:
+        dup.connect(peer)
+    except OSError as exc:
+        log.warning("cannot connect the socket to %s:%d: %s", peer[0], peer[1], exc)
+    finally:
+        dup.close()
 
 
 class TrackReceiver(asyncio.DatagramProtocol):
-    def __init__(self, spec: StreamSpec, pipeline: StreamPipeline) -> None:
+    def __init__(
+        self, spec: StreamSpec, pipeline: StreamPipeline, sources: Sequence[Network] | None = None
+    ) -> None:
         self.spec = spec
         self.pipeline = pipeline
+        self.sources = sources
         self.rtp_transport: asyncio.DatagramTransport | None = None
         self.rtcp_transport: asyncio.DatagramTransport | None = None
+        self.sender: Address | None = None
+        """The RTP sender this track locked to (its socket is connected to it)."""
         self.rtcp_remote: Address | None = None
+        """The sender's RTCP address, where PLIs go (the RTCP socket is connected to it)."""
         self.media_ssrc: int | None = spec.ssrc
         self.our_ssrc = random.getrandbits(32)
-        self.foreign_packets = 0
         self.pli_sent = 0
         self._pt = spec.payload_type
         self._last_packet = 0.0
@@ -47,34 +90,48 @@ class TrackReceiver(asyncio.DatagramProtocol):
         self.rtp_transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
+        pipeline = self.pipeline
+        if addr != self.sender and self.sender is not None:
+            pipeline.foreign_packets += 1  # queued before the socket was connected
+            return
         now = time.time()
         if self._rtcp_mux and len(data) > 1 and 192 <= data[1] <= 223:
             self.rtcp_received(data, addr)
             return
-        if self.pipeline.paused:
-            self.pipeline.paused_packets += 1  # dropped unread: nothing of a pause reaches any file
+        if pipeline.paused:
+            pipeline.paused_packets += 1  # dropped unread: nothing of a pause reaches any file
             return
         try:
             packet = RtpPacket.parse(data)
         except MalformedPacketError:
-            self.pipeline.malformed += 1
+            pipeline.malformed += 1
             return
         if packet.payload_type != self._pt:
-            self.foreign_packets += 1
+            pipeline.foreign_packets += 1
             return
+        if self.sender is None:
+            if not allowed(addr[0], self.sources):
+                pipeline.foreign_packets += 1
+                return
+            self._lock(addr)
         ssrc = packet.ssrc
         if ssrc != self.media_ssrc:
             if self.media_ssrc is not None and now - self._last_packet < SSRC_TAKEOVER_SILENCE:
-                self.foreign_packets += 1
+                pipeline.foreign_packets += 1
                 return
             if self.media_ssrc is not None:
                 log.info("track %s: sender changed SSRC %08x -> %08x", self.spec.name, self.media_ssrc, ssrc)
             self.media_ssrc = ssrc
             self.pipeline.summary.ssrc = ssrc
         self._last_packet = now
-        if self._rtcp_mux and self.rtcp_remote is None:
+        pipeline.push(packet, now)
+
+    def _lock(self, addr: Address) -> None:
+        self.sender = addr
+        connect(self.rtp_transport, addr)
+        if self._rtcp_mux:
             self.rtcp_remote = addr
-        self.pipeline.push(packet, now)
+        log.info("track %s: receiving from %s:%d only", self.spec.name, addr[0], addr[1])
 
     def error_received(self, exc: Exception) -> None:
         log.debug("track %s: socket error %s", self.spec.name, exc)
@@ -82,9 +139,15 @@ class TrackReceiver(asyncio.DatagramProtocol):
     # -- RTCP ---------------------------------------------------------------------------------------
 
     def rtcp_received(self, data: bytes, addr: Address) -> None:
-        # Any packet on the RTCP port tells where the sender's RTCP lives (Janus latches this path by
-        # sending empty RTP headers from its local_rtcp_port), so PLIs can go back to it.
-        self.rtcp_remote = addr
+        # The first packet from an allowed source on the RTCP port tells where the sender's RTCP lives
+        # (Janus latches this path by sending empty RTP headers from its local_rtcp_port), so PLIs can go
+        # back to it; the RTCP socket is then connected to it.
+        if addr != self.rtcp_remote:
+            if self.rtcp_remote is not None or not allowed(addr[0], self.sources):
+                self.pipeline.foreign_packets += 1
+                return
+            self.rtcp_remote = addr
+            connect(self.rtcp_transport, addr)
         if not is_rtcp(data):
             return
         try:

@@ -27,8 +27,10 @@ def build_app(
     manager: RecordingManager,
     checks: list[ReadinessCheck],
     counters: dict[str, Callable[[], dict[str, int]]] | None = None,
+    warnings: dict[str, str] | None = None,
 ) -> web.Application:
-    """`counters`: named callables whose figures /v1/status reports (event intake, bridge...)."""
+    """`counters`: named callables whose figures /v1/status reports (event intake, bridge...);
+    `warnings`: what /readyz reports beside readiness without failing it (an open event intake...)."""
     app = web.Application(client_max_size=16 * 1024 * 1024)
     sources = counters if counters is not None else {}
 
@@ -41,7 +43,10 @@ def build_app(
         if not os.access(data_dir, os.W_OK):
             problems["storage"] = f"{data_dir} is not writable"
         status = 200 if not problems else 503
-        return web.json_response({"ready": not problems, "problems": problems}, status=status)
+        body: dict[str, Any] = {"ready": not problems, "problems": problems}
+        if warnings:
+            body["warnings"] = dict(warnings)
+        return web.json_response(body, status=status)
 
     async def status(request: web.Request) -> web.Response:
         rooms = {

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 from recorder.errors import RecordingRefusedError
 from recorder.models import Codec, MediaKind, PauseInterval, StreamSpec, TrackSummary
 from recorder.mux.workers import MuxWorkers
+from recorder.names import SafeId, SafeMid, UnsafeNameError, check_id, check_mid, child
 from recorder.recording import ParticipantInfo, RecordingInfo, RecordingSink
 from recorder.service.ports import PortAllocator
 from recorder.service.settings import ServiceSettings
@@ -51,7 +52,7 @@ class StreamPorts:
 
 
 class ForwardedStream(BaseModel):
-    mid: str
+    mid: SafeMid
     codec: Codec
     payload_type: int
 
@@ -62,8 +63,8 @@ class ParticipantState(BaseModel):
 
 
 class RoomState(BaseModel):
-    recording_id: str
-    participants: dict[str, ParticipantState] = Field(default_factory=dict)
+    recording_id: SafeId
+    participants: dict[SafeId, ParticipantState] = Field(default_factory=dict)
 
 
 class ServiceState(BaseModel):
@@ -71,7 +72,7 @@ class ServiceState(BaseModel):
     into which recording, and which publisher streams were forwarded, so a restarted service can take
     the same calls up again in the same recordings."""
 
-    rooms: dict[str, RoomState] = Field(default_factory=dict)
+    rooms: dict[SafeId, RoomState] = Field(default_factory=dict)
     forward_hosts: list[str] = Field(
         default_factory=list,
         description="Addresses earlier runs had Janus forward to (a pod may come back with a new IP).",
@@ -126,7 +127,15 @@ class RecordingManager:
         self, room: str, participant: ParticipantInfo, streams: list[StreamRequest]
     ) -> list[StreamPorts]:
         """Start recording a participant's streams; returns the ports to forward each stream to.
-        Idempotent: a participant already being recorded gets its existing ports back."""
+        Idempotent: a participant already being recorded gets its existing ports back. Ids and mids
+        become file names: unsafe ones are refused (`RecordingRefusedError`) before anything is made."""
+        try:
+            check_id(room, "room id")
+            check_id(participant.id, "participant id")
+            for stream in streams:
+                check_mid(stream.mid)
+        except UnsafeNameError as exc:
+            raise RecordingRefusedError(f"room {room!r:.60}: {exc}") from None
         async with self._lock:
             recording = self.rooms.get(room) or await self._start_room(room)
             if participant.id in recording.participants:
@@ -306,7 +315,9 @@ class RecordingManager:
         recording_id = previous.recording_id if previous else new_recording_id(room)
         folder = self.recordings_dir / recording_id
         info = RecordingInfo(recording_id=recording_id, folder=folder, room_id=room, started_at=time.time())
-        session = RecordingSession(folder, self.settings.recorder, self.workers, self.sinks)
+        session = RecordingSession(
+            folder, self.settings.recorder, self.workers, self.sinks, self.settings.janus.media_sources()
+        )
         recording = RoomRecording(info, session, state=RoomState(recording_id=recording_id))
         if previous:
             log.info("room %s: resuming recording %s after a restart", room, recording_id)
@@ -322,6 +333,7 @@ class RecordingManager:
         name = await asyncio.to_thread(
             unused_track_name, recording.info.folder, f"{participant}-{kind.value}-{stream.mid}"
         )
+        child(recording.info.folder, f"{name}.json")  # raises unless the track's files stay inside
         for _ in range(8):  # a port can be taken between the check and the bind; try another
             port = self.ports.allocate()
             spec = StreamSpec(

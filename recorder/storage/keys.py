@@ -12,9 +12,10 @@ import re
 import string
 from datetime import UTC, datetime
 
+from recorder import names
+
 DEFAULT_KEY_TEMPLATE = "{date:%Y/%m/%d}/{recording_id}/{name}"
 _FIELDS = {"date", "recording_id", "room_id", "name"}
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def check_key_template(template: str) -> None:
@@ -34,9 +35,7 @@ def check_key_template(template: str) -> None:
 
 def check_id(value: str, what: str = "recording id") -> str:
     """Ids become key parts: letters, digits, '.', '_' and '-' only, at most 128 characters."""
-    if not _SAFE_ID.match(value) or value in {".", ".."}:
-        raise ValueError(f"{what} {value!r} must be 1-128 letters, digits, '.', '_' or '-'")
-    return value
+    return names.check_id(value, what)
 
 
 def check_name(name: str) -> str:

@@ -44,7 +44,11 @@ async def bridge(janus: JanusServer, tmp_path: Path) -> AsyncIterator[JanusBridg
         rtp_port_min=46000,
         rtp_port_max=46999,
         janus=JanusSettings(
-            ws_url=janus.ws_url, admin_key=janus.admin_key, room_secret=ROOM_SECRET, record_rooms=[str(ROOM)]
+            ws_url=janus.ws_url,
+            admin_key=janus.admin_key,
+            room_secret=ROOM_SECRET,
+            record_rooms=[str(ROOM)],
+            events_token="evt",
         ),
     )
     manager = RecordingManager(settings)
@@ -144,7 +148,11 @@ async def test_a_restarted_service_takes_the_call_up_again(janus: JanusServer, t
         rtp_port_min=46000,
         rtp_port_max=46999,
         janus=JanusSettings(
-            ws_url=janus.ws_url, admin_key=janus.admin_key, room_secret=ROOM_SECRET, record_rooms=[str(ROOM)]
+            ws_url=janus.ws_url,
+            admin_key=janus.admin_key,
+            room_secret=ROOM_SECRET,
+            record_rooms=[str(ROOM)],
+            events_token="evt",
         ),
     )
     first = JanusBridge(

@@ -8,12 +8,14 @@ from pathlib import Path
 from recorder.service.manager import RecordingManager, unused_track_name
 from recorder.service.settings import JanusSettings, ServiceSettings
 
+JANUS = JanusSettings(events_token="t")
+
 
 def test_earlier_forward_addresses_are_remembered(tmp_path: Path) -> None:
     """A pod that comes back with a new IP still recognises the forwarders it had Janus make before."""
     (tmp_path / "state.json").write_text(json.dumps({"rooms": {}, "forward_hosts": ["10.0.0.5", "10.0.0.6"]}))
     manager = RecordingManager(
-        ServiceSettings(data_dir=tmp_path, janus=JanusSettings(forward_host="10.0.0.9"))
+        ServiceSettings(data_dir=tmp_path, janus=JanusSettings(forward_host="10.0.0.9", events_token="t"))
     )
     assert manager.forward_hosts == ["10.0.0.5", "10.0.0.6", "10.0.0.9"]
     manager.workers.shutdown()
@@ -21,7 +23,7 @@ def test_earlier_forward_addresses_are_remembered(tmp_path: Path) -> None:
 
 def test_unreadable_state_is_ignored_not_fatal(tmp_path: Path) -> None:
     (tmp_path / "state.json").write_text("{not json")
-    manager = RecordingManager(ServiceSettings(data_dir=tmp_path))
+    manager = RecordingManager(ServiceSettings(data_dir=tmp_path, janus=JANUS))
     assert manager.resumable == {}
     manager.workers.shutdown()
 
@@ -41,7 +43,7 @@ async def test_a_refused_admission_starts_no_recording(tmp_path: Path) -> None:
     from recorder.recording import ParticipantInfo
     from recorder.service.manager import StreamRequest
 
-    manager = RecordingManager(ServiceSettings(data_dir=tmp_path, rtp_bind="127.0.0.1"))
+    manager = RecordingManager(ServiceSettings(data_dir=tmp_path, rtp_bind="127.0.0.1", janus=JANUS))
     manager.admission.append(lambda: "the upload spool is near its disk limit")
     with pytest.raises(RecordingRefusedError, match="spool is near its disk limit"):
         await manager.add_participant("r", ParticipantInfo(id="1"), [StreamRequest("0", Codec.OPUS, 111)])
@@ -69,7 +71,7 @@ async def test_an_abandoned_recording_is_handed_to_the_sinks(tmp_path: Path) -> 
         async def recording_finished(self, info: RecordingInfo, tracks: list[TrackSummary]) -> None:
             finished.append((info, tracks))
 
-    manager = RecordingManager(ServiceSettings(data_dir=tmp_path), [Sink()])  # type: ignore[list-item]
+    manager = RecordingManager(ServiceSettings(data_dir=tmp_path, janus=JANUS), [Sink()])  # type: ignore[list-item]
     info = await manager.finish_abandoned("1234")
     assert info is not None and finished and finished[0][0] is info
     assert (info.started_at, info.finished_at) == (100.0, 160.0)

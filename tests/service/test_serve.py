@@ -67,7 +67,8 @@ def test_starts_with_janus_down_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     proc = start_serve(
         tmp_path,
-        f'data_dir = "{tmp_path / "data"}"\nhttp_host = "127.0.0.1"\n[janus]\nws_url = "ws://127.0.0.1:{free_port()}"\n',
+        f'data_dir = "{tmp_path / "data"}"\nhttp_host = "127.0.0.1"\n[janus]\nws_url = "ws://127.0.0.1:{free_port()}"\n'
+        'events_token = "t"\n',
         CALLVAULT_HTTP_PORT=str(port),  # the environment overrides the file
     )
     try:

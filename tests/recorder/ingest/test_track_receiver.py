@@ -24,6 +24,9 @@ class FakeTransport:
     def close(self) -> None:
         pass
 
+    def get_extra_info(self, name: str) -> None:
+        return None  # no socket to connect
+
 
 def receiver(codec: Codec = Codec.VP8) -> TrackReceiver:
     spec = StreamSpec(name="v", codec=codec, payload_type=96, clock_rate=90000, port=5000, rtcp_port=5001)
@@ -43,7 +46,7 @@ def test_garbage_truncated_and_bad_extensions_are_counted() -> None:
     for data in bad:
         r.datagram_received(data, ("127.0.0.1", 9))
     assert r.pipeline.malformed >= 5
-    assert r.pipeline.malformed + r.foreign_packets + r.pipeline.reorder.stats.received == len(bad)
+    assert r.pipeline.malformed + r.pipeline.foreign_packets + r.pipeline.reorder.stats.received == len(bad)
 
 
 def test_other_payload_types_and_a_second_sender_are_foreign() -> None:
@@ -51,7 +54,7 @@ def test_other_payload_types_and_a_second_sender_are_foreign() -> None:
     r.datagram_received(RtpPacket(96, 1, 0, 111, b"\x10\x00").serialize(), ("127.0.0.1", 9))
     r.datagram_received(RtpPacket(97, 2, 0, 111, b"\x10\x00").serialize(), ("127.0.0.1", 9))  # RTX, say
     r.datagram_received(RtpPacket(96, 3, 0, 222, b"\x10\x00").serialize(), ("127.0.0.1", 9))  # intruder
-    assert r.foreign_packets == 2 and r.media_ssrc == 111
+    assert r.pipeline.foreign_packets == 2 and r.media_ssrc == 111
 
 
 def test_pli_goes_to_the_rtcp_source_and_sender_reports_are_kept() -> None:
