@@ -7,8 +7,10 @@ Environment variables override the file: `CALLVAULT_<FIELD>`, nested with `__`, 
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
@@ -22,6 +24,9 @@ from postprocess.settings import CompositeSettings
 from recorder.api.settings import ApiSettings
 from recorder.archive.settings import ArchiveSettings
 from recorder.config import RecorderSettings
+from recorder.logs import LogSettings
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class JanusSettings(BaseModel):
@@ -51,6 +56,18 @@ class JanusSettings(BaseModel):
     events_basic_auth: tuple[str, str] | None = Field(
         default=None, description="HTTP basic auth (user, password) sampleevh must present."
     )
+    events_open: bool = Field(
+        default=False,
+        description="Accept events without credentials. Only for an intake reachable from Janus alone:"
+        " anyone who can post events can start and stop recordings. Logged at start and shown in /readyz.",
+    )
+    rtp_sources: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) Janus's forwarded RTP/RTCP comes from. Each track locks"
+        " to the first valid packet from one of them and connects its sockets, so the kernel drops every"
+        " other sender. Empty: the ws_url host when it is an IP address, else any address (the first valid"
+        " packet locks the track).",
+    )
     empty_room_grace: float = Field(
         default=3.0, ge=0, description="Seconds an empty room's recording stays open for someone to publish."
     )
@@ -61,6 +78,35 @@ class JanusSettings(BaseModel):
     )
     video_pt: int = Field(default=96, ge=96, le=127, description="Payload type Janus forwards video with.")
     audio_pt: int = Field(default=111, ge=96, le=127, description="Payload type Janus forwards audio with.")
+
+    @field_validator("rtp_sources")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for source in value:
+            try:
+                ipaddress.ip_network(source, strict=False)
+            except ValueError:
+                raise ValueError(f"{source!r} is not an IP address or network") from None
+        return value
+
+    def media_sources(self) -> list[IPNetwork] | None:
+        """Networks RTP may come from; None: any (the first valid packet locks each track)."""
+        if self.rtp_sources:
+            return [ipaddress.ip_network(s, strict=False) for s in self.rtp_sources]
+        host = urlsplit(self.ws_url).hostname or ""
+        try:
+            janus = ipaddress.ip_network(host)
+        except ValueError:
+            return None
+        if not janus.is_loopback:
+            return [janus]
+        # Janus on this machine sends from loopback, or from this machine's address towards forward_host.
+        networks: list[IPNetwork] = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1")]
+        try:
+            networks.append(ipaddress.ip_network(self.forward_host))
+        except ValueError:
+            return None
+        return networks
 
     def secret_for(self, room: str) -> str | None:
         return self.room_secrets.get(room, self.room_secret)
@@ -94,6 +140,10 @@ class ServiceSettings(BaseSettings):
         default_factory=CompositeSettings,
         description="Composites built when a recording finishes (worker processes), stored and announced.",
     )
+    log: LogSettings = Field(
+        default_factory=LogSettings,
+        description="Log level and format (text or JSON lines); --log-level/--log-format override them.",
+    )
 
     @field_validator("data_dir")
     @classmethod
@@ -113,6 +163,17 @@ class ServiceSettings(BaseSettings):
                 "recorder.keep_segments = false cannot be used with the archive: every segment is stored and"
                 " hash-chained in the manifest; the archive removes the local folder once everything is"
                 " stored (archive.delete_local_after_upload)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _event_credentials(self) -> ServiceSettings:
+        j = self.janus
+        if j.enabled and j.events_token is None and j.events_basic_auth is None and not j.events_open:
+            raise ValueError(
+                "janus.events_token (or janus.events_basic_auth) is required: without it anyone who reaches"
+                " the HTTP port can post Janus events; set janus.events_open = true only if the intake is"
+                " reachable from Janus alone"
             )
         return self
 
