@@ -5,6 +5,7 @@ callvault.toml against the service's own settings models."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import tomllib
@@ -221,17 +222,24 @@ def _leaves(values: dict[str, Any], prefix: str = "") -> list[str]:
 # -- callvault.toml and the service's settings ------------------------------------------------------
 
 
+def _with_events_token(docs: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
+    """The rendered file plus the events token, which reaches the service from the Janus secret through
+    the environment (never from the file)."""
+    assert "secretKeyRef" in _env(docs)["CALLVAULT_JANUS__EVENTS_TOKEN"]["valueFrom"]
+    return {**config, "janus": {**config.get("janus", {}), "events_token": "from-the-secret"}}
+
+
 @pytest.mark.parametrize("name", sorted(VALUE_FILES) + sorted(VARIANTS))
 def test_rendered_config_loads_in_the_service(rendered: dict[str, list[dict[str, Any]]], name: str) -> None:
     config = _config(rendered[name])
     env = {k: e["value"] for k, e in _env(rendered[name]).items() if "value" in e}
     for key in config:
         assert key in _ServiceWithArchive.model_fields, key
-    settings = _ServiceWithArchive.model_validate(config)
+    settings = _ServiceWithArchive.model_validate(_with_events_token(rendered[name], config))
     assert str(settings.data_dir) == "/var/lib/callvault/data"
     if "archive" not in config:
         # Without archive the file is exactly what today's `callvault serve` accepts.
-        ServiceSettings.model_validate(config)
+        ServiceSettings.model_validate(_with_events_token(rendered[name], config))
     if "CALLVAULT_ARCHIVE__WEBHOOKS__ENDPOINTS" in env:
         expanded = re.sub(
             r"\$\(WEBHOOK_SECRET_\d+\)",
@@ -242,7 +250,8 @@ def test_rendered_config_loads_in_the_service(rendered: dict[str, list[dict[str,
 
 
 def test_production_config(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    settings = _ServiceWithArchive.model_validate(_config(rendered["production"]))
+    docs = rendered["production"]
+    settings = _ServiceWithArchive.model_validate(_with_events_token(docs, _config(docs)))
     assert settings.janus.ws_url == "ws://janus.media.svc:8188"
     assert (settings.rtp_port_min, settings.rtp_port_max) == (40000, 40199)
     assert settings.recorder.mux_threads == 4
@@ -382,3 +391,12 @@ def test_config_change_rolls_the_pods(helm_bin: str) -> None:
         return str(sts["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
 
     assert checksum() != checksum("config.janus.restartGrace=5")
+
+
+def test_an_events_token_is_generated_when_none_is_given(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """CallVault refuses to start without event credentials: the chart never leaves the intake open."""
+    secret = one(rendered["default"], "Secret", "rel-callvault-janus")
+    token = base64.b64decode(secret["data"]["events-token"]).decode()
+    assert len(token) == 48 and token.isalnum()
+    env = _env(rendered["default"])
+    assert env["CALLVAULT_JANUS__EVENTS_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "events-token"
