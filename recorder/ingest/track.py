@@ -6,8 +6,8 @@ pipeline. Nothing else happens per packet; frames leave for the mux worker on th
 Only the SFU may send: the first valid packet from an allowed source (`sources`, networks; None: any)
 locks the RTP socket to its sender and `connect()`s it, so the kernel drops every other sender's
 datagrams before they cost any CPU. The RTCP socket locks the same way to the first packet from an
-allowed source (Janus latches it from its `local_rtcp_port`), so nobody else can redirect keyframe
-requests. What was refused is counted (`packets_foreign` in the summary).
+allowed source (Janus latches it from its `local_rtcp_port`) and, once the RTP sender is known, from
+its host only, so nobody else can redirect keyframe requests. What was refused is counted (`packets_foreign` in the summary).
 """
 
 from __future__ import annotations
@@ -143,7 +143,12 @@ class TrackReceiver(asyncio.DatagramProtocol):
         # (Janus latches this path by sending empty RTP headers from its local_rtcp_port), so PLIs can go
         # back to it; the RTCP socket is then connected to it.
         if addr != self.rtcp_remote:
-            if self.rtcp_remote is not None or not allowed(addr[0], self.sources):
+            sender = self.sender
+            if (
+                self.rtcp_remote is not None
+                or (sender is not None and addr[0] != sender[0])
+                or not allowed(addr[0], self.sources)
+            ):
                 self.pipeline.foreign_packets += 1
                 return
             self.rtcp_remote = addr
