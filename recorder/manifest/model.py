@@ -39,11 +39,12 @@ fields keep `callvault.manifest/1`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from recorder.models import TrackSummary
+from recorder.storage.keys import check_name
 
 MANIFEST_FORMAT: Final = "callvault.manifest/1"
 MANIFEST_NAME = "manifest.json"
@@ -74,10 +75,15 @@ class ManifestTrack(TrackSummary):
     participant_id: str | None = Field(default=None, description="Participant who published the track.")
 
 
+ObjectName = Annotated[str, AfterValidator(check_name)]
+"""A relative '/'-separated path without '.', '..' or empty parts: a manifest never names a file outside
+its recording."""
+
+
 class StoredObject(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Path relative to the recording folder, '/'-separated.")
+    name: ObjectName = Field(description="Path relative to the recording folder, '/'-separated.")
     key: str = Field(description="Object key it was stored under (prefix + name).")
     size: int = Field(ge=0)
     content_type: str
@@ -88,7 +94,7 @@ class ChainLink(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     index: int = Field(ge=0, description="Segment index within the track, from 0, no holes.")
-    path: str = Field(description="Segment file, relative to the recording folder.")
+    path: ObjectName = Field(description="Segment file, relative to the recording folder.")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Segment hash when it was closed.")
     link: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA256(previous link || sha256), hex.")
 
