@@ -22,8 +22,10 @@ from janus_bridge.bridge import JanusBridge
 from janus_bridge.client import JanusClient
 from janus_bridge.intake import EventIntake
 from postprocess.compositor import Compositor
+from recorder import logs
 from recorder.api.app import ControlApi
 from recorder.archive.archive import Archive
+from recorder.config_errors import describe
 from recorder.mux.recovery import recover_folder
 from recorder.service.app import EVENTS_HTTP_PATH, EVENTS_WS_PATH, ReadinessCheck, build_app
 from recorder.service.manager import RecordingManager
@@ -41,10 +43,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config)
-    except (ValidationError, FileNotFoundError, ValueError) as exc:
-        message = str(exc).replace("\n", "; ")
-        print(f"callvault: error: invalid configuration: {message}", file=sys.stderr)
+    except (ValidationError, OSError, ValueError) as exc:  # one line: the setting and why, not the value
+        print(f"callvault: error: invalid configuration: {describe(exc, args.config)}", file=sys.stderr)
         return 2
+    level, log_format = logs.requested(args)  # the command line's choice wins over the settings'
+    logs.configure(level or settings.log.level, log_format or settings.log.format)
+    logs.hide(*logs.secrets_of(settings))  # whatever logs them, they are printed as REDACTED
     try:
         asyncio.run(serve(settings))
     except OSError as exc:
@@ -123,7 +127,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
         manager.admission.append(spool_problem)
         checks.append(ReadinessCheck("spool", spool_problem))
 
-    runner = web.AppRunner(app, handle_signals=False)
+    # the access log never shows a credential-like query parameter (sampleevh's ?token=)
+    runner = web.AppRunner(app, handle_signals=False, access_log_class=logs.AccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()
