@@ -62,10 +62,11 @@ class ControlApi:
     ) -> ControlApi:
         api = settings.api
         path = api.resolved_catalog(settings.data_dir)
+        bootstrap = await asyncio.to_thread(api.bootstrap_key)  # before anything is created
         db = await asyncio.to_thread(Database, path)
         catalog = Catalog(db, api.retention_days)
         policy = PolicyStore(db, api.default_policy, settings.janus)
-        keys = KeyStore(db, await asyncio.to_thread(api.bootstrap_key))
+        keys = KeyStore(db, bootstrap)
         audit = AuditLog(db)
         await keys.load()
         await policy.load()
@@ -76,7 +77,7 @@ class ControlApi:
         sink.segment_listeners.append(totals.segment_closed)
         sink.track_listeners.append(totals.track_finished)
         ctx = ApiContext(api, manager, db, catalog, sink, policy, keys, audit, control)
-        registry = Registry(keys, audit)
+        registry = Registry(keys, audit, body_timeout=api.body_timeout)
         routes_recordings.register(registry, ctx)
         routes_rooms.register(registry, ctx)
         routes_admin.register(registry, ctx)
@@ -92,7 +93,7 @@ class ControlApi:
                 None,
                 media_type=METRICS_MEDIA_TYPE,
             )(created._metrics)
-        if not keys.list() and api.bootstrap_key() is None:
+        if not keys.list() and bootstrap is None:
             log.warning(
                 "control API: no API keys and no bootstrap admin key (api.admin_key): every call is 401"
             )

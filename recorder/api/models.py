@@ -2,23 +2,50 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from recorder.api.audit import AuditEntry
 from recorder.api.auth import Role
 from recorder.manifest.model import Manifest
 
+# Patterns are matched whole (pydantic's regex engine: `$` is the end of the text, never before a final
+# newline); code matching them with Python's `re` must use fullmatch.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+TAG_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$"
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-TagKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+TagKey = Annotated[str, StringConstraints(pattern=TAG_KEY_PATTERN)]
 TagValue = Annotated[str, StringConstraints(max_length=512)]
-Tags = Annotated[dict[TagKey, TagValue], Field(max_length=64)]
-TagPatch = Annotated[dict[TagKey, TagValue | None], Field(max_length=64)]
+# additionalProperties: the schema's patternProperties alone would let any other key through.
+_TAG_MAP = Field(max_length=64, json_schema_extra={"additionalProperties": False})
+Tags = Annotated[dict[TagKey, TagValue], _TAG_MAP]
+TagPatch = Annotated[dict[TagKey, TagValue | None], _TAG_MAP]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339_text(value: object) -> object:
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time with its offset, like 2024-05-01T12:00:00Z")
+    return value
+
+
+def _comparable(value: datetime) -> datetime:
+    try:
+        value.timestamp()
+    except (OverflowError, ValueError):
+        raise ValueError("date-time out of range") from None
+    return value
+
+
+DateTime = Annotated[datetime, BeforeValidator(_rfc3339_text), AfterValidator(_comparable)]
+"""An RFC 3339 date-time (`format: date-time`): a text with its offset, never a number or a bare date."""
 
 
 class _Body(BaseModel):
@@ -117,8 +144,8 @@ class SearchQuery(_Body):
         max_length=16,
     )
     status: RecordingStatus | None = None
-    started_after: datetime | None = None
-    started_before: datetime | None = None
+    started_after: DateTime | None = Field(default=None, description="RFC 3339 date-time.")
+    started_before: DateTime | None = Field(default=None, description="RFC 3339 date-time.")
     min_duration: float | None = Field(default=None, ge=0, le=1e9)
     max_duration: float | None = Field(default=None, ge=0, le=1e9)
     limit: int = Field(default=50, ge=1, le=200)
@@ -238,7 +265,7 @@ class RoomList(_Body):
 
 
 class KeyRequest(_Body):
-    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$")]
+    name: Annotated[str, StringConstraints(pattern=KEY_NAME_PATTERN)]
     role: Role
 
 

@@ -20,6 +20,7 @@ TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     413: "Request body too large",
     415: "Unsupported media type",
@@ -54,13 +55,19 @@ class ApiError(Exception):
     """Raised by handlers: answered as a problem with this status."""
 
     def __init__(
-        self, status: int, detail: str, kind: str | None = None, invalid: list[InvalidParam] | None = None
+        self,
+        status: int,
+        detail: str,
+        kind: str | None = None,
+        invalid: list[InvalidParam] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.kind = kind or TITLES.get(status, "error").lower().replace(" ", "-")
         self.invalid = invalid
+        self.headers = headers or {}
 
 
 def invalid_request(where: str, error: ValidationError) -> ApiError:
@@ -73,22 +80,32 @@ def invalid_request(where: str, error: ValidationError) -> ApiError:
     return ApiError(422, f"{first.name}: {first.reason}", "invalid-request", params)
 
 
-def problem_response(request: web.Request, error: ApiError) -> web.Response:
+def problem_body(error: ApiError, instance: str | None) -> bytes:
     problem = Problem(
         type=TYPE_BASE + error.kind,
         title=TITLES.get(error.status, "Error"),
         status=error.status,
         detail=error.detail,
-        instance=request.path,
+        instance=instance,
         **{"invalid-params": error.invalid},
     )
-    headers = {"WWW-Authenticate": 'Bearer realm="callvault"'} if error.status == 401 else None
-    return web.Response(
+    return json.dumps(problem.model_dump(mode="json", by_alias=True, exclude_none=True)).encode()
+
+
+def problem_response(request: web.BaseRequest | None, error: ApiError) -> web.Response:
+    """`error` as a problem response; `request` None: one that never reached routing (instance unknown)."""
+    headers = dict(error.headers)
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="callvault"'
+    response = web.Response(
         status=error.status,
-        body=json.dumps(problem.model_dump(mode="json", by_alias=True, exclude_none=True)),
+        body=problem_body(error, request.path if request is not None else None),
         content_type=PROBLEM_JSON,
         headers=headers,
     )
+    if error.status == 408:  # the rest of the request may still be on its way: not this connection again
+        response.force_close()
+    return response
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -108,9 +125,23 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:
         if not is_api_path(request.path) or exc.status < 400:
             raise
-        return problem_response(request, ApiError(exc.status, exc.reason or TITLES.get(exc.status, "error")))
+        return problem_response(request, from_http_exception(request, exc))
     except Exception:
         if not is_api_path(request.path):
             raise
         log.exception("%s %s failed", request.method, request.path)
         return problem_response(request, ApiError(500, "internal error; see the service log"))
+
+
+def from_http_exception(request: web.Request, exc: web.HTTPException) -> ApiError:
+    """aiohttp's own answer (404 no route, 405 wrong method, 413 body too large...) as a problem; a 405
+    keeps its Allow header (RFC 9110: the methods the resource supports)."""
+    detail = exc.reason or TITLES.get(exc.status, "error")
+    headers = {}
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = sorted(exc.allowed_methods)
+        headers["Allow"] = ", ".join(allowed)
+        detail = f"{request.method} is not allowed on {request.path}; allowed: {', '.join(allowed)}"
+    elif exc.status == 404:
+        detail = f"no such endpoint: {request.path}"
+    return ApiError(exc.status, detail, headers=headers)

@@ -4,6 +4,7 @@ the OpenAPI 3.1 document from the same declarations and the pydantic models' JSO
 
 from __future__ import annotations
 
+import asyncio
 import re
 import typing
 from collections.abc import Awaitable, Callable
@@ -82,9 +83,11 @@ class Call:
 
 
 class Registry:
-    def __init__(self, keys: KeyStore, audit: AuditLog) -> None:
+    def __init__(self, keys: KeyStore, audit: AuditLog, body_timeout: float = 10.0) -> None:
         self.keys = keys
         self.audit = audit
+        self.body_timeout = body_timeout
+        """Seconds a request body has to arrive (api.body_timeout)."""
         self.routes: list[Route] = []
 
     def add(
@@ -133,7 +136,7 @@ class Registry:
                     self.authorize(request, route.roles)
                 _check_path(call.path)
                 call.query_model = _parse_query(route.query, request)
-                call.body_model = await _parse_body(route.body, request)
+                call.body_model = await _parse_body(route.body, request, self.body_timeout)
                 result = await route.handler(call)
             except ApiError as error:
                 if route.audit is not None:
@@ -196,7 +199,7 @@ class Registry:
                 responses[str(r.status)] = {"description": r.summary}
             codes = {401, 403, *r.errors}
             if r.params or r.query or r.body:
-                codes |= {400, 422} if r.body else {422}
+                codes |= {400, 408, 422} if r.body else {422}
             for code in sorted(codes):
                 responses[str(code)] = {"description": _ERROR_TEXT.get(code, "error"), "content": problem}
             parameters: list[dict[str, Any]] = [
@@ -259,10 +262,11 @@ class Registry:
 
 
 _ERROR_TEXT = {
-    400: "malformed request body",
+    400: "missing or malformed request body",
     401: "no API key, or an unknown or revoked one",
     403: "the key's role may not do this",
     404: "no such recording, room or participant",
+    408: "the request body did not arrive within api.body_timeout (the connection is closed)",
     409: "refused in the current state (legal hold, retention, recording in progress...)",
     422: "a request field is invalid: the problem names it",
     502: "the SFU refused or cannot be reached",
@@ -271,7 +275,7 @@ _ERROR_TEXT = {
 
 def _check_path(params: dict[str, str]) -> None:
     for name, value in params.items():
-        if not _ID.match(value):
+        if not _ID.fullmatch(value):
             raise ApiError(
                 422,
                 f"path.{name}: must be 1-128 letters, digits, '.', '_' or '-', starting with a letter"
@@ -300,12 +304,23 @@ def _parse_query(model: type[BaseModel] | None, request: web.Request) -> BaseMod
         raise invalid_request("query", exc) from None
 
 
-async def _parse_body(model: type[BaseModel] | None, request: web.Request) -> BaseModel | None:
+async def _parse_body(
+    model: type[BaseModel] | None, request: web.Request, read_within: float
+) -> BaseModel | None:
+    """The body as `model`, strictly: JSON types as declared (`0` is no boolean, `"1"` no number)."""
     if model is None:
         return None
-    raw = await request.read()
     try:
-        return model.model_validate_json(raw if raw.strip() else b"{}")
+        async with asyncio.timeout(read_within):
+            raw = await request.read()
+    except TimeoutError:
+        raise ApiError(
+            408, f"body: not received within {read_within:g} s (api.body_timeout)", "body-timeout"
+        ) from None
+    if not raw.strip():
+        raise ApiError(400, "body: required, a JSON object ({} when no field is set)", "missing-body")
+    try:
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise ApiError(400, "body: not valid JSON", "malformed-body") from None

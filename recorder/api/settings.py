@@ -1,11 +1,14 @@
-"""Settings of the control API (`api` section of the service configuration)."""
+"""Settings of the control API (`api` section of the service configuration), and the limits of the HTTP
+server `callvault serve` answers on (request sizes, read timeouts, connections)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+MIN_KEY_LENGTH = 32
 
 
 class ApiSettings(BaseModel):
@@ -15,11 +18,12 @@ class ApiSettings(BaseModel):
     admin_key: SecretStr | None = Field(
         default=None,
         description="Bootstrap admin API key (env CALLVAULT_API__ADMIN_KEY). Use it to create the real"
-        " keys, then drop it. At least 32 characters.",
-        min_length=32,
+        f" keys, then drop it. At least {MIN_KEY_LENGTH} characters.",
     )
     admin_key_file: Path | None = Field(
-        default=None, description="File holding the bootstrap admin key (Kubernetes/Docker secret)."
+        default=None,
+        description="File holding the bootstrap admin key (Kubernetes/Docker secret); read and checked when"
+        f" the configuration is loaded (at least {MIN_KEY_LENGTH} characters).",
     )
     catalog_path: Path = Field(
         default=Path("catalog.sqlite3"),
@@ -46,6 +50,67 @@ class ApiSettings(BaseModel):
     metrics_require_key: bool = Field(
         default=True, description="/metrics needs an admin or operator key (Bearer); off: open."
     )
+    # -- limits of the HTTP server (the API, /healthz, /readyz and the Janus event endpoints) -------------
+    max_request_line: int = Field(
+        default=8190,
+        ge=256,
+        le=65536,
+        description="Longest request line (method, path and query) in bytes; longer: 400 problem.",
+    )
+    max_header_size: int = Field(
+        default=8190,
+        ge=256,
+        le=65536,
+        description="Longest header (name and value) in bytes; longer: 400 problem.",
+    )
+    max_headers: int = Field(
+        default=128, ge=8, le=1024, description="Most headers in one request; more: 400 problem."
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client has to send a request's line and headers, counted from connecting or"
+        " from the previous response (so also how long an idle keep-alive connection stays open); then the"
+        " connection is closed.",
+    )
+    body_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Seconds an API request's body has to arrive once its headers did; then 408 and the"
+        " connection is closed.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Open HTTP connections served at once; a connection beyond them is answered 503 (a"
+        " problem, Retry-After) and closed.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mask_admin_key(cls, data: Any) -> Any:
+        # Wrapped before validation, in the input itself: a validation error anywhere in the configuration
+        # prints its input, and must never print the key.
+        if isinstance(data, dict) and isinstance(data.get("admin_key"), str):
+            data["admin_key"] = SecretStr(data["admin_key"])
+        return data
+
+    @field_validator("admin_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < MIN_KEY_LENGTH:
+            raise ValueError(f"must be at least {MIN_KEY_LENGTH} characters")
+        return key
+
+    @field_validator("admin_key_file")
+    @classmethod
+    def _readable_key(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            read_key_file(path)
+        return path
 
     def resolved_catalog(self, data_dir: Path) -> Path:
         return self.catalog_path if self.catalog_path.is_absolute() else data_dir / self.catalog_path
@@ -54,8 +119,18 @@ class ApiSettings(BaseModel):
         if self.admin_key is not None:
             return self.admin_key.get_secret_value()
         if self.admin_key_file is not None:
-            key = self.admin_key_file.read_text().strip()
-            if len(key) < 32:
-                raise ValueError(f"api.admin_key_file {self.admin_key_file}: key shorter than 32 characters")
-            return key
+            return read_key_file(self.admin_key_file)
         return None
+
+
+def read_key_file(path: Path) -> str:
+    """The key in `path`, stripped; ValueError (naming the file, never its content) if it cannot be read or
+    is shorter than MIN_KEY_LENGTH."""
+    try:
+        key = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ValueError(f"cannot read {path}: {reason}") from None
+    if len(key) < MIN_KEY_LENGTH:
+        raise ValueError(f"{path}: the key must be at least {MIN_KEY_LENGTH} characters")
+    return key
