@@ -24,6 +24,7 @@ from janus_bridge.intake import EventIntake
 from postprocess.compositor import Compositor
 from recorder import logs
 from recorder.api.app import ControlApi
+from recorder.api.site import HttpSite
 from recorder.archive.archive import Archive
 from recorder.config_errors import describe
 from recorder.mux.recovery import recover_folder
@@ -130,7 +131,10 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
     # the access log never shows a credential-like query parameter (sampleevh's ?token=)
     runner = web.AppRunner(app, handle_signals=False, access_log_class=logs.AccessLogger)
     await runner.setup()
-    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    # api.* limits: request line and header sizes, header timeout, open connections; errors as problems
+    site = HttpSite(
+        runner, settings.http_host, settings.http_port, settings.api, access_log_class=logs.AccessLogger
+    )
     await site.start()
     log.info("callvault serve listening on http://%s:%d", settings.http_host, settings.http_port)
     try:

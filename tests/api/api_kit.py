@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 
 from recorder.api.app import ControlApi
+from recorder.api.site import HttpSite
 from recorder.models import Codec
 from recorder.recording import ParticipantInfo
 from recorder.service.manager import RecordingManager, StreamRequest
@@ -91,6 +92,7 @@ class Api:
     api: ControlApi
     manager: RecordingManager
     sfu: FakeSfu | None
+    site: HttpSite
     keys: dict[str, str] = field(default_factory=dict)
 
     def auth(self, role: str | None) -> dict[str, str]:

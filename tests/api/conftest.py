@@ -1,6 +1,7 @@
 """Fixtures of the control API tests: a real RecordingManager with real settings in a temporary data
-folder, the service's aiohttp app with the control API mounted, served on 127.0.0.1, and one API key per
-role created through the API itself."""
+folder, the service's aiohttp app with the control API mounted, served on 127.0.0.1 by the site
+`callvault serve` uses (its limits from the api settings), and one API key per role created through the API
+itself."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp import web
 
 sys.path.insert(1, str(Path(__file__).parent))  # api_kit, beside this file
 
@@ -19,6 +20,7 @@ from api_kit import ADMIN_KEY, Api, FakeSfu, service_settings
 
 from recorder.api.app import ControlApi
 from recorder.api.auth import Role
+from recorder.api.site import HttpSite
 from recorder.recording import RecordingSink
 from recorder.service.app import build_app
 from recorder.service.manager import RecordingManager
@@ -29,7 +31,7 @@ ApiFactory = Callable[..., Any]
 @pytest.fixture
 async def make_api(tmp_path: Path) -> AsyncIterator[ApiFactory]:
     """`await make_api(sfu=True, sinks=[...], **api_settings)`: a served control API."""
-    opened: list[tuple[Api, TestServer]] = []
+    opened: list[tuple[Api, web.AppRunner]] = []
 
     async def make(sfu: bool = True, sinks: list[RecordingSink] | None = None, **api: Any) -> Api:
         settings = service_settings(tmp_path, **api)
@@ -40,10 +42,12 @@ async def make_api(tmp_path: Path) -> AsyncIterator[ApiFactory]:
         control_api = await ControlApi.open(settings, manager, control=fake)
         manager.sinks.insert(0, control_api.sink)
         control_api.mount(app)
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
+        runner = web.AppRunner(app, handle_signals=False)
+        await runner.setup()
+        site = HttpSite(runner, "127.0.0.1", 0, settings.api)
+        await site.start()
         http = aiohttp.ClientSession()
-        made = Api(str(server.make_url("")).rstrip("/"), http, control_api, manager, fake)
+        made = Api(f"http://127.0.0.1:{site.port}", http, control_api, manager, fake, site)
         made.keys["admin"] = ADMIN_KEY
         for role in Role:
             if role is not Role.ADMIN:
@@ -51,14 +55,14 @@ async def make_api(tmp_path: Path) -> AsyncIterator[ApiFactory]:
                 status, body = await made.call("POST", "/v1/keys", json=new)
                 assert status == 201, body
                 made.keys[role.value] = body["key"]
-        opened.append((made, server))
+        opened.append((made, runner))
         return made
 
     yield make
-    for made, server in opened:
+    for made, runner in opened:
         await made.http.close()
         await made.manager.shutdown()
-        await server.close()
+        await runner.cleanup()
         await made.api.close()
 
 
