@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import hypothesis
@@ -13,6 +14,9 @@ import requests
 import schemathesis
 from api_kit import ADMIN_KEY, Api
 from hypothesis import HealthCheck, Phase
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -88,3 +92,66 @@ async def test_schemathesis_finds_no_server_error(api: Api) -> None:
     assert elapsed < 60
     status, result = await api.call("GET", "/v1/audit/verify", role="auditor")
     assert status == 200 and result["ok"] and result["entries"] > calls["operations"]
+
+
+def walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+async def test_schema_refuses_what_the_api_refuses(api: Api) -> None:
+    """Each request the API refuses (422) for a constraint is invalid under the published schema too: a
+    client validating against the document learns the rule before the server tells it."""
+    status, doc = await api.call("GET", "/v1/openapi.json", role=None)
+    assert status == 200
+    for schema in walk(doc):  # patternProperties alone would let a key matching no pattern through
+        if "patternProperties" in schema:
+            assert schema.get("additionalProperties") is False, schema
+    registry = Registry().with_resource("urn:callvault", Resource.from_contents(doc, DRAFT202012))
+
+    def validator(schema: dict[str, Any]) -> Draft202012Validator:
+        return Draft202012Validator(
+            schema,
+            registry=registry,
+            format_checker=Draft202012Validator.FORMAT_CHECKER,
+        )
+
+    def body_schema(method: str, path: str) -> dict[str, Any]:
+        ref: str = doc["paths"][path][method.lower()]["requestBody"]["content"]["application/json"]["schema"][
+            "$ref"
+        ]
+        return {"$ref": "urn:callvault" + ref}
+
+    bodies = [
+        ("PUT", "/v1/rooms/{room_id}/policy", {"metadata": {"queue": "b"}}, {"metadata": {"bad key": "b"}}),
+        ("PATCH", "/v1/recordings/{recording_id}", {"metadata": {"case": "1"}}, {"metadata": {"-case": "1"}}),
+        (
+            "PATCH",
+            "/v1/recordings/{recording_id}/participants/{participant_id}",
+            {"metadata": {"k": None}},
+            {"metadata": {"a/b": "v"}},
+        ),
+        ("POST", "/v1/rooms/{room_id}/start", {"metadata": {"k.1": "v"}}, {"metadata": {"é": "v"}}),
+        ("PUT", "/v1/recordings/{recording_id}/legal-hold", {"hold": False}, {"hold": 0}),
+        ("PUT", "/v1/rooms/{room_id}/policy", {"record": True}, {"record": "true"}),
+    ]
+    for method, path, valid, invalid in bodies:
+        check = validator(body_schema(method, path))
+        assert check.is_valid(valid), (path, valid)
+        assert not check.is_valid(invalid), (path, invalid)
+        url = path.format(room_id="r1", recording_id="rec-1", participant_id="p1")
+        status, problem = await api.call(method, url, json=invalid)
+        assert status == 422 and problem["detail"].startswith("body."), (path, invalid, problem)
+
+    params = {p["name"]: p["schema"] for p in doc["paths"]["/v1/recordings"]["get"]["parameters"]}
+    check = validator(params["started_before"])
+    assert check.is_valid("2024-05-01T12:00:00Z")
+    for value in ["0.5", "2024-05-01"]:
+        assert not check.is_valid(value)
+        status, _ = await api.call("GET", f"/v1/recordings?started_before={value}")
+        assert status == 422, value
