@@ -40,9 +40,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
         "networkPolicy.enabled=true",
         "networkPolicy.sfu.ipBlocks[0]=10.20.0.15/32",
     ),
-    "autoscaled": (
-        "autoscaling.enabled=true",
-        "autoscaling.targetMemoryUtilizationPercentage=80",
+    "ephemeral": (
         "persistence.enabled=false",
         "metrics.serviceMonitor.enabled=true",
         "metrics.serviceMonitor.force=true",
@@ -97,6 +95,8 @@ def test_helm_lint_strict(helm_bin: str, values: str) -> None:
         (("config.janus.events=grpc",), "events"),
         (("archive.storage.s3.worm.mode=LOCKED",), "mode"),
         (("replicaCount=-1",), "replicaCount"),
+        (("replicaCount=2",), "replicaCount"),  # one CallVault per Janus
+        (("autoscaling.enabled=true",), "autoscaling"),  # no HPA: it would scale replicas of one Janus
         (("apiKeys.adminKey=short",), "adminKey"),
         (("unknownKey=1",), "unknownKey"),
     ],
@@ -141,7 +141,8 @@ def test_expected_objects(rendered: dict[str, list[dict[str, Any]]]) -> None:
     # without the CRD in the cluster.
     assert "Secret" not in prod
     assert "ServiceMonitor" not in prod
-    assert {"HorizontalPodAutoscaler", "ServiceMonitor"} <= {d["kind"] for d in rendered["autoscaled"]}
+    assert "ServiceMonitor" in {d["kind"] for d in rendered["ephemeral"]}
+    assert not any(d["kind"] == "HorizontalPodAutoscaler" for docs in rendered.values() for d in docs)
 
 
 def test_service_monitor_only_with_the_crd(helm_bin: str) -> None:
@@ -297,9 +298,8 @@ def test_per_pod_volume(rendered: dict[str, list[dict[str, Any]]]) -> None:
     assert claim["spec"]["storageClassName"] == "fast-ssd"
     volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
     assert "data" not in volumes  # from the claim template
-    auto = one(rendered["autoscaled"], "StatefulSet")
-    assert "volumeClaimTemplates" not in auto["spec"]
-    assert "replicas" not in auto["spec"]  # the HPA owns it
+    ephemeral = one(rendered["ephemeral"], "StatefulSet")
+    assert "volumeClaimTemplates" not in ephemeral["spec"] and ephemeral["spec"]["replicas"] == 1
 
 
 def test_forward_host_follows_the_rtp_exposure(rendered: dict[str, list[dict[str, Any]]]) -> None:

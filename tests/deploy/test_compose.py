@@ -162,3 +162,11 @@ def test_janus_readme_covers_every_setting_used() -> None:
     for name in sorted(JANUS.glob("*.jcfg")):
         for key in re.findall(r"^\s*([a-z_0-9]+)\s*=", name.read_text(), re.MULTILINE):
             assert f"`{key}`" in readme, f"{name.name}: {key} is not explained in deploy/janus/README.md"
+
+
+def test_janus_starts_once_callvault_is_healthy(compose: dict[str, Any]) -> None:
+    """sampleevh blocks on a refused POST and every later event waits: Janus must find CallVault
+    listening (issue 19, item 4)."""
+    assert compose["services"]["janus"]["depends_on"]["callvault"]["condition"] == "service_healthy"
+    check = compose["services"]["callvault"]["healthcheck"]
+    assert check["test"][-1] == "/opt/callvault/healthcheck.py" and check["start_interval"] == "1s"
