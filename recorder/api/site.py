@@ -64,10 +64,12 @@ class HttpSite(web.BaseSite):
         self._web_runner = runner
         self._host = host
         self._port = port
+        self._listen_backlog = backlog
         self.limits = limits
         self._handler_options = handler_options
         self._listener: asyncio.Server | None = None
         self._open: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._refusing: weakref.WeakSet[_Refused] = weakref.WeakSet()
         self.refused = 0
         """Connections refused so far (api.max_connections reached)."""
         self._refused_logged = 0.0
@@ -109,16 +111,22 @@ class HttpSite(web.BaseSite):
         def connection() -> asyncio.Protocol:
             if len(self._open) >= self.limits.max_connections:
                 self._count_refused()
-                return _Refused(self.limits.max_connections)
+                refused = _Refused(self.limits.max_connections)
+                self._refusing.add(refused)
+                return refused
             handler = _Connection(self, server, loop=loop, **options)
             self._open.add(handler)
             return handler
 
-        self._listener = await loop.create_server(connection, self._host, self._port, backlog=self._backlog)
+        self._listener = await loop.create_server(
+            connection, self._host, self._port, backlog=self._listen_backlog
+        )
 
     async def stop(self) -> None:
         if self._listener is not None:
-            self._listener.close()  # stop accepting; runner.cleanup() then closes the connections
+            self._listener.close()  # stop accepting; runner.cleanup() then closes the connections served
+        for refused in list(self._refusing):
+            refused.close()
         await super().stop()
 
     def _closed(self, handler: _Connection) -> None:
@@ -221,9 +229,12 @@ class _Refused(asyncio.Protocol):
         pass  # answered already: whatever the client sends is dropped
 
     def eof_received(self) -> bool | None:
+        self.close()
+        return None
+
+    def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
-        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._closing is not None:
