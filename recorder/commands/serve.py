@@ -128,10 +128,10 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
         manager.admission.append(spool_problem)
         checks.append(ReadinessCheck("spool", spool_problem))
 
-    # the access log never shows a credential-like query parameter (sampleevh's ?token=)
-    runner = web.AppRunner(app, handle_signals=False, access_log_class=logs.AccessLogger)
+    runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
-    # api.* limits: request line and header sizes, header timeout, open connections; errors as problems
+    # api.* limits: request line and header sizes, header timeout, open connections; errors as problems;
+    # the access log never shows a credential-like query parameter (sampleevh's ?token=)
     site = HttpSite(
         runner, settings.http_host, settings.http_port, settings.api, access_log_class=logs.AccessLogger
     )
