@@ -320,7 +320,7 @@ async def test_half_sent_requests_are_cut_off_and_connections_capped(make_api: A
     closed = await asyncio.gather(*slow)
     for seconds, got in closed:
         assert got == b""  # closed without an answer: no request was ever complete
-        assert timeout * 0.9 <= seconds <= timeout + 1.5, closed  # trickling bytes buys no time
+        assert timeout * 0.9 <= seconds <= timeout + 3, closed  # trickling bytes buys no time
     assert api.site.refused == extra
     fresh = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
     async with fresh as http, http.get(f"{api.base}/v1/recordings", headers=api.auth("admin")) as r:
@@ -348,7 +348,7 @@ async def test_slow_body_is_answered_408_and_closed(make_api: ApiFactory) -> Non
     assert response.status == 408 and problem["type"].endswith("/body-timeout")
     assert problem["detail"].startswith("body: not received within 1 s")
     assert response.headers["connection"].lower() == "close"
-    assert 0.9 <= answered <= 2.5 and closed <= answered + 3
+    assert 0.9 <= answered <= 4 and closed <= answered + 4
     status, keys = await api.call("GET", "/v1/keys")
     assert status == 200 and "slow" not in [k["name"] for k in keys["keys"]]
 
@@ -381,7 +381,7 @@ async def test_serve_listens_with_the_limits(tmp_path: Path) -> None:
         started = time.monotonic()
         writer.write(b"GET /v1/keys HTTP/1.1\r\nHost: x\r\n")
         assert await asyncio.wait_for(reader.read(), 5) == b""
-        assert 0.9 <= time.monotonic() - started <= 2.5
+        assert 0.9 <= time.monotonic() - started <= 4
         writer.close()
     finally:
         stop.set()
