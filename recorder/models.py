@@ -117,7 +117,13 @@ class TrackSummary(BaseModel):
     name: str
     state: str = Field(
         default="recording",
-        description="'recording' while open, 'complete' after a clean finish, 'recovered' after a crash.",
+        description="'recording' while open (a checkpoint, rewritten every few seconds), 'complete' after a"
+        " clean finish, 'recovered' when a crash left the track open and `callvault finalize` (or the next"
+        " start-up) joined its segments (see counters_incomplete), 'failed' when writing or muxing failed"
+        " (see error).",
+    )
+    error: str | None = Field(
+        default=None, description="Why the track failed (state 'failed'), e.g. 'disk full (ENOSPC): ...'."
     )
     kind: MediaKind
     codec: Codec
@@ -144,7 +150,30 @@ class TrackSummary(BaseModel):
         " with another payload type, or another SSRC while the track's own was still sending.",
     )
     frames_dropped: int = 0
+    frames_unwritten: int = Field(
+        default=0,
+        description="Frames received but in no segment: a write failed (disk full) or a crash came before"
+        " their cluster was written. After a crash only those the last live summary counted: a lower bound.",
+    )
     keyframe_requests: int = 0
+    duration: float | None = Field(
+        default=None,
+        description="Seconds of media in the joined file, from the start of its first frame to the end of its"
+        " last (ffprobe's format duration); None without a joined file.",
+    )
+    counters_incomplete: bool = Field(
+        default=False,
+        description="True after recovery from a crash: what only the live pipeline knew (packets_*,"
+        " frames_dropped, frames_unwritten, keyframe_requests, gaps, pauses, rtcp_sender_reports) is from the"
+        " last summary written while recording and misses what came after it. frames, keyframes, duration,"
+        " segments and the first and last timestamps are recounted from the files.",
+    )
+    estimated: list[str] = Field(
+        default_factory=list,
+        description="Fields recovery derived from the files' millisecond timestamps and the last live summary"
+        " instead of reading them from RTP, e.g. 'last_rtp_timestamp', 'last_wallclock',"
+        " 'segments[2].first_rtp_timestamp'.",
+    )
     width: int | None = None
     height: int | None = None
     gaps: list[Gap] = Field(default_factory=list)
