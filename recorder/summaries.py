@@ -1,24 +1,84 @@
-"""Reading and writing a track's summary JSON (<folder>/<track>.json), atomically."""
+"""Reading and writing a track's summary JSON (<folder>/<track>.json), atomically.
+
+A summary is written beside its file (`.<track>.json.tmp`) and renamed over it. While the track records
+(state 'recording') the summary is a checkpoint:
+
+- a checkpoint that cannot be written (a full disk) is logged and skipped, never raised: the previous one
+  stays in place, the recording goes on, and the final summary follows;
+- each checkpoint keeps space set aside for the final summary (`.<track>.json.reserve.tmp`: RESERVE_BYTES,
+  or twice the checkpoint), so the final one can be written when the disk has filled meanwhile: it goes
+  into blocks that file already holds, then is renamed into place;
+- a checkpoint never replaces a final summary (one that arrives late, after the track finished).
+
+A final summary ('complete', 'recovered', 'failed') uses up the reserved file and leaves no temporary
+file; when it cannot be written, OSError is raised and nothing half-written is left. The temporary files
+are hidden: manifests and file listings skip them.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import threading
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from recorder.models import TrackSummary
+from recorder.mux.write_errors import describe
+
+log = logging.getLogger(__name__)
+
+LIVE_STATE = "recording"
+RESERVE_BYTES = 64 * 1024
+
+_locks: dict[Path, threading.Lock] = {}
+_locks_guard = threading.Lock()
 
 
 def summary_path(folder: Path, track: str) -> Path:
     return folder / f"{track}.json"
 
 
-def write_summary(folder: Path, summary: TrackSummary) -> None:
-    """Replace the track's summary JSON atomically (write beside it, then rename)."""
+def temporary_path(folder: Path, track: str) -> Path:
+    """Where a summary is written before it is renamed into place."""
+    return folder / f".{track}.json.tmp"
+
+
+def reserve_path(folder: Path, track: str) -> Path:
+    """The space set aside for the track's final summary."""
+    return folder / f".{track}.json.reserve.tmp"
+
+
+def write_summary(folder: Path, summary: TrackSummary) -> bool:
+    """Replace the track's summary JSON atomically (write beside it, then rename). Returns whether it was
+    written: a checkpoint (state 'recording') that cannot be, or that comes after the final summary, is
+    skipped; a final summary that cannot be written raises OSError."""
     path = summary_path(folder, summary.name)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(summary.model_dump_json(indent=2))
-    tmp.replace(path)
+    reserve = reserve_path(folder, summary.name)
+    data = summary.model_dump_json(indent=2).encode()
+    live = summary.state == LIVE_STATE
+    with _lock(path):
+        if live and _final_on_disk(path):
+            log.warning("track %s: a late live summary is not written over its final one", summary.name)
+            return False
+        tmp = reserve if not live and reserve.exists() else temporary_path(folder, summary.name)
+        try:
+            _write_into(tmp, data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError as undo:
+                log.error("cannot remove %s: %s", tmp, undo)
+            if not live:
+                raise
+            log.error("cannot write the live summary %s, the previous one stays: %s", path, describe(exc))
+            return False
+        if live:
+            _reserve(reserve, max(RESERVE_BYTES, 2 * len(data)))
+    return True
 
 
 def read_summary(folder: Path, track: str) -> TrackSummary | None:
@@ -27,3 +87,45 @@ def read_summary(folder: Path, track: str) -> TrackSummary | None:
         return TrackSummary.model_validate_json(summary_path(folder, track).read_bytes())
     except (OSError, ValidationError):
         return None
+
+
+def _lock(path: Path) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(path, threading.Lock())
+
+
+def _final_on_disk(path: Path) -> bool:
+    try:
+        state = json.loads(path.read_bytes()).get("state", LIVE_STATE)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(state, str) and state != LIVE_STATE
+
+
+def _write_into(tmp: Path, data: bytes) -> None:
+    """Write `data` as the whole of `tmp`, over the blocks it already holds (no O_TRUNC)."""
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o666)
+    try:
+        view = memoryview(data)
+        done = 0
+        while done < len(data):
+            written = os.pwrite(fd, view[done:], done)
+            if not written:
+                raise OSError(f"{tmp}: the file accepted no bytes")
+            done += written
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+
+
+def _reserve(reserve: Path, size: int) -> None:
+    """Make sure `size` bytes are allocated to the reserved file (a smaller reserve is kept if not)."""
+    try:
+        fd = os.open(reserve, os.O_WRONLY | os.O_CREAT, 0o666)
+        try:
+            if os.fstat(fd).st_size < size:
+                os.posix_fallocate(fd, 0, size)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        log.warning("cannot set space aside for the final summary in %s: %s", reserve, describe(exc))

@@ -3,15 +3,18 @@ by a crash: everything readable is kept, the rest is counted."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
+from av.container import OutputContainer
 
 from recorder.errors import MuxError
 from recorder.mux.containers import FORMATS, Container
+from recorder.mux.write_errors import write_error
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +33,14 @@ class SegmentRead:
 class JoinResult:
     path: Path
     packets: int = 0
+    keyframes: int = 0
     skipped: int = 0
+    duration: float | None = None  # seconds, as the joined file tells it (ffprobe's format duration)
     segments: list[SegmentRead] = field(default_factory=list)
+
+
+class NothingToJoinError(MuxError):
+    """Not one of the segments holds a readable frame."""
 
 
 def segment_files(seg_dir: Path) -> list[Path]:
@@ -42,56 +51,100 @@ def segment_files(seg_dir: Path) -> list[Path]:
 
 
 def join_segments(segments: list[Path], out_path: Path, container: Container) -> JoinResult:
-    """Remux `segments` in order into `out_path` (written beside it as .part, then renamed)."""
+    """Remux `segments` in order into `out_path` (written beside it as .part, then renamed).
+
+    A segment that cannot be read (all or past some point) is what a crash leaves: what it holds is kept
+    and the rest counted. A write that fails (a full disk) fails the join with a MuxError and leaves
+    nothing behind: the .part file is removed and `out_path` is untouched.
+    """
     if not segments:
         raise MuxError(f"no segments to join into {out_path}")
     fmt = FORMATS[container]
     part = out_path.with_name(out_path.name + ".part")
     result = JoinResult(out_path)
-    output = av.open(str(part), "w", format=fmt.container.value, options=fmt.options)
+    try:
+        output = av.open(str(part), "w", format=fmt.container.value, options=fmt.options)
+    except (av.FFmpegError, OSError) as exc:
+        part.unlink(missing_ok=True)
+        raise write_error(str(part), exc) from exc
+    closed = False
+    try:
+        _copy(segments, output, result, part)
+        if result.packets == 0:
+            raise NothingToJoinError(
+                f"none of the {len(segments)} segments for {out_path.name} holds a readable frame"
+            )
+        try:
+            output.close()
+        except (av.FFmpegError, OSError) as exc:
+            raise write_error(str(part), exc) from exc
+        closed = True
+        os.replace(part, out_path)
+    finally:
+        if not closed:
+            with contextlib.suppress(av.FFmpegError, OSError):
+                output.close()
+            part.unlink(missing_ok=True)
+    result.duration = _duration(out_path)
+    return result
+
+
+def _copy(segments: list[Path], output: OutputContainer, result: JoinResult, part: Path) -> None:
     out_stream = None
     last_dts: int | None = None
-    try:
-        for seg in segments:
-            read = SegmentRead(seg)
-            result.segments.append(read)
-            try:
-                source = av.open(str(seg))
-            except (av.FFmpegError, OSError) as exc:
-                read.error = f"unreadable: {exc}"
-                log.warning("segment %s is unreadable and is left out: %s", seg, exc)
+    for seg in segments:
+        read = SegmentRead(seg)
+        result.segments.append(read)
+        try:
+            source = av.open(str(seg))
+        except (av.FFmpegError, OSError) as exc:
+            read.error = f"unreadable: {exc}"
+            log.warning("segment %s is unreadable and is left out: %s", seg, exc)
+            continue
+        with source:
+            if not source.streams:
+                read.error = "no streams"
                 continue
-            with source:
-                if not source.streams:
-                    read.error = "no streams"
-                    continue
-                in_stream = source.streams[0]
-                if out_stream is None:
-                    out_stream = output.add_stream_from_template(in_stream)
+            in_stream = source.streams[0]
+            if out_stream is None:
+                out_stream = output.add_stream_from_template(in_stream)
+            packets = source.demux(in_stream)
+            while True:
                 try:
-                    for packet in source.demux(in_stream):
-                        if packet.size == 0 or packet.dts is None:
-                            continue
-                        if last_dts is not None and packet.dts <= last_dts:
-                            result.skipped += 1
-                            continue
-                        t = float(packet.pts * packet.time_base) if packet.pts is not None else None
-                        if read.first_pts is None:
-                            read.first_pts = t
-                        read.last_pts = t
-                        last_dts = packet.dts
-                        packet.stream = out_stream
-                        output.mux(packet)
-                        read.packets += 1
-                        result.packets += 1
-                except av.FFmpegError as exc:
+                    packet = next(packets)
+                except StopIteration:
+                    break
+                except av.FFmpegError as exc:  # reading, never writing: the segment is cut short
                     read.truncated = True
                     read.error = str(exc)
                     log.warning("segment %s is cut short after %d packets: %s", seg, read.packets, exc)
-    finally:
-        output.close()
-    if result.packets == 0:
-        part.unlink(missing_ok=True)
-        raise MuxError(f"none of the {len(segments)} segments for {out_path.name} holds a readable frame")
-    os.replace(part, out_path)
-    return result
+                    break
+                if packet.size == 0 or packet.dts is None:
+                    continue
+                if last_dts is not None and packet.dts <= last_dts:
+                    result.skipped += 1
+                    continue
+                t = float(packet.pts * packet.time_base) if packet.pts is not None else None
+                if read.first_pts is None:
+                    read.first_pts = t
+                read.last_pts = t
+                last_dts = packet.dts
+                keyframe = packet.is_keyframe
+                packet.stream = out_stream
+                try:
+                    output.mux(packet)
+                except (av.FFmpegError, OSError) as exc:
+                    raise write_error(str(part), exc) from exc
+                read.packets += 1
+                result.packets += 1
+                result.keyframes += keyframe
+
+
+def _duration(path: Path) -> float | None:
+    """The joined file's duration as players (and ffprobe) read it, in seconds."""
+    try:
+        with av.open(str(path)) as joined:
+            return joined.duration / av.time_base if joined.duration is not None else None
+    except (av.FFmpegError, OSError) as exc:
+        log.warning("cannot read the duration of %s: %s", path, exc)
+        return None

@@ -4,12 +4,16 @@ The header goes to the file when the segment opens; after that, one write per Cl
 closes (every second and at each video keyframe), so a process killed at any moment leaves every
 closed Cluster on disk and loses at most about one second. Nothing is written per frame. The bytes are
 hashed (SHA-256) as they are written, so closing a segment never reads it back.
+
+A write that fails (a full disk) is undone: the file is cut back to its last whole Cluster, so what is on
+disk is always the header and whole Clusters, and `size`, `digest()` and `frames_on_disk` describe it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 from recorder.codecs.opus import OPUS_HEAD_MAGIC
@@ -24,6 +28,7 @@ from recorder.mux.matroska import (
     TrackParams,
     segment_header,
 )
+from recorder.mux.write_errors import write_error
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +72,20 @@ def track_params(
 class SegmentFile:
     """One open segment file. Frames carry timestamps in `clock_rate` units; the file counts in ms."""
 
-    __slots__ = ("_avcc", "_clock", "_file", "_half", "_hash", "_muxer", "path", "size")
+    __slots__ = (
+        "_avcc",
+        "_clock",
+        "_file",
+        "_half",
+        "_hash",
+        "_muxer",
+        "_pending",
+        "_pending_keys",
+        "frames_on_disk",
+        "keyframes_on_disk",
+        "path",
+        "size",
+    )
 
     def __init__(
         self,
@@ -81,6 +99,10 @@ class SegmentFile:
     ) -> None:
         self.path = path
         self.size = 0
+        self.frames_on_disk = 0  # frames in the Clusters written so far
+        self.keyframes_on_disk = 0
+        self._pending = 0  # frames in the open Cluster
+        self._pending_keys = 0
         self._clock = clock_rate
         self._half = clock_rate // 2
         # Matroska stores H.264 as length-prefixed NAL units; without a decoder configuration record
@@ -91,8 +113,13 @@ class SegmentFile:
         try:
             self._file = path.open("wb", buffering=0)
         except OSError as exc:
-            raise MuxError(f"cannot create segment {path}: {exc}") from exc
-        self._write(segment_header(doc_type, params))
+            raise write_error(f"segment {path}", exc) from exc
+        try:
+            self._write(segment_header(doc_type, params))
+        except MuxError:
+            self._file.close()
+            path.unlink(missing_ok=True)  # a header alone holds nothing
+            raise
 
     def write(self, data: bytes, pts: int, keyframe: bool) -> None:
         """Add one frame with its presentation time in clock-rate units."""
@@ -103,6 +130,9 @@ class SegmentFile:
         cluster = self._muxer.add(data, (pts * 1000 + self._half) // self._clock, keyframe)
         if cluster is not None:
             self._write(cluster)
+            self._cluster_written()
+        self._pending += 1
+        self._pending_keys += keyframe
 
     def close(self) -> str:
         """Write the open Cluster and close the file; returns the file's SHA-256 (hex)."""
@@ -110,6 +140,7 @@ class SegmentFile:
             cluster = self._muxer.flush()
             if cluster is not None:
                 self._write(cluster)
+                self._cluster_written()
         finally:
             self._file.close()
         return self._hash.hexdigest()
@@ -117,6 +148,15 @@ class SegmentFile:
     def abandon(self) -> None:
         """Close the file without writing what is still pending (after an error)."""
         self._file.close()
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of the `size` bytes written so far."""
+        return self._hash.hexdigest()
+
+    def _cluster_written(self) -> None:
+        self.frames_on_disk += self._pending
+        self.keyframes_on_disk += self._pending_keys
+        self._pending = self._pending_keys = 0
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -127,6 +167,12 @@ class SegmentFile:
                     raise OSError("the file accepted no bytes")
                 view = view[written:]
         except OSError as exc:
-            raise MuxError(f"cannot write segment {self.path}: {exc}") from exc
+            try:  # drop the part of `data` that did get written: the file ends at a whole element
+                os.ftruncate(self._file.fileno(), self.size)
+            except OSError as undo:
+                log.error(
+                    "segment %s: cannot cut back a failed write to %d bytes: %s", self.path, self.size, undo
+                )
+            raise write_error(f"segment {self.path}", exc) from exc
         self._hash.update(data)
         self.size += len(data)

@@ -6,6 +6,10 @@ sender's bytes unchanged (H.264: the same NAL units, length-prefixed as Matroska
 are written by CallVault's own Matroska/WebM muxer (matroska.py), a Cluster at a time. Segment files
 live in `<folder>/<track>.segments/NNNNNN.<ext>`; each closed one is listed, with its size and
 SHA-256, in the track's summary.
+
+When a write fails (a full disk), the open segment keeps its whole Clusters (SegmentFile cuts off the
+failed write) and is listed like a closed one with the frames it holds; a segment that holds no frame
+is removed. The MuxError is raised on, and the track writes nothing more.
 """
 
 from __future__ import annotations
@@ -45,13 +49,15 @@ class TrackWriter:
         self.spec = spec
         self.fmt = fmt
         self.segments: list[SegmentInfo] = []
-        self.frames_written = 0
+        self.frames_written = 0  # frames in the segments listed
+        self.keyframes_written = 0
         self._dir = segments_dir(folder, spec.name)
         self._dir.mkdir(parents=True, exist_ok=True)
         self._doc_type = "webm" if fmt.container is Container.WEBM else "matroska"
         self._file: SegmentFile | None = None
         self._seg_first = 0
         self._seg_last = 0
+        self._seg_last_on_disk = 0  # RTP timestamp of the last frame of the Clusters written
         self._seg_frames = 0
         self._next_index = len(list(self._dir.glob(f"*.{fmt.extension}")))
 
@@ -81,12 +87,18 @@ class TrackWriter:
         file = self._file
         if file is None:
             raise MuxError(f"track {self.spec.name}: frame before the first segment start")
-        file.write(frame.data, frame.pts, frame.keyframe)
+        on_disk = file.frames_on_disk
+        try:
+            file.write(frame.data, frame.pts, frame.keyframe)
+        except MuxError:
+            self._salvage(file)
+            raise
+        if file.frames_on_disk != on_disk:  # this frame closed a Cluster holding every frame before it
+            self._seg_last_on_disk = self._seg_last
         if self._seg_frames == 0:
             self._seg_first = frame.rtp_timestamp
         self._seg_last = frame.rtp_timestamp
         self._seg_frames += 1
-        self.frames_written += 1
 
     def _close_segment(self) -> None:
         file = self._file
@@ -98,15 +110,40 @@ class TrackWriter:
             file.abandon()
             path.unlink(missing_ok=True)
             return
-        sha256 = file.close()
+        try:
+            sha256 = file.close()
+        except MuxError:
+            self._salvage(file)
+            raise
+        self._list(file, self._seg_last, sha256)
+
+    def _salvage(self, file: SegmentFile) -> None:
+        """After a failed write: keep the segment's whole Clusters, listed, or remove it if they hold no
+        frame."""
+        self._file = None
+        file.abandon()
+        if file.frames_on_disk == 0:
+            file.path.unlink(missing_ok=True)
+            return
+        log.warning(
+            "track %s: segment %s kept with the %d frames written before the error",
+            self.spec.name,
+            file.path.name,
+            file.frames_on_disk,
+        )
+        self._list(file, self._seg_last_on_disk, file.digest())
+
+    def _list(self, file: SegmentFile, last_rtp_timestamp: int, sha256: str) -> None:
         self._next_index += 1
+        self.frames_written += file.frames_on_disk
+        self.keyframes_written += file.keyframes_on_disk
         self.segments.append(
             SegmentInfo(
-                index=int(path.stem),
-                path=str(path.relative_to(self.folder)),
+                index=int(file.path.stem),
+                path=str(file.path.relative_to(self.folder)),
                 first_rtp_timestamp=self._seg_first,
-                last_rtp_timestamp=self._seg_last,
-                frames=self._seg_frames,
+                last_rtp_timestamp=last_rtp_timestamp,
+                frames=file.frames_on_disk,
                 size=file.size,
                 sha256=sha256,
             )
