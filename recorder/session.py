@@ -145,25 +145,37 @@ class RecordingSession:
         try:
             summary.segments = await self.workers.close(track.writer)
         except MuxError as exc:
+            # The segments written before the error (the last one cut back to its whole clusters) are
+            # kept and listed; the summary counts the frames they hold, and the rest as unwritten.
             log.error("track %s failed while muxing: %s", name, exc)
             summary.segments = list(track.writer.segments)
             summary.state = "failed"
+            summary.error = str(exc)
+            summary.frames_unwritten = max(0, summary.frames - track.writer.frames_written)
+            summary.frames = track.writer.frames_written
+            summary.keyframes = track.writer.keyframes_written
         if summary.segments:
             out = self.folder / f"{name}.{track.fmt.extension}"
             try:
-                await asyncio.to_thread(
+                joined = await asyncio.to_thread(
                     join_segments, segment_files(segments_dir(self.folder, name)), out, track.fmt.container
                 )
                 summary.file = out.name
+                summary.duration = joined.duration
             except MuxError as exc:
                 log.error("track %s: cannot join segments: %s", name, exc)
                 summary.state = "failed"
+                summary.error = "; ".join(filter(None, (summary.error, f"segments not joined: {exc}")))
         if summary.state == "recording":
             summary.state = "complete"
         self._announce_segments(track, summary.segments)
-        if not self.settings.keep_segments and summary.file is not None:
-            shutil.rmtree(segments_dir(self.folder, name), ignore_errors=True)
-        await asyncio.to_thread(write_summary, self.folder, summary)
+        try:
+            await asyncio.to_thread(write_summary, self.folder, summary)
+        except OSError as exc:  # the segments stay, so recovery can write it later
+            log.error("track %s: cannot write its final summary: %s", name, exc)
+        else:
+            if not self.settings.keep_segments and summary.file is not None:
+                await asyncio.to_thread(shutil.rmtree, segments_dir(self.folder, name), ignore_errors=True)
         self.finished[name] = summary
         for listener in self.listeners:
             listener.track_finished(self.folder, summary)
