@@ -1,4 +1,5 @@
-"""`callvault finalize DIR`: join the segments a crash left under DIR into one file per track."""
+"""`callvault finalize DIR`: join the segments a crash left under DIR into one file per track, and rewrite
+each track's summary from what was recovered (recorder/mux/recovery.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     summaries = recover_folder(args.folder)
     for s in summaries:
-        print(f"{args.folder}: recovered {s.name}: {s.frames} frames -> {s.file}")
+        if s.state == "recovered":
+            seconds = s.duration or 0.0
+            print(f"{args.folder}: recovered {s.name}: {s.frames} frames, {seconds:.2f} s -> {s.file}")
+        else:
+            print(f"{args.folder}: {s.state} {s.name}: {s.error}")
     if not summaries:
         print(f"{args.folder}: nothing to finalize")
     return 0
