@@ -114,13 +114,20 @@ class JanusBridge:
     def connected(self) -> bool:
         return self.client.state is ConnectionState.CONNECTED
 
+    def problem(self) -> str | None:
+        """None while connected to Janus; else what /readyz says, with the last error."""
+        if self.connected:
+            return None
+        error = self.client.last_error
+        return "not connected to Janus" + (f" ({error})" if error is not None else "")
+
     async def start(self) -> None:
         """Start following Janus; returns at once even when Janus is down (the client keeps retrying)."""
         self.client.add_state_listener(self._on_state)
         try:
             await self.client.connect()
         except (*JANUS_FAILURES, TimeoutError) as exc:
-            log.warning(
+            log.info(
                 "Janus at %s is not reachable yet (%s); retrying in the background", self.settings.ws_url, exc
             )
 
@@ -219,7 +226,7 @@ class JanusBridge:
                     self.settings.forward_host,
                     streams,
                     secret=self.settings.secret_for(room),
-                    admin_key=self.settings.admin_key,
+                    admin_key=self.settings.admin_key_value(),
                 )
             except BaseException:
                 await self.manager.remove_participant(room, publisher)
@@ -354,7 +361,7 @@ class JanusBridge:
                             _room_id(key[1]),
                             stream_id,
                             secret=self.settings.secret_for(room),
-                            admin_key=self.settings.admin_key,
+                            admin_key=self.settings.admin_key_value(),
                         )
         await self.manager.finish_room(room)
 
@@ -366,7 +373,8 @@ class JanusBridge:
             if self._reconciler is None or self._reconciler.done():
                 self._reconciler = asyncio.create_task(self.reconcile())
         elif state is ConnectionState.DISCONNECTED:
-            log.warning("no connection to Janus at %s; retrying", self.settings.ws_url)
+            # The transport already warned why (cannot connect / connection lost): say it once.
+            log.debug("no connection to Janus at %s; retrying", self.settings.ws_url)
 
     async def reconcile(self) -> None:
         """Match Janus's forwarders with ours (after start-up and every reconnection)."""
@@ -399,7 +407,7 @@ class JanusBridge:
                                     publisher.publisher_id,
                                     fwd.stream_id,
                                     secret=self.settings.secret_for(room),
-                                    admin_key=self.settings.admin_key,
+                                    admin_key=self.settings.admin_key_value(),
                                 )
             lost = [p for (r, p) in self.forwarders if r == room and p not in alive]
             for gone in lost:
@@ -430,7 +438,7 @@ class JanusBridge:
                                 publisher.publisher_id,
                                 fwd.stream_id,
                                 secret=self.settings.secret_for(room),
-                                admin_key=self.settings.admin_key,
+                                admin_key=self.settings.admin_key_value(),
                             )
                 requests = [
                     StreamRequest(mid=s.mid, codec=s.codec, payload_type=s.payload_type)

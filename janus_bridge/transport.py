@@ -363,6 +363,11 @@ class OnTransport:
         """Successful connects so far; it changes on every reconnect (a new session)."""
         return self.transport.generation
 
+    @property
+    def last_error(self) -> BaseException | None:
+        """Why the last connection attempt failed or the last connection ended."""
+        return self.transport.last_error
+
     def add_state_listener(self, listener: StateListener) -> None:
         """``listener(state)`` on every change; CONNECTED means ready for requests."""
         self.transport.add_state_listener(listener)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -34,12 +34,16 @@ class JanusSettings(BaseModel):
 
     enabled: bool = Field(default=True, description="Follow a Janus VideoRoom and record its rooms.")
     ws_url: str = Field(default="ws://127.0.0.1:8188", description="Janus WebSocket API (janus-protocol).")
-    api_secret: str | None = Field(default=None, description="Janus api_secret, if set.")
-    admin_key: str | None = Field(
+    api_secret: SecretStr | None = Field(default=None, description="Janus api_secret, if set.")
+    admin_key: SecretStr | None = Field(
         default=None, description="VideoRoom admin_key, needed for rtp_forward when lock_rtp_forward is on."
     )
-    room_secret: str | None = Field(default=None, description="Secret of every recorded room (default).")
-    room_secrets: dict[str, str] = Field(default_factory=dict, description="Per-room secrets, by room id.")
+    room_secret: SecretStr | None = Field(
+        default=None, description="Secret of every recorded room (default)."
+    )
+    room_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Per-room secrets, by room id."
+    )
     record_rooms: Literal["all"] | list[str] = Field(
         default="all", description="'all', or the list of room ids to record."
     )
@@ -50,10 +54,10 @@ class JanusSettings(BaseModel):
     events: Literal["http", "ws"] = Field(
         default="http", description="Event handler Janus uses: sampleevh (http) or wsevh (ws)."
     )
-    events_token: str | None = Field(
+    events_token: SecretStr | None = Field(
         default=None, description="Shared secret the event handler must present (?token=, Bearer, header)."
     )
-    events_basic_auth: tuple[str, str] | None = Field(
+    events_basic_auth: tuple[str, SecretStr] | None = Field(
         default=None, description="HTTP basic auth (user, password) sampleevh must present."
     )
     events_open: bool = Field(
@@ -109,10 +113,29 @@ class JanusSettings(BaseModel):
         return networks
 
     def secret_for(self, room: str) -> str | None:
-        return self.room_secrets.get(room, self.room_secret)
+        return _plain(self.room_secrets.get(room, self.room_secret))
+
+    def admin_key_value(self) -> str | None:
+        return _plain(self.admin_key)
+
+    def api_secret_value(self) -> str | None:
+        return _plain(self.api_secret)
+
+    def events_token_value(self) -> str | None:
+        return _plain(self.events_token)
+
+    def events_basic_auth_value(self) -> tuple[str, str] | None:
+        if self.events_basic_auth is None:
+            return None
+        user, password = self.events_basic_auth
+        return user, password.get_secret_value()
 
     def records(self, room: str) -> bool:
         return self.record_rooms == "all" or room in self.record_rooms
+
+
+def _plain(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
 
 
 class ServiceSettings(BaseSettings):
