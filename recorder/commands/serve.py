@@ -33,6 +33,10 @@ from recorder.service.manager import RecordingManager
 from recorder.service.settings import ServiceSettings, load_settings
 
 log = logging.getLogger("callvault.serve")
+OPEN_INTAKE = (
+    "the Janus event intake accepts events without credentials (janus.events_open): anyone who reaches"
+    " the HTTP port can start and stop recordings; set janus.events_token"
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,11 +77,12 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
     manager = RecordingManager(settings)
     checks: list[ReadinessCheck] = []
     counters: dict[str, Callable[[], dict[str, int]]] = {}
-    app = build_app(manager, checks, counters)
+    warnings: dict[str, str] = {}
+    app = build_app(manager, checks, counters, warnings)
     bridge: JanusBridge | None = None
     intake: EventIntake | None = None
     if settings.janus.enabled:
-        client = JanusClient(settings.janus.ws_url, api_secret=settings.janus.api_secret)
+        client = JanusClient(settings.janus.ws_url, api_secret=settings.janus.api_secret_value())
         bridge = JanusBridge(
             manager,
             settings.janus,
@@ -86,16 +91,18 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
             restart_grace=settings.janus.restart_grace,
         )
         intake = EventIntake(
-            bridge.on_events, token=settings.janus.events_token, basic_auth=settings.janus.events_basic_auth
+            bridge.on_events,
+            token=settings.janus.events_token_value(),
+            basic_auth=settings.janus.events_basic_auth_value(),
         )
         intake.add_routes(app, http_path=EVENTS_HTTP_PATH, ws_path=EVENTS_WS_PATH)
         janus, events = bridge, intake
         counters["janus_events"] = events.stats.as_dict
-        counters["janus_bridge"] = lambda: {
-            "errors": janus.errors,
-            "forwarded_publishers": len(janus.forwarders),
-        }
-        checks.append(ReadinessCheck("janus", lambda: None if janus.connected else "not connected to Janus"))
+        counters["janus_bridge"] = janus.counters
+        checks.append(ReadinessCheck("janus", janus.problem))
+        if intake.open:
+            log.warning(OPEN_INTAKE)
+            warnings["janus_events"] = OPEN_INTAKE
 
     api: ControlApi | None = None
     if settings.api.enabled:  # REST API, catalog (a sink, first so room tags reach the others), metrics
