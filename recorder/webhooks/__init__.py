@@ -1,7 +1,7 @@
 """Signed webhooks (Standard Webhooks): event payloads, a durable SQLite outbox with a delivery log, and a
 dispatcher that delivers in order per recording with retries."""
 
-from recorder.webhooks.dispatcher import Dispatcher
+from recorder.webhooks.dispatcher import AttemptReport, Dispatcher
 from recorder.webhooks.events import (
     CompositeFailed,
     CompositeFinished,
@@ -28,6 +28,7 @@ from recorder.webhooks.signing import (
 
 __all__ = [
     "Attempt",
+    "AttemptReport",
     "CompositeFailed",
     "CompositeFinished",
     "Delivery",

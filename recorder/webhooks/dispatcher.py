@@ -14,6 +14,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 import aiohttp
 
@@ -24,6 +27,23 @@ from recorder.webhooks.settings import WebhookSettings
 from recorder.webhooks.signing import signed_headers
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class AttemptReport:
+    """What became of one delivery attempt (what the metrics count)."""
+
+    endpoint_id: str
+    event_type: str
+    outcome: DeliveryState
+    """delivered; pending (to be retried); failed (given up)."""
+    attempted: bool
+    """False when the delivery was given up without a POST (its endpoint is no longer configured)."""
+    seconds: float
+    """How long the POST took."""
+    since_event: float
+    """Seconds from the event's publication to the end of this attempt."""
 
 
 class Dispatcher:
@@ -34,13 +54,19 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
+        self.on_published: list[Callable[[WebhookEvent], None]] = []
+        """Called (on the loop) with each event newly stored in the outbox."""
+        self.on_attempt: list[Callable[[AttemptReport], None]] = []
+        """Called (on the loop) after each attempt is logged in the outbox."""
 
     async def publish(self, event: WebhookEvent, msg_id: str | None = None) -> str:
         """Store the event durably for every interested endpoint and wake the task; returns the webhook-id.
         With a fixed `msg_id`, publishing the same event again (after a restart) adds nothing."""
-        msg_id = await asyncio.to_thread(self.outbox.add, event, self.settings.endpoints, msg_id)
+        stored, new = await asyncio.to_thread(self.outbox.store, event, self.settings.endpoints, msg_id)
         self._wake.set()
-        return msg_id
+        if new:
+            _tell(self.on_published, event, "published")
+        return stored
 
     async def start(self) -> None:
         """Start delivering; deliveries pending from earlier runs resume."""
@@ -105,6 +131,7 @@ class Dispatcher:
             log.error(
                 "webhooks: %s to %s: endpoint no longer configured", delivery.msg_id, delivery.endpoint_id
             )
+            self._report(delivery, DeliveryState.FAILED, attempted=False, seconds=0.0)
             return
         session = self._session
         if session is None:
@@ -158,3 +185,24 @@ class Dispatcher:
             outcome=outcome,
             retry_at=retry_at,
         )
+        self._report(delivery, outcome, attempted=True, seconds=duration_ms / 1000)
+
+    def _report(self, delivery: Delivery, outcome: DeliveryState, attempted: bool, seconds: float) -> None:
+        if self.on_attempt:
+            report = AttemptReport(
+                endpoint_id=delivery.endpoint_id,
+                event_type=delivery.type,
+                outcome=outcome,
+                attempted=attempted,
+                seconds=seconds,
+                since_event=time.time() - delivery.created_at,
+            )
+            _tell(self.on_attempt, report, "attempt")
+
+
+def _tell(listeners: list[Callable[[T], None]], what: T, name: str) -> None:
+    for listener in listeners:
+        try:
+            listener(what)
+        except Exception:
+            log.exception("webhooks: a listener of the %s failed", name)

@@ -120,12 +120,18 @@ class Outbox:
     ) -> str:
         """Store the event and its deliveries durably; returns the message id (webhook-id). A `msg_id`
         already stored is not added again (publishing an event under a fixed id is idempotent)."""
+        return self.store(event, endpoints, msg_id)[0]
+
+    def store(
+        self, event: WebhookEvent, endpoints: Iterable[WebhookEndpoint], msg_id: str | None = None
+    ) -> tuple[str, bool]:
+        """`add`, also saying whether the message is new (False: `msg_id` was stored before)."""
         mid = msg_id or new_message_id()
         now = time.time()
         recording_id = event.data.recording_id
         with self._tx() as db:
             if db.execute("SELECT 1 FROM messages WHERE msg_id = ?", (mid,)).fetchone() is not None:
-                return mid
+                return mid, False
             cur = db.execute(
                 "INSERT INTO messages (msg_id, recording_id, type, body, created_at) VALUES (?, ?, ?, ?, ?)",
                 (mid, recording_id, event.type.value, event.body(), now),
@@ -138,7 +144,7 @@ class Outbox:
                         " next_attempt_at, created_at) VALUES (?, ?, ?, 'pending', ?, ?)",
                         (message_id, endpoint.id, recording_id, now, now),
                     )
-        return mid
+        return mid, True
 
     def _deliveries(self, where: str, args: tuple[object, ...]) -> list[Delivery]:
         with self._lock:

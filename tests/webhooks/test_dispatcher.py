@@ -16,6 +16,7 @@ from s3_fixture import ACCESS_KEY, PLAIN_BUCKET, SECRET_KEY, MotoServer, free_po
 from recorder.manifest import Manifest, Software, StoredObject
 from recorder.storage import S3Settings, S3Store
 from recorder.webhooks import (
+    AttemptReport,
     DeliveryState,
     Dispatcher,
     EventType,
@@ -282,3 +283,33 @@ def test_recording_finished_carries_manifest_and_expiring_links(moto_server: Mot
     assert timedelta(minutes=14) < media.expires_at - datetime.now(UTC) <= timedelta(minutes=15)
     with urllib.request.urlopen(media.url, timeout=5) as response:
         assert response.read() == b"media"
+
+
+async def test_listeners_hear_new_events_and_every_attempt(tmp_path: Path, receiver: Receiver) -> None:
+    """What the metrics count: each event once when it is stored (not again when a restart publishes it
+    under the same id), and each attempt with its outcome, duration and age."""
+    settings = settings_for(tmp_path, [endpoint(receiver.port)])
+    outbox = Outbox(settings.outbox_path)
+    dispatcher = Dispatcher(outbox, settings)
+    published: list[WebhookEvent] = []
+    reports: list[AttemptReport] = []
+    dispatcher.on_published.append(published.append)
+    dispatcher.on_attempt.append(reports.append)
+    dispatcher.on_attempt.append(lambda report: 1 / 0)  # a failing listener harms nobody
+    receiver.fail_first = 1
+    await receiver.start()
+    await dispatcher.start()
+    try:
+        (event,) = call_events("rec-l")[:1]
+        await dispatcher.publish(event, msg_id="msg_rec-l.started")
+        await dispatcher.publish(event, msg_id="msg_rec-l.started")  # a restart publishing it again
+        assert await dispatcher.wait_idle(within=10)
+    finally:
+        await dispatcher.stop()
+        outbox.close()
+    assert published == [event]
+    assert [(r.endpoint_id, r.outcome, r.attempted) for r in reports] == [
+        ("crm", DeliveryState.PENDING, True),
+        ("crm", DeliveryState.DELIVERED, True),
+    ]
+    assert all(0 < r.seconds <= r.since_event < 10 and r.event_type == "recording.started" for r in reports)
