@@ -21,7 +21,8 @@ from typing import Protocol
 from recorder.assembly.pipeline import StreamPipeline
 from recorder.config import RecorderSettings
 from recorder.errors import MuxError
-from recorder.ingest.track import Network, RtcpReceiver, TrackReceiver
+from recorder.ingest.track import Network, TrackReceiver
+from recorder.ingest.udp import DatagramSocket
 from recorder.models import Codec, SegmentInfo, StreamSpec, TrackSummary
 from recorder.mux.containers import ContainerFormat, container_for, segment_format
 from recorder.mux.join import join_segments, segment_files
@@ -57,18 +58,16 @@ class Track:
 
     @property
     def port(self) -> int:
-        transport = self.receiver.rtp_transport
-        assert transport is not None
-        port: int = transport.get_extra_info("sockname")[1]
-        return port
+        sock = self.receiver.rtp_socket
+        assert sock is not None
+        return sock.port
 
     @property
     def rtcp_port(self) -> int | None:
-        transport = self.receiver.rtcp_transport
-        if transport is None:
+        sock = self.receiver.rtcp_socket
+        if sock is None:
             return self.port if self.spec.rtcp_port == self.spec.port else None
-        port: int = transport.get_extra_info("sockname")[1]
-        return port
+        return sock.port
 
 
 def container_preference(codec: Codec, settings: RecorderSettings) -> ContainerFormat:
@@ -112,13 +111,10 @@ class RecordingSession:
             reorder_delay=self.settings.reorder_delay,
         )
         receiver = TrackReceiver(spec, pipeline, self.sources)
-        loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: receiver, local_addr=(spec.address, spec.port))
+        receiver.rtp_socket = DatagramSocket(spec.address, spec.port, receiver.datagram_received)
         if spec.rtcp_port is not None and spec.rtcp_port != spec.port:
             try:
-                await loop.create_datagram_endpoint(
-                    lambda: RtcpReceiver(receiver), local_addr=(spec.address, spec.rtcp_port)
-                )
+                receiver.rtcp_socket = DatagramSocket(spec.address, spec.rtcp_port, receiver.rtcp_received)
             except OSError:
                 receiver.close()
                 raise
@@ -245,6 +241,8 @@ class RecordingSession:
 
     def _announce_segments(self, track: Track, segments: list[SegmentInfo]) -> None:
         """Tell listeners about segments the mux worker has closed since the last call."""
+        if len(segments) == track.segments_announced:
+            return
         closed = segments[track.segments_announced :]
         track.segments_announced += len(closed)
         for segment in closed:

@@ -75,6 +75,7 @@ class StreamPipeline:
         self._first_wall = 0.0
         self._last_pts = -1
         self._last_wall = 0.0
+        self._last_rtp: int | None = None
         self._segment_start_pts = 0
         self._segment_keyframe_asked = False
         self._last_keyframe_request = float("-inf")
@@ -230,8 +231,7 @@ class StreamPipeline:
 
         self._last_pts = pts
         self._last_wall = frame.arrival_time
-        summary.last_rtp_timestamp = frame.rtp_timestamp
-        summary.last_wallclock = frame.arrival_time
+        self._last_rtp = frame.rtp_timestamp  # into the summary by counters(): no model write per frame
         self._output.append(frame)
 
     def _gap(self, frame: Frame, reason: str) -> None:
@@ -257,6 +257,9 @@ class StreamPipeline:
         s.packets_malformed = self.malformed
         s.packets_paused = self.paused_packets
         s.packets_foreign = self.foreign_packets
+        if self._last_rtp is not None:
+            s.last_rtp_timestamp = self._last_rtp
+            s.last_wallclock = self._last_wall
         s.frames = a.frames
         s.keyframes = a.keyframes
         s.frames_dropped = a.frames_dropped

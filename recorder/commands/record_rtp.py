@@ -17,6 +17,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from recorder import eventloop
 from recorder.config import RecorderSettings
 from recorder.errors import SdpError
 from recorder.ingest.track import Network
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return fail(str(exc), 2)
     try:
-        summaries = asyncio.run(record(specs, args.out, name, settings, args.duration, sources))
+        summaries = eventloop.run(record(specs, args.out, name, settings, args.duration, sources))
     except OSError as exc:
         return fail(f"cannot record: {exc}", 1)
     report(args.out / name, summaries)

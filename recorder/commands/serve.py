@@ -22,7 +22,7 @@ from janus_bridge.bridge import JanusBridge
 from janus_bridge.client import JanusClient
 from janus_bridge.intake import EventIntake
 from postprocess.compositor import Compositor
-from recorder import logs
+from recorder import eventloop, logs
 from recorder.api.app import ControlApi
 from recorder.api.site import HttpSite
 from recorder.archive.archive import Archive
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     logs.configure(level or settings.log.level, log_format or settings.log.format)
     logs.hide(*logs.secrets_of(settings))  # whatever logs them, they are printed as REDACTED
     try:
-        asyncio.run(serve(settings))
+        eventloop.run(serve(settings))
     except OSError as exc:
         print(f"callvault: error: {exc}", file=sys.stderr)
         return 1

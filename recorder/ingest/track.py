@@ -1,24 +1,25 @@
 """The UDP edge of one recorded stream: RTP in, RTCP in (sender reports, the sender's address), PLI out.
 
 `datagram_received` is the hot path: parse, filter by payload type and SSRC, hand to the pure
-pipeline. Nothing else happens per packet; frames leave for the mux worker on the session's timer.
+pipeline. Nothing else happens per packet; frames leave for the mux worker on the session's timer. The
+sockets are `udp.DatagramSocket`s: many datagrams per event-loop wakeup.
 
 Only the SFU may send: the first valid packet from an allowed source (`sources`, networks; None: any)
 locks the RTP socket to its sender and `connect()`s it, so the kernel drops every other sender's
 datagrams before they cost any CPU. The RTCP socket locks the same way to the first packet from an
 allowed source (Janus latches it from its `local_rtcp_port`) and, once the RTP sender is known, from
-its host only, so nobody else can redirect keyframe requests. What was refused is counted (`packets_foreign` in the summary).
+its host only, so nobody else can redirect keyframe requests. What was refused is counted
+(`packets_foreign` in the summary).
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import random
 import time
 from collections.abc import Sequence
-from typing import cast
+from typing import Protocol
 
 from recorder.assembly.pipeline import StreamPipeline
 from recorder.errors import MalformedPacketError
@@ -48,31 +49,29 @@ def allowed(host: str, sources: Sequence[Network] | None) -> bool:
     return any(address.version == net.version and address in net for net in sources)
 
 
-def connect(transport: asyncio.BaseTransport | None, peer: Address) -> None:
-    """Connect a datagram transport's socket to `peer`: from now on the kernel drops other senders."""
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return
-    dup = sock.dup()  # the transport's socket object has no connect(); a duplicate shares the socket
-    try:
-        dup.connect(peer)
-    except OSError as exc:
-        log.warning("cannot connect the socket to %s:%d: %s", peer[0], peer[1], exc)
-    finally:
-        dup.close()
+class Socket(Protocol):
+    """What the receiver needs of a socket (`udp.DatagramSocket`)."""
+
+    @property
+    def port(self) -> int: ...
+
+    def connect(self, peer: Address) -> None: ...
+
+    def sendto(self, data: bytes, addr: Address) -> bool: ...
+
+    def close(self) -> None: ...
 
 
-class TrackReceiver(asyncio.DatagramProtocol):
+class TrackReceiver:
     def __init__(
         self, spec: StreamSpec, pipeline: StreamPipeline, sources: Sequence[Network] | None = None
     ) -> None:
         self.spec = spec
         self.pipeline = pipeline
         self.sources = sources
-        self.rtp_transport: asyncio.DatagramTransport | None = None
-        self.rtcp_transport: asyncio.DatagramTransport | None = None
+        self.rtp_socket: Socket | None = None
+        self.rtcp_socket: Socket | None = None
+        """The separate RTCP socket (None with rtcp-mux: RTCP shares the RTP socket)."""
         self.sender: Address | None = None
         """The RTP sender this track locked to (its socket is connected to it)."""
         self.rtcp_remote: Address | None = None
@@ -85,9 +84,6 @@ class TrackReceiver(asyncio.DatagramProtocol):
         self._rtcp_mux = spec.rtcp_port == spec.port
 
     # -- RTP socket --------------------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.rtp_transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         pipeline = self.pipeline
@@ -128,13 +124,11 @@ class TrackReceiver(asyncio.DatagramProtocol):
 
     def _lock(self, addr: Address) -> None:
         self.sender = addr
-        connect(self.rtp_transport, addr)
+        if self.rtp_socket is not None:
+            self.rtp_socket.connect(addr)
         if self._rtcp_mux:
             self.rtcp_remote = addr
         log.info("track %s: receiving from %s:%d only", self.spec.name, addr[0], addr[1])
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("track %s: socket error %s", self.spec.name, exc)
 
     # -- RTCP ---------------------------------------------------------------------------------------
 
@@ -152,7 +146,8 @@ class TrackReceiver(asyncio.DatagramProtocol):
                 self.pipeline.foreign_packets += 1
                 return
             self.rtcp_remote = addr
-            connect(self.rtcp_transport, addr)
+            if self.rtcp_socket is not None:
+                self.rtcp_socket.connect(addr)
         if not is_rtcp(data):
             return
         try:
@@ -166,27 +161,15 @@ class TrackReceiver(asyncio.DatagramProtocol):
 
     def request_keyframe(self) -> bool:
         """Send a PLI to the sender's RTCP address, if one is known."""
-        transport = self.rtcp_transport or (self.rtp_transport if self._rtcp_mux else None)
-        if transport is None or self.rtcp_remote is None or self.media_ssrc is None:
+        sock = self.rtcp_socket or (self.rtp_socket if self._rtcp_mux else None)
+        if sock is None or self.rtcp_remote is None or self.media_ssrc is None:
             return False
-        transport.sendto(build_pli(self.our_ssrc, self.media_ssrc), self.rtcp_remote)
+        if not sock.sendto(build_pli(self.our_ssrc, self.media_ssrc), self.rtcp_remote):
+            return False
         self.pli_sent += 1
         return True
 
     def close(self) -> None:
-        for t in (self.rtp_transport, self.rtcp_transport):
-            if t is not None:
-                t.close()
-
-
-class RtcpReceiver(asyncio.DatagramProtocol):
-    """The separate RTCP socket of a track (when RTCP is not multiplexed on the RTP port)."""
-
-    def __init__(self, track: TrackReceiver) -> None:
-        self.track = track
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.track.rtcp_transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        self.track.rtcp_received(data, addr)
+        for sock in (self.rtp_socket, self.rtcp_socket):
+            if sock is not None:
+                sock.close()

@@ -12,20 +12,24 @@ from recorder.rtp.packet import RtpPacket
 from recorder.rtp.rtcp import PictureLossIndication, SenderReport, parse_rtcp, unix_to_ntp
 
 
-class FakeTransport:
-    """Stands in for the asyncio datagram transport: records what would be sent."""
+class FakeSocket:
+    """Stands in for the track's UDP socket: records what would be sent and whom it connects to."""
+
+    port = 5001
 
     def __init__(self) -> None:
         self.sent: list[tuple[bytes, tuple[str, int]]] = []
+        self.peer: tuple[str, int] | None = None
 
-    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> bool:
         self.sent.append((data, addr))
+        return True
+
+    def connect(self, peer: tuple[str, int]) -> None:
+        self.peer = peer
 
     def close(self) -> None:
         pass
-
-    def get_extra_info(self, name: str) -> None:
-        return None  # no socket to connect
 
 
 def receiver(codec: Codec = Codec.VP8) -> TrackReceiver:
@@ -59,8 +63,8 @@ def test_other_payload_types_and_a_second_sender_are_foreign() -> None:
 
 def test_pli_goes_to_the_rtcp_source_and_sender_reports_are_kept() -> None:
     r = receiver()
-    transport = FakeTransport()
-    r.rtcp_transport = transport  # type: ignore[assignment]
+    transport = FakeSocket()
+    r.rtcp_socket = transport
     r.datagram_received(RtpPacket(96, 1, 1000, 111, b"\x10\x00\x9d").serialize(), ("127.0.0.1", 9))
     assert not r.request_keyframe()  # no RTCP path known yet
     sr = SenderReport(111, unix_to_ntp(1_700_000_000.0), 1000, 1, 100).serialize()
