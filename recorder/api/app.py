@@ -24,12 +24,15 @@ from recorder.api.auth import KeyStore, Role
 from recorder.api.catalog import Catalog, CatalogSink
 from recorder.api.context import ApiContext
 from recorder.api.db import SCHEMA_VERSION, Database
-from recorder.api.metrics import CallVaultCollector, Totals, new_registry, render
+from recorder.api.files import archive_of
+from recorder.api.metrics import Metrics
 from recorder.api.policy import PolicyStore, RoomControl
 from recorder.api.problems import Handler, problem_middleware
-from recorder.api.registry import Call, Registry
+from recorder.api.registry import Call, Registry, Webhook, problem_response
 from recorder.service.manager import RecordingManager
 from recorder.service.settings import ServiceSettings
+from recorder.webhooks import examples as hooks
+from recorder.webhooks.events import EVENT_BODIES, PAYLOADS
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +43,72 @@ STATUS_ROLES = frozenset({Role.ADMIN, Role.OPERATOR})
 """/v1/status (recorder/service/app.py) is guarded here: it lists rooms and participants."""
 
 
+STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Rooms being recorded, recordings finished since start, and each counter source's"
+    " figures (janus_events, janus_bridge, composites: present when that part runs).",
+    "properties": {
+        "rooms": {"type": "object", "additionalProperties": {"type": "object"}},
+        "finished": {"type": "array", "items": {"type": "object"}},
+        "active_streams": {"type": "integer"},
+        "ports_in_use": {"type": "integer"},
+    },
+    "required": ["rooms", "finished", "active_streams", "ports_in_use"],
+    "additionalProperties": {"type": "object", "additionalProperties": {"type": "integer"}},
+}
+STATUS_EXAMPLE: dict[str, Any] = {
+    "janus_events": {"http_requests": 120, "received": 348, "malformed": 0, "delivered": 348},
+    "janus_bridge": {"errors": 0, "forwarded_publishers": 2, "known_publishers": 2},
+    "rooms": {
+        hooks.ROOM_ID: {
+            "recording_id": hooks.RECORDING_ID,
+            "folder": f"/var/lib/callvault/data/recordings/{hooks.RECORDING_ID}",
+            "participants": {"1001": ["1001-video-0"], "1002": ["1002-audio-1"]},
+        }
+    },
+    "finished": [],
+    "active_streams": 2,
+    "ports_in_use": 2,
+}
+SIGNATURE_HEADERS = (
+    (
+        "webhook-id",
+        "The message id, the same on every attempt: deduplicate on it.",
+        "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+    ),
+    ("webhook-timestamp", "Unix seconds of this attempt (reject old ones: replay).", "1777887003"),
+    (
+        "webhook-signature",
+        "'v1,' + base64 HMAC-SHA256 of '{webhook-id}.{webhook-timestamp}.{body}' with the endpoint's secret.",
+        "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+    ),
+)
+PAYLOAD_OF = {p.event_type: p for p in PAYLOADS}
+WEBHOOKS = tuple(
+    Webhook(
+        name=kind.value,
+        body=EVENT_BODIES[kind],
+        summary=" ".join((PAYLOAD_OF[kind].__doc__ or kind.value).split()),
+        example=json.loads(example.body()),
+        headers=SIGNATURE_HEADERS,
+    )
+    for kind, example in hooks.payloads().items()
+)
+"""The webhooks' bodies, from recorder/webhooks/events.py, with examples."""
+
+
+def _connection(control: RoomControl | None) -> Callable[[], bool] | None:
+    """Whether the SFU bridge is connected (JanusBridge.connected), for bridges that say so."""
+    if control is None or not isinstance(getattr(control, "connected", None), bool):
+        return None
+    return lambda: bool(getattr(control, "connected", False))
+
+
 class ControlApi:
-    def __init__(self, ctx: ApiContext, registry: Registry, metrics_collector: CallVaultCollector) -> None:
+    def __init__(self, ctx: ApiContext, registry: Registry, metrics: Metrics) -> None:
         self.ctx = ctx
         self.registry = registry
-        self.collector = metrics_collector
-        self.metrics_registry = new_registry(metrics_collector)
+        self.metrics = metrics
         self._openapi: bytes | None = None
 
     @property
@@ -72,17 +135,17 @@ class ControlApi:
         await policy.load()
         if control is not None:
             policy.install(control)
-        totals = Totals()
+        metrics = Metrics(manager, counters, _connection(control))
+        metrics.watch(archive_of(manager.sinks))
         sink = CatalogSink(catalog, on_start=[policy.start_hook])
-        sink.segment_listeners.append(totals.segment_closed)
-        sink.track_listeners.append(totals.track_finished)
+        sink.segment_listeners.append(metrics.totals.segment_closed)
+        sink.track_listeners.append(metrics.totals.track_finished)
         ctx = ApiContext(api, manager, db, catalog, sink, policy, keys, audit, control)
         registry = Registry(keys, audit, body_timeout=api.body_timeout)
         routes_recordings.register(registry, ctx)
         routes_rooms.register(registry, ctx)
         routes_admin.register(registry, ctx)
-        collector = CallVaultCollector(manager, totals, counters)
-        created = cls(ctx, registry, collector)
+        created = cls(ctx, registry, metrics)
         if api.metrics_require_key:
             registry.add(
                 "GET",
@@ -105,7 +168,7 @@ class ControlApi:
 
     def _metrics_response(self) -> web.Response:
         # Rendered on the loop: the collector reads the manager's live state, which only the loop changes.
-        return web.Response(body=render(self.metrics_registry), headers={"Content-Type": METRICS_MEDIA_TYPE})
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": METRICS_MEDIA_TYPE})
 
     def openapi(self) -> dict[str, Any]:
         status: dict[str, Any] = {
@@ -118,10 +181,10 @@ class ControlApi:
                 "responses": {
                     "200": {
                         "description": "status",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
+                        "content": {"application/json": {"schema": STATUS_SCHEMA, "example": STATUS_EXAMPLE}},
                     },
-                    "401": {"description": "no API key, or an unknown or revoked one"},
-                    "403": {"description": "the key's role may not do this"},
+                    "401": problem_response(401, "/v1/status"),
+                    "403": problem_response(403, "/v1/status"),
                 },
             }
         }
@@ -129,9 +192,10 @@ class ControlApi:
             status["get"]["security"] = []
             status["get"].pop("x-roles")
             del status["get"]["responses"]["401"], status["get"]["responses"]["403"]
-        return self.registry.openapi({"/v1/status": status})
+        return self.registry.openapi({"/v1/status": status}, webhooks=WEBHOOKS)
 
     def mount(self, app: web.Application) -> None:
+        app.on_startup.append(self._started)
         app.middlewares.append(problem_middleware)
         app.middlewares.append(self._guard)
         self.registry.mount(app)
@@ -142,6 +206,11 @@ class ControlApi:
                 return self._metrics_response()
 
             app.router.add_get(METRICS_PATH, metrics)
+
+    async def _started(self, app: web.Application) -> None:
+        # `callvault serve` starts the archive after opening the API, before the app: hook it now, so the
+        # metrics see its first upload and webhook.
+        self.metrics.watch(archive_of(self.ctx.manager.sinks))
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -30,7 +30,9 @@ class AuditEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seq: int = Field(ge=1, description="Position in the log, from 1, without holes.")
-    at: str = Field(description="When, RFC 3339 UTC with microseconds.")
+    at: str = Field(
+        description="When, RFC 3339 UTC with microseconds.", json_schema_extra={"format": "date-time"}
+    )
     actor: str = Field(description="Name of the API key (or 'system').")
     role: str | None = None
     action: str = Field(description="What: 'recording.view', 'recording.delete', 'policy.update'...")

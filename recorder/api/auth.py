@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recorder.api.db import Database
 from recorder.api.problems import ApiError
+from recorder.api.times import Timestamp, utc
 
 
 class Role(StrEnum):
@@ -45,9 +46,9 @@ class ApiKeyInfo(BaseModel):
     key_id: str
     name: str
     role: Role
-    created_at: float
+    created_at: Timestamp
     created_by: str
-    revoked_at: float | None = None
+    revoked_at: Timestamp | None = None
 
 
 class NewApiKey(ApiKeyInfo):
@@ -114,14 +115,15 @@ class KeyStore:
 
     async def create(self, name: str, role: Role, by: str) -> NewApiKey:
         key_id, key = new_key()
-        info = ApiKeyInfo(key_id=key_id, name=name, role=role, created_at=time.time(), created_by=by)
+        now = time.time()
+        info = ApiKeyInfo(key_id=key_id, name=name, role=role, created_at=utc(now), created_by=by)
         sha = digest(key)
 
         def insert() -> None:
             self.db.connection.execute(
                 "INSERT INTO api_keys (key_id, name, role, sha256, created_at, created_by)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (key_id, name, role.value, sha, info.created_at, by),
+                (key_id, name, role.value, sha, now, by),
             )
 
         await self.db.run(insert)
@@ -142,7 +144,7 @@ class KeyStore:
                 )
 
             await self.db.run(update)
-            info.revoked_at = now
+            info.revoked_at = utc(now)
         return info
 
 

@@ -56,9 +56,9 @@ class StorageAccess:
             log.warning("the archive offers no store to the API; serving local files only")
             return None
 
-    def prefix(self, recording_id: str, started_at: float, room_id: str | None) -> str:
+    def prefix(self, recording_id: str, started_at: datetime, room_id: str | None) -> str:
         room = room_id if "{room_id" in self.key_template else None
-        date = datetime.fromtimestamp(started_at, UTC)
+        date = started_at.astimezone(UTC)
         return recording_prefix(self.key_template, recording_id=recording_id, date=date, room_id=room)
 
 
@@ -68,7 +68,7 @@ class RecordingFiles:
 
     recording_id: str
     folder: Path
-    started_at: float
+    started_at: datetime
     room_id: str | None
     storage: StorageAccess | None
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from recorder.api.audit import AuditEntry
 from recorder.api.auth import Role
+from recorder.api.times import Timestamp
 from recorder.manifest.model import Manifest
 
 # Patterns are matched whole (pydantic's regex engine: `$` is the end of the text, never before a final
@@ -21,8 +22,21 @@ KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$"
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 TagKey = Annotated[str, StringConstraints(pattern=TAG_KEY_PATTERN)]
 TagValue = Annotated[str, StringConstraints(max_length=512)]
-# additionalProperties: the schema's patternProperties alone would let any other key through.
-_TAG_MAP = Field(max_length=64, json_schema_extra={"additionalProperties": False})
+
+
+def _closed_map(schema: dict[str, Any]) -> None:
+    """A map whose keys match a pattern, as JSON Schema says it and generated clients read it: the keys'
+    pattern in `propertyNames`, the values' schema in `additionalProperties` (pydantic writes
+    `patternProperties`, which lets any other key through and which openapi-python-client ignores: its
+    models would drop every tag)."""
+    patterns = schema.pop("patternProperties", None)
+    if patterns:
+        ((pattern, values),) = patterns.items()
+        schema["propertyNames"] = {"pattern": pattern}
+        schema["additionalProperties"] = values
+
+
+_TAG_MAP = Field(max_length=64, json_schema_extra=_closed_map)
 Tags = Annotated[dict[TagKey, TagValue], _TAG_MAP]
 TagPatch = Annotated[dict[TagKey, TagValue | None], _TAG_MAP]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
@@ -74,14 +88,14 @@ class ParticipantOut(_Body):
     id: str
     display_name: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
-    joined_at: float | None = None
-    left_at: float | None = None
+    joined_at: Timestamp | None = None
+    left_at: Timestamp | None = None
 
 
 class PauseOut(_Body):
     participant: str | None = Field(default=None, description="None: the whole recording was paused.")
-    start_time: float
-    end_time: float | None = None
+    start_time: Timestamp
+    end_time: Timestamp | None = None
     by: str | None = None
     reason: str | None = None
 
@@ -104,8 +118,8 @@ class RecordingOut(_Body):
     room_id: str | None = None
     call_id: str | None = None
     status: RecordingStatus
-    started_at: float
-    finished_at: float | None = None
+    started_at: Timestamp
+    finished_at: Timestamp | None = None
     duration: float | None = Field(default=None, description="Seconds, once finished.")
     tracks: int
     bytes: int = Field(description="Bytes of media written (closed segments).")
@@ -113,8 +127,10 @@ class RecordingOut(_Body):
     participants: list[ParticipantOut] = Field(default_factory=list)
     legal_hold: bool = False
     legal_hold_reason: str | None = None
-    retention_until: float | None = None
-    deleted_at: float | None = None
+    retention_until: Timestamp | None = Field(
+        default=None, description="Until when it cannot be deleted (api.retention_days after its end)."
+    )
+    deleted_at: Timestamp | None = None
 
 
 class RecordingDetail(RecordingOut):
@@ -183,7 +199,7 @@ class FileLink(_Body):
     size: int | None = None
     url: str = Field(description="Presigned store URL, or this API's authenticated file URL.")
     presigned: bool
-    expires_at: float | None = None
+    expires_at: Timestamp | None = Field(default=None, description="When a presigned URL expires.")
 
 
 class FileLinks(_Body):
@@ -208,7 +224,7 @@ class VerifyResult(_Body):
 
 class Deleted(_Body):
     recording_id: str
-    deleted_at: float
+    deleted_at: Timestamp
     objects_deleted: int
 
 
@@ -277,9 +293,9 @@ class ApiKeyOut(_Body):
     key_id: str
     name: str
     role: Role
-    created_at: float
+    created_at: Timestamp
     created_by: str
-    revoked_at: float | None = None
+    revoked_at: Timestamp | None = None
 
 
 class AuditQuery(_Body):

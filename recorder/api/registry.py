@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from recorder import __version__
+from recorder.api import examples
 from recorder.api.audit import AuditLog, DetailValue
 from recorder.api.auth import KeyStore, Principal, Role, presented_key
 from recorder.api.models import ID_PATTERN
@@ -45,6 +46,10 @@ class Route:
     status: int = 200
     media_type: str | None = None
     """Success media type when not JSON (file downloads, exports, metrics); the body is then a string."""
+    more_media_types: tuple[str, ...] = ()
+    """Other media types the success answer can have (a file's own type)."""
+    redirect: str | None = None
+    """When the route can answer 307 instead: what the redirect is to (its Location)."""
     errors: tuple[int, ...] = ()
     description: str = ""
 
@@ -55,6 +60,29 @@ class Route:
     @property
     def operation_id(self) -> str:
         return self.handler.__name__.strip("_")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A request CallVault sends (an OpenAPI 3.1 `webhooks` entry): its name, body model and example."""
+
+    name: str
+    body: type[BaseModel]
+    summary: str
+    example: Any
+    headers: tuple[tuple[str, str, str], ...] = ()
+    """(name, description, example) of each header it carries."""
+
+
+TAGS = {
+    "recordings": "Search, view, tag, pause and resume recordings; download, verify, hold and delete them.",
+    "policy": "Which rooms are recorded (the default and per room), and rooms' live state; start and stop.",
+    "keys": "API keys and their roles (admin only); a key is shown once, when it is created.",
+    "audit": "The hash-chained audit log of every call: read, export and check it.",
+    "operations": "The service's status page and Prometheus metrics.",
+    "webhooks": "What CallVault POSTs to the configured webhook endpoints (Standard Webhooks signatures).",
+}
+"""Tag descriptions of the OpenAPI document."""
 
 
 @dataclass
@@ -163,9 +191,13 @@ class Registry:
 
     # -- OpenAPI --------------------------------------------------------------------------------------
 
-    def openapi(self, extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The OpenAPI 3.1 document of every registered route."""
+    def openapi(
+        self, extra_paths: dict[str, Any] | None = None, webhooks: Sequence[Webhook] = ()
+    ) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of every registered route, with an example of every body; `webhooks`
+        are the requests the service sends (their schemas beside the API's)."""
         wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(Problem, "serialization")]
+        wanted += [(w.body, "serialization") for w in webhooks]
         for r in self.routes:
             for model, mode in (
                 (r.query, "validation"),
@@ -185,23 +217,38 @@ class Registry:
             name = found["$ref"].rsplit("/", 1)[-1]
             return dict(schemas[name])
 
-        problem = {PROBLEM_JSON: {"schema": ref(Problem, "serialization")}}
         paths: dict[str, Any] = {}
         for r in self.routes:
             responses: dict[str, Any] = {}
             if r.media_type is not None:
-                content = {r.media_type: {"schema": {"type": "string"}}}
+                content = {t: _text_content(t) for t in (r.media_type, *r.more_media_types)}
                 responses[str(r.status)] = {"description": r.summary, "content": content}
             elif r.response is not None:
-                content = {"application/json": {"schema": ref(r.response, "serialization")}}
+                content = {
+                    "application/json": {
+                        "schema": ref(r.response, "serialization"),
+                        "example": examples.body(r.response),
+                    }
+                }
                 responses[str(r.status)] = {"description": r.summary, "content": content}
             else:
                 responses[str(r.status)] = {"description": r.summary}
+            if r.redirect is not None:
+                responses["307"] = {
+                    "description": r.redirect,
+                    "headers": {
+                        "Location": {
+                            "description": "Where to get it (a presigned URL of the store).",
+                            "required": True,
+                            "schema": {"type": "string", "format": "uri"},
+                        }
+                    },
+                }
             codes = {401, 403, *r.errors}
             if r.params or r.query or r.body:
                 codes |= {400, 408, 422} if r.body else {422}
             for code in sorted(codes):
-                responses[str(code)] = {"description": _ERROR_TEXT.get(code, "error"), "content": problem}
+                responses[str(code)] = problem_response(code, r.path)
             parameters: list[dict[str, Any]] = [
                 {
                     "name": p,
@@ -235,21 +282,61 @@ class Registry:
             if r.body is not None:
                 op["requestBody"] = {
                     "required": True,
-                    "content": {"application/json": {"schema": ref(r.body, "validation")}},
+                    "content": {
+                        "application/json": {
+                            "schema": ref(r.body, "validation"),
+                            "example": examples.body(r.body),
+                        }
+                    },
                 }
             paths.setdefault(r.path, {})[r.method.lower()] = op
         for path, item in (extra_paths or {}).items():
             paths.setdefault(path, {}).update(item)
-        return {
+        hooks = {
+            w.name: {
+                "post": {
+                    "operationId": "webhook_" + w.name.replace(".", "_"),
+                    "summary": w.summary,
+                    "tags": ["webhooks"],
+                    "parameters": [
+                        {
+                            "name": name,
+                            "in": "header",
+                            "required": True,
+                            "description": text,
+                            "schema": {"type": "string"},
+                            "example": example,
+                        }
+                        for name, text, example in w.headers
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": ref(w.body, "serialization"), "example": w.example}
+                        },
+                    },
+                    "responses": {
+                        "2XX": {"description": "Delivered: any 2xx answer."},
+                        "default": {"description": "Not delivered: retried with backoff, then given up."},
+                    },
+                }
+            }
+            for w in webhooks
+        }
+        used = {op["tags"][0] for item in [*paths.values(), *hooks.values()] for op in item.values()}
+        document: dict[str, Any] = {
             "openapi": "3.1.0",
             "info": {
                 "title": "CallVault control API",
                 "version": __version__,
                 "description": "Recording policy, pause/resume, metadata, catalog search, downloads,"
                 " access control and the audit log. Every operation needs an API key"
-                " (Authorization: Bearer <key>) of one of the roles in its x-roles.",
+                " (Authorization: Bearer <key>) of one of the roles in its x-roles. Times are RFC 3339"
+                " date-times with their offset (answers: UTC, `Z`).",
+                "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
             },
             "servers": [{"url": "/"}],
+            "tags": [{"name": t, "description": text} for t, text in TAGS.items() if t in used],
             "paths": paths,
             "components": {
                 "schemas": schemas,
@@ -259,6 +346,28 @@ class Registry:
                 },
             },
         }
+        if hooks:
+            document["webhooks"] = hooks
+        return document
+
+
+def problem_response(code: int, path: str) -> dict[str, Any]:
+    """The OpenAPI response object of a problem with this status (with an example)."""
+    return {
+        "description": _ERROR_TEXT.get(code, "error"),
+        "content": {
+            PROBLEM_JSON: {
+                "schema": {"$ref": "#/components/schemas/Problem"},
+                "example": examples.problem(code, path),
+            }
+        },
+    }
+
+
+def _text_content(media_type: str) -> dict[str, Any]:
+    if media_type in examples.TEXT:
+        return {"schema": {"type": "string"}, "example": examples.TEXT[media_type]}
+    return {"schema": {"type": "string", "format": "binary"}}
 
 
 _ERROR_TEXT = {
@@ -270,6 +379,7 @@ _ERROR_TEXT = {
     409: "refused in the current state (legal hold, retention, recording in progress...)",
     422: "a request field is invalid: the problem names it",
     502: "the SFU refused or cannot be reached",
+    503: "the store cannot be reached now; retry later",
 }
 
 

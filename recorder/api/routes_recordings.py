@@ -32,6 +32,8 @@ from recorder.api.models import (
 )
 from recorder.api.problems import ApiError
 from recorder.api.registry import Call, Registry
+from recorder.api.times import utc
+from recorder.manifest import content_type_for
 from recorder.storage.base import StorageError, StorageRefusedError
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,19 @@ SUPERVISOR = {Role.SUPERVISOR}
 AUDITOR = {Role.AUDITOR}
 ADMIN: set[Role] = set()
 TAG = "recordings"
+
+
+FILE_TYPES = (
+    "video/webm",
+    "video/x-matroska",
+    "audio/x-matroska",
+    "video/mp4",
+    "audio/mp4",
+    "application/json",
+    "text/plain",
+)
+"""Content types of a recording's files (by extension, as the manifest gives them; others are
+application/octet-stream)."""
 
 
 class FileQuery(BaseModel):
@@ -218,7 +233,7 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         TAG,
         "recording.download",
         response=FileLinks,
-        errors=(404, 409),
+        errors=(404, 409, 503),
     )
     async def recording_links(call: Call) -> FileLinks:
         rid = call.path["recording_id"]
@@ -233,7 +248,7 @@ def register(reg: Registry, ctx: ApiContext) -> None:
             if stored:
                 until = time.time() + expires.total_seconds()
                 return [
-                    FileLink(name=n, size=size, url=url, presigned=True, expires_at=until)
+                    FileLink(name=n, size=size, url=url, presigned=True, expires_at=utc(until))
                     for n, size in sorted(stored.items())
                     if (url := files.presign(n, expires)) is not None
                 ]
@@ -259,7 +274,11 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         "recording.download",
         query=FileQuery,
         media_type="application/octet-stream",
+        more_media_types=FILE_TYPES,
+        redirect="The file is in the store: a presigned URL to it, valid api.link_expiry_seconds.",
         errors=(404,),
+        description="From the local folder while the recording has one (the file's own content type),"
+        " else a 307 to a presigned URL of the store.",
     )
     async def recording_file(call: Call) -> web.StreamResponse:
         rid = call.path["recording_id"]
@@ -271,7 +290,11 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         files = await ctx.files(rid)
         path = await asyncio.to_thread(files.local_path, name)
         if path is not None:
-            return web.FileResponse(path, headers={"Content-Disposition": f'inline; filename="{path.name}"'})
+            headers = {
+                "Content-Type": content_type_for(path.name),
+                "Content-Disposition": f'inline; filename="{path.name}"',
+            }
+            return web.FileResponse(path, headers=headers)
         stored = await asyncio.to_thread(files.stored)
         if name in stored:
             expires = timedelta(seconds=ctx.settings.link_expiry_seconds)
@@ -288,7 +311,7 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         TAG,
         "recording.verify",
         response=VerifyResult,
-        errors=(404, 409),
+        errors=(404, 409, 503),
     )
     async def verify_recording(call: Call) -> VerifyResult:
         rid = call.path["recording_id"]
@@ -339,7 +362,7 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         TAG,
         "recording.delete",
         response=Deleted,
-        errors=(404, 409),
+        errors=(404, 409, 503),
     )
     async def delete_recording(call: Call) -> Deleted:
         rid = call.path["recording_id"]
@@ -350,10 +373,9 @@ def register(reg: Registry, ctx: ApiContext) -> None:
             raise ApiError(409, f"recording {rid} is in progress", "in-progress")
         if detail.legal_hold:
             raise ApiError(409, f"recording {rid} is under legal hold", "legal-hold")
-        if detail.retention_until is not None and detail.retention_until > time.time():
-            raise ApiError(
-                409, f"recording {rid} is under retention until {detail.retention_until:.0f}", "retention"
-            )
+        until = detail.retention_until
+        if until is not None and until.timestamp() > time.time():
+            raise ApiError(409, f"recording {rid} is under retention until {until.isoformat()}", "retention")
         files = await ctx.files(rid)
         recordings_dir = ctx.manager.recordings_dir.resolve()
         if files.folder.exists() and recordings_dir not in files.folder.resolve().parents:
@@ -371,7 +393,7 @@ def register(reg: Registry, ctx: ApiContext) -> None:
             raise ApiError(503, f"the store is unavailable: {exc}", "storage-unavailable") from exc
         deleted_at = await db.run(lambda: catalog.mark_deleted(rid, call.principal.name))
         call.detail = {"objects": count}
-        return Deleted(recording_id=rid, deleted_at=deleted_at, objects_deleted=count)
+        return Deleted(recording_id=rid, deleted_at=utc(deleted_at), objects_deleted=count)
 
 
 def _apply(tags: dict[str, str], patch: dict[str, str | None]) -> None:

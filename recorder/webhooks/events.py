@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from recorder.manifest.model import MANIFEST_NAME, SIGNATURE_NAME, Manifest, Participant, StoredObject
 from recorder.storage.base import ObjectStore
@@ -38,6 +38,8 @@ class _Payload(BaseModel):
 
 
 class RecordingStarted(_Payload):
+    """A recording started, with the participants known then."""
+
     event_type = EventType.RECORDING_STARTED
     kind: Literal["recording.started"] = "recording.started"
     started_at: datetime
@@ -45,6 +47,9 @@ class RecordingStarted(_Payload):
 
 
 class RecordingPaused(_Payload):
+    """A recording was paused (or one participant's tracks: `reason` then starts 'participant <id>:'):
+    nothing of it is recorded until it is resumed."""
+
     event_type = EventType.RECORDING_PAUSED
     kind: Literal["recording.paused"] = "recording.paused"
     paused_at: datetime
@@ -53,6 +58,8 @@ class RecordingPaused(_Payload):
 
 
 class RecordingResumed(_Payload):
+    """A paused recording (or participant) is recorded again."""
+
     event_type = EventType.RECORDING_RESUMED
     kind: Literal["recording.resumed"] = "recording.resumed"
     resumed_at: datetime
@@ -69,6 +76,9 @@ class PresignedLink(BaseModel):
 
 
 class RecordingFinished(_Payload):
+    """A recording is stored whole: its signed manifest and presigned links to the manifest, its
+    signature and every object."""
+
     event_type = EventType.RECORDING_FINISHED
     kind: Literal["recording.finished"] = "recording.finished"
     finished_at: datetime
@@ -79,6 +89,9 @@ class RecordingFinished(_Payload):
 
 
 class RecordingFailed(_Payload):
+    """A recording could not be stored whole: where it failed and why (what could be stored is
+    stored; local files are kept)."""
+
     event_type = EventType.RECORDING_FAILED
     kind: Literal["recording.failed"] = "recording.failed"
     failed_at: datetime
@@ -118,13 +131,26 @@ Payload = Annotated[
 ]
 
 
+PAYLOADS: tuple[type[_Payload], ...] = (
+    RecordingStarted,
+    RecordingPaused,
+    RecordingResumed,
+    RecordingFinished,
+    RecordingFailed,
+    CompositeFinished,
+    CompositeFailed,
+)
+
+_TIMESTAMP = "When the event was published (RFC 3339, UTC); the same on every delivery attempt."
+
+
 class WebhookEvent(BaseModel):
     """The request body."""
 
     model_config = ConfigDict(extra="forbid")
 
     type: EventType
-    timestamp: datetime
+    timestamp: datetime = Field(description=_TIMESTAMP)
     data: Payload
 
     @classmethod
@@ -135,6 +161,23 @@ class WebhookEvent(BaseModel):
 
     def body(self) -> bytes:
         return self.model_dump_json().encode()
+
+
+def _body_model(payload: type[_Payload]) -> type[BaseModel]:
+    kind = payload.event_type.value
+    return create_model(
+        f"{payload.__name__}Event",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=f"The body of a {kind} webhook (a WebhookEvent whose data is a {payload.__name__}).",
+        type=(cast(Any, Literal)[kind], ...),
+        timestamp=(datetime, Field(description=_TIMESTAMP)),
+        data=(payload, ...),
+    )
+
+
+EVENT_BODIES: dict[EventType, type[BaseModel]] = {p.event_type: _body_model(p) for p in PAYLOADS}
+"""Each event type's body as a model of its own (the same payload models, `type` fixed): the OpenAPI
+document's `webhooks` section is generated from these."""
 
 
 def presigned_links(

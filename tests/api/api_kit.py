@@ -110,15 +110,19 @@ class Api:
             return r.status, await r.text()
 
 
-def service_settings(tmp_path: Path, **api: Any) -> ServiceSettings:
+def service_settings(
+    tmp_path: Path, janus: dict[str, Any] | None = None, http_port: int = 8080, **api: Any
+) -> ServiceSettings:
+    """Settings on 127.0.0.1 in `tmp_path`, without Janus unless `janus` (its settings) is given."""
     low = free_port_base()
     return ServiceSettings(
         data_dir=tmp_path / "data",
         http_host="127.0.0.1",
+        http_port=http_port,
         rtp_bind="127.0.0.1",
         rtp_port_min=low,
         rtp_port_max=low + 39,
-        janus={"enabled": False},
+        janus=janus or {"enabled": False},
         recorder={"segment_seconds": 1.0, "mux_threads": 1},
         api={"admin_key": ADMIN_KEY, **api},
     )
