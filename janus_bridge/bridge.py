@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -61,6 +62,8 @@ MAX_PENDING_JOINS = 4_096
 PENDING_JOIN_AGE = 120.0
 CONFIRM_DELAYS = (0.0, 0.25, 0.5)
 """Seconds between checks that Janus really stopped a publisher or destroyed a room before acting."""
+SIMULCAST_CODECS = frozenset({"vp8", "h264"})
+"""What Janus 1.1 simulcasts. A simulcast forwarder of another codec's stream would forward nothing."""
 
 
 class JanusBridge:
@@ -84,6 +87,9 @@ class JanusBridge:
         self._joined: Recent[int, VideoRoomJoined] = Recent(MAX_PENDING_JOINS, PENDING_JOIN_AGE)
         """Publishers by Janus handle id, so Janus's SDP answer to them can be matched to a room."""
         self._join_handles: Recent[tuple[str, str], int] = Recent(MAX_PENDING_JOINS, PENDING_JOIN_AGE)
+        self._offered_simulcast: Recent[int, frozenset[str]] = Recent(MAX_PENDING_JOINS, PENDING_JOIN_AGE)
+        """Mids a publisher's offer (a JSEP event of owner "remote") simulcasts, by handle id: an SSRC
+        group SIM is only in the offer, not in Janus's answer."""
         self.unconfirmed = 0
         """Events Janus's API did not confirm (forged, or stale): counted and ignored."""
         self.room_policy: dict[str, bool] = {}
@@ -146,6 +152,7 @@ class JanusBridge:
                     self._joined.set(event.handle_id, event)
                     self._join_handles.set((str(event.room), str(event.publisher_id)), event.handle_id)
                 elif isinstance(event, JsepEvent):
+                    self._offered(event)
                     await self._answered(event)
                 elif isinstance(event, VideoRoomPublished):
                     await self._published(event)
@@ -191,6 +198,11 @@ class JanusBridge:
         simulcast = {s.mid for s in event.streams if getattr(s, "simulcast", False)}
         await self._forward(room, publisher, event.display, requests, simulcast)
 
+    def _offered(self, event: JsepEvent) -> None:
+        """A publisher's offer: remember which of its streams simulcast until Janus answers it."""
+        if event.owner == "remote" and event.jsep.type == "offer" and event.handle_id is not None:
+            self._offered_simulcast.set(event.handle_id, frozenset(simulcast_mids(event.jsep.sdp)))
+
     async def _forward(
         self,
         room: str,
@@ -214,7 +226,9 @@ class JanusBridge:
                     port=p.port,
                     rtcp_port=p.rtcp_port if p.kind.value == "video" else None,
                     pt=r.payload_type,
-                    # One forwarder through Janus's simulcast context, which targets the top substream.
+                    # One forwarder through Janus's simulcast context: it targets the top substream,
+                    # falls back to a lower one when that stops, switching at keyframes (the recorder
+                    # asks for them when the track stalls). Without it Janus forwards layer 0 only.
                     simulcast=True if p.mid in simulcast else None,
                 )
                 for p, r in zip(ports, requests, strict=True)
@@ -245,7 +259,8 @@ class JanusBridge:
         if joined is None:
             return
         self._join_handles.pop((str(joined.room), str(joined.publisher_id)))
-        streams = publisher_streams(event.jsep.sdp)
+        offered = self._offered_simulcast.pop(event.handle_id) or frozenset()
+        streams = publisher_streams(event.jsep.sdp, offered=offered)
         if streams:
             published = VideoRoomPublished.model_validate(
                 {
@@ -457,22 +472,52 @@ class JanusBridge:
         return await self.client.videoroom()
 
 
-def publisher_streams(sdp: str) -> list[dict[str, str]]:
-    """(type, mid, codec) of each active audio/video m-line of Janus's answer to a publisher."""
-    streams = []
-    for section in sdp.replace("\r\n", "\n").split("\nm=")[1:]:
-        lines = section.split("\n")
-        fields = lines[0].split()
+def publisher_streams(
+    answer: str, offer: str | None = None, offered: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """(type, mid, codec) of each active audio/video m-line of Janus's answer to a publisher, with
+    ``simulcast: True`` on the video streams Janus simulcasts: VP8 or H.264 with rids (in the answer too)
+    or an SSRC group SIM (in the publisher's ``offer`` only; or the mids ``offered`` already read from it)."""
+    simulcast = simulcast_mids(answer) | set(offered) | (simulcast_mids(offer) if offer else set())
+    streams: list[dict[str, Any]] = []
+    for fields, attributes in _media_sections(answer):
         if len(fields) < 4 or fields[1] == "0" or fields[0] not in ("audio", "video"):
             continue
-        attributes = [line[2:] for line in lines[1:] if line.startswith("a=")]
         mid = next((a[4:] for a in attributes if a.startswith("mid:")), None)
         rtpmap = next((a.split(" ", 1)[1] for a in attributes if a.startswith(f"rtpmap:{fields[3]} ")), "")
         if mid is not None and SAFE_MID.fullmatch(mid) is None:
             log.warning("publisher stream with an unsafe mid %.40r ignored", mid)
         elif mid is not None and rtpmap:
-            streams.append({"type": fields[0], "mid": mid, "codec": rtpmap.split("/")[0].lower()})
+            stream: dict[str, Any] = {"type": fields[0], "mid": mid, "codec": rtpmap.split("/")[0].lower()}
+            if fields[0] == "video" and mid in simulcast and stream["codec"] in SIMULCAST_CODECS:
+                stream["simulcast"] = True
+            streams.append(stream)
     return streams
+
+
+def simulcast_mids(sdp: str) -> set[str]:
+    """Mids of the video m-lines an SDP describes as simulcast, as Janus's core reads it: rids
+    (``a=rid:ID send`` in an offer, ``recv`` in Janus's answer) or ``a=ssrc-group:SIM`` with two or more
+    SSRCs."""
+    mids: set[str] = set()
+    for fields, attributes in _media_sections(sdp):
+        if not fields or fields[0] != "video":
+            continue
+        mid = next((a[4:] for a in attributes if a.startswith("mid:")), None)
+        rids = any(a.startswith("rid:") for a in attributes)
+        group = any(a.startswith("ssrc-group:SIM ") and len(a.split()) >= 3 for a in attributes)
+        if mid is not None and (rids or group):
+            mids.add(mid)
+    return mids
+
+
+def _media_sections(sdp: str) -> list[tuple[list[str], list[str]]]:
+    """(m-line fields, attribute values without "a=") of each media section of an SDP."""
+    sections = []
+    for section in sdp.replace("\r\n", "\n").split("\nm=")[1:]:
+        lines = section.split("\n")
+        sections.append((lines[0].split(), [line[2:] for line in lines[1:] if line.startswith("a=")]))
+    return sections
 
 
 def _room_id(room: str) -> int | str:
