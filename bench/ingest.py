@@ -3,9 +3,10 @@ loopback to ONE CallVault recorder process, then the same N streams through ffmp
 process per stream, the usual recipe), side by side.
 
     .venv/bin/python bench/ingest.py --streams 100 --seconds 20
+    .venv/bin/python bench/ingest.py --curve 1,10,100,300 --seconds 15     # cost as load grows
 
-Prints packets per second, CPU and memory per stream, and loss for both, and the ratio. The replay is
-bounded in count and time and only targets 127.0.0.1.
+Prints packets per second, CPU and memory per stream, the CPU cost per packet in microseconds, and loss
+for both, and the ratio. The replay is bounded in count and time and only targets 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -278,16 +279,38 @@ def run_ffmpeg(video: Capture, audio: Capture, n: int, seconds: float, work: Pat
     return Result(f"ffmpeg -c copy ({n} processes)", cpu, peak[0], frames, expected, -1)
 
 
+def curve(video: Capture, audio: Capture, counts: list[int], seconds: float, skip_ffmpeg: bool) -> None:
+    """CPU per call and per packet for each load, CallVault and ffmpeg side by side at each."""
+    per_call = sum(1 for t in video.times if t < seconds) + sum(1 for t in audio.times if t < seconds)
+    print(f"{'calls':>5} {'recorder':32} {'CPU %/call':>10} {'us/packet':>9} {'frames kept':>15} {'lost':>6}")
+    for n in counts:
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = [run_callvault(video, audio, n, seconds, Path(tmp))]
+            if not skip_ffmpeg:
+                runs.append(run_ffmpeg(video, audio, n, seconds, Path(tmp)))
+        for r in runs:
+            us = 1e6 * r.cpu_seconds / (per_call * n)
+            print(f"{n:>5} {r.name:32} {100 * r.cpu_seconds / seconds / n:10.3f} {us:9.2f} "
+                  f"{r.frames:>7}/{r.expected_frames:<7} {r.lost_packets:>6}")  # fmt: skip
+        if len(runs) == 2 and runs[0].cpu_seconds > 0:
+            print(f"{n:>5} ratio callvault/ffmpeg CPU: {runs[0].cpu_seconds / runs[1].cpu_seconds:.2f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--streams", type=int, default=50, help="concurrent audio+video calls")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--skip-ffmpeg", action="store_true")
+    ap.add_argument("--curve", default=None, help="comma-separated call counts, e.g. 1,10,100,300")
     args = ap.parse_args()
     if shutil.which("ffmpeg") is None:
         print("needs ffmpeg", file=sys.stderr)
         return 2
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
     video, audio = make_media(args.seconds)
+    if args.curve:
+        curve(video, audio, [int(c) for c in args.curve.split(",")], args.seconds, args.skip_ffmpeg)
+        return 0
     pkts = sum(1 for t in video.times if t < args.seconds) + sum(1 for t in audio.times if t < args.seconds)
     print(f"{args.streams} calls x (VP8 {len(video.packets) / args.seconds:.0f} pkt/s + Opus "
           f"{len(audio.packets) / args.seconds:.0f} pkt/s) for {args.seconds:.0f} s on {os.cpu_count()} cores")  # fmt: skip
