@@ -117,6 +117,16 @@ app.kubernetes.io/component: recorder
 {{- $_ := set $janus "forward_host" .Values.rtp.service.advertisedAddress -}}
 {{- end -}}
 {{- $_ := set $cfg "janus" $janus -}}
+{{- /* api.*: the HTTP server's limits, over any other api.* settings given in config.extra.api */ -}}
+{{- $l := $c.api -}}
+{{- $api := deepCopy (default (dict) (get $c.extra "api")) -}}
+{{- $_ := set $api "max_request_line" (int $l.maxRequestLine) -}}
+{{- $_ := set $api "max_header_size" (int $l.maxHeaderSize) -}}
+{{- $_ := set $api "max_headers" (int $l.maxHeaders) -}}
+{{- $_ := set $api "header_timeout" (float64 $l.headerTimeout) -}}
+{{- $_ := set $api "body_timeout" (float64 $l.bodyTimeout) -}}
+{{- $_ := set $api "max_connections" (int $l.maxConnections) -}}
+{{- $_ := set $cfg "api" $api -}}
 {{- if .Values.archive.enabled -}}
 {{- $archive := dict -}}
 {{- $_ := include "callvault.archiveConfig" (dict "root" . "out" $archive) -}}
