@@ -174,7 +174,10 @@ class RecordingSession:
                 await asyncio.to_thread(shutil.rmtree, segments_dir(self.folder, name), ignore_errors=True)
         self.finished[name] = summary
         for listener in self.listeners:
-            listener.track_finished(self.folder, summary)
+            try:
+                listener.track_finished(self.folder, summary)
+            except Exception:
+                log.exception("track %s: %s failed on the finished track", name, listener)
         return summary
 
     async def stop(self) -> list[TrackSummary]:
@@ -216,12 +219,10 @@ class RecordingSession:
             await asyncio.sleep(interval)
             now = time.time()
             for track in list(self.tracks.values()):
-                pipeline = track.pipeline
-                pipeline.tick(now)
-                if pipeline.take_keyframe_request(now) and not track.receiver.request_keyframe():
-                    pipeline.keyframe_request_failed()
-                self._flush(track)
-                self._announce_segments(track, track.writer.segments)
+                try:
+                    self._tick_track(track, now)
+                except Exception:  # one track's failure never stops the timer of the others
+                    log.exception("track %s: timer step failed", track.spec.name)
             if now - self._last_summary >= SUMMARY_INTERVAL:
                 self._last_summary = now
                 snapshots = []
@@ -237,7 +238,18 @@ class RecordingSession:
                     summary.segments = segments
                     snapshots.append(summary)
                 if snapshots:
-                    await asyncio.to_thread(self._write_summaries, snapshots)
+                    try:
+                        await asyncio.to_thread(self._write_summaries, snapshots)
+                    except Exception:  # a checkpoint; the final summary is written at finish
+                        log.exception("recording %s: live summaries not written", self.folder.name)
+
+    def _tick_track(self, track: Track, now: float) -> None:
+        pipeline = track.pipeline
+        pipeline.tick(now)
+        if pipeline.take_keyframe_request(now) and not track.receiver.request_keyframe():
+            pipeline.keyframe_request_failed()
+        self._flush(track)
+        self._announce_segments(track, track.writer.segments)
 
     def _announce_segments(self, track: Track, segments: list[SegmentInfo]) -> None:
         """Tell listeners about segments the mux worker has closed since the last call."""
@@ -247,7 +259,10 @@ class RecordingSession:
         track.segments_announced += len(closed)
         for segment in closed:
             for listener in self.listeners:
-                listener.segment_closed(self.folder, track.spec.name, segment)
+                try:
+                    listener.segment_closed(self.folder, track.spec.name, segment)
+                except Exception:  # a broken listener never stops the recording or the other listeners
+                    log.exception("track %s: %s failed on a closed segment", track.spec.name, listener)
 
     def _write_summaries(self, summaries: list[TrackSummary]) -> None:
         for summary in summaries:
