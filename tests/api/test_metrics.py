@@ -27,9 +27,12 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 from service_kit import until
 
+from recorder.api.app import ControlApi
 from recorder.api.metrics import SOURCES
 from recorder.archive import Archive, ArchiveSettings
 from recorder.commands.serve import serve
+from recorder.service.app import build_app
+from recorder.service.manager import RecordingManager
 from recorder.webhooks import generate_secret
 
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -279,3 +282,33 @@ async def test_latency_histograms_and_failed_webhooks(
     duration = "callvault_webhook_attempt_duration_seconds"
     assert value(found, duration, duration + "_count") == attempts + failing.posts
     assert value(found, "callvault_webhook_backlog") >= 0
+
+
+async def test_an_archive_started_after_the_api_is_counted_from_the_start(tmp_path: Path) -> None:
+    """`callvault serve`'s order: the API opens, then the archive starts, then the app: the archive's
+    uploader and dispatcher are hooked when the app starts, before any scrape (an upload or a webhook
+    between start-up and the first scrape counts)."""
+    settings = service_settings(tmp_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    manager = RecordingManager(settings)
+    control_api = await ControlApi.open(settings, manager)
+    app = build_app(manager, [], {})
+    control_api.mount(app)
+    archive = Archive(ArchiveSettings(), settings.data_dir)
+    await archive.start()
+    manager.sinks.append(archive)
+    runner = web.AppRunner(app, handle_signals=False)
+    try:
+        instruments = control_api.metrics.instruments
+        assert instruments.uploaded not in archive.uploader.on_uploaded
+        await runner.setup()
+        assert instruments.uploaded in archive.uploader.on_uploaded
+        assert control_api.metrics.totals.uploaded in archive.uploader.on_uploaded
+        assert instruments.published in archive.dispatcher.on_published
+        assert instruments.attempted in archive.dispatcher.on_attempt
+        control_api.metrics.render()  # a scrape hooks nothing twice
+        assert archive.uploader.on_uploaded.count(instruments.uploaded) == 1
+    finally:
+        await runner.cleanup()
+        await archive.stop()
+        await control_api.close()
