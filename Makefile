@@ -13,6 +13,7 @@ system-deps:
 	command -v janus >/dev/null 2>&1 || missing="$$missing janus"; \
 	command -v janus-pp-rec >/dev/null 2>&1 || missing="$$missing janus-tools"; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	command -v mkvmerge >/dev/null 2>&1 || missing="$$missing mkvtoolnix"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

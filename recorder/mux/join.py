@@ -108,6 +108,9 @@ def _copy(segments: list[Path], output: OutputContainer, result: JoinResult, par
             in_stream = source.streams[0]
             if out_stream is None:
                 out_stream = output.add_stream_from_template(in_stream)
+                # The file's one track is its default track (FlagDefault 1), as in the segments and as
+                # mkvmerge writes; PyAV leaves the disposition empty, which libavformat writes as 0.
+                out_stream.disposition = av.stream.Disposition.default
             packets = source.demux(in_stream)
             while True:
                 try:
