@@ -14,6 +14,7 @@ system-deps:
 	command -v janus-pp-rec >/dev/null 2>&1 || missing="$$missing janus-tools"; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v mkvmerge >/dev/null 2>&1 || missing="$$missing mkvtoolnix"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
