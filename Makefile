@@ -13,6 +13,7 @@ system-deps:
 	command -v janus >/dev/null 2>&1 || missing="$$missing janus"; \
 	command -v janus-pp-rec >/dev/null 2>&1 || missing="$$missing janus-tools"; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v mkvmerge >/dev/null 2>&1 || missing="$$missing mkvtoolnix"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
