@@ -44,8 +44,12 @@ class ForwardStream:
     pt: int | None = Field(default=None, ge=0, le=127)
     ssrc: int | None = Field(default=None, ge=0, le=0xFFFFFFFF)
     simulcast: bool | None = None
-    """For a simulcasting publisher: forward one stream through Janus's simulcast context, which
-    follows the highest substream, instead of only the first one."""
+    """For a stream the publisher simulcasts (VP8 or H.264 with rids or an SSRC group SIM): forward it
+    through a simulcast context, which targets the highest substream, falls back to a lower one 0.25 s
+    after the one forwarded stopped, and switches only at a keyframe of the substream it switches to.
+    Janus 1.1 does not ask the publisher for that keyframe on a forwarder's behalf: send a PLI to the
+    forwarder's ``local_rtcp_port``. Without the flag Janus forwards substream 0 only; with it, a stream
+    that does not simulcast is not forwarded at all."""
 
     def to_request(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mid": self.mid, "port": self.port}
