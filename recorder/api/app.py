@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from recorder.api import routes_admin, routes_recordings, routes_rooms
+from recorder.api import routes_admin, routes_keys, routes_recordings, routes_rooms
 from recorder.api.audit import AuditLog
 from recorder.api.auth import KeyStore, Role
 from recorder.api.catalog import Catalog, CatalogSink
@@ -145,6 +145,7 @@ class ControlApi:
         routes_recordings.register(registry, ctx)
         routes_rooms.register(registry, ctx)
         routes_admin.register(registry, ctx)
+        routes_keys.register(registry, ctx)
         created = cls(ctx, registry, metrics)
         if api.metrics_require_key:
             registry.add(
