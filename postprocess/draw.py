@@ -1,27 +1,25 @@
-"""Drawing on 4:2:0 planes: filled boxes, names on tiles, slates. Pure numpy, no files.
+"""Drawing on 4:2:0 planes: filled boxes, pictures, names on tiles, overlays. Pure numpy, no files.
 
 A `Canvas` is three writable plane views (Y full size, U and V half size) of the output frame; every
-rectangle drawn is even-aligned (layout.Rect), so chroma is addressed by halving.
+rectangle drawn is even-aligned (layout.Rect), so chroma is addressed by halving. Text comes rendered and
+cached from postprocess.text as Sprites; here it is only blended.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from postprocess.font import GLYPH_H, fit_text, text_mask, text_width
 from postprocess.layout import Rect
+from postprocess.text import SLATE_RGB, Sprite, label, label_size, yuv_colour
 
 Plane = npt.NDArray[np.uint8]
 
 BLACK = (16, 128, 128)
-SLATE_BG = (40, 128, 128)
-SLATE_TEXT = 200
-SLATE_DIM = 130
-LABEL_TEXT = 235
+INSET_EDGE = (150, 128, 128)  # a grey frame around picture-in-picture insets
+SLATE_BG = yuv_colour(SLATE_RGB)
 
 
 @dataclass(slots=True)
@@ -58,68 +56,12 @@ def fill_around(canvas: Canvas, outer: Rect, inner: Rect, color: tuple[int, int,
         fill(canvas, part, color)
 
 
-def text_scale(tile_h: int) -> int:
-    """Font pixel size for labels on a tile of this height (1 on small tiles, up to 4 at FHD)."""
-    return max(1, min(4, round(tile_h / 110)))
-
-
-def draw_text(canvas: Canvas, text: str, x: int, y: int, scale: int, luma: int) -> None:
-    mask = text_mask(text, scale)
-    h = min(mask.shape[0], canvas.height - y)
-    w = min(mask.shape[1], canvas.width - x)
-    if h <= 0 or w <= 0:
-        return
-    region = canvas.y[y : y + h, x : x + w]
-    region[mask[:h, :w]] = luma
-
-
-def draw_label(canvas: Canvas, tile: Rect, name: str, marker: bool = False) -> None:
-    """The participant's name on a dark band at the bottom left of the tile; `marker` adds a bar in
-    front of it (the active speaker)."""
-    scale = text_scale(tile.h)
-    pad = 2 * scale
-    max_w = tile.w - 4 * pad
-    if max_w < 8 or tile.h < GLYPH_H * scale + 2 * pad:
-        return
-    text = fit_text(name, max_w - (3 * scale if marker else 0), scale)
-    band_w = min(tile.w, (text_width(text, scale) + 2 * pad + (3 * scale if marker else 0) + 1) & ~1)
-    band_h = (GLYPH_H * scale + 2 * pad + 1) & ~1
-    band = Rect(tile.x, tile.y + tile.h - band_h, band_w, band_h)
-    ys = canvas.y[band.y : band.y + band.h, band.x : band.x + band.w]
-    ys >>= 2  # darken to a quarter: readable on any picture
-    ys += 4
-    cx, cy = band.x // 2, band.y // 2
-    canvas.u[cy : cy + band.h // 2, cx : cx + band.w // 2] = 128
-    canvas.v[cy : cy + band.h // 2, cx : cx + band.w // 2] = 128
-    x = band.x + pad
-    if marker:
-        fill(
-            canvas, Rect(x & ~1, band.y + pad & ~1, 2 * scale & ~1 or 2, band_h - 2 * pad & ~1), (150, 44, 21)
-        )
-        x += 3 * scale
-    draw_text(canvas, text, x, band.y + pad, scale, LABEL_TEXT)
-
-
-@lru_cache(maxsize=64)
-def slate(width: int, height: int, title: str, subtitle: str) -> tuple[Plane, Plane, Plane]:
-    """A slate (dark background, title and subtitle centred) as Y, U, V planes; cached."""
-    y = np.full((height, width), SLATE_BG[0], np.uint8)
-    u = np.full((height // 2, width // 2), SLATE_BG[1], np.uint8)
-    v = np.full((height // 2, width // 2), SLATE_BG[2], np.uint8)
-    canvas = Canvas(y, u, v)
-    big = max(1, min(6, height // 60))
-    small = max(1, big // 2)
-    lines = [(fit_text(title, width - 8, big), big, SLATE_TEXT)]
-    if subtitle:
-        lines.append((fit_text(subtitle, width - 8, small), small, SLATE_DIM))
-    total = sum(GLYPH_H * s for _, s, _ in lines) + (GLYPH_H * small if subtitle else 0)
-    top = max(0, (height - total) // 2)
-    for text, s, luma in lines:
-        draw_text(canvas, text, max(0, (width - text_width(text, s)) // 2), top, s, luma)
-        top += GLYPH_H * s + GLYPH_H * small
-    for plane in (y, u, v):
-        plane.setflags(write=False)
-    return y, u, v
+def outline(canvas: Canvas, r: Rect, color: tuple[int, int, int], width: int = 2) -> None:
+    """A frame `width` pixels wide (even) just inside `r`."""
+    w = max(2, width & ~1)
+    for part in (Rect(r.x, r.y, r.w, w), Rect(r.x, r.y + r.h - w, r.w, w),
+                 Rect(r.x, r.y, w, r.h), Rect(r.x + r.w - w, r.y, w, r.h)):  # fmt: skip
+        fill(canvas, part, color)
 
 
 def blit(canvas: Canvas, r: Rect, planes: tuple[Plane, Plane, Plane]) -> None:
@@ -129,3 +71,74 @@ def blit(canvas: Canvas, r: Rect, planes: tuple[Plane, Plane, Plane]) -> None:
     cx, cy, cw, ch = r.x // 2, r.y // 2, r.w // 2, r.h // 2
     canvas.u[cy : cy + ch, cx : cx + cw] = pu[:ch, :cw]
     canvas.v[cy : cy + ch, cx : cx + cw] = pv[:ch, :cw]
+
+
+def sprite_rect(canvas: Canvas, sprite: Sprite, x: int, y: int) -> Rect:
+    """Where `sprite` lands at (x, y) (made even), clipped to the canvas."""
+    x, y = max(0, x) & ~1, max(0, y) & ~1
+    return Rect(x, y, min(sprite.width, canvas.width - x) & ~1, min(sprite.height, canvas.height - y) & ~1)
+
+
+def _mix(under: Plane, colour: npt.NDArray[np.uint16], keep: npt.NDArray[np.uint16]) -> None:
+    mixed = under.astype(np.uint32)
+    mixed *= keep
+    mixed += colour
+    mixed += 127
+    mixed //= 255
+    under[...] = mixed
+
+
+def blend(canvas: Canvas, sprite: Sprite, x: int, y: int) -> Rect:
+    """Blend `sprite` onto the canvas with its top left at (x, y); returns the rectangle it covers."""
+    r = sprite_rect(canvas, sprite, x, y)
+    if r.empty:
+        return r
+    h, w, ch, cw = r.h, r.w, r.h // 2, r.w // 2
+    _mix(canvas.y[r.y : r.y + h, r.x : r.x + w], sprite.y[:h, :w], sprite.keep[:h, :w])
+    cy, cx = r.y // 2, r.x // 2
+    _mix(canvas.u[cy : cy + ch, cx : cx + cw], sprite.u[:ch, :cw], sprite.keep_c[:ch, :cw])
+    _mix(canvas.v[cy : cy + ch, cx : cx + cw], sprite.v[:ch, :cw], sprite.keep_c[:ch, :cw])
+    return r
+
+
+def draw_label(
+    canvas: Canvas, tile: Rect, name: str, role: str | None = None, marker: bool = False
+) -> Rect | None:
+    """The participant's name (with its role) at the bottom left of the tile; `marker` adds a green bar
+    in front of it (the active speaker)."""
+    size = label_size(tile.h, canvas.height)
+    margin = max(2, size // 3) & ~1
+    sprite = label(name, role, size, tile.w - 2 * margin, marker)
+    if sprite is None or sprite.height + 2 * margin > tile.h:
+        return None
+    return blend(canvas, sprite, tile.x + margin, tile.y + tile.h - sprite.height - margin)
+
+
+@dataclass
+class Overlays:
+    """What is drawn over the composed picture on every frame (the clock, join/leave notices), undone
+    before the next frame is composed: tiles are redrawn only when their picture changes, so the canvas
+    must hold the tiles alone when they are not."""
+
+    canvas: Canvas
+    _under: list[tuple[Rect, Plane, Plane, Plane]] = field(default_factory=list)
+
+    def restore(self) -> None:
+        """Put back what the overlays covered."""
+        for r, y, u, v in reversed(self._under):
+            blit(self.canvas, r, (y, u, v))
+        self._under.clear()
+
+    def draw(self, sprite: Sprite, x: int, y: int) -> None:
+        c = self.canvas
+        r = sprite_rect(c, sprite, x, y)
+        if r.empty:
+            return
+        cx, cy, cw, ch = r.x // 2, r.y // 2, r.w // 2, r.h // 2
+        self._under.append((
+            r,
+            c.y[r.y : r.y + r.h, r.x : r.x + r.w].copy(),
+            c.u[cy : cy + ch, cx : cx + cw].copy(),
+            c.v[cy : cy + ch, cx : cx + cw].copy(),
+        ))  # fmt: skip
+        blend(c, sprite, r.x, r.y)

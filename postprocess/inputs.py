@@ -4,6 +4,12 @@ Participants and names come, in order of preference, from a RecordingInfo the ca
 has one), `recording.json` (a RecordingInfo) or `manifest.json` in the folder, and the track names
 (`<participant>-<kind>-<mid>`, `-partN` after a service restart). Tracks named `<kind>-<mid>` (record-rtp)
 belong to one unnamed participant.
+
+Roles (agent, customer...) are drawn beside names. A participant's role is its `role` tag (participant
+metadata: `PATCH /v1/recordings/{id}/participants/{pid}` with `{"metadata": {"role": "agent"}}`, or what
+the integration set when the participant joined); without one, a display name that ends in a bracketed
+known role, `Alice (agent)` or `Bob [customer]`, gives the role and the name without it. Anything else has
+no role.
 """
 
 from __future__ import annotations
@@ -22,6 +28,11 @@ from recorder.recording import ParticipantInfo, RecordingInfo
 
 log = logging.getLogger(__name__)
 
+ROLE_TAG = "role"
+NAMED_ROLES = ("agent", "customer", "supervisor")
+"""Roles recognised at the end of a display name (a `role` tag may say anything)."""
+_ROLE_IN_NAME = re.compile(r"^(?P<name>.*?)\s*[(\[](?P<role>" + "|".join(NAMED_ROLES) + r")[)\]]\s*$", re.I)
+MAX_ROLE = 24
 _TRACK_NAME = re.compile(r"^(?:(?P<participant>.+)-)?(?P<kind>audio|video)-(?P<mid>[^-]+?)(?:-part\d+)?$")
 RECORDING_INFO_NAME = "recording.json"
 MANIFEST_NAME = "manifest.json"
@@ -52,6 +63,7 @@ class ParticipantInput:
     tracks: list[TrackInput] = field(default_factory=list)
     joined_at: float | None = None
     left_at: float | None = None
+    role: str | None = None
 
     @property
     def video(self) -> list[TrackInput]:
@@ -75,6 +87,15 @@ def participant_from_name(track: str) -> str:
     return (m.group("participant") or "") if m else ""
 
 
+def name_and_role(display_name: str, metadata: dict[str, str] | None = None) -> tuple[str, str | None]:
+    """(name to show, role or None) of a participant: see the module documentation."""
+    tagged = " ".join(str((metadata or {}).get(ROLE_TAG) or "").split())[:MAX_ROLE].lower()
+    m = _ROLE_IN_NAME.match(display_name)
+    if m and m.group("name").strip():
+        return m.group("name").strip(), tagged or m.group("role").lower()
+    return display_name, tagged or None
+
+
 def _load_info(folder: Path, info: RecordingInfo | None) -> tuple[RecordingInfo | None, dict[str, str]]:
     """(RecordingInfo if any, track -> participant from a manifest if any)."""
     if info is not None:
@@ -95,7 +116,11 @@ def _load_info(folder: Path, info: RecordingInfo | None) -> tuple[RecordingInfo 
                 if t.get("participant_id")
             }
             participants = [
-                ParticipantInfo(id=str(p["id"]), display_name=p.get("display_name"))
+                ParticipantInfo(
+                    id=str(p["id"]),
+                    display_name=p.get("display_name"),
+                    metadata={str(k): str(v) for k, v in (p.get("metadata") or {}).items()},
+                )
                 for p in doc.get("participants", [])
             ]
             started = float(doc.get("started_at", 0.0) or 0.0)
@@ -141,6 +166,7 @@ def load_recording(folder: Path, info: RecordingInfo | None = None) -> Recording
     warnings: list[str] = []
     owners = dict(info.track_participants) if info else {}
     names = {p.id: p.display_name for p in info.participants} if info else {}
+    tags = {p.id: p.metadata for p in info.participants} if info else {}
     timing = {p.id: (p.joined_at, p.left_at) for p in info.participants} if info else {}
     participants: dict[str, ParticipantInput] = {}
     for summary in summaries:
@@ -159,8 +185,8 @@ def load_recording(folder: Path, info: RecordingInfo | None = None) -> Recording
         pid = owners.get(summary.name) or participant_from_name(summary.name)
         if pid not in participants:
             joined_at, left_at = timing.get(pid, (None, None))
-            name = names.get(pid) or pid or "Participant"
-            participants[pid] = ParticipantInput(pid, name, [], joined_at, left_at)
+            name, role = name_and_role(names.get(pid) or pid or "Participant", tags.get(pid))
+            participants[pid] = ParticipantInput(pid, name, [], joined_at, left_at, role)
         participants[pid].tracks.append(TrackInput(summary, pid, joined, segments))
     if not participants:
         raise CompositeError(f"{folder}: no recorded track with media (track summaries <track>.json)")

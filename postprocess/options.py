@@ -48,7 +48,18 @@ class CompositeOptions(BaseModel):
         description="x264 preset (MP4).",
     )
     threads: int = Field(default=0, ge=0, description="Video encoder threads; 0: the encoder's choice.")
-    names: bool = Field(default=True, description="Draw participants' names on their tiles.")
+    names: bool = Field(
+        default=True, description="Draw participants' names and roles on their tiles, and join/leave notices."
+    )
+    timestamp: bool = Field(
+        default=True, description="Draw the UTC date and time of day (wall clock) on every frame."
+    )
+    parallel: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Parts of the video composed and encoded at once (x264 ultrafast only); 0: one per core.",
+    )
     start: float | None = Field(default=None, ge=0, description="Seconds from the call's start to begin.")
     end: float | None = Field(default=None, gt=0, description="Seconds from the call's start to stop.")
 
@@ -68,6 +79,7 @@ class ParticipantSpan(BaseModel):
 
     id: str
     name: str
+    role: str | None = Field(default=None, description="agent, customer...: see postprocess.inputs.")
     start: float = Field(description="Composite seconds at which the participant's tile appears.")
     end: float = Field(description="Composite seconds at which it disappears.")
     video: bool = Field(description="Whether the participant has a video track.")
@@ -86,6 +98,7 @@ class CompositeResult(BaseModel):
     started_at: float = Field(description="Wall-clock (Unix seconds) of the composite's first instant.")
     duration: float = Field(description="Seconds of call in the composite.")
     video_frames: int = 0
+    parts: int = Field(default=1, description="Video parts composed and encoded at once.")
     participants: list[ParticipantSpan] = Field(default_factory=list, description="In join order.")
     sync: dict[str, str] = Field(default_factory=dict, description="Track -> 'rtcp' or 'arrival'.")
     warnings: list[str] = Field(default_factory=list)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -54,16 +55,27 @@ class _Decoded:
     segments.
     """
 
-    def __init__(self, track: TrackInput, kind: str) -> None:
+    def __init__(
+        self,
+        track: TrackInput,
+        kind: str,
+        joined_ok: bool | None = None,
+        skip_to: float | None = None,
+        threads: str = "AUTO",
+    ) -> None:
         self.name = track.name
         self.track = track
         self.kind = kind
+        self.joined_ok = joined_ok  # None: check the joined file here; else what an index found
+        self.skip_to = skip_to  # media seconds of the keyframe to start decoding at (joined file only)
+        self.threads = threads
         self.errors = 0
         self.problems: list[str] = []
         self.opened = False
 
     def _problem(self, message: str) -> None:
-        log.warning("track %s: %s", self.name, message)
+        # Not logged here: the composite returns it among its warnings, which its caller reports once.
+        log.debug("track %s: %s", self.name, message)
         self.problems.append(message)
         self.errors += 1
 
@@ -90,7 +102,11 @@ class _Decoded:
         """(media seconds, frame), in order."""
         last = float("-inf")
         joined = self.track.file
-        if joined is not None and self._joined_complete(joined):
+        if self.joined_ok is not None:
+            complete = self.joined_ok
+        else:
+            complete = joined is not None and self._joined_complete(joined)
+        if joined is not None and complete:
             before = self.errors
             try:
                 container = _open(joined)
@@ -99,7 +115,7 @@ class _Decoded:
             else:
                 self.opened = True
                 with container:
-                    for media, frame in self._from(container):
+                    for media, frame in self._from(container, self.skip_to):
                         last = media
                         yield media, frame
                 expected_end = _media_end(self.track)
@@ -108,7 +124,7 @@ class _Decoded:
                 if self.errors == before:
                     self._problem(f"{joined.name} ends at {last:.1f} s of {expected_end:.1f} s")
         if self.track.segments:
-            log.info("track %s: reading its segments", self.name)
+            log.debug("track %s: reading its segments", self.name)
         for path, sha256 in self.track.segments:
             if sha256 is not None and sha256_file(path) != sha256:
                 self._problem(f"segment {path.name} does not match its SHA-256")
@@ -127,15 +143,17 @@ class _Decoded:
             raise TrackDecodeError(f"track {self.name}: none of its files can be read")
 
     def _from(
-        self, container: av.container.InputContainer
+        self, container: av.container.InputContainer, skip_to: float | None = None
     ) -> Iterator[tuple[float, av.VideoFrame | av.AudioFrame]]:
+        """Decoded frames of the container's stream; with `skip_to`, packets before the keyframe at that
+        media time are demuxed only (a part of the call that starts later, decoded from a keyframe)."""
         streams = container.streams.video if self.kind == "video" else container.streams.audio
         if not streams:
             self.errors += 1
             return
         stream = streams[0]
         if isinstance(stream, av.VideoStream):
-            stream.thread_type = "AUTO"
+            stream.thread_type = self.threads
         packets = container.demux(stream)
         while True:
             try:
@@ -145,6 +163,12 @@ class _Decoded:
             except av.error.FFmpegError as exc:
                 self._problem(f"demuxing stopped early ({exc})")
                 break
+            if skip_to is not None:
+                if packet.pts is None or packet.time_base is None:
+                    continue
+                if not packet.is_keyframe or float(packet.pts * packet.time_base) < skip_to - 1e-6:
+                    continue
+                skip_to = None
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:
@@ -158,12 +182,62 @@ class _Decoded:
                 yield float(frame.pts * frame.time_base), frame
 
 
-class VideoSource:
-    """The frame of a video track to show at each output instant (the latest one not after it)."""
+@dataclass(frozen=True, slots=True)
+class VideoIndex:
+    """What one demuxing pass over a video track's joined file found."""
 
-    def __init__(self, track: TrackInput, clock: TrackClock, t0: float) -> None:
+    complete: bool
+    """The joined file opens and holds every frame the summary counts: it is read, not the segments."""
+    keyframes: tuple[float, ...] = ()
+    """Media seconds of its keyframes, where decoding can start."""
+    problem: str | None = None
+
+
+def index_video(track: TrackInput) -> VideoIndex:
+    """Count the joined file's frames and find its keyframes (demuxing only: cheap)."""
+    path = track.file
+    if path is None:
+        return VideoIndex(False)
+    count, keyframes = 0, []
+    try:
+        with _open(path) as container:
+            if not container.streams.video:
+                return VideoIndex(False, (), f"{path.name} has no video stream")
+            for packet in container.demux(container.streams.video[0]):
+                if packet.size <= 0:
+                    continue
+                count += 1
+                if packet.is_keyframe and packet.pts is not None and packet.time_base is not None:
+                    keyframes.append(float(packet.pts * packet.time_base))
+    except (av.error.FFmpegError, OSError) as exc:
+        return VideoIndex(False, (), f"{path.name} is unreadable ({exc})")
+    if count < track.summary.frames:
+        return VideoIndex(False, (), f"{path.name} holds {count} of {track.summary.frames} frames")
+    return VideoIndex(True, tuple(keyframes))
+
+
+class VideoSource:
+    """The frame of a video track to show at each output instant (the latest one not after it).
+
+    With an `index` (index_video) the joined file is not checked again; with `skip_to` as well, decoding
+    starts at that keyframe (media seconds) of the joined file."""
+
+    def __init__(
+        self,
+        track: TrackInput,
+        clock: TrackClock,
+        t0: float,
+        index: VideoIndex | None = None,
+        skip_to: float | None = None,
+        threads: str = "AUTO",
+    ) -> None:
         self.name = track.name
-        self._decoded = _Decoded(track, "video")
+        problem = index.problem if index is not None and not index.complete else None
+        self._decoded = _Decoded(
+            track, "video", None if index is None else index.complete, skip_to if index else None, threads
+        )
+        if problem is not None:
+            self._decoded._problem(problem)
         self._frames = self._decoded.frames()
         self._clock = clock
         self._t0 = t0

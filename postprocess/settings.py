@@ -37,7 +37,10 @@ class CompositeSettings(BaseModel):
     audio_bitrate: int = Field(default=128_000, gt=0, description="bit/s of the AAC or Opus mix.")
     fps: int = Field(default=25, ge=1, le=60)
     preset: str = Field(default=CompositeOptions().preset, description="x264 preset (MP4).")
-    names: bool = Field(default=True, description="Draw participants' names on their tiles.")
+    names: bool = Field(
+        default=True, description="Draw participants' names and roles on their tiles, and join/leave notices."
+    )
+    timestamp: bool = Field(default=True, description="Draw the UTC date and time of day on every frame.")
     processes: int = Field(default=1, ge=1, le=64, description="Composites built at once (worker processes).")
     queue: int = Field(default=64, ge=0, description="Composites waiting for a worker beyond those.")
     timeout: float = Field(
@@ -68,6 +71,7 @@ class CompositeSettings(BaseModel):
             "webm_codec": self.webm_codec,
             "preset": self.preset,
             "names": self.names,
+            "timestamp": self.timestamp,
         }
         ext = self.format.value
         jobs = [
