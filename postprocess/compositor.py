@@ -165,6 +165,8 @@ class Compositor:
                 continue
             await asyncio.to_thread(os.replace, result.path, info.folder / name)
             built.append(name)
+            for warning in result.warnings:  # reported here once (the worker does not log them)
+                log.warning("recording %s: composite %s: %s", rid, name, warning)
             log.info(
                 "recording %s: %s built (%.1f s of call, %.1fx real time)",
                 rid,

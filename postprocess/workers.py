@@ -5,7 +5,8 @@ The service's Compositor (postprocess/compositor.py) submits a finished recordin
 At most `processes` composites run at once and at most `queue` more wait; a submission beyond that waits
 for room (back-pressure, never an unbounded backlog). Each job has a time limit: a job that exceeds it is
 reported as CompositeTimeout and the pool's processes are replaced, so a stuck decoder cannot hold a
-worker forever.
+worker forever. Worker processes log like the process that started them (recorder.logs: the same level
+and format, on the same stderr).
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from postprocess.composite import build_composite
 from postprocess.options import CompositeError, CompositeOptions, CompositeResult
+from recorder import logs
 from recorder.recording import RecordingInfo
 
 log = logging.getLogger(__name__)
@@ -28,7 +31,22 @@ class CompositeTimeout(CompositeError):
     """A composite did not finish within its time limit."""
 
 
+def log_setup() -> tuple[logs.LogLevel, logs.LogFormat]:
+    """(level, format) this process logs with, for its workers."""
+    root = logging.getLogger()
+    name = logging.getLevelName(root.getEffectiveLevel()).lower()
+    level = next((known for known in logs.LEVELS if known == name), logs.DEFAULT_LEVEL)
+    json = any(isinstance(h.formatter, logs.JsonFormatter) for h in root.handlers)
+    return level, "json" if json else "text"
+
+
+def _init_worker(level: logs.LogLevel, log_format: logs.LogFormat) -> None:
+    logs.configure(level, log_format)
+    log.debug("composite worker %d started", os.getpid())
+
+
 def _run(folder: Path, options: CompositeOptions, info: RecordingInfo | None) -> CompositeResult:
+    log.debug("composite worker %d: building %s", os.getpid(), folder)
     return build_composite(folder, options, info)
 
 
@@ -43,7 +61,12 @@ class CompositeWorkers:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn: a fresh interpreter, nothing inherited from the service's event loop or threads.
-        return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(
+            self.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=log_setup(),
+        )
 
     async def submit(
         self, folder: Path, options: CompositeOptions | None = None, info: RecordingInfo | None = None

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import ValidationError
+
 from postprocess.composite import build_composite
 from postprocess.layout import LayoutKind
 from postprocess.options import CompositeError, CompositeOptions, OutputFormat, Profile
+from recorder.config_errors import describe
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +35,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--audio-bitrate", type=int, default=128_000, help="bit/s (default 128k)")
     p.add_argument("--webm-codec", choices=["vp8", "vp9"], default="vp8")
     p.add_argument("--preset", default=CompositeOptions().preset, help="x264 preset (MP4)")
-    p.add_argument("--no-names", action="store_true", help="do not draw names on tiles")
+    p.add_argument("--no-names", action="store_true", help="no names, roles or join/leave notices")
+    p.add_argument("--no-timestamp", action="store_true", help="no UTC date and time on the frames")
+    p.add_argument(
+        "--parallel", type=int, default=0, help="video parts encoded at once (default 0: one per core)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -60,6 +68,11 @@ class ProgressBar:
         if self.active:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def as_flags(problems: str) -> str:
+    """`video_bitrate: must be...` as the command line spells the setting: `--video-bitrate: ...`."""
+    return re.sub(r"(^|; )([a-z_]+):", lambda m: f"{m[1]}--{m[2].replace('_', '-')}:", problems)
 
 
 def recordings_dir(data_dir: Path | None) -> Path:
@@ -100,9 +113,11 @@ def run(args: argparse.Namespace) -> int:
             webm_codec=args.webm_codec,
             preset=args.preset,
             names=not args.no_names,
+            timestamp=not args.no_timestamp,
+            parallel=args.parallel,
         )
-    except ValueError as exc:
-        print(f"callvault: error: {' '.join(str(exc).split())}", file=sys.stderr)
+    except ValidationError as exc:
+        print(f"callvault: error: invalid option: {as_flags(describe(exc))}", file=sys.stderr)
         return 2
     bar = ProgressBar(sys.stderr)
     try:

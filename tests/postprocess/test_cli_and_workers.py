@@ -111,3 +111,51 @@ async def test_worker_pool(call: Call, tmp_path: Path) -> None:
         assert again.path.exists()
     finally:
         workers.shutdown()
+
+
+def test_a_damaged_track_is_reported_once(call: Call, tmp_path: Path) -> None:
+    folder = call.copy(tmp_path / "rec")
+    data = bytearray((folder / "alice-audio-1.webm").read_bytes())
+    (folder / "alice-audio-1.webm").write_bytes(bytes(data[: len(data) // 2]))  # cut: read from segments
+    r = callvault("composite", str(folder), "--audio-only", "--out", str(tmp_path / "a.m4a"))
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stderr.splitlines() if "alice-audio-1.webm" in line]
+    assert len(lines) == 1 and lines[0].startswith("callvault: warning: track alice-audio-1: "), r.stderr
+
+
+def test_a_bad_option_is_one_line_naming_the_flag(call: Call) -> None:
+    r = callvault("composite", str(call.folder), "--video-bitrate", "-5", "--fps", "0")
+    assert r.returncode == 2
+    assert r.stderr == (
+        "callvault: error: invalid option: --fps: must be at least 1;"
+        " --video-bitrate: must be greater than 0\n"
+    )
+
+
+def test_worker_processes_log_like_their_parent(call: Call, tmp_path: Path) -> None:
+    script = f"""
+import asyncio
+from pathlib import Path
+from recorder import logs
+from postprocess.options import CompositeOptions
+from postprocess.workers import CompositeWorkers
+
+logs.configure("debug", "json")
+
+async def main():
+    workers = CompositeWorkers(processes=1, queue=0, timeout=60)
+    try:
+        await workers.submit(Path({str(call.folder)!r}),
+                             CompositeOptions(audio_only=True, out=Path({str(tmp_path / "w.m4a")!r})))
+    finally:
+        workers.shutdown()
+
+asyncio.run(main())
+"""
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    built = [e for e in records if e["logger"] == "postprocess.workers" and "building" in e["message"]]
+    assert built and built[0]["level"] == "debug", r.stderr  # logged in the worker, as JSON at debug
