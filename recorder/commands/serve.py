@@ -66,6 +66,7 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
     """Run until `stop` is set (or SIGINT/SIGTERM when `signals`), then finalize every recording."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    log.debug("event loop: %s.%s", type(loop).__module__, type(loop).__name__)
     handled = (signal.SIGINT, signal.SIGTERM) if signals else ()
     for sig in handled:
         loop.add_signal_handler(sig, stop.set)
