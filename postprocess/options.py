@@ -55,10 +55,11 @@ class CompositeOptions(BaseModel):
         default=True, description="Draw the UTC date and time of day (wall clock) on every frame."
     )
     parallel: int = Field(
-        default=0,
+        default=1,
         ge=0,
         le=64,
-        description="Parts of the video composed and encoded at once (x264 ultrafast only); 0: one per core.",
+        description="Parts of the video composed and encoded at once, on threads (x264 ultrafast only);"
+        " 0: one per core. 1 (one part, x264's own threads) was as fast on 2 cores: see BENCHMARKS.md.",
     )
     start: float | None = Field(default=None, ge=0, description="Seconds from the call's start to begin.")
     end: float | None = Field(default=None, gt=0, description="Seconds from the call's start to stop.")

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--no-names", action="store_true", help="no names, roles or join/leave notices")
     p.add_argument("--no-timestamp", action="store_true", help="no UTC date and time on the frames")
     p.add_argument(
-        "--parallel", type=int, default=0, help="video parts encoded at once (default 0: one per core)"
+        "--parallel", type=int, default=1, help="video parts encoded at once, 0: one per core (default 1)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import pytest
 from composite_kit import (
     Call,
@@ -103,3 +104,23 @@ def test_ten_minute_call_stays_in_sync_at_its_end(tmp_path: Path) -> None:
     strip_sender_reports(folder)  # arrival alone: the drift of ten minutes shows
     drifted = offsets(build_composite(folder, options), {"agent": 1000, "customer": 2500})
     assert all(max(abs(v) for v in values) > TOLERANCE for values in drifted.values()), drifted
+
+
+def test_video_in_parts_is_one_stream_in_sync(
+    call: Call, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import postprocess.composite
+
+    monkeypatch.setattr(postprocess.composite, "MIN_PART", 2.0)  # the call is 6 s: parts of 3 s
+    options = CompositeOptions(
+        layout="side-by-side", profile="sd", fps=50, parallel=2, out=tmp_path / "p.mp4"
+    )
+    result = build_composite(call.folder, options)
+    assert result.parts == 2
+    with av.open(str(result.path)) as c:
+        frames = sum(1 for _ in c.decode(video=0))
+    assert frames == result.video_frames == round(result.duration * 50)
+    found = offsets(result, {"alice": ALICE.tone, "bob": BOB.tone})
+    assert len(found["alice"]) >= 4 and len(found["bob"]) >= 3, found
+    for pid, values in found.items():
+        assert max(abs(v) for v in values) <= TOLERANCE, (pid, values)
