@@ -95,6 +95,19 @@ class PauseInterval(BaseModel):
     reason: str | None = None
 
 
+class LayerInterval(BaseModel):
+    """A stretch of a video track with one picture size. For a simulcast publisher it tells which layer
+    (substream) the SFU forwarded: sizes change only at keyframes, where the SFU switched layers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start_time: float = Field(description="Wall-clock (Unix seconds) of its first frame (a keyframe).")
+    end_time: float = Field(description="Wall-clock (Unix seconds) of the interval's last frame.")
+    width: int | None = Field(default=None, description="Picture width from the keyframe (None: not stated).")
+    height: int | None = None
+    frames: int = Field(default=0, ge=0, description="Frames recorded in the interval.")
+
+
 class SegmentInfo(BaseModel):
     """One closed, independently playable segment file of a track."""
 
@@ -178,6 +191,11 @@ class TrackSummary(BaseModel):
     height: int | None = None
     gaps: list[Gap] = Field(default_factory=list)
     pauses: list[PauseInterval] = Field(default_factory=list)
+    layers: list[LayerInterval] = Field(
+        default_factory=list,
+        description="Video: the intervals of one picture size, in order; for a simulcast publisher, which"
+        " layer each part of the recording came from (empty for audio).",
+    )
     segments: list[SegmentInfo] = Field(default_factory=list)
     rtcp_sender_reports: list[tuple[int, int]] = Field(
         default_factory=list,

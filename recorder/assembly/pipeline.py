@@ -13,13 +13,30 @@ from dataclasses import dataclass
 from recorder.assembly.frames import FrameAssembler
 from recorder.assembly.reorder import Loss, ReorderBuffer
 from recorder.codecs import depacketizer_for
-from recorder.models import Frame, Gap, MediaKind, PauseInterval, StreamSpec, TrackSummary
+from recorder.models import Frame, Gap, LayerInterval, MediaKind, PauseInterval, StreamSpec, TrackSummary
 from recorder.rtp.packet import RtpPacket
 
 MAX_GAPS = 10_000
 MAX_SENDER_REPORTS = 2_000
 SENDER_REPORT_INTERVAL = 5.0  # seconds of media between sender reports kept for sync
 KEYFRAME_REQUEST_INTERVAL = 0.5  # seconds between two keyframe requests
+# A video track stalls when no frame came for STALL_MIN seconds and STALL_INTERVALS times its usual frame
+# interval (a screen share at 1 fps is slow, not stalled). Then a keyframe is asked for: an SFU's
+# simulcast context (Janus) switches to a lower layer only at one of its keyframes, and Janus never asks
+# for one on behalf of an RTP forwarder. Janus gives up on a layer after 0.25 s and then alternates its
+# target every 0.25 s: the first request comes after that, the next ones STALL_RETRY apart (not a
+# multiple of that cycle), the later ones less and less often (a publisher whose video is off).
+STALL_MIN = 0.3
+STALL_INTERVALS = 4
+STALL_RETRY = 0.75
+STALL_FAST_RETRIES = 3
+STALL_RETRY_MAX = 8.0
+FRAME_INTERVAL_WEIGHT = 0.25  # of each new sample in the usual frame interval (moving average)
+FRAME_INTERVAL_SAMPLE_MAX = 5.0
+LAYER_PROBE_DELAY = 1.0
+"""After a stall ended on a smaller picture, one more keyframe is asked for this much later: the SFU may
+have switched to the lowest layer first while a better one is being sent."""
+MAX_LAYERS = 10_000
 
 
 @dataclass(slots=True, frozen=True)
@@ -80,6 +97,14 @@ class StreamPipeline:
         self._segment_keyframe_asked = False
         self._last_keyframe_request = float("-inf")
         self._last_sr_pts = -1
+        self._frame_interval = 0.0  # usual seconds between video frames (moving average)
+        self._stall_requests = 0  # keyframe requests made during the current stall
+        self._next_stall_request = float("-inf")
+        self._probe_at = float("inf")
+        self._waiting_since: float | None = None  # first tick, while no frame has come yet
+        self._layer_size: tuple[int | None, int | None] | None = None  # picture size of the open interval
+        self._layer_frames = 0
+        self._layer_end = 0.0
 
     # -- input -------------------------------------------------------------------------------------
 
@@ -90,10 +115,13 @@ class StreamPipeline:
             self._assemble(now)
 
     def tick(self, now: float) -> None:
-        """Timer: give up on overdue holes, and ask for a keyframe when a segment is overdue."""
+        """Timer: give up on overdue holes, and ask for a keyframe when a segment is overdue or the
+        video stalled."""
         self.reorder.flush_due(now, self._released)
         if self._released:
             self._assemble(now)
+        if self._video and not self.paused:
+            self._check_stall(now)
 
     def finish(self, now: float) -> None:
         """End of stream: everything buffered is released and the last partial frame dropped."""
@@ -208,6 +236,7 @@ class StreamPipeline:
 
         new_segment = self._last_pts < 0 or restarted
         if self._video:
+            self._video_frame(frame)
             if frame.keyframe:
                 size_changed = self.assembler.width is not None and (
                     summary.width != self.assembler.width or summary.height != self.assembler.height
@@ -233,6 +262,55 @@ class StreamPipeline:
         self._last_wall = frame.arrival_time
         self._last_rtp = frame.rtp_timestamp  # into the summary by counters(): no model write per frame
         self._output.append(frame)
+
+    def _video_frame(self, frame: Frame) -> None:
+        """A video frame arrived: the usual frame interval, the end of a stall, the picture-size intervals
+        (the summary's `layers`; sizes change only at keyframes)."""
+        wall = frame.arrival_time
+        if self._last_pts >= 0:
+            sample = min(wall - self._last_wall, FRAME_INTERVAL_SAMPLE_MAX)
+            self._frame_interval += (sample - self._frame_interval) * FRAME_INTERVAL_WEIGHT
+        stalled = self._stall_requests > 0
+        self._stall_requests = 0
+        self._next_stall_request = float("-inf")
+        size = (self.assembler.width, self.assembler.height)
+        if frame.keyframe and size != self._layer_size:
+            layers = self.summary.layers
+            if self._layer_size is not None and layers:
+                layers[-1].end_time, layers[-1].frames = self._layer_end, self._layer_frames
+                if stalled and 0 < _area(size) < _area(self._layer_size):
+                    self._probe_at = wall + LAYER_PROBE_DELAY
+            if len(layers) < MAX_LAYERS:
+                layers.append(LayerInterval(start_time=wall, end_time=wall, width=size[0], height=size[1]))
+                self._layer_size, self._layer_frames = size, 0
+            else:
+                self._layer_size = None  # no room: what follows is not listed
+        self._layer_frames += 1
+        self._layer_end = wall
+
+    def _check_stall(self, now: float) -> None:
+        """Ask for a keyframe when the video stalled (see STALL_MIN) or has not started, or for the probe
+        after a stall."""
+        if now >= self._probe_at:
+            self._probe_at = float("inf")
+            self.assembler.keyframe_needed = True
+        if self._last_pts < 0:
+            # Nothing yet: the sender may not be up, or may have sent its first keyframe before the SFU
+            # forwarded to us (Janus's simulcast context then forwards nothing until the next one).
+            if self._waiting_since is None:
+                self._waiting_since = now
+            silent = now - self._waiting_since
+        else:
+            silent = now - self._last_wall
+        if silent < STALL_MIN or silent < STALL_INTERVALS * self._frame_interval:
+            return
+        if now < self._next_stall_request:
+            return
+        self.assembler.keyframe_needed = True
+        retries = self._stall_requests - STALL_FAST_RETRIES + 1
+        self._stall_requests += 1
+        delay = STALL_RETRY if retries <= 0 else min(STALL_RETRY_MAX, STALL_RETRY * 2**retries)
+        self._next_stall_request = now + delay
 
     def _gap(self, frame: Frame, reason: str) -> None:
         gaps = self.summary.gaps
@@ -263,3 +341,9 @@ class StreamPipeline:
         s.frames = a.frames
         s.keyframes = a.keyframes
         s.frames_dropped = a.frames_dropped
+        if self._layer_size is not None and s.layers:
+            s.layers[-1].end_time, s.layers[-1].frames = self._layer_end, self._layer_frames
+
+
+def _area(size: tuple[int | None, int | None]) -> int:
+    return (size[0] or 0) * (size[1] or 0)
