@@ -7,8 +7,16 @@ Inputs, made once by Debian's ffmpeg and laid out as a recording folder (track f
 agent with a 1280x720 camera and a customer with a 640x480 camera (both VP8 at 30 fps, about 1.5 and
 0.8 Mbit/s, testsrc2 so that every frame changes) and Opus audio, the customer joining 2 s after the agent.
 Both pipelines make a side-by-side MP4 (H.264 at the profile's bitrate with the same x264 preset, AAC 128k,
-+faststart) at the same frame rate. Prints wall time, speed as a multiple of real time, CPU time, and the
-ratio. x264 threading is each pipeline's best: ffmpeg's own (frame threads), CallVault's choice (slice
++faststart) at the same frame rate. Prints, for every run, the load average before it, wall time, speed as a
+multiple of real time and CPU time; then min/median/max of each and the ratio of the medians.
+
+Quality (on unless --no-quality): SSIM and PSNR (ffmpeg's ssim/psnr filters, from 3 s on) of each output's
+video against that pipeline's own pictures before encoding: for ffmpeg the same filter graph, not encoded;
+for CallVault the same composite encoded losslessly (x264 qp 0), made without names and clock, as the
+graph draws no text. (The two pipelines' pictures differ by the scaler, bicubic in the graph, bilinear in
+CallVault, and by which camera frame is shown at an output instant: the nearest in ffmpeg's fps filter,
+the latest not after it in CallVault. Comparing one pipeline's output with the other's would count that as
+loss.) x264 threading is each pipeline's best: ffmpeg's own (frame threads), CallVault's choice (slice
 threads at ultrafast, frame threads otherwise; postprocess/encode.py). ffmpeg's graph: each camera `fps,scale=...:force_original_aspect_ratio=decrease,pad` into half the
 frame, the late joiner delayed with `tpad`/`adelay`, `xstack` and `amix`.
 """
@@ -17,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from postprocess import encode  # noqa: E402
 from postprocess.composite import build_composite  # noqa: E402
 from postprocess.options import DEFAULT_VIDEO_BITRATES, CompositeOptions, Profile  # noqa: E402
 from recorder.models import Codec, MediaKind, TrackSummary  # noqa: E402
@@ -74,16 +85,45 @@ def cpu_self() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_ffmpeg(
-    folder: Path, out: Path, profile: Profile, fps: int, preset: str, bitrate: int
-) -> tuple[float, float]:
+def video_graph(profile: Profile, fps: int, agent: int, customer: int) -> str:
+    """The ffmpeg graph's side-by-side video from inputs `agent` and `customer`, as [v]."""
     width, height = profile.size
     half = width // 2
     tile = f"fps={fps},scale={half}:{height}:force_original_aspect_ratio=decrease:force_divisible_by=2,pad={half}:{height}:(ow-iw)/2:(oh-ih)/2"
+    return (
+        f"[{agent}:v]{tile}[a];"
+        f"[{customer}:v]{tile},tpad=start_duration={JOIN_DELAY}:color=black[b];"
+        "[a][b]xstack=inputs=2:layout=0_0|w0_0[v]"
+    )
+
+
+def quality(
+    folder: Path, output: Path, profile: Profile, fps: int, reference: Path | None = None, skip: float = 3.0
+) -> tuple[float, float]:
+    """(SSIM, PSNR dB) of `output`'s video against `reference`'s, or the ffmpeg graph's uncompressed
+    pictures."""
+    source = "[3:v]" if reference is not None else video_graph(profile, fps, 1, 2) + ";[v]"
     graph = (
-        f"[0:v]{tile}[a];"
-        f"[2:v]{tile},tpad=start_duration={JOIN_DELAY}:color=black[b];"
-        "[a][b]xstack=inputs=2:layout=0_0|w0_0[v];"
+        f"{source}trim=start={skip},setpts=PTS-STARTPTS,split[r1][r2];"
+        f"[0:v]trim=start={skip},setpts=PTS-STARTPTS,split[d1][d2];"
+        "[d1][r1]ssim[s];[d2][r2]psnr[p]"
+    )
+    args = ["ffmpeg", "-hide_banner", "-nostats", "-i", str(output), "-i", str(folder / "agent-video-0.webm"),
+            "-i", str(folder / "customer-video-0.webm"), "-filter_complex", graph,
+            *(["-i", str(reference)] if reference is not None else []),
+            "-map", "[s]", "-f", "null", "-", "-map", "[p]", "-f", "null", "-"]  # fmt: skip
+    err = subprocess.run(args, capture_output=True, text=True, check=True).stderr
+    ssim = re.search(r"SSIM .*All:([0-9.]+)", err)
+    psnr = re.search(r"PSNR .*average:([0-9.inf]+)", err)
+    assert ssim and psnr, err
+    return float(ssim.group(1)), float(psnr.group(1))
+
+
+def run_ffmpeg(
+    folder: Path, out: Path, profile: Profile, fps: int, preset: str, bitrate: int
+) -> tuple[float, float]:
+    graph = (
+        video_graph(profile, fps, 0, 2) + ";"
         f"[3:a]adelay={int(JOIN_DELAY * 1000)}:all=1[ca];"
         "[1:a][ca]amix=inputs=2:duration=longest:normalize=0,alimiter=limit=0.89[mix]"
     )
@@ -99,10 +139,10 @@ def run_ffmpeg(
 
 
 def run_callvault(
-    folder: Path, out: Path, profile: Profile, fps: int, preset: str, bitrate: int
+    folder: Path, out: Path, profile: Profile, fps: int, preset: str, bitrate: int, text: bool = True
 ) -> tuple[float, float]:
     options = CompositeOptions(layout="side-by-side", profile=profile, fps=fps, preset=preset,
-                               video_bitrate=bitrate, out=out)  # fmt: skip
+                               video_bitrate=bitrate, out=out, names=text, timestamp=text)  # fmt: skip
     cpu0, t0 = cpu_self(), time.monotonic()
     build_composite(folder, options)
     return time.monotonic() - t0, cpu_self() - cpu0
@@ -116,7 +156,8 @@ def main() -> None:
     parser.add_argument("--profile", choices=[p.value for p in Profile], default="hd")
     parser.add_argument("--fps", type=int, default=25)
     parser.add_argument("--preset", default=CompositeOptions().preset, help="x264 preset for both")
-    parser.add_argument("--runs", type=int, default=2, help="runs of each; the best is reported")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each (interleaved)")
+    parser.add_argument("--no-quality", action="store_true", help="skip the SSIM/PSNR comparison")
     parser.add_argument("--keep", type=Path, help="keep inputs and outputs in this folder")
     args = parser.parse_args()
     profile = Profile(args.profile)
@@ -129,28 +170,50 @@ def main() -> None:
         print(
             f"call: {args.seconds:.0f} s, agent 1280x720 + customer 640x480 VP8@30 (joins at {JOIN_DELAY:.0f} s); "
             f"output {profile.value} {profile.size[0]}x{profile.size[1]}@{args.fps} H.264 {bitrate // 1000}k "
-            f"preset {args.preset} + AAC 128k; {os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}"
+            f"preset {args.preset} + AAC 128k; {os.cpu_count()} cores"
         )
         runs: dict[str, list[tuple[float, float]]] = {"callvault": [], "ffmpeg": []}
-        for _ in range(args.runs):  # interleaved, so that load from elsewhere hits both alike
-            runs["callvault"].append(
-                run_callvault(folder, work / "callvault.mp4", profile, args.fps, args.preset, bitrate)
-            )
-            runs["ffmpeg"].append(
-                run_ffmpeg(folder, work / "ffmpeg.mp4", profile, args.fps, args.preset, bitrate)
-            )
-        results = {name: min(r, key=lambda x: x[0]) for name, r in runs.items()}
-        for name, (wall, cpu) in results.items():
+        for i in range(args.runs):  # interleaved, so that load from elsewhere hits both alike
+            for name, fn in (("callvault", run_callvault), ("ffmpeg", run_ffmpeg)):
+                load = os.getloadavg()
+                wall, cpu = fn(folder, work / f"{name}.mp4", profile, args.fps, args.preset, bitrate)
+                runs[name].append((wall, cpu))
+                print(
+                    f"run {i + 1} {name:9s} load before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}: wall {wall:6.2f} s "
+                    f"({args.seconds / wall:5.1f}x real time), CPU {cpu:6.2f} s"
+                )
+        medians = {}
+        for name, r in runs.items():
+            walls, cpus = sorted(w for w, _ in r), sorted(c for _, c in r)
+            medians[name] = (statistics.median(walls), statistics.median(cpus))
             print(
-                f"{name:10s} wall {wall:6.2f} s  {args.seconds / wall:5.1f}x real time  CPU {cpu:6.2f} s "
-                f"({cpu / args.seconds * 100:4.1f}% of a core per call-second)  "
-                f"[all runs: {', '.join(f'{w:.2f}' for w, _ in runs[name])} s]"
+                f"{name:10s} wall min/median/max {walls[0]:.2f} / {medians[name][0]:.2f} / {walls[-1]:.2f} s "
+                f"= {args.seconds / walls[-1]:.1f} / {args.seconds / medians[name][0]:.1f} / "
+                f"{args.seconds / walls[0]:.1f}x real time; CPU min/median/max {cpus[0]:.2f} / {medians[name][1]:.2f}"
+                f" / {cpus[-1]:.2f} s ({medians[name][1] / args.seconds * 100:.1f}% of a core per call-second)"
             )
-        ratio = results["ffmpeg"][0] / results["callvault"][0]
         print(
-            f"ratio: CallVault is {ratio:.2f}x the speed of the ffmpeg pipeline "
-            f"(CPU {results['ffmpeg'][1] / results['callvault'][1]:.2f}x)"
+            f"ratio of medians: CallVault is {medians['ffmpeg'][0] / medians['callvault'][0]:.2f}x the speed of the "
+            f"ffmpeg pipeline (CPU {medians['ffmpeg'][1] / medians['callvault'][1]:.2f}x)"
         )
+        if not args.no_quality:
+            plain, lossless = work / "callvault-notext.mp4", work / "callvault-lossless.mp4"
+            run_callvault(folder, plain, profile, args.fps, args.preset, bitrate, text=False)
+            codec = encode._video_codec
+            encode._video_codec = lambda o, t: (codec(o, t)[0], {**codec(o, t)[1], "qp": "0"})
+            try:
+                run_callvault(folder, lossless, profile, args.fps, args.preset, bitrate, text=False)
+            finally:
+                encode._video_codec = codec
+            try:
+                for name, path, reference in (("callvault", plain, lossless),
+                                              ("ffmpeg", work / "ffmpeg.mp4", None)):  # fmt: skip
+                    ssim, psnr = quality(folder, path, profile, args.fps, reference)
+                    print(
+                        f"quality {name:10s} SSIM {ssim:.4f}  PSNR {psnr:.2f} dB  (against its own pictures before encoding, from 3 s)"
+                    )
+            finally:
+                lossless.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
