@@ -37,8 +37,11 @@ class TrackDecodeError(Exception):
 
 
 def _media_end(track: TrackInput) -> float:
-    """Media time of the track's last frame, as far as its summary tells (arrival-based)."""
+    """Media time of the track's last frame, as its summary tells: on the media clock, as the file's
+    timestamps are (a summary written before media_seconds existed: the arrival span)."""
     s = track.summary
+    if s.media_seconds is not None:
+        return s.media_seconds
     return (s.last_wallclock or 0.0) - (s.first_wallclock or 0.0)
 
 

@@ -174,6 +174,16 @@ class TrackSummary(BaseModel):
         description="Seconds of media in the joined file, from the start of its first frame to the end of its"
         " last (ffprobe's format duration); None without a joined file.",
     )
+    media_seconds: float | None = Field(
+        default=None,
+        description="Media clock (RTP timestamps): where the last frame starts on the track's timeline, in"
+        " seconds from the first, as the file's timestamps say. Compare file times with this.",
+    )
+    arrival_seconds: float | None = Field(
+        default=None,
+        description="Wall clock: seconds between the first and the last frame's arrival. Differs from"
+        " media_seconds when the sender ran slower or faster than real time, or paused.",
+    )
     counters_incomplete: bool = Field(
         default=False,
         description="True after recovery from a crash: what only the live pipeline knew (packets_*,"

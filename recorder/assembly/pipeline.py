@@ -338,6 +338,8 @@ class StreamPipeline:
         if self._last_rtp is not None:
             s.last_rtp_timestamp = self._last_rtp
             s.last_wallclock = self._last_wall
+            s.media_seconds = self._last_pts / self.clock_rate
+            s.arrival_seconds = self._last_wall - self._first_wall
         s.frames = a.frames
         s.keyframes = a.keyframes
         s.frames_dropped = a.frames_dropped
