@@ -95,8 +95,10 @@ async def recorded_call(
             status = (await get_json(http, f"{base}/v1/status"))[1]
     finally:
         stop.set()
-        await asyncio.wait_for(service, 60)
-        janus.stop()
+        try:
+            await asyncio.wait_for(service, 60)
+        finally:
+            janus.stop()
     status["janus_log_fallbacks"] = janus.log_tail(100_000).count("falling back to")
     return result, Path(recording["folder"]), status
 
