@@ -1,5 +1,5 @@
-"""`callvault demo` (what `make demo` runs): a live call from ffmpeg recorded, then its composite built;
-every file it lists decodes."""
+"""`callvault demo --rtp` (the older demo): a live call from ffmpeg recorded by record-rtp, then its
+composite built; every file it lists decodes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from media import ffprobe_errors
 def test_demo_records_a_call_and_builds_its_composite(tmp_path: Path) -> None:
     out = tmp_path / "demo-out"
     result = subprocess.run(
-        [sys.executable, "-m", "recorder.cli", "demo", "--out", str(out), "--seconds", "3"],
+        [sys.executable, "-m", "recorder.cli", "demo", "--rtp", "--out", str(out), "--seconds", "3"],
         capture_output=True,
         text=True,
         timeout=120,
