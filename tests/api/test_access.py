@@ -38,6 +38,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/audit"): {A, U},
     ("GET", "/v1/audit/export"): {A, U},
     ("GET", "/v1/audit/verify"): {A, U},
+    ("GET", "/v1/signing-key"): {A, OP, S, U},
     ("GET", "/metrics"): {A, OP},
     ("GET", "/v1/status"): {A, OP},
 }
