@@ -41,7 +41,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="a real call recorded on this machine: Janus, two WebRTC publishers, serve (needs root)",
         description=__doc__.split("\n\n")[1],
     )
-    p.add_argument("--out", type=Path, default=Path("demo-out"), help="folder for everything the demo writes")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("demo-out"),
+        help="folder for everything it writes (default demo-out)",
+    )
     p.add_argument(
         "--seconds",
         type=float,
