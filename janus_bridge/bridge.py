@@ -195,8 +195,7 @@ class JanusBridge:
             self._publishers.pop((room, publisher))
             log.warning("room %s: Janus does not know publisher %s; event ignored", room, publisher)
             return
-        simulcast = {s.mid for s in event.streams if getattr(s, "simulcast", False)}
-        await self._forward(room, publisher, event.display, requests, simulcast)
+        await self._forward(room, publisher, event.display, requests)
 
     def _offered(self, event: JsepEvent) -> None:
         """A publisher's offer: remember which of its streams simulcast until Janus answers it."""
@@ -209,7 +208,6 @@ class JanusBridge:
         publisher: str,
         display: str | None,
         requests: list[StreamRequest],
-        simulcast: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         """Record a publisher's streams and have Janus forward them to us."""
         closer = self._closers.pop(room, None)
@@ -229,7 +227,7 @@ class JanusBridge:
                     # One forwarder through Janus's simulcast context: it targets the top substream,
                     # falls back to a lower one when that stops, switching at keyframes (the recorder
                     # asks for them when the track stalls). Without it Janus forwards layer 0 only.
-                    simulcast=True if p.mid in simulcast else None,
+                    simulcast=True if r.simulcast else None,
                 )
                 for p, r in zip(ports, requests, strict=True)
             ]
@@ -285,7 +283,8 @@ class JanusBridge:
             codec = CODECS.get((stream.codec or "").lower())
             if codec is None or stream.type not in ("audio", "video"):
                 continue
-            requests.append(StreamRequest(mid=stream.mid, codec=codec, payload_type=self._pt(codec)))
+            simulcast = bool(getattr(stream, "simulcast", False))
+            requests.append(StreamRequest(stream.mid, codec, self._pt(codec), simulcast=simulcast))
         return requests
 
     def _pt(self, codec: Codec) -> int:
@@ -456,7 +455,7 @@ class JanusBridge:
                                 admin_key=self.settings.admin_key_value(),
                             )
                 requests = [
-                    StreamRequest(mid=s.mid, codec=s.codec, payload_type=s.payload_type)
+                    StreamRequest(s.mid, s.codec, s.payload_type, simulcast=s.simulcast)
                     for s in previous.streams
                 ]
                 await self._forward(room, pid, previous.display_name, requests)

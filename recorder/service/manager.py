@@ -40,6 +40,8 @@ class StreamRequest:
     codec: Codec
     payload_type: int
     channels: int = 2
+    simulcast: bool = False
+    """The SFU forwards it through its simulcast context (the highest layer being sent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class ForwardedStream(BaseModel):
     mid: SafeMid
     codec: Codec
     payload_type: int
+    simulcast: bool = False
 
 
 class ParticipantState(BaseModel):
@@ -144,7 +147,10 @@ class RecordingManager:
             recording.state.participants[participant.id] = ParticipantState(
                 display_name=participant.display_name,
                 streams=[
-                    ForwardedStream(mid=r.mid, codec=r.codec, payload_type=r.payload_type) for r in streams
+                    ForwardedStream(
+                        mid=r.mid, codec=r.codec, payload_type=r.payload_type, simulcast=r.simulcast
+                    )
+                    for r in streams
                 ],
             )
             participant.joined_at = participant.joined_at or time.time()

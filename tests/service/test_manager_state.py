@@ -79,3 +79,23 @@ async def test_an_abandoned_recording_is_handed_to_the_sinks(tmp_path: Path) -> 
     assert [t.state for t in finished[0][1]] == ["recovered"]
     assert json.loads((tmp_path / "state.json").read_text())["rooms"] == {}
     await manager.shutdown()
+
+
+async def test_a_simulcast_stream_is_remembered_as_simulcast(tmp_path: Path) -> None:
+    """A restarted service forwards a simulcast publisher through Janus's simulcast context again (Janus's
+    listforwarders does not say so): before, it came back recorded at the lowest layer."""
+    from recorder.models import Codec
+    from recorder.recording import ParticipantInfo
+    from recorder.service.manager import StreamRequest
+
+    settings = ServiceSettings(
+        data_dir=tmp_path, rtp_bind="127.0.0.1", rtp_port_min=47100, rtp_port_max=47199, janus=JANUS
+    )
+    manager = RecordingManager(settings)
+    streams = [StreamRequest("0", Codec.OPUS, 111), StreamRequest("1", Codec.VP8, 96, simulcast=True)]
+    await manager.add_participant("1234", ParticipantInfo(id="7"), streams)
+    restarted = RecordingManager(settings)  # what a service started after a crash now would read
+    (room,) = restarted.resumable.values()
+    restarted.workers.shutdown()
+    await manager.shutdown()
+    assert [(s.mid, s.simulcast) for s in room.participants["7"].streams] == [("0", False), ("1", True)]
