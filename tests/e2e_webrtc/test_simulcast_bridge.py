@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from janus_fixture import PUBLISHER_OFFER_SDP, ROOM, ROOM_SECRET, JanusServer, start_or_skip
+from janus_fixture import PUBLISHER_OFFER_SDP, ROOM, JanusServer, start_or_skip
+from service_kit import bridge_following, bridge_settings
 
 from janus_bridge.bridge import JanusBridge, publisher_streams
 from janus_bridge.client import VIDEOROOM_PLUGIN, JanusClient
 from janus_bridge.events import parse_events
 from janus_bridge.videoroom import ForwardStream, VideoRoom
-from recorder.service.manager import RecordingManager
-from recorder.service.settings import JanusSettings, ServiceSettings
 
 DATA = Path(__file__).parent / "data"
 CHROMIUM_OFFER = (DATA / "chromium156-vp8-simulcast-offer.sdp").read_bytes().decode()
@@ -77,26 +76,8 @@ def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JanusServer]:
 
 @pytest.fixture
 async def bridge(janus: JanusServer, tmp_path: Path) -> AsyncIterator[JanusBridge]:
-    settings = ServiceSettings(
-        data_dir=tmp_path / "data",
-        rtp_bind="127.0.0.1",
-        rtp_port_min=47000,
-        rtp_port_max=47999,
-        janus=JanusSettings(
-            ws_url=janus.ws_url,
-            admin_key=janus.admin_key,
-            room_secret=ROOM_SECRET,
-            record_rooms=[str(ROOM)],
-            events_token="evt",
-        ),
-    )
-    manager = RecordingManager(settings)
-    client = JanusClient(janus.ws_url, request_timeout=5.0)
-    b = JanusBridge(manager, settings.janus, client, empty_room_grace=0.2)
-    await b.start()
-    yield b
-    await manager.shutdown()
-    await b.close()
+    async with bridge_following(bridge_settings(janus, tmp_path / "data")) as b:
+        yield b
 
 
 @pytest.fixture

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from janus_fixture import ADMIN_KEY, ROOM_SECRET, free_port
+from janus_fixture import ADMIN_KEY, FAST_BACKOFF, ROOM, ROOM_SECRET, JanusServer, free_port
 
+from janus_bridge.bridge import JanusBridge
+from janus_bridge.client import JanusClient
 from recorder.api.settings import ApiSettings
 from recorder.config import RecorderSettings
+from recorder.service.manager import RecordingManager
 from recorder.service.settings import JanusSettings, ServiceSettings
 
 API_KEY = "e2e-admin-key-0123456789abcdefghijklmnopq"
@@ -100,3 +104,41 @@ def janus_service_settings(
         ),
         **overrides,
     )
+
+
+def bridge_settings(
+    janus: JanusServer, data_dir: Path, rtp_ports: tuple[int, int] = (47000, 47999), **janus_fields: Any
+) -> ServiceSettings:
+    """Settings of a service following a test Janus (its admin key and room secret, the events token
+    "evt", recording the test room), RTP on 127.0.0.1; `janus_fields` override JanusSettings fields."""
+    fields: dict[str, Any] = {
+        "ws_url": janus.ws_url,
+        "admin_key": janus.admin_key,
+        "room_secret": ROOM_SECRET,
+        "record_rooms": [str(ROOM)],
+        "events_token": "evt",
+        **janus_fields,
+    }
+    return ServiceSettings(
+        data_dir=data_dir,
+        rtp_bind="127.0.0.1",
+        rtp_port_min=rtp_ports[0],
+        rtp_port_max=rtp_ports[1],
+        janus=JanusSettings(**fields),
+    )
+
+
+@contextlib.asynccontextmanager
+async def bridge_following(
+    settings: ServiceSettings, empty_room_grace: float = 0.2
+) -> AsyncIterator[JanusBridge]:
+    """A started JanusBridge with its RecordingManager; shut down (recordings finished) on exit."""
+    manager = RecordingManager(settings)
+    client = JanusClient(settings.janus.ws_url, request_timeout=5.0, backoff=FAST_BACKOFF)
+    bridge = JanusBridge(manager, settings.janus, client, empty_room_grace=empty_room_grace)
+    await bridge.start()
+    try:
+        yield bridge
+    finally:
+        await manager.shutdown()
+        await bridge.close()

@@ -14,9 +14,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from janus_fixture import ADMIN_KEY, ROOM, ROOM_SECRET, JanusServer, eventually, join_fake_publisher
+from janus_fixture import ROOM, JanusServer, eventually, join_fake_publisher
 from pydantic import ValidationError
-from service_kit import API_KEY, client, free_tcp_port, get_json, until
+from service_kit import API_KEY, bridge_following, bridge_settings, client, free_tcp_port, get_json, until
 
 from janus_bridge.bridge import MAX_PENDING_JOINS, MAX_PUBLISHERS, JanusBridge
 from janus_bridge.client import JanusClient
@@ -280,23 +280,9 @@ async def test_event_state_stays_bounded_under_a_flood_of_forged_events(tmp_path
 
 @pytest.fixture
 async def bridge_with_janus(janus: JanusServer, tmp_path: Path) -> AsyncIterator[JanusBridge]:
-    settings = ServiceSettings(
-        data_dir=tmp_path / "data",
-        rtp_bind="127.0.0.1",
-        rtp_port_min=47000,
-        rtp_port_max=47999,
-        janus=JanusSettings(
-            ws_url=janus.ws_url, admin_key=ADMIN_KEY, room_secret=ROOM_SECRET, events_token=TOKEN
-        ),
-    )
-    manager = RecordingManager(settings)
-    b = JanusBridge(
-        manager, settings.janus, JanusClient(janus.ws_url, request_timeout=5.0), empty_room_grace=0.2
-    )
-    await b.start()
-    yield b
-    await manager.shutdown()
-    await b.close()
+    # Every room recorded (record_rooms "all"), as by default.
+    async with bridge_following(bridge_settings(janus, tmp_path / "data", record_rooms="all")) as b:
+        yield b
 
 
 async def test_forged_events_are_checked_with_janus_before_acting(bridge_with_janus: JanusBridge) -> None:

@@ -20,13 +20,13 @@ from janus_fixture import (
     join_fake_publisher,
     start_or_skip,
 )
+from service_kit import bridge_following, bridge_settings
 
 from janus_bridge.bridge import JanusBridge
 from janus_bridge.client import JanusClient
 from janus_bridge.events import parse_events
 from janus_bridge.videoroom import ForwardStream
 from recorder.service.manager import RecordingManager
-from recorder.service.settings import JanusSettings, ServiceSettings
 
 
 @pytest.fixture(scope="module")
@@ -38,26 +38,8 @@ def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JanusServer]:
 
 @pytest.fixture
 async def bridge(janus: JanusServer, tmp_path: Path) -> AsyncIterator[JanusBridge]:
-    settings = ServiceSettings(
-        data_dir=tmp_path / "data",
-        rtp_bind="127.0.0.1",
-        rtp_port_min=46000,
-        rtp_port_max=46999,
-        janus=JanusSettings(
-            ws_url=janus.ws_url,
-            admin_key=janus.admin_key,
-            room_secret=ROOM_SECRET,
-            record_rooms=[str(ROOM)],
-            events_token="evt",
-        ),
-    )
-    manager = RecordingManager(settings)
-    client = JanusClient(janus.ws_url, request_timeout=5.0, backoff=FAST_BACKOFF)
-    b = JanusBridge(manager, settings.janus, client, empty_room_grace=0.2)
-    await b.start()
-    yield b
-    await manager.shutdown()
-    await b.close()
+    async with bridge_following(bridge_settings(janus, tmp_path / "data", (46000, 46999))) as b:
+        yield b
 
 
 def event(name: str, room: int, publisher: int, **extra: object) -> bytes:
@@ -142,19 +124,7 @@ async def test_reconcile_stops_unknown_forwarders_into_our_range(bridge: JanusBr
 async def test_a_restarted_service_takes_the_call_up_again(janus: JanusServer, tmp_path: Path) -> None:
     """The service dies mid-call (no clean finish): the next one resumes the same recording, replaces
     the old forwarders with new ones, and names the new tracks apart from the old."""
-    settings = ServiceSettings(
-        data_dir=tmp_path / "data",
-        rtp_bind="127.0.0.1",
-        rtp_port_min=46000,
-        rtp_port_max=46999,
-        janus=JanusSettings(
-            ws_url=janus.ws_url,
-            admin_key=janus.admin_key,
-            room_secret=ROOM_SECRET,
-            record_rooms=[str(ROOM)],
-            events_token="evt",
-        ),
-    )
+    settings = bridge_settings(janus, tmp_path / "data", (46000, 46999))
     first = JanusBridge(
         RecordingManager(settings), settings.janus, JanusClient(janus.ws_url, backoff=FAST_BACKOFF)
     )
