@@ -17,7 +17,6 @@ import multiprocessing as mp
 import os
 import random
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import Capture, cpu_of, free_ports, make_media, replay, sdp
+from ingest import Capture, cpu_of, make_media, replay, start_recorder
 
 
 def flood(targets: list[int], rate: float, start: float, seconds: float, sent: mp.Value) -> None:  # type: ignore[type-arg]
@@ -63,19 +62,9 @@ def flood(targets: list[int], rate: float, start: float, seconds: float, sent: m
 def run(
     video: Capture, audio: Capture, n: int, seconds: float, flood_rate: float, work: Path
 ) -> dict[str, float]:
-    ports = free_ports(2 * n)
-    targets = [(ports[2 * i], ports[2 * i + 1]) for i in range(n)]
-    (work / "cv.sdp").write_text(sdp([(k, p) for v, a in targets for k, p in (("video", v), ("audio", a))]))
     out = work / f"out-{int(flood_rate)}"
-    rec = subprocess.Popen(
-        [sys.executable, "-m", "recorder.cli", "record-rtp", "--sdp", str(work / "cv.sdp"), "--out", str(out),
-         "--name", "r", "--duration", str(seconds + 4)],
-        stdout=subprocess.DEVNULL, stderr=(work / "callvault.log").open("w"),
-    )  # fmt: skip
+    rec, targets = start_recorder(n, seconds, work, out)
     proc = psutil.Process(rec.pid)
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list((out / "r").glob("*.json"))) < 2 * n:
-        time.sleep(0.1)
     cpu0 = cpu_of([proc])
     ready = time.time() + 0.5
     # Janus latches each RTCP path from its local_rtcp_port as soon as it forwards: so does the bench.

@@ -183,20 +183,29 @@ def cpu_of(procs: list[psutil.Process]) -> float:
     return total
 
 
-def run_callvault(video: Capture, audio: Capture, n: int, seconds: float, work: Path) -> Result:
+def start_recorder(
+    n: int, seconds: float, work: Path, out: Path
+) -> tuple[subprocess.Popen[bytes], list[tuple[int, int]]]:
+    """One `callvault record-rtp` for `n` audio+video calls into `out/r`, once every track listens; returns
+    it and each call's (video port, audio port)."""
     ports = free_ports(2 * n)
     targets = [(ports[2 * i], ports[2 * i + 1]) for i in range(n)]
     (work / "cv.sdp").write_text(sdp([(k, p) for v, a in targets for k, p in (("video", v), ("audio", a))]))
-    out = work / "cv-out"
     rec = subprocess.Popen(
         [sys.executable, "-m", "recorder.cli", "record-rtp", "--sdp", str(work / "cv.sdp"), "--out", str(out),
          "--name", "r", "--duration", str(seconds + 4)],
         stdout=subprocess.DEVNULL, stderr=(work / "callvault.log").open("w"),
     )  # fmt: skip
-    proc = psutil.Process(rec.pid)
     deadline = time.time() + 60
     while time.time() < deadline and len(list((out / "r").glob("*.json"))) < 2 * n:
         time.sleep(0.1)
+    return rec, targets
+
+
+def run_callvault(video: Capture, audio: Capture, n: int, seconds: float, work: Path) -> Result:
+    out = work / "cv-out"
+    rec, targets = start_recorder(n, seconds, work, out)
+    proc = psutil.Process(rec.pid)
     cpu0 = cpu_of([proc])
     ready = time.time() + 0.5
     sender = mp.Process(target=replay, args=(video, audio, targets, seconds, ready))
