@@ -1,6 +1,6 @@
 """deploy/compose.yaml and deploy/janus/: the stack parses, references files that exist, and its pieces
 agree with each other (secrets, ports, addresses) and with the service's settings. No Docker engine
-runs here: `docker compose config` and the builds themselves are not exercised (see README, Deploying)."""
+runs here: `docker compose config` and the builds themselves are not exercised (docs/deployment.md)."""
 
 from __future__ import annotations
 
