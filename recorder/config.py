@@ -1,4 +1,4 @@
-"""Recorder settings: every field has a default, bounds and a description (documented in README)."""
+"""Recorder settings: every field has a default, bounds and a description (docs/configuration.md)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Environment variables override the file: `CALLVAULT_<FIELD>`, nested with `__`, for example
 `CALLVAULT_HTTP_PORT=8080`, `CALLVAULT_JANUS__WS_URL=ws://janus:8188`,
-`CALLVAULT_RECORDER__SEGMENT_SECONDS=2`. Every field has a default; README lists them all.
+`CALLVAULT_RECORDER__SEGMENT_SECONDS=2`. Every field has a default; docs/configuration.md lists them all.
 """
 
 from __future__ import annotations
