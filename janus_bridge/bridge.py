@@ -40,7 +40,7 @@ from janus_bridge.events import (
 )
 from janus_bridge.hints import Recent
 from janus_bridge.transport import ConnectionState
-from janus_bridge.videoroom import ForwardStream, VideoRoom
+from janus_bridge.videoroom import ForwardStream, Participant, VideoRoom
 from recorder.errors import RecordingRefusedError
 from recorder.models import Codec
 from recorder.names import SAFE_MID
@@ -327,21 +327,22 @@ class JanusBridge:
         for key in [k for k in self._publishers if k[0] == room]:
             self._publishers.pop(key)
 
-    async def _in_room(self, room: str, publisher: str) -> bool:
-        """Janus lists the participant in the room (publishing or about to: its SDP was answered)."""
+    async def _listed(self, room: str, publisher: str) -> Participant | None:
+        """The participant as Janus lists it in the room; None when it is not there (or the room is gone)."""
         try:
             participants = await (await self._room()).list_participants(_room_id(room))
         except NoSuchRoomError:
-            return False
-        return any(str(p.id) == publisher for p in participants)
+            return None
+        return next((p for p in participants if str(p.id) == publisher), None)
+
+    async def _in_room(self, room: str, publisher: str) -> bool:
+        """Janus lists the participant in the room (publishing or about to: its SDP was answered)."""
+        return await self._listed(room, publisher) is not None
 
     async def _publishing(self, room: str, publisher: str) -> bool:
         """Janus lists the participant in the room as a publisher."""
-        try:
-            participants = await (await self._room()).list_participants(_room_id(room))
-        except NoSuchRoomError:
-            return False
-        return any(str(p.id) == publisher and p.publisher for p in participants)
+        listed = await self._listed(room, publisher)
+        return listed is not None and listed.publisher
 
     async def _gone(self, room: str, publisher: str, grace: float | None = None) -> None:
         """The publisher's tracks end; an empty room's recording ends `grace` seconds later unless

@@ -21,7 +21,6 @@ SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 SAFE_MID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 """A stream's mid (RFC 8843 allows any token; browsers use '0', '1', 'audio', 'sdparta_0')."""
 SAFE_ID_PATTERN = SAFE_ID.pattern
-SAFE_MID_PATTERN = SAFE_MID.pattern
 
 
 class UnsafeNameError(CallVaultError, ValueError):

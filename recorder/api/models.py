@@ -13,10 +13,11 @@ from recorder.api.audit import AuditEntry
 from recorder.api.auth import Role
 from recorder.api.times import Timestamp
 from recorder.manifest.model import Manifest
+from recorder.names import SAFE_ID_PATTERN
 
 # Patterns are matched whole (pydantic's regex engine: `$` is the end of the text, never before a final
 # newline); code matching them with Python's `re` must use fullmatch.
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+ID_PATTERN = f"^{SAFE_ID_PATTERN}$"  # the one allow-list of names (recorder/names.py), anchored for schemas
 TAG_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$"
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
