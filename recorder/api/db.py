@@ -122,6 +122,63 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    # 5: records lifecycle (recorder/lifecycle): retention rules, each recording's deletion plan and
+    # progress, objects deleted, export jobs and schedules
+    """
+    ALTER TABLE recordings ADD COLUMN delete_after REAL;
+    ALTER TABLE recordings ADD COLUMN delete_plan TEXT;
+    ALTER TABLE recordings ADD COLUMN next_deletion REAL;
+    ALTER TABLE recordings ADD COLUMN lifecycle_state TEXT;
+    ALTER TABLE recordings ADD COLUMN lifecycle_blocked TEXT;
+    ALTER TABLE recordings ADD COLUMN hold_applied INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX recordings_next_deletion ON recordings (next_deletion);
+    CREATE TABLE retention_rules (
+        rule_id TEXT PRIMARY KEY,
+        position INTEGER NOT NULL,
+        rule TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        updated_by TEXT NOT NULL
+    );
+    CREATE TABLE deleted_objects (
+        recording_id TEXT NOT NULL REFERENCES recordings (recording_id),
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        deleted_at REAL NOT NULL,
+        rule TEXT,
+        PRIMARY KEY (recording_id, name)
+    );
+    CREATE TABLE export_jobs (
+        job_id TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        schedule_id TEXT,
+        updated_at REAL NOT NULL,
+        total INTEGER,
+        done INTEGER NOT NULL DEFAULT 0,
+        result TEXT,
+        error TEXT
+    );
+    CREATE INDEX export_jobs_state ON export_jobs (state, created_at);
+    CREATE TABLE export_items (
+        job_id TEXT NOT NULL REFERENCES export_jobs (job_id),
+        recording_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        files TEXT,
+        PRIMARY KEY (job_id, recording_id)
+    );
+    CREATE TABLE export_schedules (
+        schedule_id TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        cron TEXT NOT NULL,
+        next_run REAL NOT NULL,
+        last_run REAL,
+        created_at REAL NOT NULL,
+        created_by TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -159,3 +159,21 @@ class ObjectStore(ABC):
     @abstractmethod
     def get_retention(self, key: str) -> Retention | None:
         """The object's lock retention, None when it has none."""
+
+    # -- legal hold and purging (records lifecycle: recorder/lifecycle) --------------------------------
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        """Place (`on`) or lift the object's legal hold: while it is on, the object cannot be deleted or
+        overwritten, whatever its retention. Stores without legal holds raise StorageRefusedError."""
+        raise StorageRefusedError(f"{type(self).__name__} has no legal hold", key)
+
+    def legal_hold(self, key: str) -> bool:
+        """Whether the object is under legal hold (False for stores without legal holds); raises
+        ObjectNotFoundError."""
+        self.stat(key)
+        return False
+
+    def purge(self, key: str) -> None:
+        """Remove the object for good, every stored version of it (a versioned bucket keeps old versions
+        after `delete`). Missing objects are not an error; held or locked ones raise StorageRefusedError."""
+        self.delete(key)

@@ -3,7 +3,8 @@
 An object `a/b/c.webm` is the file `<root>/a/b/c.webm`; its content type, metadata and retention live in
 `<root>/.meta/a/b/c.webm.json`, a tree `list` skips. Writes go to a temporary file that is fsynced and
 renamed, so a crash never leaves half an object. Local folders have no object lock: `object_lock_enabled`
-is False, and an explicit retention is recorded and honoured by `delete` (best effort, not WORM).
+is False, and an explicit retention is recorded and honoured by `delete` (best effort, not WORM). A legal
+hold (`set_legal_hold`) is recorded there too: `delete` and overwrites refuse while it is on.
 Presigned URLs are `file://` URLs (no expiry is enforced).
 """
 
@@ -39,6 +40,7 @@ class _Meta(BaseModel):
     content_type: str = "application/octet-stream"
     metadata: dict[str, str] = Field(default_factory=dict)
     retention: Retention | None = None
+    legal_hold: bool = False
 
 
 class LocalStore(ObjectStore):
@@ -73,9 +75,12 @@ class LocalStore(ObjectStore):
         retention: Retention | None,
     ) -> PutResult:
         path = self._path(key)
-        old = self._read_meta(key).retention
+        before = self._read_meta(key)
+        old = before.retention
         if old is not None and old.until > datetime.now(UTC) and path.exists():
             raise StorageRefusedError(f"{key} is retained until {old.until.isoformat()}", key)
+        if before.legal_hold and path.exists():
+            raise StorageRefusedError(f"{key} is under legal hold", key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         h = hashlib.sha256()
@@ -181,9 +186,12 @@ class LocalStore(ObjectStore):
 
     def delete(self, key: str) -> None:
         path = self._path(key)
-        retention = self._read_meta(key).retention
+        meta = self._read_meta(key)
+        retention = meta.retention
         if retention is not None and retention.until > datetime.now(UTC) and path.exists():
             raise StorageRefusedError(f"{key} is retained until {retention.until.isoformat()}", key)
+        if meta.legal_hold and path.exists():
+            raise StorageRefusedError(f"{key} is under legal hold", key)
         path.unlink(missing_ok=True)
         self._meta_path(key).unlink(missing_ok=True)
 
@@ -196,6 +204,27 @@ class LocalStore(ObjectStore):
     def get_retention(self, key: str) -> Retention | None:
         self.stat(key)
         return self._read_meta(key).retention
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        """Recorded beside the object (as its retention is); `delete` and overwrites refuse while on."""
+        self.stat(key)
+        meta = self._read_meta(key).model_copy(update={"legal_hold": on})
+        mpath = self._meta_path(key)
+        mpath.parent.mkdir(parents=True, exist_ok=True)
+        mtmp = mpath.with_name(f".{mpath.name}.tmp")
+        try:
+            with mtmp.open("w") as f:
+                f.write(meta.model_dump_json())
+                f.flush()
+                os.fsync(f.fileno())
+            mtmp.replace(mpath)
+        except OSError as exc:
+            mtmp.unlink(missing_ok=True)
+            raise StorageError(f"cannot set the legal hold of {key}: {exc}", key) from exc
+
+    def legal_hold(self, key: str) -> bool:
+        self.stat(key)
+        return self._read_meta(key).legal_hold
 
 
 def _chunks(f: BinaryIO, chunk_size: int) -> Iterator[bytes]:

@@ -335,6 +335,48 @@ class S3Store(ObjectStore):
             "presign", key, lambda: self.client.presigned_get_object(self.bucket, key, expires=expires)
         )
 
+    # -- legal hold and purging -----------------------------------------------------------------------
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        """S3 object legal hold ON/OFF on the object's current version (the bucket needs object lock)."""
+        if on:
+            self._call("legal hold on", key, lambda: self.client.enable_object_legal_hold(self.bucket, key))
+        else:
+            self._call("legal hold off", key, lambda: self.client.disable_object_legal_hold(self.bucket, key))
+
+    def legal_hold(self, key: str) -> bool:
+        def fetch() -> bool:
+            try:
+                return bool(self.client.is_object_legal_hold_enabled(self.bucket, key))
+            except S3Error as exc:
+                if exc.code in {"NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError"}:
+                    self.client.stat_object(self.bucket, key)  # missing objects still raise
+                    return False
+                raise
+
+        return self._call("legal hold of", key, fetch)
+
+    def purge(self, key: str) -> None:
+        """Every version and delete marker of exactly `key` (a plain DELETE on a versioned bucket only
+        hides the object behind a delete marker)."""
+        versions = self._call(
+            "list versions of",
+            key,
+            lambda: [
+                o
+                for o in self.client.list_objects(self.bucket, prefix=key, include_version=True)
+                if o.object_name == key
+            ],
+        )
+        if not versions:
+            return
+        for obj in versions:
+            self._remove_version(key, obj.version_id)
+
+    def _remove_version(self, key: str, version_id: str | None) -> None:
+        vid = None if version_id in (None, "null") else version_id
+        self._call("delete", key, lambda: self.client.remove_object(self.bucket, key, version_id=vid))
+
 
 def minio_retention(retention: Retention) -> MinioRetention:
     """The minio client's form of a retention (for callers that use the client directly)."""
