@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from recorder.api import routes_admin, routes_keys, routes_recordings, routes_rooms
+from recorder.api import routes_admin, routes_ingest, routes_keys, routes_recordings, routes_rooms
 from recorder.api.audit import AuditLog
 from recorder.api.auth import KeyStore, Role
 from recorder.api.catalog import Catalog, CatalogSink
@@ -105,6 +105,8 @@ def _connection(control: RoomControl | None) -> Callable[[], bool] | None:
 
 
 class ControlApi:
+    ingest: routes_ingest.Ingest | None = None
+
     def __init__(self, ctx: ApiContext, registry: Registry, metrics: Metrics) -> None:
         self.ctx = ctx
         self.registry = registry
@@ -146,7 +148,9 @@ class ControlApi:
         routes_rooms.register(registry, ctx)
         routes_admin.register(registry, ctx)
         routes_keys.register(registry, ctx)
+        ingest = routes_ingest.register(registry, ctx)  # the mediasoup package's door
         created = cls(ctx, registry, metrics)
+        created.ingest = ingest
         if api.metrics_require_key:
             registry.add(
                 "GET",
@@ -225,4 +229,6 @@ class ControlApi:
         return web.Response(body=self._openapi, content_type="application/json")
 
     async def close(self) -> None:
+        if self.ingest is not None:
+            await self.ingest.close()
         await asyncio.to_thread(self.ctx.db.close)

@@ -28,6 +28,8 @@ class Role(StrEnum):
     OPERATOR = "operator"
     SUPERVISOR = "supervisor"
     AUDITOR = "auditor"
+    INGEST = "ingest"
+    """An SFU integration (the mediasoup package): registers streams to record through /v1/ingest."""
 
 
 class Principal(BaseModel):

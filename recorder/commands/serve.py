@@ -149,7 +149,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
         if compositor is not None:
             await compositor.start()
         starting = asyncio.create_task(bridge.start()) if bridge is not None else None
-        if bridge is None:  # nothing can take up calls an earlier run left open: they end here
+        if bridge is None and api is None:  # nothing can take up calls an earlier run left open
+            # (with the API, the ingest API waits ingest.restart_grace for the SFU side to come back)
             for room in list(manager.resumable):
                 await manager.finish_abandoned(room)
         await stop.wait()

@@ -42,6 +42,8 @@ class StreamRequest:
     channels: int = 2
     simulcast: bool = False
     """The SFU forwards it through its simulcast context (the highest layer being sent)."""
+    ssrc: int | None = None
+    """The SSRC the SFU sends it with, when known in advance (a mediasoup Consumer's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +178,63 @@ class RecordingManager:
                 ", ".join(f"{p.track}@{p.port}" for p in allocated),
             )
             return allocated
+
+    async def add_streams(
+        self, room: str, participant: ParticipantInfo, streams: list[StreamRequest]
+    ) -> list[StreamPorts]:
+        """Record more streams of a participant, one SFU producer at a time (mediasoup); the participant
+        is added when new. Idempotent per mid: a stream already recorded gets its ports back."""
+        if room not in self.rooms or participant.id not in self.rooms[room].participants:
+            return await self.add_participant(room, participant, streams)
+        try:
+            for stream in streams:
+                check_mid(stream.mid)
+        except UnsafeNameError as exc:
+            raise RecordingRefusedError(f"room {room!r:.60}: {exc}") from None
+        async with self._lock:
+            recording = self.rooms.get(room)
+            if recording is None or participant.id not in recording.participants:
+                raise RecordingRefusedError(f"room {room}: participant {participant.id} left meanwhile")
+            current = recording.participants[participant.id]
+            known = {p.mid: p for p in current}
+            result: list[StreamPorts] = []
+            for stream in streams:
+                if stream.mid in known:
+                    result.append(known[stream.mid])
+                    continue
+                ports = await self._add_stream(recording, participant.id, stream)
+                current.append(ports)
+                known[stream.mid] = ports
+                result.append(ports)
+                if recording.state is not None and participant.id in recording.state.participants:
+                    recording.state.participants[participant.id].streams.append(
+                        ForwardedStream(mid=stream.mid, codec=stream.codec, payload_type=stream.payload_type)
+                    )
+                if recording.paused is not None:
+                    recording.session.pause([ports.track], *recording.paused)
+            await self._save_state()
+            return result
+
+    async def remove_streams(self, room: str, participant_id: str, mids: list[str]) -> list[TrackSummary]:
+        """Finish some streams of a participant (a mediasoup producer closed); the participant leaves
+        when none is left."""
+        async with self._lock:
+            recording = self.rooms.get(room)
+            current = recording.participants.get(participant_id) if recording else None
+            if recording is None or current is None:
+                return []
+            if any(p.mid not in mids for p in current):
+                summaries = []
+                for ports in [p for p in current if p.mid in mids]:
+                    current.remove(ports)
+                    summaries.append(await recording.session.finish_track(ports.track))
+                    self.ports.release(ports.port)
+                if recording.state is not None and participant_id in recording.state.participants:
+                    state = recording.state.participants[participant_id]
+                    state.streams = [s for s in state.streams if s.mid not in mids]
+                await self._save_state()
+                return summaries
+        return await self.remove_participant(room, participant_id)
 
     async def remove_participant(self, room: str, participant_id: str) -> list[TrackSummary]:
         """Finish a participant's tracks (idempotent: Janus sends 'unpublished' twice)."""
@@ -351,6 +410,7 @@ class RecordingManager:
                 port=port,
                 rtcp_port=port + 1,
                 address=self.settings.rtp_bind,
+                ssrc=stream.ssrc,
             )
             try:
                 await recording.session.add_track(spec)

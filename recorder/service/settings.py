@@ -138,6 +138,29 @@ def _plain(secret: SecretStr | None) -> str | None:
     return None if secret is None else secret.get_secret_value()
 
 
+class IngestSettings(BaseModel):
+    """The ingest API (/v1/ingest/...) an SFU integration such as the mediasoup package drives."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="Seconds a room registered through the ingest API stays recorded without a heartbeat"
+        " from its SFU side (the package renews it every third of that); then its recording is finished.",
+    )
+    empty_room_grace: float = Field(
+        default=5.0, ge=0, description="Seconds an ingest room with no stream left stays open for new ones."
+    )
+    restart_grace: float = Field(
+        default=60.0,
+        ge=0,
+        description="After a restart: seconds a recording left open waits for its SFU side to register"
+        " again (it continues as new parts) before it is finished.",
+    )
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CALLVAULT_", env_nested_delimiter="__", extra="forbid")
     toml_file: ClassVar[Path | None] = None
@@ -154,6 +177,10 @@ class ServiceSettings(BaseSettings):
     recorder: RecorderSettings = Field(default_factory=RecorderSettings)
     janus: JanusSettings = Field(default_factory=JanusSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    ingest: IngestSettings = Field(
+        default_factory=IngestSettings,
+        description="Leases and grace periods of rooms recorded through the ingest API (mediasoup).",
+    )
     archive: ArchiveSettings | None = Field(
         default=None,
         description="Object storage, signed manifests and webhooks for every recording (a [archive] table or"
