@@ -1,0 +1,94 @@
+// A mediasoup application for the tests: one real worker and Router recorded with the CallVault package
+// (recordRouter), and Producers on PlainTransports that ffmpeg feeds (rtcpMux false + comedia, ffmpeg's
+// RTCP to the rtcp port: see the reference notes). Driven by JSON lines on stdin; answers and events as
+// JSON lines on stdout.
+//
+//   node harness.mjs <callvault url> <api key> <room id> <lease seconds unused>
+//   {"op":"produce","participant":"alice","display":"Alice","codec":"vp8","pt":101,"ssrc":1111}
+//   {"op":"pause"|"resume"|"close","id":"<producer id>"}   {"op":"closeRouter"}
+import { createRequire } from 'node:module';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const pkg = path.resolve(here, '../../integrations/mediasoup');
+const mediasoup = createRequire(path.join(pkg, 'package.json'))('mediasoup');
+const { CallVaultRecorder } = await import(path.join(pkg, 'src/index.js'));
+
+const [url, apiKey, roomId] = process.argv.slice(2);
+const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+
+const CODECS = {
+  opus: { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
+  vp8: { kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
+  h264: {
+    kind: 'video',
+    mimeType: 'video/H264',
+    clockRate: 90000,
+    parameters: { 'packetization-mode': 1, 'profile-level-id': '42e01f', 'level-asymmetry-allowed': 1 },
+  },
+};
+
+const worker = await mediasoup.createWorker({ logLevel: 'warn' });
+worker.on('died', () => {
+  out({ event: 'workerdied' });
+  process.exit(3);
+});
+const router = await worker.createRouter({ mediaCodecs: Object.values(CODECS) });
+const recorder = new CallVaultRecorder({ url, apiKey });
+recorder.on('streamstart', (e) => out({ event: 'streamstart', ...e }));
+recorder.on('error', (e) => out({ event: 'error', message: String(e?.message ?? e) }));
+await recorder.recordRouter(router, { roomId, metadata: { source: 'mediasoup-test' } });
+
+const producers = new Map();
+
+async function handle(cmd) {
+  if (cmd.op === 'produce') {
+    const spec = CODECS[cmd.codec];
+    const transport = await router.createPlainTransport({
+      listenIp: '127.0.0.1',
+      rtcpMux: false,
+      comedia: true,
+      appData: { participantId: cmd.participant, displayName: cmd.display },
+    });
+    const { kind, ...codec } = spec;
+    const producer = await transport.produce({
+      kind,
+      rtpParameters: { codecs: [{ ...codec, payloadType: cmd.pt }], encodings: [{ ssrc: cmd.ssrc }] },
+    });
+    producers.set(producer.id, { producer, transport });
+    return { id: producer.id, port: transport.tuple.localPort, rtcpPort: transport.rtcpTuple.localPort };
+  }
+  if (cmd.op === 'pause' || cmd.op === 'resume') {
+    await producers.get(cmd.id).producer[cmd.op]();
+    return {};
+  }
+  if (cmd.op === 'close') {
+    const p = producers.get(cmd.id);
+    producers.delete(cmd.id);
+    p.transport.close();
+    return {};
+  }
+  if (cmd.op === 'closeRouter') {
+    router.close();
+    return {};
+  }
+  if (cmd.op === 'exit') {
+    worker.close();
+    setTimeout(() => process.exit(0), 200);
+    return {};
+  }
+  throw new Error(`unknown op ${cmd.op}`);
+}
+
+out({ event: 'ready', pid: process.pid, workerPid: worker.pid });
+for await (const line of createInterface({ input: process.stdin })) {
+  if (!line.trim()) continue;
+  const cmd = JSON.parse(line);
+  try {
+    out({ reply: cmd.op, seq: cmd.seq, ok: true, ...(await handle(cmd)) });
+  } catch (err) {
+    out({ reply: cmd.op, seq: cmd.seq, ok: false, message: String(err?.message ?? err) });
+  }
+}
