@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from mediasoup_kit import prepare  # noqa: E402
+from mediasoup_kit import prepare
 
 
 @pytest.fixture(scope="session")

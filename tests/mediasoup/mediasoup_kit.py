@@ -35,8 +35,9 @@ PT = {"vp8": 101, "h264": 102, "opus": 100}
 # H.264 with SPS/PPS before every IDR (repeat-headers): a Consumer starts at a keyframe, mid-stream.
 ENCODINGS = {
     "vp8": (VIDEO_SRC, ["-c:v", "libvpx", "-b:v", "400k", "-g", "15", "-deadline", "realtime"], "webm"),
-    "h264": (VIDEO_SRC, ["-c:v", "libx264", "-bf", "0", "-g", "15", "-preset", "veryfast", "-profile:v",
-                         "baseline", "-x264-params", "repeat-headers=1", "-bsf:v", "h264_mp4toannexb"], "h264"),
+    "h264": (VIDEO_SRC, ["-c:v", "libx264", "-bf", "0", "-g", "15", "-preset", "veryfast",
+                         "-profile:v", "baseline", "-x264-params", "repeat-headers=1",
+                         "-bsf:v", "h264_mp4toannexb"], "h264"),
     "opus": (["-f", "lavfi", "-i", "anoisesrc=color=pink:sample_rate=48000:amplitude=0.2:seed=7"],
              ["-c:a", "libopus", "-b:a", "48k", "-ac", "2"], "webm"),
 }  # fmt: skip
@@ -194,14 +195,18 @@ backend = "local"
 
     def finished(self, room: str, within: float = 60) -> str:
         """The id of the room's recording once the service finished it (and its archive stored it)."""
-        found = until(lambda: next((f for f in self.get("/v1/status")["finished"] if f["room"] == room), None), within)
+        found = until(
+            lambda: next((f for f in self.get("/v1/status")["finished"] if f["room"] == room), None), within
+        )
         rid = str(found["recording_id"])
         until(lambda: any(self.data.rglob(f"recordings-store/**/{rid}/manifest.json")) or None, within)
         return rid
 
     def summaries(self, rid: str) -> dict[str, dict[str, Any]]:
         folder = self.data / "recordings" / rid
-        return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json")) if p.stem != "manifest"}
+        return {
+            p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json")) if p.stem != "manifest"
+        }
 
 
 def until(check: Callable[[], Any], within: float, step: float = 0.1) -> Any:
@@ -270,7 +275,9 @@ class Harness:
         return reply
 
     def streamstart(self, participant: str, within: float = 30) -> dict[str, Any]:
-        return self.wait(lambda m: m.get("event") == "streamstart" and m["participantId"] == participant, within)
+        return self.wait(
+            lambda m: m.get("event") == "streamstart" and m["participantId"] == participant, within
+        )
 
     def kill(self) -> None:
         """SIGKILL the Node process; its worker (a child that watches its pipes) goes with it."""

@@ -18,7 +18,7 @@ export interface Participant {
   /** 1-128 letters, digits, '.', '_' or '-'. */
   participantId: string;
   displayName?: string;
-  /** The stream's name inside the participant (default: the Producer's mid, else its kind). */
+  /** The stream's name inside the participant (default: the Producer's mid, else 0, 1, 2... in the order its Producers appear). */
   mid?: string;
 }
 

@@ -284,9 +284,12 @@ class RoomRecording {
       const taken = [...this.streams.values()].some((s) => s.participantId === participantId && s.mid === mid);
       if (!taken) return mid;
     }
-    const n = (this.counters.get(participantId) ?? 0) + 1;
-    this.counters.set(participantId, n);
-    return n === 1 ? producer.kind : `${producer.kind}${n}`;
+    // Like a browser's mids: 0, 1, 2... in the order the participant's Producers appear.
+    let n = this.counters.get(participantId) ?? 0;
+    const taken = (m) => [...this.streams.values()].some((s) => s.participantId === participantId && s.mid === m);
+    while (taken(String(n))) n += 1;
+    this.counters.set(participantId, n + 1);
+    return String(n);
   }
 
   /** @param {boolean} finish ask CallVault to finish the recording now (the Router closed) */

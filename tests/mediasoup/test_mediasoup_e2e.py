@@ -1,0 +1,131 @@
+"""A mediasoup call recorded end to end: a real mediasoup worker (3.12.16, built from Debian's libraries)
+whose Router the package records (recordRouter), Producers fed by ffmpeg through PlainTransports, and
+`callvault serve` with the ingest API and the local archive. Every recorded frame is checked bit for bit
+against what ffmpeg sent: a track is runs of consecutive sent frames, one run per stretch recorded, each
+starting at a keyframe."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mediasoup_kit import PT, CallVault, Harness, encode, frames, read_packets, runs_in, send
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # the first test may build the worker (once)
+
+CODEC_OF = {"VP8": "vp8", "H264": "h264", "OPUS": "opus"}
+ROOM = "support-42"
+
+
+@pytest.fixture(scope="module")
+def refs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("refs")
+    return {codec: encode(codec, folder, 16.0) for codec in ("vp8", "h264", "opus")}
+
+
+class Call:
+    """Participants publishing to the harness's Router, each Producer fed by its own ffmpeg."""
+
+    def __init__(self, harness: Harness, refs: dict[str, Path]) -> None:
+        self.harness = harness
+        self.refs = refs
+        self.producers: dict[tuple[str, str], str] = {}
+        self.senders: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
+
+    def join(self, participant: str, codecs: list[str]) -> None:
+        for codec in codecs:
+            ssrc = 1000 + 10 * ord(participant[0]) + list(PT).index(codec)
+            produced = self.harness.call(
+                "produce", participant=participant, display=participant.title(), codec=codec,
+                pt=PT[codec], ssrc=ssrc,
+            )  # fmt: skip
+            self.producers[(participant, codec)] = produced["id"]
+            self.senders[(participant, codec)] = send(
+                self.refs[codec], produced["port"], produced["rtcpPort"], PT[codec], ssrc
+            )
+        for _ in codecs:  # the package registered each Producer with CallVault
+            self.harness.streamstart(participant)
+
+    def leave(self, participant: str) -> None:
+        for (who, codec), producer in list(self.producers.items()):
+            if who == participant:
+                self.harness.call("close", id=producer)
+                self.senders.pop((who, codec)).kill()
+
+    def close(self) -> None:
+        for sender in self.senders.values():
+            sender.kill()
+            sender.wait()
+
+
+@pytest.fixture
+def callvault(tmp_path: Path, mediasoup_worker: Path) -> Iterator[CallVault]:
+    service = CallVault(tmp_path / "callvault")
+    service.start()
+    yield service
+    service.stop()
+
+
+def media_for(seconds: float) -> None:
+    """Let the call run (media flows in real time: this is the call's length, not a wait for a result)."""
+    time.sleep(seconds)
+
+
+def check_track(
+    summary: dict[str, Any], folder: Path, refs: dict[str, Path], runs_expected: int
+) -> list[tuple[int, int]]:
+    codec = CODEC_OF[summary["codec"]]
+    assert summary["state"] == "complete", summary
+    got = frames(folder / summary["file"], codec)
+    sent = frames(refs[codec], codec)
+    runs = runs_in(sent, got)
+    assert len(runs) == runs_expected, (summary["name"], runs)
+    if codec != "opus":
+        keyframes = read_packets(refs[codec]).keyframes
+        assert all(keyframes[start] for start, _ in runs), (summary["name"], runs)  # each from a keyframe
+    assert summary["packets_lost"] == 0 and summary["frames"] == len(got), summary
+    return runs
+
+
+def test_two_participants_late_join_pause_and_early_leave_bit_exact(
+    callvault: CallVault, mediasoup_worker: Path, refs: dict[str, Path], tmp_path: Path
+) -> None:
+    harness = Harness(mediasoup_worker, callvault.url, ROOM, tmp_path / "node.log")
+    call = Call(harness, refs)
+    try:
+        call.join("alice", ["vp8", "opus"])
+        media_for(2.0)
+        call.join("bob", ["h264", "opus"])  # late join
+        media_for(2.0)
+        harness.call("pause", id=call.producers[("alice", "vp8")])
+        media_for(1.5)
+        harness.call("resume", id=call.producers[("alice", "vp8")])
+        media_for(2.0)
+        call.leave("bob")  # early leave
+        media_for(1.5)
+        harness.call("closeRouter")
+        rid = callvault.finished(ROOM)
+    finally:
+        call.close()
+        harness.close()
+    summaries = callvault.summaries(rid)
+    assert sorted(summaries) == ["alice-audio-1", "alice-video-0", "bob-audio-1", "bob-video-0"]
+    folder = callvault.data / "recordings" / rid
+    alice_video = check_track(summaries["alice-video-0"], folder, refs, runs_expected=2)  # the pause
+    check_track(summaries["alice-audio-1"], folder, refs, runs_expected=1)
+    bob_video = check_track(summaries["bob-video-0"], folder, refs, runs_expected=1)
+    check_track(summaries["bob-audio-1"], folder, refs, runs_expected=1)
+    assert alice_video[0][1] >= 45 and bob_video[0][1] >= 45  # 1.5 s and more of each at 30 fps
+    (pause,) = summaries["alice-video-0"]["pauses"]
+    assert pause["end_time"] - pause["start_time"] >= 1.0
+    alice, bob = summaries["alice-video-0"], summaries["bob-video-0"]
+    assert bob["first_wallclock"] - alice["first_wallclock"] >= 1.5  # joined late
+    assert alice["last_wallclock"] - bob["last_wallclock"] >= 1.0  # left early
+    detail = callvault.get(f"/v1/recordings/{rid}")
+    names = {p["id"]: p.get("display_name") for p in detail["participants"]}
+    assert names == {"alice": "Alice", "bob": "Bob"}
+    assert detail.get("metadata", {}).get("source") == "mediasoup-test"
