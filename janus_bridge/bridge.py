@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -41,6 +42,7 @@ from janus_bridge.events import (
 from janus_bridge.hints import Recent
 from janus_bridge.transport import ConnectionState
 from janus_bridge.videoroom import ForwardStream, Participant, VideoRoom
+from recorder.crypto.srtp import SrtpKey
 from recorder.errors import RecordingRefusedError
 from recorder.models import Codec
 from recorder.names import SAFE_MID
@@ -129,6 +131,12 @@ class JanusBridge:
 
     async def start(self) -> None:
         """Start following Janus; returns at once even when Janus is down (the client keeps retrying)."""
+        suite = self.settings.srtp_suite()
+        log.info(
+            "forward leg to %s: %s",
+            self.settings.forward_host,
+            f"SRTP ({suite.value}, a fresh key per forwarder)" if suite is not None else "plain RTP",
+        )
         self.client.add_state_listener(self._on_state)
         try:
             await self.client.connect()
@@ -217,6 +225,9 @@ class JanusBridge:
             if (room, publisher) in self.forwarders:
                 return
             participant = ParticipantInfo(id=publisher, display_name=display)
+            suite = self.settings.srtp_suite()
+            if suite is not None:  # SRTP on the forward leg: a fresh key per forwarder, never stored
+                requests = [dataclasses.replace(r, srtp=SrtpKey.generate(suite)) for r in requests]
             ports = await self.manager.add_participant(room, participant, requests)
             streams = [
                 ForwardStream(
@@ -228,6 +239,7 @@ class JanusBridge:
                     # falls back to a lower one when that stops, switching at keyframes (the recorder
                     # asks for them when the track stalls). Without it Janus forwards layer 0 only.
                     simulcast=True if r.simulcast else None,
+                    srtp=p.srtp,
                 )
                 for p, r in zip(ports, requests, strict=True)
             ]
@@ -245,7 +257,12 @@ class JanusBridge:
                 raise
             self.forwarders[(room, publisher)] = [f.stream_id for f in forwarders]
             log.info(
-                "room %s: forwarding publisher %s (%s) to %d ports", room, publisher, display, len(ports)
+                "room %s: forwarding publisher %s (%s) to %d ports%s",
+                room,
+                publisher,
+                display,
+                len(ports),
+                f" as SRTP ({suite.value})" if suite is not None else "",
             )
 
     async def _answered(self, event: JsepEvent) -> None:

@@ -7,6 +7,13 @@ API's ``message_plugin`` (``JanusAdminClient.videoroom()``).
 Secrets: ``secret`` is the room's secret (create/destroy/edit, rtp_forward, listforwarders,
 stop_rtp_forward); ``admin_key`` is the plugin's ``admin_key``, needed to create rooms when configured and
 for rtp_forward/stop_rtp_forward when the plugin has ``lock_rtp_forward = true``.
+
+SRTP forwarders: a ``ForwardStream`` with an ``srtp`` key is forwarded as SRTP (``srtp_suite`` and
+``srtp_crypto`` of ``rtp_forward``). Janus takes one crypto per request, for all its streams, so streams
+with different keys go in separate requests (all or nothing still: a later failure stops what earlier
+ones created). Janus protects RTP only; RTCP to and from ``local_rtcp_port`` stays plain. The key is
+sent to Janus and nowhere else: no log line or error here carries it (Janus itself logs it at its
+``debug_level`` 5 and above: keep Janus below that).
 """
 
 from __future__ import annotations
@@ -17,7 +24,13 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass
 
-from janus_bridge.errors import ForwarderNotCreatedError, JanusError, JanusProtocolError
+from janus_bridge.errors import (
+    ForwarderNotCreatedError,
+    JanusConnectionError,
+    JanusError,
+    JanusProtocolError,
+)
+from recorder.crypto.srtp import SrtpKey
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -32,11 +45,11 @@ class PluginChannel(Protocol):
     async def request(self, body: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(arbitrary_types_allowed=True))
 class ForwardStream:
-    """One publisher stream to forward as plain RTP: its ``mid``, the destination ``port``, optionally an
-    ``rtcp_port`` on which we accept RTCP (Janus then relays our PLI/FIR to the publisher), and payload type
-    / SSRC overrides (Janus keeps the publisher's by default)."""
+    """One publisher stream to forward as RTP (SRTP with ``srtp``): its ``mid``, the destination
+    ``port``, optionally an ``rtcp_port`` on which we accept RTCP (Janus then relays our PLI/FIR to the
+    publisher), and payload type / SSRC overrides (Janus keeps the publisher's by default)."""
 
     mid: str
     port: int = Field(ge=1, le=65535)
@@ -50,6 +63,8 @@ class ForwardStream:
     Janus 1.1 does not ask the publisher for that keyframe on a forwarder's behalf: send a PLI to the
     forwarder's ``local_rtcp_port``. Without the flag Janus forwards substream 0 only; with it, a stream
     that does not simulcast is not forwarded at all."""
+    srtp: SrtpKey | None = None
+    """Forward as SRTP under this key (its ``repr`` hides the key)."""
 
     def to_request(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mid": self.mid, "port": self.port}
@@ -191,8 +206,8 @@ class VideoRoom:
         secret: str | None = None,
         admin_key: str | None = None,
     ) -> list[Forwarder]:
-        """Forward a publisher's streams to ``host`` as plain RTP (multistream form); one forwarder per
-        requested stream, in request order, ``mid`` filled in.
+        """Forward a publisher's streams to ``host`` as RTP, or SRTP for those with a key (multistream
+        form); one forwarder per requested stream, in request order, ``mid`` filled in.
 
         Janus skips a mid the publisher does not have and still answers success: this checks the answer and
         raises ``ForwarderNotCreatedError`` naming the missing mids, after stopping the forwarders the same
@@ -203,17 +218,33 @@ class VideoRoom:
         ports = [s.port for s in streams]
         if len(set(ports)) != len(ports):
             raise ValueError(f"rtp_forward: ports must be distinct per stream, got {ports}")
-        data = await self._call(
-            "rtp_forward",
-            room=room,
-            publisher_id=publisher_id,
-            host=host,
-            secret=secret,
-            admin_key=admin_key,
-            streams=[s.to_request() for s in streams],
-        )
-        raw = _expect(data, "rtp_forward", "forwarders", list)
-        created = _models(Forwarder, raw)
+        groups: dict[int, list[ForwardStream]] = {}  # one request per key (Janus: one crypto per request)
+        for stream in streams:
+            groups.setdefault(id(stream.srtp), []).append(stream)
+        created: list[Forwarder] = []
+        try:
+            for group in groups.values():
+                key = group[0].srtp
+                data = await self._call(
+                    "rtp_forward",
+                    room=room,
+                    publisher_id=publisher_id,
+                    host=host,
+                    secret=secret,
+                    admin_key=admin_key,
+                    streams=[s.to_request() for s in group],
+                    srtp_suite=key.suite.tag_bits if key is not None else None,
+                    srtp_crypto=key.inline() if key is not None else None,
+                )
+                answered = _models(Forwarder, _expect(data, "rtp_forward", "forwarders", list))
+                created.extend(answered)
+                if key is not None and any(f.srtp is not True for f in answered):
+                    raise JanusProtocolError(
+                        "rtp_forward: Janus answered a plain forwarder to an SRTP request"
+                    )
+        except BaseException:
+            await self._stop_all(room, publisher_id, created, secret, admin_key)
+            raise
         by_port = {f.port: f for f in created}
         result: list[Forwarder] = []
         missing: list[str] = []
@@ -224,17 +255,29 @@ class VideoRoom:
             else:
                 result.append(forwarder.model_copy(update={"mid": stream.mid}))
         if missing:
-            stopped: list[int] = []
-            for forwarder in created:
-                try:
-                    await self.stop_rtp_forward(
-                        room, publisher_id, forwarder.stream_id, secret=secret, admin_key=admin_key
-                    )
-                    stopped.append(forwarder.stream_id)
-                except JanusError:
-                    pass  # the publisher may have gone meanwhile; nothing else to undo
+            stopped = await self._stop_all(room, publisher_id, created, secret, admin_key)
             raise ForwarderNotCreatedError(missing, stopped)
         return result
+
+    async def _stop_all(
+        self,
+        room: RoomId,
+        publisher_id: ParticipantId,
+        forwarders: Sequence[Forwarder],
+        secret: str | None,
+        admin_key: str | None,
+    ) -> list[int]:
+        """Stop forwarders one ``rtp_forward`` call created (it is all or nothing); their stream ids."""
+        stopped: list[int] = []
+        for forwarder in forwarders:
+            try:
+                await self.stop_rtp_forward(
+                    room, publisher_id, forwarder.stream_id, secret=secret, admin_key=admin_key
+                )
+                stopped.append(forwarder.stream_id)
+            except (JanusError, JanusConnectionError, JanusProtocolError, TimeoutError):
+                pass  # the publisher may have gone meanwhile; nothing else to undo
+        return stopped
 
     async def stop_rtp_forward(
         self,

@@ -162,6 +162,16 @@ class TrackSummary(BaseModel):
         description="Packets refused at the socket: from another sender than the one the track locked to,"
         " with another payload type, or another SSRC while the track's own was still sending.",
     )
+    packets_unauthenticated: int = Field(
+        default=0,
+        description="SRTP on the forward leg: packets dropped because they failed authentication (sent with"
+        " another key, forged, or corrupted on the way).",
+    )
+    packets_replayed: int = Field(
+        default=0,
+        description="SRTP on the forward leg: packets dropped by the replay check (an index already received:"
+        " a duplicate or a replay; or one older than the replay window of 1,024 packets).",
+    )
     frames_dropped: int = 0
     frames_unwritten: int = Field(
         default=0,

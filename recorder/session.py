@@ -20,6 +20,7 @@ from typing import Protocol
 
 from recorder.assembly.pipeline import StreamPipeline
 from recorder.config import RecorderSettings
+from recorder.crypto.srtp import SrtpKey, SrtpReceiver
 from recorder.errors import MuxError
 from recorder.ingest.track import Network, TrackReceiver
 from recorder.ingest.udp import DatagramSocket
@@ -115,8 +116,9 @@ class RecordingSession:
         self._last_summary = 0.0
         folder.mkdir(parents=True, exist_ok=True)
 
-    async def add_track(self, spec: StreamSpec) -> Track:
-        """Bind the track's sockets and start recording it. Port 0 picks a free port."""
+    async def add_track(self, spec: StreamSpec, srtp: SrtpKey | None = None) -> Track:
+        """Bind the track's sockets and start recording it. Port 0 picks a free port. With `srtp`, the
+        SFU sends SRTP under that key (the forward leg's encryption): it is decrypted at the socket."""
         if spec.name in self.tracks or spec.name in self.finished:
             raise ValueError(f"track {spec.name!r} is already part of this recording")
         fmt = container_preference(spec.codec, self.settings)
@@ -127,7 +129,7 @@ class RecordingSession:
             reorder_packets=self.settings.reorder_packets,
             reorder_delay=self.settings.reorder_delay,
         )
-        receiver = TrackReceiver(spec, pipeline, self.sources)
+        receiver = TrackReceiver(spec, pipeline, self.sources, SrtpReceiver(srtp) if srtp else None)
         receiver.rtp_socket = DatagramSocket(spec.address, spec.port, receiver.datagram_received)
         if spec.rtcp_port is not None and spec.rtcp_port != spec.port:
             try:

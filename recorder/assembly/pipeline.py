@@ -85,6 +85,9 @@ class StreamPipeline:
         """While true, the ingest edge drops every packet before parsing it: nothing is recorded."""
         self.paused_packets = 0
         self.foreign_packets = 0
+        self.unauthenticated_packets = 0
+        self.replayed_packets = 0
+        """SRTP packets the ingest edge dropped (failed authentication / the replay check)."""
         self._released: list[RtpPacket | Loss] = []
         self._frames: list[Frame] = []
         self._output: list[MuxItem] = []
@@ -335,6 +338,8 @@ class StreamPipeline:
         s.packets_malformed = self.malformed
         s.packets_paused = self.paused_packets
         s.packets_foreign = self.foreign_packets
+        s.packets_unauthenticated = self.unauthenticated_packets
+        s.packets_replayed = self.replayed_packets
         if self._last_rtp is not None:
             s.last_rtp_timestamp = self._last_rtp
             s.last_wallclock = self._last_wall

@@ -10,6 +10,11 @@ datagrams before they cost any CPU. The RTCP socket locks the same way to the fi
 allowed source (Janus latches it from its `local_rtcp_port`) and, once the RTP sender is known, from
 its host only, so nobody else can redirect keyframe requests. What was refused is counted
 (`packets_foreign` in the summary).
+
+With SRTP on the forward leg (`srtp`: the forwarder's key), every RTP datagram is decrypted here, before
+anything reads it, so everything downstream sees plain RTP; one that fails authentication or the replay
+check is dropped and counted (`packets_unauthenticated`, `packets_replayed`), and only an authenticated
+packet can lock the track. RTCP stays plain, as Janus's forwarders send and read it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from recorder.assembly.pipeline import StreamPipeline
+from recorder.crypto.srtp import SrtpReceiver
 from recorder.errors import MalformedPacketError
 from recorder.models import StreamSpec
 from recorder.rtp.packet import RtpPacket
@@ -64,11 +70,17 @@ class Socket(Protocol):
 
 class TrackReceiver:
     def __init__(
-        self, spec: StreamSpec, pipeline: StreamPipeline, sources: Sequence[Network] | None = None
+        self,
+        spec: StreamSpec,
+        pipeline: StreamPipeline,
+        sources: Sequence[Network] | None = None,
+        srtp: SrtpReceiver | None = None,
     ) -> None:
         self.spec = spec
         self.pipeline = pipeline
         self.sources = sources
+        self.srtp = srtp
+        """Decrypts the forwarded SRTP (None: the SFU sends plain RTP)."""
         self.rtp_socket: Socket | None = None
         self.rtcp_socket: Socket | None = None
         """The separate RTCP socket (None with rtcp-mux: RTCP shares the RTP socket)."""
@@ -94,6 +106,19 @@ class TrackReceiver:
         if self._rtcp_mux and len(data) > 1 and 192 <= data[1] <= 223:
             self.rtcp_received(data, addr)
             return
+        srtp = self.srtp
+        if srtp is not None:
+            if self.sender is None and not allowed(addr[0], self.sources):
+                pipeline.foreign_packets += 1
+                return
+            # Decrypted during a pause too (and dropped below): libsrtp must see the sequence numbers go
+            # by to keep its rollover counter right after a long pause.
+            plain = srtp.unprotect(data)
+            if plain is None:
+                pipeline.unauthenticated_packets = srtp.unauthenticated
+                pipeline.replayed_packets = srtp.replayed
+                return
+            data = plain
         if pipeline.paused:
             pipeline.paused_packets += 1  # dropped unread: nothing of a pause reaches any file
             return

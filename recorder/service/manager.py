@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from recorder.crypto.srtp import SrtpKey
 from recorder.errors import RecordingRefusedError
 from recorder.models import Codec, MediaKind, PauseInterval, StreamSpec, TrackSummary
 from recorder.mux.workers import MuxWorkers
@@ -44,6 +45,8 @@ class StreamRequest:
     """The SFU forwards it through its simulcast context (the highest layer being sent)."""
     ssrc: int | None = None
     """The SSRC the SFU sends it with, when known in advance (a mediasoup Consumer's)."""
+    srtp: SrtpKey | None = None
+    """The SFU sends it as SRTP under this key (fresh per forwarder, never stored)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,8 @@ class StreamPorts:
     port: int
     rtcp_port: int
     track: str
+    srtp: SrtpKey | None = None
+    """The key the track decrypts with: the one to give the SFU's forwarder."""
 
 
 class ForwardedStream(BaseModel):
@@ -413,13 +418,13 @@ class RecordingManager:
                 ssrc=stream.ssrc,
             )
             try:
-                await recording.session.add_track(spec)
+                await recording.session.add_track(spec, stream.srtp)
             except OSError as exc:
                 self.ports.release(port)
                 log.warning("port pair %d/%d is taken (%s); trying another", port, port + 1, exc)
                 continue
             recording.info.track_participants[name] = participant
-            return StreamPorts(stream.mid, kind, port, port + 1, name)
+            return StreamPorts(stream.mid, kind, port, port + 1, name, stream.srtp)
         raise OSError(f"could not bind an RTP port pair for {name}")
 
     def _load_state(self) -> ServiceState:

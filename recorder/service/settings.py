@@ -24,6 +24,7 @@ from postprocess.settings import CompositeSettings
 from recorder.api.settings import ApiSettings
 from recorder.archive.settings import ArchiveSettings
 from recorder.config import RecorderSettings
+from recorder.crypto.srtp import SrtpSuite
 from recorder.logs import LogSettings
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -50,6 +51,16 @@ class JanusSettings(BaseModel):
     forward_host: str = Field(
         default="127.0.0.1",
         description="Address Janus sends RTP to: this service's address as Janus sees it.",
+    )
+    forward_srtp: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Have Janus send the forwarded media as SRTP, under a fresh random key per forwarder."
+        " auto: on unless forward_host is a loopback address (127.0.0.0/8, ::1, localhost), where the"
+        " forward leg never leaves the machine.",
+    )
+    forward_srtp_suite: SrtpSuite = Field(
+        default=SrtpSuite.AES_CM_128_HMAC_SHA1_80,
+        description="SRTP crypto suite of the forward leg: AES_CM_128_HMAC_SHA1_80 or _32 (a shorter tag).",
     )
     events: Literal["http", "ws"] = Field(
         default="http", description="Event handler Janus uses: sampleevh (http) or wsevh (ws)."
@@ -112,6 +123,14 @@ class JanusSettings(BaseModel):
             return None
         return networks
 
+    def srtp_suite(self) -> SrtpSuite | None:
+        """The forward leg's SRTP suite; None: plain RTP (`forward_srtp`, auto: off on loopback only)."""
+        if self.forward_srtp == "off":
+            return None
+        if self.forward_srtp == "auto" and is_loopback(self.forward_host):
+            return None
+        return self.forward_srtp_suite
+
     def secret_for(self, room: str) -> str | None:
         return _plain(self.room_secrets.get(room, self.room_secret))
 
@@ -132,6 +151,19 @@ class JanusSettings(BaseModel):
 
     def records(self, room: str) -> bool:
         return self.record_rooms == "all" or room in self.record_rooms
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or "localhost") is this machine's loopback."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def _plain(secret: SecretStr | None) -> str | None:
