@@ -129,3 +129,68 @@ def test_two_participants_late_join_pause_and_early_leave_bit_exact(
     names = {p["id"]: p.get("display_name") for p in detail["participants"]}
     assert names == {"alice": "Alice", "bob": "Bob"}
     assert detail.get("metadata", {}).get("source") == "mediasoup-test"
+
+
+def test_node_process_killed_mid_call_recording_finished_after_the_lease(
+    callvault: CallVault, mediasoup_worker: Path, refs: dict[str, Path], tmp_path: Path
+) -> None:
+    harness = Harness(mediasoup_worker, callvault.url, ROOM, tmp_path / "node.log")
+    call = Call(harness, refs)
+    try:
+        call.join("alice", ["vp8", "opus"])
+        media_for(2.5)
+        killed = time.time()
+        harness.kill()  # SIGKILL: no goodbye; its mediasoup worker goes with it
+        rid = callvault.finished(ROOM, within=30)
+        finished = time.time()
+    finally:
+        call.close()
+        harness.close()
+    assert (
+        finished - killed >= callvault.lease * 2 / 3 - 0.1
+    )  # not before the lease ran out (renewed every third)
+    summaries = callvault.summaries(rid)
+    assert sorted(summaries) == ["alice-audio-1", "alice-video-0"]
+    folder = callvault.data / "recordings" / rid
+    (video,) = check_track(summaries["alice-video-0"], folder, refs, runs_expected=1)
+    check_track(summaries["alice-audio-1"], folder, refs, runs_expected=1)
+    assert video[1] >= 45
+    assert summaries["alice-video-0"]["last_wallclock"] <= killed + 0.5
+
+
+def test_callvault_killed_mid_call_recording_continues_as_new_parts(
+    callvault: CallVault, mediasoup_worker: Path, refs: dict[str, Path], tmp_path: Path
+) -> None:
+    harness = Harness(mediasoup_worker, callvault.url, ROOM, tmp_path / "node.log")
+    call = Call(harness, refs)
+    try:
+        call.join("alice", ["vp8", "opus"])
+        media_for(2.5)
+        first = callvault.get("/v1/status")["rooms"][ROOM]["recording_id"]
+        callvault.kill()  # SIGKILL mid-call
+        media_for(1.0)
+        callvault.start()  # the same address: the package's heartbeats find it again
+        for _ in range(2):  # both streams registered again: new parts of the same recording
+            harness.streamstart("alice")
+        media_for(2.5)
+        harness.call("closeRouter")
+        rid = callvault.finished(ROOM)
+    finally:
+        call.close()
+        harness.close()
+    assert rid == first
+    summaries = callvault.summaries(rid)
+    assert sorted(summaries) == [
+        "alice-audio-1",
+        "alice-audio-1-part2",
+        "alice-video-0",
+        "alice-video-0-part2",
+    ]
+    folder = callvault.data / "recordings" / rid
+    assert summaries["alice-video-0"]["state"] == "recovered"
+    (part2,) = check_track(summaries["alice-video-0-part2"], folder, refs, runs_expected=1)
+    check_track(summaries["alice-audio-1-part2"], folder, refs, runs_expected=1)
+    codec_frames = frames(folder / summaries["alice-video-0"]["file"], "vp8")
+    (part1,) = runs_in(frames(refs["vp8"], "vp8"), codec_frames)
+    assert part1[0] + part1[1] <= part2[0]  # part 2 continues after part 1, nothing written twice
+    assert part2[1] >= 45
