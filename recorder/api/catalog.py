@@ -35,6 +35,8 @@ class Catalog:
     def __init__(self, db: Database, retention_days: float = 0.0) -> None:
         self.db = db
         self.retention_seconds = retention_days * 86400
+        self.hold_listeners: list[Callable[[str, bool], None]] = []
+        """Called (on the worker thread) after a legal hold is placed or lifted (recorder/lifecycle)."""
 
     @property
     def _c(self) -> sqlite3.Connection:
@@ -177,6 +179,8 @@ class Catalog:
             "UPDATE recordings SET legal_hold = ?, legal_hold_reason = ? WHERE recording_id = ?",
             (int(hold), reason if hold else None, recording_id),
         )
+        for listener in self.hold_listeners:
+            listener(recording_id, hold)
 
     def mark_deleted(self, recording_id: str, by: str) -> float:
         now = time.time()

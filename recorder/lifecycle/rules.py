@@ -63,12 +63,11 @@ class KeepPeriods(BaseModel):
         return value
 
 
-class RetentionRule(BaseModel):
-    """One rule: which recordings (every condition given must hold) and how long each kind is kept."""
+class RuleSpec(BaseModel):
+    """Which recordings (every condition given must hold) and how long each kind of object is kept."""
 
     model_config = ConfigDict(extra="forbid")
 
-    rule_id: RuleId = Field(description="Names the rule in plans, tombstones and the audit log.")
     rooms: list[Annotated[str, StringConstraints(pattern=f"^{SAFE_ID_PATTERN}$")]] = Field(
         default_factory=list, max_length=1000, description="Any of these rooms (empty: every room)."
     )
@@ -85,6 +84,12 @@ class RetentionRule(BaseModel):
         if not keep.model_fields_set:
             raise ValueError("name at least one kind: originals, composite, transcript or forensic")
         return keep
+
+
+class RetentionRule(RuleSpec):
+    """A named rule (the name is in plans, tombstones, webhooks and the audit log)."""
+
+    rule_id: RuleId = Field(description="Names the rule in plans, tombstones and the audit log.")
 
     def matches(self, facts: RecordingFacts) -> bool:
         if self.rooms and facts.room_id not in self.rooms:
@@ -132,8 +137,13 @@ class DeletionPlan(BaseModel):
 
     @property
     def delete_after(self) -> float | None:
-        """When the last media object is due: then the recording becomes a tombstone (None: never)."""
-        times = [k.delete_after for k in self.kinds.values()]
+        """When the last object is due if the recording has every kind (None: some kind is kept forever);
+        `delete_after_for` answers for the kinds it has."""
+        return self.delete_after_for(self.kinds)
+
+    def delete_after_for(self, kinds: Iterable[ObjectKind]) -> float | None:
+        """When the last object of these kinds is due: then the recording becomes a tombstone."""
+        times = [p.delete_after if (p := self.kinds.get(k)) is not None else None for k in kinds]
         if not times or any(t is None for t in times):
             return None
         return max(t for t in times if t is not None)

@@ -25,6 +25,7 @@ from recorder.api.settings import ApiSettings
 from recorder.archive.settings import ArchiveSettings
 from recorder.config import RecorderSettings
 from recorder.crypto.srtp import SrtpSuite
+from recorder.lifecycle.settings import LifecycleSettings
 from recorder.logs import LogSettings
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -221,6 +222,10 @@ class ServiceSettings(BaseSettings):
     composite: CompositeSettings = Field(
         default_factory=CompositeSettings,
         description="Composites built when a recording finishes (worker processes), stored and announced.",
+    )
+    lifecycle: LifecycleSettings = Field(
+        default_factory=LifecycleSettings,
+        description="Retention rules and scheduled deletion, legal hold in the store, export jobs.",
     )
     log: LogSettings = Field(
         default_factory=LogSettings,

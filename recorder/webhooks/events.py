@@ -26,6 +26,9 @@ class EventType(StrEnum):
     RECORDING_FAILED = "recording.failed"
     COMPOSITE_FINISHED = "composite.finished"
     COMPOSITE_FAILED = "composite.failed"
+    RECORDING_DELETED = "recording.deleted"
+    EXPORT_FINISHED = "export.finished"
+    EXPORT_FAILED = "export.failed"
 
 
 class _Payload(BaseModel):
@@ -119,6 +122,52 @@ class CompositeFailed(_Payload):
     error: str
 
 
+class RecordingDeleted(_Payload):
+    """Retention deleted objects of the recording (recorder/lifecycle): `whole` when nothing of it is left
+    in the store (the catalog keeps a tombstone), else only the kinds that were due (e.g. the originals,
+    the composite kept longer)."""
+
+    event_type = EventType.RECORDING_DELETED
+    kind: Literal["recording.deleted"] = "recording.deleted"
+    deleted_at: datetime
+    whole: bool
+    rules: list[str] = Field(description="The retention rules that made these objects due.")
+    objects: list[str] = Field(description="Names of the objects deleted (relative to the recording).")
+
+
+class _JobPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_type: ClassVar[EventType]
+    job_id: str
+    schedule_id: str | None = Field(default=None, description="The schedule that started it, if any.")
+
+    @property
+    def recording_id(self) -> str:
+        """What the outbox orders deliveries by (per recording; an export's events by job)."""
+        return f"export:{self.job_id}"
+
+
+class ExportFinished(_JobPayload):
+    """An export job delivered its evidence bundles (one per recording) and its signed index."""
+
+    event_type = EventType.EXPORT_FINISHED
+    kind: Literal["export.finished"] = "export.finished"
+    finished_at: datetime
+    recordings: int
+    destination: str = Field(description="'download', or 's3:<destination name>/<prefix>'.")
+    index_sha256: str = Field(description="SHA-256 of the export's signed index (export.json).")
+
+
+class ExportFailed(_JobPayload):
+    """An export job stopped: why (bundles already written stay where they are)."""
+
+    event_type = EventType.EXPORT_FAILED
+    kind: Literal["export.failed"] = "export.failed"
+    failed_at: datetime
+    error: str
+
+
 Payload = Annotated[
     RecordingStarted
     | RecordingPaused
@@ -126,12 +175,15 @@ Payload = Annotated[
     | RecordingFinished
     | RecordingFailed
     | CompositeFinished
-    | CompositeFailed,
+    | CompositeFailed
+    | RecordingDeleted
+    | ExportFinished
+    | ExportFailed,
     Field(discriminator="kind"),
 ]
 
 
-PAYLOADS: tuple[type[_Payload], ...] = (
+PAYLOADS: tuple[type[_Payload] | type[_JobPayload], ...] = (
     RecordingStarted,
     RecordingPaused,
     RecordingResumed,
@@ -139,6 +191,9 @@ PAYLOADS: tuple[type[_Payload], ...] = (
     RecordingFailed,
     CompositeFinished,
     CompositeFailed,
+    RecordingDeleted,
+    ExportFinished,
+    ExportFailed,
 )
 
 _TIMESTAMP = "When the event was published (RFC 3339, UTC); the same on every delivery attempt."
@@ -154,7 +209,7 @@ class WebhookEvent(BaseModel):
     data: Payload
 
     @classmethod
-    def of(cls, data: _Payload, timestamp: datetime | None = None) -> WebhookEvent:
+    def of(cls, data: _Payload | _JobPayload, timestamp: datetime | None = None) -> WebhookEvent:
         return cls.model_validate(
             {"type": data.event_type, "timestamp": timestamp or datetime.now(UTC), "data": data}
         )
@@ -163,7 +218,7 @@ class WebhookEvent(BaseModel):
         return self.model_dump_json().encode()
 
 
-def _body_model(payload: type[_Payload]) -> type[BaseModel]:
+def _body_model(payload: type[_Payload] | type[_JobPayload]) -> type[BaseModel]:
     kind = payload.event_type.value
     return create_model(
         f"{payload.__name__}Event",

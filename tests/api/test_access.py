@@ -40,6 +40,19 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/audit/verify"): {A, U},
     ("GET", "/v1/signing-key"): {A, OP, S, U},
     ("GET", "/metrics"): {A, OP},
+    ("GET", "/v1/lifecycle/rules"): {A, U},
+    ("PUT", "/v1/lifecycle/rules/{rule_id}"): {A},
+    ("DELETE", "/v1/lifecycle/rules/{rule_id}"): {A},
+    ("GET", "/v1/recordings/{recording_id}/lifecycle"): {A, S, U},
+    ("GET", "/v1/lifecycle/due"): {A, U},
+    ("POST", "/v1/lifecycle/run"): {A},
+    ("POST", "/v1/exports"): {A, S, U},
+    ("GET", "/v1/exports"): {A, S, U},
+    ("GET", "/v1/exports/{job_id}"): {A, S, U},
+    ("GET", "/v1/exports/{job_id}/bundles/{recording_id}"): {A, S, U},
+    ("POST", "/v1/export-schedules"): {A},
+    ("GET", "/v1/export-schedules"): {A},
+    ("DELETE", "/v1/export-schedules/{schedule_id}"): {A},
     ("GET", "/v1/status"): {A, OP},
 }
 
@@ -47,7 +60,9 @@ MATRIX: dict[tuple[str, str], set[str]] = {
 def concrete(path: str) -> str:
     return path.replace("{recording_id}", "rec-1").replace("{participant_id}", "p1").replace(
         "{room_id}", "room-1"
-    ).replace("{key_id}", "nokey") + ("?name=video.webm" if path.endswith("/file") else "")
+    ).replace("{key_id}", "nokey").replace("{job_id}", "exp-1").replace("{rule_id}", "rule-1").replace(
+        "{schedule_id}", "sch-1"
+    ) + ("?name=video.webm" if path.endswith("/file") else "")
 
 
 async def test_every_endpoint_by_every_role(make_api: ApiFactory) -> None:

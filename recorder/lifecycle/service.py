@@ -1,0 +1,152 @@
+"""`Lifecycle`: the records lifecycle as `callvault serve` runs it, beside the control API (it shares the
+API's catalog): at start, the retention rules are loaded, legal holds reconciled with the store and
+interrupted exports resumed; then every `lifecycle.interval_seconds` (or at once when a hold or a rule
+changes) one pass applies holds to the store, plans and deletes what is due, and fires export schedules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from recorder.api.audit import AuditLog
+from recorder.api.catalog import Catalog
+from recorder.api.db import Database
+from recorder.api.files import StorageAccess, archive_of
+from recorder.lifecycle.deletion import DeletionScheduler, PassReport, Publish
+from recorder.lifecycle.exports import ExportRunner
+from recorder.lifecycle.holds import LegalHolds
+from recorder.lifecycle.settings import LifecycleSettings
+from recorder.manifest.signing import SigningSettings, load_signing_key
+from recorder.webhooks.events import WebhookEvent
+
+log = logging.getLogger(__name__)
+
+KEY_FILE = "callvault-signing-key.pem"
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        settings: LifecycleSettings,
+        data_dir: Path,
+        db: Database,
+        catalog: Catalog,
+        audit: AuditLog,
+        sinks: list[Any],
+        recordings_dir: Path,
+        is_live: Callable[[str], bool],
+    ) -> None:
+        self.settings = settings
+        self.data_dir = data_dir
+        self.sinks = sinks
+        storage = self._storage
+        self.deletion = DeletionScheduler(
+            settings, db, audit, storage, recordings_dir, is_live, self._publisher
+        )
+        self.holds = LegalHolds(db, audit, storage)
+        self.exports = ExportRunner(
+            settings, data_dir, db, catalog, audit, storage, self._key, self._publisher
+        )
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._pass_lock = asyncio.Lock()
+        self.last_pass: PassReport | None = None
+
+    # -- what the archive provides, looked up at call time (it starts after the API) --------------------
+
+    def _storage(self) -> StorageAccess | None:
+        return StorageAccess.of(self.sinks)
+
+    def _publisher(self) -> Publish | None:
+        archive = archive_of(self.sinks)
+        if archive is None:
+            return None
+        try:
+            dispatcher = archive.dispatcher
+        except RuntimeError:  # not started
+            return None
+
+        async def publish(event: WebhookEvent, msg_id: str) -> object:
+            return await dispatcher.publish(event, msg_id=msg_id)
+
+        return publish
+
+    def _key(self) -> Ed25519PrivateKey:
+        """(blocking) The manifest signing key: the archive's, else one kept in data_dir."""
+        archive = archive_of(self.sinks)
+        if archive is not None:
+            try:
+                key: Ed25519PrivateKey = archive.running.key
+                return key
+            except RuntimeError:
+                signing: SigningSettings = archive.settings.signing
+                return load_signing_key(signing)
+        return load_signing_key(SigningSettings(key_file=self.data_dir / KEY_FILE))
+
+    # -- running ----------------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Run a pass now (a hold or a rule changed)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        await self.deletion.load_rules()
+        try:
+            report = await self.holds.reconcile()
+            if report.differences or report.failed:
+                log.warning(
+                    "legal hold: %d differences between the catalog and the store, %d recordings not"
+                    " reconciled (see the audit log: lifecycle.hold_reconcile)",
+                    len(report.differences),
+                    len(report.failed),
+                )
+        except Exception:
+            log.exception("legal hold reconciliation failed; it is tried again at every pass")
+        resumed = await self.exports.resume()
+        if resumed:
+            log.info("exports: %d interrupted jobs resumed", resumed)
+        self._task = asyncio.create_task(self._loop(), name="lifecycle")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.exports.stop()
+
+    async def run_pass(self) -> tuple[PassReport, int]:
+        """One pass: holds to the store, deletion, schedules, expired downloads. (report, holds applied)"""
+        async with self._pass_lock:
+            holds = await self.holds.apply_pending()
+            report = await self.deletion.run_once()
+            await self.exports.fire_due()
+            await self.exports.expire()
+            self.last_pass = report
+            return report, len(holds.applied)
+
+    async def rules_changed(self) -> None:
+        await self.deletion.load_rules()
+        async with self._pass_lock:
+            await self.deletion.evaluate(only_unplanned=False)
+        self.wake()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("lifecycle pass failed; next one in %.0f s", self.settings.interval_seconds)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.interval_seconds):
+                    await self._wake.wait()
+            self._wake.clear()
