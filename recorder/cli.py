@@ -17,7 +17,7 @@ from typing import Any
 from recorder import __version__, logs
 
 # Subcommand modules, in the order `callvault --help` lists them.
-COMMANDS = ("serve", "record_rtp", "finalize", "verify", "public_key", "demo", "composite", "import_mjr")
+COMMANDS = ("serve", "record_rtp", "finalize", "verify", "public_key", "demo", "composite", "import_mjr", "report")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
