@@ -16,7 +16,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from postprocess.forensics.report import make_report
 from recorder.commands.composite import recording_folder, recordings_dir
 from recorder.manifest.signing import SigningKeyError, load_public_key
 
@@ -52,6 +51,14 @@ def run(args: argparse.Namespace) -> int:
         except SigningKeyError as exc:
             print(f"callvault: error: {exc}", file=sys.stderr)
             return 2
+    try:  # matplotlib is the optional extra `report`: imported only when a report is made
+        from postprocess.forensics.report import make_report  # noqa: PLC0415
+    except ImportError as exc:
+        print(
+            f"callvault: error: {exc}: install the report extra (pip install 'callvault[report]')",
+            file=sys.stderr,
+        )
+        return 2
     try:
         result = make_report(folder, args.out, key, pdf=not args.no_pdf)
     except (ValueError, OSError) as exc:
