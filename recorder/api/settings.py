@@ -50,6 +50,18 @@ class ApiSettings(BaseModel):
     metrics_require_key: bool = Field(
         default=True, description="/metrics needs an admin or operator key (Bearer); off: open."
     )
+    console: bool = Field(
+        default=True,
+        description="Serve the supervisor console (a browser UI over this API) at /console/ (needs the"
+        " API on).",
+    )
+    console_session_minutes: int = Field(
+        default=480,
+        ge=1,
+        le=7 * 24 * 60,
+        description="Lifetime of a console sign-in (its session cookie), from signing in; then sign in"
+        " again.",
+    )
     # -- limits of the HTTP server (the API, /healthz, /readyz and the Janus event endpoints) -------------
     max_request_line: int = Field(
         default=8190,

@@ -1,0 +1,98 @@
+import {api, request, can, el, say, failed} from './common.js';
+
+const REFRESH_MS = 2000;
+const rooms = document.getElementById('rooms');
+let first = true;
+let busy = false;
+
+function reasonFor(label) {
+  const reason = window.prompt(`Reason for ${label} (recorded in the manifest and the audit log):`);
+  return reason && reason.trim() ? reason.trim() : null;
+}
+
+async function act(what, method, path, body) {
+  try {
+    await api(method, path, body);
+    say(`${what}: done.`);
+  } catch (error) { failed(error); }
+  refresh();
+}
+
+function pauseButtons(room, recId, participant, paused) {
+  if (!recId || !can.pause) return [];
+  const path = `/v1/recordings/${encodeURIComponent(recId)}` + (participant ? `/participants/${encodeURIComponent(participant)}` : '');
+  const who = participant ? `participant ${participant}` : `room ${room}`;
+  if (paused) {
+    return [el('button', {type: 'button', text: 'Resume', 'aria-label': `Resume ${who}`,
+      onclick: () => act(`Resume ${who}`, 'POST', `${path}/resume`)})];
+  }
+  return [el('button', {type: 'button', text: 'Pause', 'aria-label': `Pause ${who}`, onclick: () => {
+    const reason = reasonFor(`pausing ${who}`);
+    if (reason) act(`Pause ${who}`, 'POST', `${path}/pause`, {reason});
+  }})];
+}
+
+function trackRows(stats, room) {
+  return stats.filter(t => t.room_id === room).map(t => el('tr', {},
+    el('td', {text: t.participant}), el('td', {text: `${t.track} (${t.kind}, ${t.codec})`}),
+    el('td', {text: t.kbit_per_second === null ? '—' : `${t.kbit_per_second} kbit/s`}),
+    el('td', {text: t.packets_per_second === null ? '—' : `${t.packets_per_second}/s`}),
+    el('td', {class: (t.loss_percent ?? 0) > 2 ? 'warn' : '', text: t.loss_percent === null ? '—' : `${t.loss_percent} %`}),
+    el('td', {text: `${t.packets_lost} / ${t.packets_received}`})));
+}
+
+function card(room, stats) {
+  const live = Boolean(room.recording_id);
+  const heading = el('h2', {}, `Room ${room.room_id} `,
+    el('span', {class: `badge ${room.paused ? 'status-paused' : live ? 'status-recording' : 'unknown'}`,
+      text: room.paused ? 'paused' : live ? '● recording' : room.recording ? 'recorded (waiting for media)' : 'not recorded'}));
+  const controls = el('div', {class: 'controls'}, ...pauseButtons(room.room_id, room.recording_id, null, room.paused));
+  if (can.stop && (live || room.recording)) {
+    controls.append(el('button', {type: 'button', class: 'danger', text: 'Stop recording', 'aria-label': `Stop recording room ${room.room_id}`,
+      onclick: () => window.confirm(`Stop recording room ${room.room_id}?`) &&
+        act(`Stop ${room.room_id}`, 'POST', `/v1/rooms/${encodeURIComponent(room.room_id)}/stop`)}));
+  } else if (can.start && !room.recording) {
+    controls.append(el('button', {type: 'button', text: 'Start recording', 'aria-label': `Start recording room ${room.room_id}`,
+      onclick: () => act(`Start ${room.room_id}`, 'POST', `/v1/rooms/${encodeURIComponent(room.room_id)}/start`, {})}));
+  }
+  const people = el('ul', {class: 'people'}, ...room.participants.map(p => el('li', {},
+    el('strong', {text: p.display_name || p.id}), ` (${p.id}) `, p.paused ? el('span', {class: 'badge status-paused', text: 'paused'}) : '',
+    ' ', ...pauseButtons(room.room_id, room.recording_id, p.id, p.paused && !room.paused))));
+  const rows = trackRows(stats, room.room_id);
+  const table = rows.length ? el('div', {class: 'table-wrap'}, el('table', {class: 'results'},
+    el('caption', {class: 'visually-hidden', text: `Tracks of room ${room.room_id}`}),
+    el('thead', {}, el('tr', {}, ...['Participant', 'Track', 'Bit rate', 'Packets', 'Loss now', 'Lost / received']
+      .map(h => el('th', {scope: 'col', text: h})))), el('tbody', {}, ...rows))) : null;
+  const link = live && can.view ? el('p', {}, el('a', {href: `/console/recordings/${encodeURIComponent(room.recording_id)}`,
+    text: `Recording ${room.recording_id}`})) : null;
+  return el('section', {class: 'card room', 'data-room': room.room_id}, heading, controls, link, people, table);
+}
+
+async function refresh() {
+  if (busy) return;
+  busy = true;
+  try {
+    const headers = first ? {} : {'X-Console-Poll': '1'};  // the first look is audited, refreshes are not
+    const [list, stats] = await Promise.all([api('GET', '/v1/rooms', undefined, headers), request('/console/live-tracks')]);
+    first = false;
+    const focused = document.activeElement?.getAttribute('aria-label');
+    rooms.replaceChildren(...(list.rooms.length ? list.rooms.map(r => card(r, stats.tracks))
+      : [el('p', {text: 'No room is known yet.'})]));
+    if (focused) [...rooms.querySelectorAll('button')].find(b => b.getAttribute('aria-label') === focused)?.focus();
+    const recording = list.rooms.filter(r => r.recording_id).length;
+    if (!document.getElementById('status').classList.contains('error')) say(`${recording} rooms recording now.`);
+  } catch (error) { failed(error); } finally { busy = false; }
+}
+
+if (can.start) {
+  const form = document.getElementById('start-form');
+  form.hidden = false;
+  form.addEventListener('submit', e => {
+    e.preventDefault();
+    const room = form.elements.namedItem('room').value.trim();
+    const callId = form.elements.namedItem('call_id').value.trim();
+    act(`Start ${room}`, 'POST', `/v1/rooms/${encodeURIComponent(room)}/start`, callId ? {call_id: callId} : {});
+  });
+}
+refresh();
+setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);

@@ -1,0 +1,89 @@
+import {api, el, say, utc, seconds, bytes, statusBadge, failed} from './common.js';
+
+const form = document.getElementById('search');
+const body = document.querySelector('#results tbody');
+const prev = document.getElementById('prev');
+const next = document.getElementById('next');
+const info = document.getElementById('page-info');
+let offset = 0;
+let pending = 0;
+
+function query() {
+  const data = new FormData(form);
+  const q = new URLSearchParams();
+  for (const name of ['room', 'participant', 'call_id', 'status', 'min_duration', 'max_duration', 'limit']) {
+    const v = String(data.get(name) || '').trim();
+    if (v) q.set(name, v);
+  }
+  for (const name of ['started_after', 'started_before']) {
+    const v = String(data.get(name) || '').trim();
+    if (v) q.set(name, new Date(v + 'Z').toISOString());  // the fields are in UTC, as the table is
+  }
+  for (const tag of String(data.get('tag') || '').split(',')) if (tag.trim()) q.append('tag', tag.trim());
+  q.set('offset', String(offset));
+  return q;
+}
+
+const SORTS = {
+  duration: (a, b) => (b.duration ?? 0) - (a.duration ?? 0),
+  room: (a, b) => String(a.room_id ?? '').localeCompare(String(b.room_id ?? '')),
+  size: (a, b) => b.bytes - a.bytes,
+};
+
+function row(r) {
+  const people = r.participants.map(p => p.display_name || p.id).join(', ');
+  const tags = Object.entries(r.metadata).map(([k, v]) => `${k}: ${v}`).join(', ');
+  const live = r.status === 'recording' || r.status === 'paused';
+  return el('tr', {class: live ? 'live' : ''},
+    el('td', {}, el('a', {href: `/console/recordings/${encodeURIComponent(r.recording_id)}`, text: utc(r.started_at)})),
+    el('td', {text: r.room_id ?? '—'}),
+    el('td', {text: people || '—'}),
+    el('td', {text: seconds(r.duration)}),
+    el('td', {}, statusBadge(r.status)),
+    el('td', {text: tags || '—'}),
+    el('td', {text: bytes(r.bytes)}));
+}
+
+async function search() {
+  const mine = ++pending;
+  const q = query();
+  history.replaceState(null, '', '?' + q.toString());
+  say('Searching…');
+  form.setAttribute('aria-busy', 'true');
+  try {
+    const page = await api('GET', '/v1/recordings?' + q.toString());
+    if (mine !== pending) return;  // a newer search answered or will answer
+    const sort = SORTS[new FormData(form).get('sort')];
+    const items = sort ? [...page.items].sort(sort) : page.items;
+    body.replaceChildren(...items.map(row));
+    const last = page.offset + page.items.length;
+    say(page.total ? `${page.total} recordings` : 'No recording matches.');
+    info.textContent = page.total ? `${page.offset + 1}–${last} of ${page.total}` : '';
+    prev.disabled = page.offset === 0;
+    next.disabled = page.next_offset === null;
+    next.dataset.offset = page.next_offset ?? '';
+    prev.dataset.offset = Math.max(0, page.offset - page.limit);
+  } catch (error) {
+    if (mine === pending) failed(error);
+  } finally {
+    if (mine === pending) form.removeAttribute('aria-busy');
+  }
+}
+
+// Filters from the address (a search can be bookmarked and shared).
+const initial = new URLSearchParams(location.search);
+for (const [name, value] of initial) {
+  const field = form.elements.namedItem(name);
+  if (!field || name === 'offset') continue;
+  if (name === 'tag') field.value = field.value ? `${field.value},${value}` : value;
+  else if (name.startsWith('started_')) field.value = value.slice(0, 16);
+  else field.value = value;
+}
+offset = Number(initial.get('offset') || 0) || 0;
+
+form.addEventListener('submit', e => { e.preventDefault(); offset = 0; search(); });
+form.addEventListener('reset', () => setTimeout(() => { offset = 0; search(); }));
+form.elements.namedItem('sort').addEventListener('change', () => search());
+prev.addEventListener('click', () => { offset = Number(prev.dataset.offset); search(); });
+next.addEventListener('click', () => { offset = Number(next.dataset.offset); search(); });
+search();
