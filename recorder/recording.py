@@ -44,6 +44,10 @@ class RecordingInfo(BaseModel):
     pauses: list[PauseInterval] = Field(
         default_factory=list, description="Pauses of the whole recording (participants' own are per track)."
     )
+    encryption_recipients: list[str] | None = Field(
+        default=None,
+        description="age recipients its room's policy names (None: the service's archive.encryption).",
+    )
 
 
 class RecordingSink(Protocol):

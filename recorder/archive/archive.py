@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from recorder.archive.composites import CompositeStage
 from recorder.archive.naming import key_function, stored_object
+from recorder.archive.sealing import Sealing
 from recorder.archive.settings import ArchiveSettings
 from recorder.archive.tickets import (
     TICKETS_DIR,
@@ -45,6 +46,7 @@ from recorder.archive.tickets import (
     remove_ticket,
     write_ticket,
 )
+from recorder.crypto.age import AGE_CONTENT_TYPE, CryptoError
 from recorder.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
@@ -54,6 +56,7 @@ from recorder.manifest import (
     StoredObject,
     build_manifest,
     content_type_for,
+    folder_files,
     load_signing_key,
     public_key_pem,
     write_signed_manifest,
@@ -106,6 +109,8 @@ class _Recording:
     objects: dict[str, StoredObject] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     failure: Failure | None = None
+    recipients: list[str] | None = None
+    """age recipients its objects are encrypted to (None: stored unencrypted)."""
 
     @property
     def id(self) -> str:
@@ -146,6 +151,7 @@ class Archive:
         self._waiters: dict[str, asyncio.Future[bool]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
+        self.sealing = Sealing(self.settings.spool.dir, self.settings.encryption)
         self.composites = CompositeStage(self)
         self.holds: list[Callable[[str], bool]] = []
         """Checks that keep a recording's local folder after it is stored (composites still to build)."""
@@ -348,6 +354,13 @@ class Archive:
         await self._drain(recording)
         ticket = await asyncio.to_thread(self._seal, recording, tracks)
         self._forget(recording)
+        if recording.recipients is not None:
+            if ticket.manifest is not None:
+                await self.drop_plaintext(info.recording_id, info.folder)
+            else:
+                log.error(
+                    "recording %s: not sealed; its plaintext folder is kept for repair", info.recording_id
+                )
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiters[info.recording_id] = waiter
         self._tickets[info.recording_id] = ticket
@@ -368,6 +381,7 @@ class Archive:
     def _register(self, info: RecordingInfo) -> _Recording:
         recording = _Recording(info.model_copy(deep=True), self.settings.storage.key_template)
         recording.key("x")  # fail now, not on the first segment, when the ids cannot form a key
+        recording.recipients = self.sealing.recipients_for(info)  # a small file, once per recording
         self._recordings[info.recording_id] = recording
         self._folders[_norm(info.folder)] = info.recording_id
         return recording
@@ -426,9 +440,73 @@ class Archive:
         if kind is None:
             summary = read_summary(folder, track)
             kind = summary.kind if summary is not None else _kind_from_name(track)
+        if recording.recipients is not None:
+            obj = self.sealing.seal(
+                folder, recording.id, name, recording.key(name), kind, recording.recipients, sha256
+            )
+            metadata = {k: v for k, v in metadata.items() if k != "chain-link"} | {"encryption": "age"}
+            self._enqueue(self.sealing.path(recording.id, name), recording.id, obj.key, obj.sha256, metadata)
+            return obj, kind
         obj = stored_object(folder, name, recording.key(name), kind, sha256)
         self.spool_object(folder, recording.id, name, obj.key, obj.content_type, obj.sha256, metadata)
         return obj, kind
+
+    def _enqueue(
+        self,
+        path: Path,
+        recording_id: str,
+        key: str,
+        sha256: str | None,
+        metadata: dict[str, str] | None = None,
+        content_type: str = AGE_CONTENT_TYPE,
+    ) -> None:
+        """(worker thread) Queue a sealed-folder file (ciphertext, or a copy of a readable manifest file);
+        it is deleted once stored unless local copies are kept (`delete_local_after_upload` false)."""
+        self.running.spool.enqueue(
+            path,
+            key,
+            content_type,
+            recording_id=recording_id,
+            metadata=metadata or {"recording-id": recording_id, "encryption": "age"},
+            sha256=sha256,
+            delete_after_upload=self.settings.delete_local_after_upload,
+        )
+
+    def queue_object(self, folder: Path, recording_id: str, obj: StoredObject, encrypted: bool) -> None:
+        """(worker thread) Queue an object a manifest lists, from wherever its bytes wait: the sealed
+        folder (ciphertext; readable files of an encrypted recording are copied there first) or the
+        recording folder."""
+        if obj.encryption is not None:
+            self._enqueue(self.sealing.path(recording_id, obj.name), recording_id, obj.key, obj.sha256)
+        elif encrypted:
+            path = self.sealing.clear_copy(folder, recording_id, obj.name)
+            meta = {"recording-id": recording_id}
+            self._enqueue(path, recording_id, obj.key, obj.sha256, meta, obj.content_type)
+        else:
+            self.spool_object(folder, recording_id, obj.name, obj.key, obj.content_type, obj.sha256)
+
+    def queue_manifest(
+        self, folder: Path, recording_id: str, key_for: Callable[[str], str], encrypted: bool
+    ) -> None:
+        """(worker thread) Queue manifest.json and its signature (readable, never hash-pinned: a revision
+        replaces them)."""
+        for name in (MANIFEST_NAME, SIGNATURE_NAME):
+            if encrypted:
+                path = self.sealing.clear_copy(folder, recording_id, name)
+                meta = {"recording-id": recording_id}
+                self._enqueue(path, recording_id, key_for(name), None, meta, content_type_for(name))
+            else:
+                self.spool_object(folder, recording_id, name, key_for(name), content_type_for(name), None)
+
+    async def drop_plaintext(self, recording_id: str, folder: Path, *, finished: bool = False) -> None:
+        """An encrypted recording's plaintext folder goes as soon as nothing needs it any more (composites
+        still to build hold it); `finished`: nothing of the recording is left to do, forget its keys."""
+        if self.held(recording_id) or self.composites.pending(recording_id):
+            return
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+        log.info("recording %s: plaintext working copy deleted (its objects are encrypted)", recording_id)
+        if finished:
+            await asyncio.to_thread(self.sealing.forget, recording_id)
 
     def spool_object(
         self,
@@ -462,6 +540,13 @@ class Archive:
         manifest = None
         failure = recording.failure
         try:
+            participants = participants_of(info)
+            encryption = None
+            if recording.recipients is not None:
+                self._seal_rest(recording)
+                participants, encryption = self.sealing.sealed_participants(
+                    participants, recording.recipients
+                )
             built = build_manifest(
                 folder,
                 info.recording_id,
@@ -470,14 +555,16 @@ class Archive:
                 finished_at=finished_at,
                 room_id=info.room_id,
                 call_id=info.call_id,
-                participants=participants_of(info),
+                participants=participants,
                 track_participants=info.track_participants,
                 objects=recording.objects.values(),
                 key_for=recording.key,
+                scan_folder=encryption is None,
             )
+            built.encryption = encryption
             self._check_chains(recording, tracks)
             manifest = write_signed_manifest(folder, built, self.running.key)
-        except (ManifestError, OSError, ValueError) as exc:
+        except (ManifestError, OSError, ValueError, CryptoError) as exc:
             log.error("recording %s: cannot build its manifest: %s", info.recording_id, exc)
             failure = failure or Failure(stage="manifest", error=str(exc))
         ticket = FinishTicket(
@@ -497,6 +584,19 @@ class Archive:
             ticket.failure = missing
         return ticket
 
+    def _seal_rest(self, recording: _Recording) -> None:
+        """(worker thread) Encrypt and queue every file of the folder not queued yet (all of them after a
+        restart: re-encrypted, they replace what an earlier run stored under the same keys)."""
+        assert recording.recipients is not None
+        folder = recording.info.folder
+        for name in folder_files(folder):
+            if name not in recording.objects:
+                obj = self.sealing.seal(
+                    folder, recording.id, name, recording.key(name), None, recording.recipients
+                )
+                self._enqueue(self.sealing.path(recording.id, name), recording.id, obj.key, obj.sha256)
+                recording.objects[name] = obj
+
     @staticmethod
     def _check_chains(recording: _Recording, tracks: list[TrackSummary]) -> None:
         """The chains extended live must end where the tracks' final segment lists say."""
@@ -514,21 +614,21 @@ class Archive:
         that the spool has no job for (after a crash between the ticket and the queueing)."""
         if ticket.manifest is None:
             return None
-        have = {job.key for job in self.running.spool.jobs(recording_id=ticket.recording_id)}
-        wanted: list[tuple[str, str, str, str | None]]
-        wanted = [(o.name, o.key, o.content_type, o.sha256) for o in ticket.manifest.objects]
-        wanted += [
-            (MANIFEST_NAME, ticket.manifest_key, content_type_for(MANIFEST_NAME), None),
-            (SIGNATURE_NAME, ticket.signature_key, content_type_for(SIGNATURE_NAME), None),
-        ]
+        rid = ticket.recording_id
+        have = {job.key for job in self.running.spool.jobs(recording_id=rid)}
+        encrypted = ticket.manifest.encryption is not None
         lost = []
-        for name, key, content_type, sha256 in wanted:
-            if key in have:
+        for obj in ticket.manifest.objects:
+            if obj.key in have:
                 continue
-            if not (ticket.folder / name).is_file():
-                lost.append(name)
+            source = self.sealing.path(rid, obj.name) if obj.encryption else ticket.folder / obj.name
+            if not source.is_file() and not (encrypted and (self.sealing.folder(rid) / obj.name).is_file()):
+                lost.append(obj.name)
                 continue
-            self.spool_object(ticket.folder, ticket.recording_id, name, key, content_type, sha256)
+            self.queue_object(ticket.folder, rid, obj, encrypted)
+        if not {ticket.manifest_key, ticket.signature_key} <= have:
+            keys = {MANIFEST_NAME: ticket.manifest_key, SIGNATURE_NAME: ticket.signature_key}
+            self.queue_manifest(ticket.folder, rid, keys.__getitem__, encrypted)
         if lost:
             return Failure(stage="upload", error="never queued and gone locally: " + ", ".join(lost))
         return None
@@ -593,7 +693,9 @@ class Archive:
         self._tickets.pop(rid, None)
         ok = failure is None
         keep = self.held(rid) or self.composites.pending(rid)
-        if ok and self.settings.delete_local_after_upload and not keep:
+        if ticket.manifest is not None and ticket.manifest.encryption is not None:
+            await self.drop_plaintext(rid, ticket.folder, finished=True)
+        elif ok and self.settings.delete_local_after_upload and not keep:
             await asyncio.to_thread(shutil.rmtree, ticket.folder, True)
         log.info("recording %s announced: %s", rid, data.kind)
         waiter = self._waiters.pop(rid, None)

@@ -36,12 +36,12 @@ from recorder.archive.tickets import (
     remove_ticket,
     write_ticket,
 )
+from recorder.crypto.age import CryptoError
 from recorder.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
     Manifest,
     ManifestError,
-    content_type_for,
     revise_manifest,
     write_atomically,
     write_signed_manifest,
@@ -109,7 +109,9 @@ class CompositeStage:
             await run.dispatcher.publish(WebhookEvent.of(failed_event), msg_id=f"msg_{rid}.composite.failed")
         await asyncio.to_thread(remove_ticket, self.dir, rid)
         self.tickets.pop(rid, None)
-        if not errors and archive.settings.delete_local_after_upload and not archive.held(rid):
+        if ticket.manifest is not None and ticket.manifest.encryption is not None:
+            await archive.drop_plaintext(rid, info.folder, finished=True)
+        elif not errors and archive.settings.delete_local_after_upload and not archive.held(rid):
             await asyncio.to_thread(shutil.rmtree, info.folder, True)
         stored = len(ticket.objects)
         log.info("recording %s: composites announced (%d stored, %d failed)", rid, stored, len(errors))
@@ -119,11 +121,21 @@ class CompositeStage:
         archive = self.archive
         folder = ticket.info.folder
         key_for = key_function(archive.settings.storage.key_template, ticket.info)
+        rid = ticket.recording_id
         try:
             data = (folder / MANIFEST_NAME).read_bytes()
             signature = (folder / SIGNATURE_NAME).read_bytes()
             current = Manifest.model_validate_json(data)
-            added = [stored_object(folder, n, key_for(n), composite_kind(n)) for n in ticket.files]
+            recipients = current.encryption.recipients if current.encryption is not None else None
+            if recipients is not None:  # encrypted to the recording's own recipients, once
+                listed_names = {o.name for o in current.objects}
+                added = [
+                    archive.sealing.seal(folder, rid, n, key_for(n), composite_kind(n), recipients)
+                    for n in ticket.files
+                    if n not in listed_names
+                ]
+            else:
+                added = [stored_object(folder, n, key_for(n), composite_kind(n)) for n in ticket.files]
             listed = {(o.name, o.sha256, o.size) for o in current.objects}
             if all((o.name, o.sha256, o.size) in listed for o in added):
                 manifest = current  # revised before a restart: only the queueing may be missing
@@ -132,19 +144,18 @@ class CompositeStage:
                 for name, content in archived.items():
                     write_atomically(folder / name, content)
                 manifest = write_signed_manifest(folder, revised, archive.running.key)
-        except (OSError, ValidationError, ManifestError, ValueError) as exc:
+        except (OSError, ValidationError, ManifestError, ValueError, CryptoError) as exc:
             log.error("recording %s: cannot add its composites to the manifest: %s", ticket.recording_id, exc)
             ticket.failure = Failure(stage="manifest", error=f"composites not added to the manifest: {exc}")
             write_ticket(self.dir, ticket)
             return
-        rid = ticket.recording_id
         names = set(ticket.files)
         if manifest.previous is not None:
             names |= {manifest.previous.name, manifest.previous.signature}
+        encrypted = manifest.encryption is not None
         for obj in manifest.objects:
             if obj.name in names:
-                archive.spool_object(folder, rid, obj.name, obj.key, obj.content_type, obj.sha256)
-        for name in (MANIFEST_NAME, SIGNATURE_NAME):
-            archive.spool_object(folder, rid, name, key_for(name), content_type_for(name), None)
+                archive.queue_object(folder, rid, obj, encrypted)
+        archive.queue_manifest(folder, rid, key_for, encrypted)
         ticket.manifest = manifest
         write_ticket(self.dir, ticket)

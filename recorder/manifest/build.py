@@ -84,13 +84,15 @@ def build_manifest(
     track_participants: dict[str, str] | None = None,
     objects: Iterable[StoredObject] = (),
     key_for: Callable[[str], str] = lambda name: name,
+    scan_folder: bool = True,
 ) -> Manifest:
     """The manifest of the recording in `folder`. `key_for(name)` gives an object's storage key;
     `objects` are objects stored (or queued for storage) earlier: their local copies may be gone, and when
     a local copy is there its hash must match and the stored record (key, content type) is kept;
-    `track_participants` maps track names to participant ids."""
+    `track_participants` maps track names to participant ids. `scan_folder` False: the objects are
+    exactly `objects` (an encrypted recording's, whose stored bytes are not the folder's)."""
     known = {o.name: o for o in objects}
-    for name in folder_files(folder):
+    for name in folder_files(folder) if scan_folder else ():
         path = folder / name
         stored = StoredObject(
             name=name,

@@ -32,6 +32,15 @@ video) go into a new revision instead of an edited manifest, so the evidence of 
   (by the key that signed the current revision) and that nothing it listed was dropped or changed.
 `recorder/manifest/revise.py` makes revisions; `recorder/manifest/verify.py` checks them.
 
+Encryption (archive.encryption; recorder/archive/sealing.py): an encrypted object is listed under its
+plaintext `name` with `encryption: "age"`, the key it is stored under (ending in `.age`) and the `size`
+and `sha256` of the ciphertext, which is what the store holds: `callvault verify` checks stored objects
+without any key. `plaintext_sha256`/`plaintext_size` and the chains' segment hashes (taken when each
+segment closed, before encryption) bind each ciphertext to the plaintext it must decrypt to: an auditor
+with a recipient's key decrypts and checks them (`callvault verify --identity`). Hashes of compressed
+media reveal nothing of it. Participants' display names and metadata are personal data: when encrypted,
+`participants` keeps only ids and `encryption.participants` holds the full list, age-encrypted.
+
 Versioning: `format` changes its number only for changes an old verifier would misread; added optional
 fields keep `callvault.manifest/1`.
 """
@@ -88,6 +97,40 @@ class StoredObject(BaseModel):
     size: int = Field(ge=0)
     content_type: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the object's bytes.")
+    encryption: Literal["age"] | None = Field(
+        default=None,
+        description="'age' when the stored object is the age encryption of the file `name` (its key ends"
+        " in '.age'; `size` and `sha256` are the ciphertext's, what the store holds).",
+    )
+    plaintext_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Encrypted objects: hex SHA-256 of the file before encryption (what decrypting gives).",
+    )
+    plaintext_size: int | None = Field(default=None, ge=0, description="Encrypted objects: plaintext size.")
+
+    @property
+    def stored_name(self) -> str:
+        """Its name among the recording's stored objects: `name`, plus '.age' when encrypted."""
+        return self.name + ".age" if self.encryption is not None else self.name
+
+    @property
+    def content_sha256(self) -> str:
+        """SHA-256 of the file's own bytes (decrypted when it is stored encrypted)."""
+        return self.plaintext_sha256 if self.plaintext_sha256 is not None else self.sha256
+
+
+class Encryption(BaseModel):
+    """How a recording's objects are encrypted, and what of the manifest is sealed with them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["age"] = "age"
+    recipients: list[str] = Field(description="Public keys every encrypted object was encrypted to.")
+    participants: str = Field(
+        description="Base64 of the age encryption (to the same recipients) of the JSON list of participants"
+        " with their display names and metadata; the manifest's `participants` then carry ids only."
+    )
 
 
 class ChainLink(BaseModel):
@@ -171,6 +214,9 @@ class Manifest(BaseModel):
         description="Every stored object but manifest.json and its signature (archived revisions included).",
     )
     chains: list[TrackChain] = Field(default_factory=list, description="One segment hash chain per track.")
+    encryption: Encryption | None = Field(
+        default=None, description="Set when the recording's objects are stored encrypted (age)."
+    )
     signer: Signer | None = None
 
     def object(self, name: str) -> StoredObject | None:

@@ -12,6 +12,10 @@ checks, and reports one `Problem` per failing object:
 - `extra`          an object is there that the manifest does not list;
 - `broken-chain`   a track's segment hash chain does not recompute, has holes, or disagrees with the
                    track's segments or with the stored segment objects;
+- `bad-plaintext`  (with identities, for an encrypted recording) an encrypted object does not decrypt
+                   with them, or decrypts to other bytes than the manifest's plaintext hash (and, for
+                   segments, the hash chained when the segment closed) says; or the sealed participant
+                   list does not decrypt;
 - `bad-revision`   an earlier revision of the manifest (recorder/manifest/model.py, "Revisions"), archived
                    as manifest.N.json and manifest.N.json.sig, is missing, is not the bytes the next
                    revision names, is not signed by the key that checked manifest.json, or lists an object
@@ -23,15 +27,17 @@ every object is; the revision chain is followed down to revision 1 (at most revi
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from recorder.crypto.age import CryptoError, decrypt_bytes, decrypt_chunks
 from recorder.manifest.build import folder_files
 from recorder.manifest.chain import chain_problems
 from recorder.manifest.model import MANIFEST_NAME, SIGNATURE_NAME, Manifest, first_error
@@ -48,6 +54,7 @@ class ProblemKind(StrEnum):
     EXTRA = "extra"
     BROKEN_CHAIN = "broken-chain"
     BAD_REVISION = "bad-revision"
+    BAD_PLAINTEXT = "bad-plaintext"
 
 
 class Problem(BaseModel):
@@ -68,6 +75,7 @@ class VerifyReport(BaseModel):
     recording_id: str | None = None
     revision: int | None = Field(default=None, description="The manifest's revision (1 when never revised).")
     objects_checked: int = 0
+    plaintext_checked: int = Field(default=0, description="Encrypted objects decrypted and hash-checked.")
     key_id: str | None = None
     key_pinned: bool = False
     problems: list[Problem]
@@ -89,9 +97,25 @@ class Source(ABC):
     def read(self, name: str) -> bytes | None:
         """The whole file, None when missing (used for the manifest and its signature)."""
 
-    @abstractmethod
+    def chunks(self, name: str) -> Iterator[bytes] | None:
+        """The file's bytes in pieces, None when missing (sources override it to stream)."""
+        data = self.read(name)
+        return None if data is None else iter([data])
+
     def digest(self, name: str) -> tuple[int, str] | None:
         """(size, hex sha256), None when missing."""
+        pieces = self.chunks(name)
+        if pieces is None:
+            return None
+        h = hashlib.sha256()
+        size = 0
+        try:
+            for chunk in pieces:
+                h.update(chunk)
+                size += len(chunk)
+        except (FileNotFoundError, ObjectNotFoundError):
+            return None
+        return size, h.hexdigest()
 
 
 class FolderSource(Source):
@@ -111,17 +135,17 @@ class FolderSource(Source):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
 
-    def digest(self, name: str) -> tuple[int, str] | None:
-        h = hashlib.sha256()
-        size = 0
-        try:
-            with (self.folder / name).open("rb") as f:
-                while chunk := f.read(CHUNK):
-                    h.update(chunk)
-                    size += len(chunk)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+    def chunks(self, name: str) -> Iterator[bytes] | None:
+        path = self.folder / name
+        if not path.is_file():
             return None
-        return size, h.hexdigest()
+
+        def read() -> Iterator[bytes]:
+            with path.open("rb") as f:
+                while chunk := f.read(CHUNK):
+                    yield chunk
+
+        return read()
 
 
 class StoreSource(Source):
@@ -141,26 +165,23 @@ class StoreSource(Source):
         except ObjectNotFoundError:
             return None
 
-    def digest(self, name: str) -> tuple[int, str] | None:
-        h = hashlib.sha256()
-        size = 0
+    def chunks(self, name: str) -> Iterator[bytes] | None:
         try:
-            for chunk in self.store.iter_chunks(self.prefix + name):
-                h.update(chunk)
-                size += len(chunk)
+            return self.store.iter_chunks(self.prefix + name)
         except ObjectNotFoundError:
             return None
-        return size, h.hexdigest()
 
 
 def verify_recording(
     source: Source,
     public_key: Ed25519PublicKey | None = None,
     progress: Callable[[str], None] | None = None,
+    identities: Sequence[object] | None = None,
 ) -> VerifyReport:
     """Check everything (see the module documentation). Without `public_key` the signature is checked
     against the key the manifest names, which proves the manifest unedited since signing but not who
-    signed it; `key_pinned` in the report says which happened."""
+    signed it; `key_pinned` in the report says which happened. With `identities` (age identities of one
+    of the recording's recipients) encrypted objects are also decrypted and their plaintext checked."""
     report = VerifyReport(target=source.label, problems=[])
     problems = report.problems
     data = source.read(MANIFEST_NAME)
@@ -179,11 +200,11 @@ def verify_recording(
     report.recording_id = manifest.recording_id
     report.revision = manifest.revision
 
-    listed = {o.name for o in manifest.objects}
+    listed = {o.stored_name for o in manifest.objects}
     for obj in manifest.objects:
         if progress is not None:
             progress(obj.name)
-        found = source.digest(obj.name)
+        found = source.digest(obj.stored_name)
         report.objects_checked += 1
         if found is None:
             problems.append(
@@ -204,7 +225,48 @@ def verify_recording(
     _check_chains(manifest, problems)
     for name, detail in revision_problems(manifest, source.read, key):
         problems.append(Problem(kind=ProblemKind.BAD_REVISION, name=name, detail=detail))
+    if identities is not None:
+        _check_plaintext(source, manifest, identities, report)
     return report
+
+
+def _check_plaintext(
+    source: Source, manifest: Manifest, identities: Sequence[object], report: VerifyReport
+) -> None:
+    """Decrypt every encrypted object (streamed) and the sealed participants; compare with the manifest."""
+    problems = report.problems
+    if manifest.encryption is not None:
+        try:
+            decrypt_bytes(base64.b64decode(manifest.encryption.participants), identities, "participants")
+        except (CryptoError, ValueError) as exc:
+            problems.append(
+                Problem(kind=ProblemKind.BAD_PLAINTEXT, name="encryption.participants", detail=str(exc))
+            )
+    for obj in manifest.objects:
+        if obj.encryption is None:
+            continue
+        pieces = source.chunks(obj.stored_name)
+        if pieces is None:
+            continue  # reported as missing already
+        h = hashlib.sha256()
+        size = 0
+        try:
+            for chunk in decrypt_chunks(pieces, identities, obj.stored_name):
+                h.update(chunk)
+                size += len(chunk)
+        except (CryptoError, ObjectNotFoundError) as exc:
+            problems.append(Problem(kind=ProblemKind.BAD_PLAINTEXT, name=obj.name, detail=str(exc)))
+            continue
+        report.plaintext_checked += 1
+        if h.hexdigest() != obj.plaintext_sha256 or size != obj.plaintext_size:
+            problems.append(
+                Problem(
+                    kind=ProblemKind.BAD_PLAINTEXT,
+                    name=obj.name,
+                    detail=f"decrypts to sha256 {h.hexdigest()} ({size} bytes), manifest says"
+                    f" {obj.plaintext_sha256} ({obj.plaintext_size} bytes)",
+                )
+            )
 
 
 def _check_signature(
@@ -287,7 +349,7 @@ def _check_chains(manifest: Manifest, problems: list[Problem]) -> None:
                 )
             else:
                 obj = objects.get(link.path)
-                if obj is not None and obj.sha256 != link.sha256:
+                if obj is not None and obj.content_sha256 != link.sha256:
                     problems.append(
                         Problem(
                             kind=ProblemKind.BROKEN_CHAIN,
