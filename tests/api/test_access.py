@@ -11,6 +11,7 @@ from api_kit import ADMIN_KEY, Api
 from conftest import ApiFactory
 
 A, OP, S, U = "admin", "operator", "supervisor", "auditor"
+IN, INGEST, POST = "ingest", "/v1/ingest/rooms/{room_id}", "POST"
 MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/recordings"): {A, S},
     ("GET", "/v1/recordings/{recording_id}"): {A, S},
@@ -53,6 +54,12 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/export-schedules"): {A},
     ("GET", "/v1/export-schedules"): {A},
     ("DELETE", "/v1/export-schedules/{schedule_id}"): {A},
+    (POST, f"{INGEST}/participants/{{participant_id}}/streams"): {A, OP, IN},
+    ("DELETE", f"{INGEST}/participants/{{participant_id}}/streams/{{mid}}"): {A, OP, IN},
+    (POST, f"{INGEST}/participants/{{participant_id}}/streams/{{mid}}/pause"): {A, OP, IN},
+    (POST, f"{INGEST}/participants/{{participant_id}}/streams/{{mid}}/resume"): {A, OP, IN},
+    ("PUT", f"{INGEST}/lease"): {A, OP, IN},
+    ("DELETE", INGEST): {A, OP, IN},
     ("GET", "/v1/status"): {A, OP},
 }
 
@@ -62,7 +69,7 @@ def concrete(path: str) -> str:
         "{room_id}", "room-1"
     ).replace("{key_id}", "nokey").replace("{job_id}", "exp-1").replace("{rule_id}", "rule-1").replace(
         "{schedule_id}", "sch-1"
-    ) + ("?name=video.webm" if path.endswith("/file") else "")
+    ).replace("{mid}", "0") + ("?name=video.webm" if path.endswith("/file") else "")
 
 
 async def test_every_endpoint_by_every_role(make_api: ApiFactory) -> None:
