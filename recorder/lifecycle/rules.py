@@ -16,6 +16,7 @@ Object kinds, from the object's name in the recording:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import PurePosixPath
@@ -187,12 +188,15 @@ def evaluate(facts: RecordingFacts, policy: RetentionPolicy) -> DeletionPlan | N
     return DeletionPlan(kinds=kinds)
 
 
+_MANIFEST = re.compile(r"^manifest(\.\d+)?\.json(\.sig)?$")
+
+
 def kind_of(name: str) -> ObjectKind | str:
     """The kind of a recording's object, from its name (relative to the recording)."""
     path = PurePosixPath(name)
     lower = name.lower()
     base = path.name.lower()
-    if base.startswith("manifest.json") or (path.suffix.lower() in {".json", ".txt"} and "/" not in name):
+    if _MANIFEST.match(base) or (path.suffix.lower() in {".json", ".txt"} and "/" not in name):
         return RECORD
     if base.startswith("composite") or path.parts[0].lower() == "composite":
         return ObjectKind.COMPOSITE
