@@ -8,6 +8,11 @@ TARGET is one of
 - a recording id, looked up under the local storage root (--root or CALLVAULT_STORAGE_ROOT) through the
   key template (--key-template or CALLVAULT_KEY_TEMPLATE, default `{date:%Y/%m/%d}/{recording_id}/{name}`).
 
+`--identity KEYFILE` (an age identity file, or an SSH private key, of one of the recording's recipients)
+also decrypts every encrypted object and checks it against the plaintext hash the signed manifest lists
+(and, for segments, the hash chained when the segment closed): `bad-plaintext` problems. Without it an
+encrypted recording is checked as stored (ciphertext hashes, chains, signature), which needs no key.
+
 The signature is checked against --public-key (or CALLVAULT_PUBLIC_KEY_FILE): a PEM public key, or a PEM
 private key whose public half is used. Without one, the key the manifest names is used and a note says so.
 
@@ -31,6 +36,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from recorder.api.audit import AuditReadError, read_audit_file, verify_audit_chain
+from recorder.crypto.age import CryptoError, read_identities
 from recorder.manifest.model import MANIFEST_NAME
 from recorder.manifest.signing import SigningKeyError, load_public_key
 from recorder.manifest.verify import FolderSource, Source, StoreSource, verify_recording
@@ -56,6 +62,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--audit", type=Path, metavar="PATH", help="check an audit log (catalog database or export)"
     )
     p.add_argument("--public-key", type=Path, help="PEM Ed25519 public key to check the signature with")
+    p.add_argument(
+        "--identity",
+        type=Path,
+        metavar="KEYFILE",
+        help="age identity file: also decrypt encrypted objects and check their plaintext",
+    )
     p.add_argument("--root", type=Path, help="local storage root to find a recording id under")
     p.add_argument(
         "--key-template", help="object key template (default " + DEFAULT_KEY_TEMPLATE.replace("%", "%%") + ")"
@@ -105,9 +117,10 @@ def run_recording(args: argparse.Namespace) -> int:
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
         key = _public_key(args)
+        identities = read_identities(args.identity) if args.identity is not None else None
         source = resolve_target(args)
-        report = verify_recording(source, key)
-    except (UsageError, SigningKeyError) as exc:
+        report = verify_recording(source, key, identities=identities)
+    except (UsageError, SigningKeyError, CryptoError) as exc:
         print(f"callvault verify: error: {exc}", file=sys.stderr)
         return 2
     except StorageError as exc:
@@ -122,7 +135,10 @@ def run_recording(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if report.ok:
-        print(f"OK {report.target}: {report.objects_checked} objects, chains and signature verified")
+        decrypted = f", {report.plaintext_checked} decrypted and plaintext verified" if identities else ""
+        print(
+            f"OK {report.target}: {report.objects_checked} objects{decrypted}, chains and signature verified"
+        )
         return 0
     print(f"FAILED {report.target}: {len(report.problems)} problems", file=sys.stderr)
     return 1

@@ -114,12 +114,12 @@ def build_manifest(
     for track in tracks:
         for segment in track.segments:
             obj = by_name.get(segment.path)
-            if obj is not None and obj.sha256 != segment.sha256:
+            if obj is not None and obj.content_sha256 != segment.sha256:
                 log.warning(
                     "%s: segment %s changed after it was closed (sha256 %s, recorded %s)",
                     recording_id,
                     segment.path,
-                    obj.sha256,
+                    obj.content_sha256,
                     segment.sha256,
                 )
     owners = track_participants or {}

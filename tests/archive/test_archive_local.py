@@ -4,38 +4,19 @@ idempotent announcements."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import time
 from pathlib import Path
 
 import pytest
-from archive_kit import Receiver
+from archive_kit import Receiver, local_settings, new_info, run_recording
 from pydantic import ValidationError
 
 from recorder.archive import Archive, ArchiveSettings, media_content_type
 from recorder.manifest import StoreSource, verify_recording
 from recorder.manifest.signing import load_public_key
-from recorder.models import Codec, MediaKind, SegmentInfo, TrackSummary
-from recorder.recording import ParticipantInfo, RecordingInfo
+from recorder.models import MediaKind
 from recorder.storage import LocalStore, recording_prefix
 from recorder.storage.keys import DEFAULT_KEY_TEMPLATE
-from recorder.summaries import write_summary
 from recorder.webhooks import RecordingFailed, RecordingFinished, WebhookEvent
-
-
-def local_settings(receiver: Receiver, **overrides: object) -> ArchiveSettings:
-    return ArchiveSettings.model_validate(
-        {
-            "signing": {"key_env": "CALLVAULT_TEST_NO_SUCH_VAR"},
-            "spool": {"poll_interval": 0.1},
-            "webhooks": {
-                "endpoints": [{"id": "crm", "url": receiver.url, "secret": receiver.secret}],
-                "poll_interval": 0.1,
-            },
-            **overrides,
-        }
-    )
 
 
 def test_settings_defaults_paths_and_strictness(tmp_path: Path) -> None:
@@ -64,80 +45,6 @@ def test_content_types() -> None:
     assert media_content_type("a.mp4", MediaKind.AUDIO) == "audio/mp4"
     assert media_content_type("v.json", MediaKind.VIDEO) == "application/json"
     assert media_content_type("manifest.json.sig", None) == "text/plain"
-
-
-class FakeTrack:
-    """Writes a track's files the way RecordingSession leaves them (contents are random bytes)."""
-
-    def __init__(self, folder: Path, name: str, codec: Codec) -> None:
-        self.folder = folder
-        self.summary = TrackSummary(
-            name=name,
-            kind=codec.kind,
-            codec=codec,
-            clock_rate=90000 if codec.kind is MediaKind.VIDEO else 48000,
-            payload_type=96,
-            container="webm",
-        )
-        write_summary(folder, self.summary)
-
-    def segment(self, index: int) -> SegmentInfo:
-        rel = f"{self.summary.name}.segments/{index:06d}.webm"
-        data = os.urandom(5000 + index)
-        (self.folder / rel).parent.mkdir(parents=True, exist_ok=True)
-        (self.folder / rel).write_bytes(data)
-        info = SegmentInfo(
-            index=index,
-            path=rel,
-            first_rtp_timestamp=index * 90000,
-            last_rtp_timestamp=index * 90000 + 87000,
-            frames=30,
-            size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-        )
-        self.summary.segments.append(info)
-        return info
-
-    def finish(self, state: str = "complete") -> TrackSummary:
-        self.summary.state = state
-        self.summary.file = f"{self.summary.name}.webm"
-        (self.folder / self.summary.file).write_bytes(
-            b"".join((self.folder / s.path).read_bytes() for s in self.summary.segments)
-        )
-        write_summary(self.folder, self.summary)
-        return self.summary
-
-
-def new_info(folder: Path, recording_id: str) -> RecordingInfo:
-    folder.mkdir(parents=True)
-    return RecordingInfo(
-        recording_id=recording_id,
-        folder=folder,
-        room_id="1234",
-        started_at=time.time(),
-        participants=[ParticipantInfo(id="agent-7", display_name="Agent")],
-        track_participants={"video-0": "agent-7", "audio-1": "agent-7"},
-    )
-
-
-async def run_recording(
-    archive: Archive, info: RecordingInfo, *, mux_failure: bool = False, tamper: bool = False
-) -> list[TrackSummary]:
-    archive.recording_started(info)
-    tracks = [FakeTrack(info.folder, "video-0", Codec.VP8), FakeTrack(info.folder, "audio-1", Codec.OPUS)]
-    for index in range(3):
-        for track in tracks:
-            archive.segment_closed(info.folder, track.summary.name, track.segment(index))
-    if tamper:  # a segment changes on disk after it was closed and hashed
-        (info.folder / tracks[0].summary.segments[1].path).write_bytes(b"changed")
-    summaries = []
-    for i, track in enumerate(tracks):
-        summary = track.finish("failed" if mux_failure and i == 0 else "complete")
-        archive.track_finished(info.folder, summary)
-        summaries.append(summary)
-    info.finished_at = time.time()
-    await archive.recording_finished(info, summaries)
-    return summaries
 
 
 async def test_local_store_happy_path(tmp_path: Path, receiver: Receiver) -> None:

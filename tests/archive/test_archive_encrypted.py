@@ -1,0 +1,167 @@
+"""Encryption at rest (archive.encryption): what the archive stores for an encrypted recording, checked with
+the real `age` tool and `callvault verify`, in the local store and in a real S3 server (moto)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from archive_kit import Receiver, local_settings, new_info, run_recording
+from s3_fixture import ACCESS_KEY, PLAIN_BUCKET, SECRET_KEY, MotoServer
+
+from recorder.archive import Archive, ArchiveSettings
+from recorder.crypto.age import read_identities
+from recorder.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, StoreSource, verify_recording
+from recorder.manifest.signing import load_public_key
+from recorder.storage import LocalStore, ObjectStore, recording_prefix
+from recorder.storage.keys import DEFAULT_KEY_TEMPLATE
+from recorder.webhooks import RecordingFinished
+
+pytestmark = pytest.mark.skipif(shutil.which("age") is None, reason="the age tool is installed by make")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def keygen(path: Path) -> str:
+    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
+    out = subprocess.run(["age-keygen", "-y", str(path)], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def age_decrypt(identity: Path, data: bytes) -> bytes:
+    return subprocess.run(
+        ["age", "-d", "-i", str(identity)], input=data, check=True, capture_output=True
+    ).stdout
+
+
+async def record(archive: Archive, folder: Path, rid: str) -> tuple[str, dict[str, str], Path, bytes]:
+    """Run a recording through the archive; (its key prefix, the sha256 of every segment as it was
+    written, the spool's sealed folder, the signing public key)."""
+    info = new_info(folder, rid)
+    await archive.start()
+    try:
+        summaries = await run_recording(archive, info)
+        assert await archive.dispatcher.wait_idle(10)
+        jobs = archive.spool.jobs(recording_id=rid)
+        sealed = archive.sealing.folder(rid)
+        pem = archive.public_key_pem()
+    finally:
+        await archive.stop()
+    # the upload queue held ciphertext (and the readable manifest copies) only, never the recording folder
+    assert jobs and all(Path(j.local_path).is_relative_to(sealed) for j in jobs)
+    assert not await asyncio.to_thread(folder.exists), "the plaintext working copy is gone"
+    assert not await asyncio.to_thread(lambda: list(sealed.rglob("*.age"))), "stored ciphertext is deleted"
+    written = {s.path: s.sha256 for t in summaries for s in t.segments}
+    prefix = recording_prefix(
+        DEFAULT_KEY_TEMPLATE, recording_id=rid, date=datetime.fromtimestamp(info.started_at, UTC)
+    )
+    return prefix, written, sealed, pem
+
+
+def check_store(store: ObjectStore, prefix: str, keys: list[Path], written: dict[str, str]) -> Manifest:
+    """Every object but the manifest and its signature is age ciphertext that `age -d` with each key turns
+    into the recorded bytes; returns the manifest."""
+    manifest = Manifest.model_validate_json(store.get_bytes(prefix + MANIFEST_NAME))
+    names = {info.key[len(prefix) :] for info in store.list(prefix)}
+    assert names == {o.stored_name for o in manifest.objects} | {MANIFEST_NAME, SIGNATURE_NAME}
+    assert {o.name for o in manifest.objects} >= set(written)
+    for obj in manifest.objects:
+        assert obj.encryption == "age" and obj.key.endswith(".age") and obj.stored_name.endswith(".age")
+        cipher = store.get_bytes(prefix + obj.stored_name)
+        assert cipher.startswith(b"age-encryption.org/v1\n")
+        assert hashlib.sha256(cipher).hexdigest() == obj.sha256 and len(cipher) == obj.size
+        for identity in keys:
+            clear = age_decrypt(identity, cipher)
+            assert hashlib.sha256(clear).hexdigest() == obj.plaintext_sha256
+            assert len(clear) == obj.plaintext_size
+        if obj.name in written:  # segments: the hash taken when the segment closed, before encryption
+            assert obj.plaintext_sha256 == written[obj.name]
+    # participants: ids in the clear, display names only sealed
+    assert [p.model_dump(exclude_defaults=True) for p in manifest.participants] == [{"id": "agent-7"}]
+    assert manifest.encryption is not None
+    sealed = base64.b64decode(manifest.encryption.participants)
+    assert b"Agent" not in store.get_bytes(prefix + MANIFEST_NAME)
+    assert json.loads(age_decrypt(keys[0], sealed))[0]["display_name"] == "Agent"
+    return manifest
+
+
+async def test_local_store_objects_are_age_ciphertext_for_customer_and_escrow(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    customer, escrow = keygen(tmp_path / "customer.txt"), keygen(tmp_path / "escrow.txt")
+    settings = local_settings(receiver, encryption={"recipients": [customer], "escrow": [escrow]})
+    archive = Archive(settings, tmp_path)
+    prefix, written, _, pem = await record(archive, tmp_path / "recordings" / "rec-enc-1", "rec-enc-1")
+    store = LocalStore(tmp_path / "recordings-store")
+    manifest = check_store(store, prefix, [tmp_path / "customer.txt", tmp_path / "escrow.txt"], written)
+    assert manifest.encryption is not None and manifest.encryption.recipients == [customer, escrow]
+    finished = receiver.of("rec-enc-1")[-1].event.data
+    assert isinstance(finished, RecordingFinished) and finished.manifest.encryption is not None
+
+    (tmp_path / "pub.pem").write_bytes(pem)
+    source = StoreSource(store, prefix)
+    keyless = verify_recording(source, load_public_key(tmp_path / "pub.pem"))
+    assert keyless.ok and keyless.objects_checked == len(manifest.objects) and keyless.plaintext_checked == 0
+    full = verify_recording(source, None, identities=read_identities(tmp_path / "escrow.txt"))
+    assert full.ok and full.plaintext_checked == len(manifest.objects), full.problems
+
+    # one flipped byte in a stored segment: keyless verify says changed; with the key, bad-plaintext
+    seg = next(o for o in manifest.objects if o.name in written)
+    path = tmp_path / "recordings-store" / (prefix + seg.stored_name)
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 1
+    path.chmod(0o600)
+    path.write_bytes(bytes(data))
+    kinds = {(p.kind.value, p.name) for p in verify_recording(source).problems}
+    assert ("changed", seg.name) in kinds
+    wrong = tmp_path / "wrong.txt"
+    keygen(wrong)
+    problems = verify_recording(source, identities=read_identities(tmp_path / "customer.txt")).problems
+    assert ("bad-plaintext", seg.name) in {(p.kind.value, p.name) for p in problems}
+    problems = verify_recording(source, identities=read_identities(wrong)).problems
+    assert {p.kind.value for p in problems} >= {"bad-plaintext"}
+    assert any("wrong key" in p.detail for p in problems)
+
+
+async def test_s3_objects_are_ciphertext_and_the_cli_verifies_them_with_and_without_the_key(
+    tmp_path: Path, receiver: Receiver, moto_server: MotoServer, archive_settings: Any
+) -> None:
+    customer = keygen(tmp_path / "customer.txt")
+    settings: ArchiveSettings = archive_settings(
+        moto_server.endpoint, PLAIN_BUCKET, encryption={"recipients": [customer]}
+    )
+    archive = Archive(settings, tmp_path)
+    prefix, written, _, pem = await record(archive, tmp_path / "recordings" / "rec-enc-s3", "rec-enc-s3")
+    check_store(archive.store, prefix, [tmp_path / "customer.txt"], written)
+    (tmp_path / "pub.pem").write_bytes(pem)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CALLVAULT_S3_ENDPOINT": moto_server.endpoint,
+        "CALLVAULT_S3_ACCESS_KEY": ACCESS_KEY,
+        "CALLVAULT_S3_SECRET_KEY": SECRET_KEY,
+        "CALLVAULT_S3_SECURE": "0",
+    }
+    target = f"s3://{PLAIN_BUCKET}/{prefix}"
+    base = [sys.executable, "-m", "recorder.cli", "verify", target, "--public-key", str(tmp_path / "pub.pem")]
+    for extra in ([], ["--identity", str(tmp_path / "customer.txt")]):
+        done = await asyncio.to_thread(
+            subprocess.run,
+            base + extra,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("OK ")
+    assert "plaintext" in done.stdout
