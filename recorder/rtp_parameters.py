@@ -155,7 +155,7 @@ def describe(params: RtpParameters, kind: MediaKind | None = None) -> ConsumerSt
             f"rtpParameters: unsupported codec {chosen.mimeType}/{chosen.clockRate} (supported: {SUPPORTED})"
         )
     if kind is not None and codec.kind is not kind:
-        raise SdpError(f"rtpParameters: a {kind.value} consumer cannot send {chosen.mimeType}")
+        raise SdpError(f"rtpParameters: a consumer of kind {kind.value} cannot send {chosen.mimeType}")
     if codec.kind is MediaKind.VIDEO and chosen.clockRate != 90000:
         raise UnsupportedCodecError(f"rtpParameters: {chosen.mimeType} with clock rate {chosen.clockRate}")
     channels = chosen.channels or 1

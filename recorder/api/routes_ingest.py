@@ -236,7 +236,7 @@ class Ingest:
             for room, lease in list(self.rooms.items()):
                 if now > lease.expires:
                     log.warning(
-                        "room %s: no heartbeat from its SFU side for %.0f s",
+                        "room %s: no heartbeat from its SFU side for %g s",
                         room,
                         self.settings.lease_seconds,
                     )

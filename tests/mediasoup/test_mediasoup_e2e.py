@@ -24,7 +24,7 @@ ROOM = "support-42"
 @pytest.fixture(scope="module")
 def refs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("refs")
-    return {codec: encode(codec, folder, 16.0) for codec in ("vp8", "h264", "opus")}
+    return {codec: encode(codec, folder, 12.0) for codec in ("vp8", "h264", "opus")}
 
 
 class Call:
