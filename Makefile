@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit system-deps venv clean
+.PHONY: demo test lint typecheck unit system-deps venv clean mediasoup-worker
 
 system-deps:
 	@missing=""; \
@@ -16,6 +16,8 @@ system-deps:
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v mkvmerge >/dev/null 2>&1 || missing="$$missing mkvtoolnix"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	command -v age >/dev/null 2>&1 || missing="$$missing age"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
@@ -43,7 +45,14 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: system-deps venv
+# A real mediasoup worker for tests/mediasoup: built once (about 8 minutes on 2 cores) into
+# ~/.cache/callvault/mediasoup-worker-VERSION, then reused; the package's node_modules installed against it.
+mediasoup-worker: system-deps
+	@worker=$$(integrations/mediasoup/scripts/build-worker.sh) && cd integrations/mediasoup && \
+	{ [ -f node_modules/mediasoup/package.json ] || \
+	  MEDIASOUP_WORKER_BIN=$$worker npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; }
+
+unit: system-deps venv mediasoup-worker
 	$(BIN)/python -m pytest -q -ra
 
 test: system-deps venv lint typecheck unit
