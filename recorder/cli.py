@@ -17,7 +17,19 @@ from typing import Any
 from recorder import __version__, logs
 
 # Subcommand modules, in the order `callvault --help` lists them.
-COMMANDS = ("serve", "record_rtp", "finalize", "verify", "public_key", "demo", "composite", "import_mjr", "report")
+COMMANDS = (
+    "serve",
+    "record_rtp",
+    "record_pcap",
+    "finalize",
+    "verify",
+    "decrypt",
+    "public_key",
+    "demo",
+    "composite",
+    "import_mjr",
+    "report",
+)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

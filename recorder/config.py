@@ -38,6 +38,11 @@ class RecorderSettings(BaseModel):
         description="Keep the segment files after joining them into one file per track (they are what"
         " was written during the call, hashed in the manifest's chain).",
     )
+    capture: bool = Field(
+        default=False,
+        description="Keep every RTP and RTCP packet as received in pcapng captures beside each track"
+        " (<track>.capture/, docs/forensics.md); a room's policy can turn it on or off.",
+    )
     tick_interval: float = Field(
         default=0.05, gt=0, le=1, description="Seconds between timer ticks that flush frames to the muxers."
     )

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Protocol
 
 from recorder.assembly.pipeline import StreamPipeline
+from recorder.capture.recorder import CaptureRecorder
+from recorder.capture.writer import capture_track
 from recorder.config import RecorderSettings
 from recorder.crypto.srtp import SrtpKey, SrtpReceiver
 from recorder.errors import MuxError
@@ -114,6 +116,9 @@ class RecordingSession:
         self.finished: dict[str, TrackSummary] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._last_summary = 0.0
+        self.capture = settings.capture
+        """Keep every packet of the tracks added from now on in pcapng captures (docs/forensics.md)."""
+        self.captures: CaptureRecorder | None = None
         folder.mkdir(parents=True, exist_ok=True)
 
     async def add_track(self, spec: StreamSpec, srtp: SrtpKey | None = None) -> Track:
@@ -141,6 +146,8 @@ class RecordingSession:
         self.workers.attach(writer)
         track = Track(spec, fmt, pipeline, receiver, writer)
         self.tracks[spec.name] = track
+        if self.capture:
+            await self._capture(track)
         await asyncio.to_thread(write_summary, self.folder, pipeline.counters().model_copy(deep=True))
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick_loop(), name=f"tick {self.folder.name}")
@@ -184,6 +191,8 @@ class RecordingSession:
         if summary.state == "recording":
             summary.state = "complete"
         self._announce_segments(track, summary.segments)
+        if self.captures is not None:
+            self._announce_capture(name, await self.captures.finish(name))
         try:
             await asyncio.to_thread(write_summary, self.folder, summary)
         except OSError as exc:  # the segments stay, so recovery can write it later
@@ -208,6 +217,9 @@ class RecordingSession:
             self._ticker = None
         for name in list(self.tracks):
             await self.finish_track(name)
+        if self.captures is not None:
+            await self.captures.close()
+            self.captures = None
         return list(self.finished.values())
 
     def pause(self, names: list[str] | None = None, by: str | None = None, reason: str | None = None) -> None:
@@ -216,6 +228,8 @@ class RecordingSession:
         for name in names if names is not None else list(self.tracks):
             if name in self.tracks:
                 self.tracks[name].pipeline.pause(now, by, reason)
+                if self.captures is not None:
+                    self.captures.pause(name, now, by, reason)
 
     def resume(self, names: list[str] | None = None) -> None:
         """Record the named tracks (all when None) again, from their next keyframe (asked for now)."""
@@ -224,6 +238,8 @@ class RecordingSession:
             track = self.tracks.get(name)
             if track is not None:
                 track.pipeline.resume(now)
+                if self.captures is not None:
+                    self.captures.resume(name, now)
                 if track.pipeline.take_keyframe_request(now) and not track.receiver.request_keyframe():
                     track.pipeline.keyframe_request_failed()
 
@@ -269,6 +285,8 @@ class RecordingSession:
             pipeline.keyframe_request_failed()
         self._flush(track)
         self._announce_segments(track, track.writer.segments)
+        if self.captures is not None:
+            self._announce_capture(track.spec.name, self.captures.tick(track.spec.name))
 
     def _announce_segments(self, track: Track, segments: list[SegmentInfo]) -> None:
         """Tell listeners about segments the mux worker has closed since the last call."""
@@ -282,6 +300,29 @@ class RecordingSession:
                     listener.segment_closed(self.folder, track.spec.name, segment)
                 except Exception:  # a broken listener never stops the recording or the other listeners
                     log.exception("track %s: %s failed on a closed segment", track.spec.name, listener)
+
+    async def _capture(self, track: Track) -> None:
+        """Capture the track's packets as received (recorder/capture)."""
+        if self.captures is None:
+            self.captures = CaptureRecorder(self.folder, self.settings)
+        address = track.spec.address
+        rtcp = track.rtcp_port
+        track.receiver.capture = await self.captures.add(
+            track.spec,
+            (address, track.port),
+            (address, rtcp) if rtcp is not None else None,
+            [f"recording {self.folder.name}"],
+        )
+
+    def _announce_capture(self, name: str, segments: list[SegmentInfo]) -> None:
+        """Capture segments go the way media segments go (hashed, chained, stored) under
+        `<track>.capture`."""
+        for segment in segments:
+            for listener in self.listeners:
+                try:
+                    listener.segment_closed(self.folder, capture_track(name), segment)
+                except Exception:
+                    log.exception("track %s: %s failed on a closed capture segment", name, listener)
 
     def _write_summaries(self, summaries: list[TrackSummary]) -> None:
         for summary in summaries:

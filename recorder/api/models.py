@@ -236,6 +236,11 @@ class RoomPolicy(_Body):
     record: bool | None = Field(default=None, description="On, off, or None to follow the default.")
     outputs: list[Output] = Field(default_factory=lambda: [Output.TRACKS], max_length=4)
     metadata: Tags = Field(default_factory=dict, description="Tags every recording of the room gets.")
+    capture: bool | None = Field(
+        default=None,
+        description="Keep every RTP and RTCP packet of the room's recordings in pcapng captures (recorded as"
+        " the recording's `capture` tag); None follows `recorder.capture`.",
+    )
 
 
 class DefaultPolicy(_Body):

@@ -11,6 +11,7 @@ from typing import Literal, Protocol
 
 from recorder.api.db import Database
 from recorder.api.models import RoomPolicy, StartRequest
+from recorder.capture.policy import CAPTURE_TAG, capture_tag
 from recorder.recording import RecordingInfo
 from recorder.service.settings import JanusSettings
 
@@ -132,6 +133,8 @@ class PolicyStore:
             info.metadata = {**policy.metadata, **info.metadata}
             if policy.outputs:
                 info.metadata.setdefault("outputs", ",".join(o.value for o in policy.outputs))
+            if policy.capture is not None:
+                info.metadata.setdefault(CAPTURE_TAG, capture_tag(policy.capture))
         pending = self.pending.pop(room, None)
         if pending is not None:
             info.metadata.update(pending.metadata)

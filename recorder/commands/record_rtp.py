@@ -41,6 +41,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--h264-container", choices=[Container.MATROSKA.value, Container.MP4.value], default="matroska"
     )
+    p.add_argument(
+        "--capture",
+        action="store_true",
+        help="also keep every RTP and RTCP packet as received in pcapng captures (docs/forensics.md)",
+    )
     p.add_argument("--name", default=None, help="name of the recording folder (default: a UTC timestamp)")
     p.add_argument(
         "--source",
@@ -71,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
         return fail("--duration must be positive", 2)
     try:
         settings = RecorderSettings(
-            segment_seconds=args.segment_seconds, h264_container=Container(args.h264_container)
+            segment_seconds=args.segment_seconds,
+            h264_container=Container(args.h264_container),
+            capture=args.capture,
         )
     except ValueError as exc:
         return fail(f"invalid setting: {exc}", 2)

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from recorder.assembly.pipeline import StreamPipeline
+from recorder.capture.writer import PacketCapture
 from recorder.crypto.srtp import SrtpReceiver
 from recorder.errors import MalformedPacketError
 from recorder.models import StreamSpec
@@ -81,6 +82,8 @@ class TrackReceiver:
         self.sources = sources
         self.srtp = srtp
         """Decrypts the forwarded SRTP (None: the SFU sends plain RTP)."""
+        self.capture: PacketCapture | None = None
+        """Keeps every packet as received (decrypted), when the recording captures (docs/forensics.md)."""
         self.rtp_socket: Socket | None = None
         self.rtcp_socket: Socket | None = None
         """The separate RTCP socket (None with rtcp-mux: RTCP shares the RTP socket)."""
@@ -122,6 +125,9 @@ class TrackReceiver:
         if pipeline.paused:
             pipeline.paused_packets += 1  # dropped unread: nothing of a pause reaches any file
             return
+        capture = self.capture
+        if capture is not None and (self.sender is not None or allowed(addr[0], self.sources)):
+            capture.rtp(data, addr, now)
         try:
             packet = RtpPacket.parse(data)
         except MalformedPacketError:
@@ -173,6 +179,9 @@ class TrackReceiver:
             self.rtcp_remote = addr
             if self.rtcp_socket is not None:
                 self.rtcp_socket.connect(addr)
+        capture = self.capture
+        if capture is not None and not self.pipeline.paused:
+            capture.rtcp(data, addr, time.time())
         if not is_rtcp(data):
             return
         try:

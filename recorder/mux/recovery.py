@@ -19,6 +19,7 @@ from pathlib import Path
 
 import av
 
+from recorder.capture.recovery import recover_captures
 from recorder.errors import MuxError
 from recorder.models import Codec, MediaKind, SegmentInfo, TrackSummary
 from recorder.mux.containers import FORMATS, Container
@@ -46,7 +47,9 @@ def unfinished_tracks(folder: Path) -> list[str]:
 
 
 def recover_folder(folder: Path) -> list[TrackSummary]:
-    """Finalize every unfinished track under `folder` (recursively); returns their summaries."""
+    """Finalize every unfinished track under `folder` (recursively); returns their summaries. Packet
+    captures are cut back to their last whole block first (recorder/capture/recovery.py)."""
+    recover_captures(folder)
     recovered = []
     folders = {p.parent for p in folder.rglob(f"*{SEGMENTS_SUFFIX}") if p.is_dir()}
     for track_folder in sorted(folders):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from recorder.capture.policy import capture_wanted
 from recorder.crypto.srtp import SrtpKey
 from recorder.errors import RecordingRefusedError
 from recorder.models import Codec, MediaKind, PauseInterval, StreamSpec, TrackSummary
@@ -393,6 +394,7 @@ class RecordingManager:
             log.info("room %s: resuming recording %s after a restart", room, recording_id)
         self.rooms[room] = recording
         self._tell_sinks("recording_started", info)
+        session.capture = capture_wanted(info.metadata, self.settings.recorder.capture)  # policy hooks ran
         log.info("room %s: recording %s started in %s", room, recording_id, folder)
         return recording
 
