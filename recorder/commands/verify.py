@@ -68,6 +68,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="KEYFILE",
         help="age identity file: also decrypt encrypted objects and check their plaintext",
     )
+    add_target_options(p)
+    p.set_defaults(func=run)
+
+
+def add_target_options(p: argparse.ArgumentParser) -> None:
+    """The options that locate a TARGET (shared with `callvault decrypt`)."""
     p.add_argument("--root", type=Path, help="local storage root to find a recording id under")
     p.add_argument(
         "--key-template", help="object key template (default " + DEFAULT_KEY_TEMPLATE.replace("%", "%%") + ")"
@@ -82,7 +88,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         help="use TLS (env CALLVAULT_S3_SECURE, default on)",
     )
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ import io
 import os
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -223,7 +223,9 @@ def _why(exc: Exception) -> str:
     return f"damaged or not age ciphertext ({text})"
 
 
-def decrypt_chunks(chunks: Iterator[bytes], identities: Sequence[Any], what: str) -> Iterator[bytes]:
+def decrypt_chunks(
+    chunks: Iterator[bytes], identities: Sequence[Any], what: str
+) -> Generator[bytes, None, None]:
     """Plaintext of ciphertext arriving in `chunks`, yielded as pyrage decrypts it. age authenticates
     every 64 KiB chunk before it is released, so nothing unauthenticated is yielded; a damaged or
     truncated stream raises CryptoError where it breaks."""

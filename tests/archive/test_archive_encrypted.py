@@ -165,3 +165,70 @@ async def test_s3_objects_are_ciphertext_and_the_cli_verifies_them_with_and_with
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith("OK ")
     assert "plaintext" in done.stdout
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_decrypt_restores_the_originals_bit_for_bit_and_refuses_bad_input(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    customer = keygen(tmp_path / "customer.txt")
+    keygen(tmp_path / "wrong.txt")
+    settings = local_settings(receiver, encryption={"recipients": [customer]})
+    archive = Archive(settings, tmp_path)
+    prefix, written, _, _ = await record(archive, tmp_path / "recordings" / "rec-dec-1", "rec-dec-1")
+    stored = tmp_path / "recordings-store" / prefix
+    manifest = Manifest.model_validate_json((stored / MANIFEST_NAME).read_bytes())
+
+    out = tmp_path / "restored"
+    done = await asyncio.to_thread(
+        cli, "decrypt", str(stored), "--identity", str(tmp_path / "customer.txt"), "--out", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"OK rec-dec-1: {len(manifest.objects)} decrypted")
+    for obj in manifest.objects:
+        data = (out / obj.name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == obj.plaintext_sha256
+    for name, sha in written.items():  # segments: as the recorder wrote them
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == sha
+    assert (out / MANIFEST_NAME).read_bytes() == (stored / MANIFEST_NAME).read_bytes()
+
+    # by recording id under the storage root, into a second folder
+    again = await asyncio.to_thread(
+        cli,
+        "decrypt",
+        "rec-dec-1",
+        "--root",
+        str(tmp_path / "recordings-store"),
+        "--identity",
+        str(tmp_path / "customer.txt"),
+        "--out",
+        str(tmp_path / "second"),
+    )
+    assert again.returncode == 0, again.stderr
+
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    bad = {
+        "overwrite": (str(tmp_path / "customer.txt"), out, "would overwrite"),
+        "wrong key": (str(tmp_path / "wrong.txt"), tmp_path / "w", "wrong key"),
+        "no file": (str(tmp_path / "nope.txt"), tmp_path / "n", "cannot read it"),
+        "not a key": (str(stored / MANIFEST_NAME), tmp_path / "k", "not an age identity"),
+    }
+    for why, (identity, target, message) in bad.items():
+        done = await asyncio.to_thread(
+            cli, "decrypt", str(stored), "--identity", identity, "--out", str(target)
+        )
+        assert done.returncode == 2, (why, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in done.stderr, (why, done.stderr)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # nothing overwritten
+    assert not (tmp_path / "w").exists() or not any((tmp_path / "w").rglob("*.webm"))
