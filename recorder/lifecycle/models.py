@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from recorder.api.models import DateTime, RecordingStatus, SearchQuery
+from recorder.api.models import DateTime, SearchQuery
 from recorder.api.times import Timestamp
 from recorder.lifecycle.rules import KeepPeriods, RetentionRule
 from recorder.names import SAFE_ID_PATTERN
@@ -132,17 +132,9 @@ class ExportFilter(_Body):
     )
 
     def query(self, limit: int, offset: int) -> SearchQuery:
-        return SearchQuery(
-            room=self.room,
-            participant=self.participant,
-            call_id=self.call_id,
-            tag=self.tag,
-            status=None if self.status is None else RecordingStatus(self.status),
-            started_after=self.started_after,
-            started_before=self.started_before,
-            limit=limit,
-            offset=offset,
-        )
+        """The search query of this filter (the search API's own validation: times as RFC 3339 text)."""
+        fields = self.model_dump(mode="json", exclude={"previous_days"}, exclude_none=True)
+        return SearchQuery.model_validate({**fields, "limit": limit, "offset": offset})
 
 
 class Destination(_Body):
