@@ -66,8 +66,9 @@ def runner(vault: Vault, store: ObjectStore | None = None, **settings: object) -
 
 async def wait_state(run: ExportRunner, job_id: str, state: JobState) -> None:
     async with asyncio.timeout(30):
-        while (job := await run.get(job_id)) is None or job.state is not state:
-            await asyncio.sleep(0.02)
+        await run.wait(job_id)
+    job = await run.get(job_id)
+    assert job is not None and job.state is state, job
 
 
 async def test_a_crash_mid_export_is_resumed(vault: Vault) -> None:
