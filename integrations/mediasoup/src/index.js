@@ -343,7 +343,9 @@ export class CallVaultRecorder extends EventEmitter {
     if (this.listenerCount('error') > 0) {
       this.emit('error', err);
     } else {
-      console.warn('callvault:', err instanceof Error ? err.message : err);
+      const cause = /** @type {any} */ (err)?.cause;
+      const why = cause?.code ?? cause?.message;
+      console.warn('callvault:', err instanceof Error ? err.message : err, why ? `(${why})` : '');
     }
   }
 
