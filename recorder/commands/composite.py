@@ -1,7 +1,12 @@
 """`callvault composite RECORDING`: one synchronized video (or audio mix) of a whole recorded call.
 
 RECORDING is a recording folder, or a recording id found under `<data dir>/recordings/` (--data-dir, env
-CALLVAULT_DATA_DIR, default ./callvault-data: the service's data folder, while it keeps the local copy)."""
+CALLVAULT_DATA_DIR, default ./callvault-data: the service's data folder, while it keeps the local copy).
+
+An encrypted recording as stored (its manifest and `.age` objects, e.g. copied from the bucket) is built
+with `--identity KEYFILE`: its files are decrypted into a private temporary folder (checked against the
+manifest's plaintext hashes), the composite is built from there and written to --out (default
+`<recording id>-composite.<ext>` in the current folder), and the temporary plaintext is deleted."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import argparse
 import os
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TextIO
@@ -19,6 +25,9 @@ from postprocess.composite import build_composite
 from postprocess.layout import LayoutKind
 from postprocess.options import CompositeError, CompositeOptions, OutputFormat, Profile
 from recorder.config_errors import describe
+from recorder.crypto.age import CryptoError, read_identities
+from recorder.manifest import MANIFEST_NAME, FolderSource, Manifest
+from recorder.manifest.restore import RestoreError, restore_recording
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,6 +50,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--parallel", type=int, default=1, help="video parts encoded at once, 0: one per core (default 1)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--identity", type=Path, metavar="KEYFILE", help="age identity: build from an encrypted recording"
+    )
     p.set_defaults(func=run)
 
 
@@ -90,6 +102,31 @@ def recording_folder(target: Path, data_dir: Path | None) -> Path | None:
     return folder if folder.is_dir() else None
 
 
+def _encrypted(folder: Path) -> bool:
+    """Whether the folder holds a recording as stored encrypted (manifest with `.age` objects)."""
+    try:
+        manifest = Manifest.model_validate_json((folder / MANIFEST_NAME).read_bytes())
+    except (OSError, ValidationError):
+        return False
+    return any(o.encryption is not None and (folder / o.stored_name).is_file() for o in manifest.objects)
+
+
+def _decrypted(
+    folder: Path, identity: Path, tmp: Path, options: CompositeOptions
+) -> tuple[Path, CompositeOptions]:
+    """Restore the recording into `tmp/recording` (private); the output goes outside it."""
+    identities = read_identities(identity)
+    tmp.chmod(0o700)
+    restored = restore_recording(FolderSource(folder), identities, tmp / "recording")
+    if restored.failed:
+        name, why = next(iter(sorted(restored.failed.items())))
+        raise RestoreError(f"{name}: {why}")
+    if options.out is None:
+        out = Path.cwd() / f"{restored.recording_id}-composite.{options.format.value}"
+        options = options.model_copy(update={"out": out})
+    return tmp / "recording", options
+
+
 def run(args: argparse.Namespace) -> int:
     folder = recording_folder(args.folder, args.data_dir)
     if folder is None:
@@ -119,10 +156,17 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"callvault: error: invalid option: {as_flags(describe(exc))}", file=sys.stderr)
         return 2
+    encrypted = _encrypted(folder)
+    if encrypted and args.identity is None:
+        print(f"callvault: error: {folder} is encrypted; pass --identity KEYFILE", file=sys.stderr)
+        return 2
     bar = ProgressBar(sys.stderr)
     try:
-        result = build_composite(args.folder, options, progress=None if args.no_progress else bar)
-    except CompositeError as exc:
+        with tempfile.TemporaryDirectory(prefix="callvault-composite-") as tmp:
+            if encrypted:
+                folder, options = _decrypted(folder, args.identity, Path(tmp), options)
+            result = build_composite(folder, options, progress=None if args.no_progress else bar)
+    except (CompositeError, CryptoError, RestoreError) as exc:
         bar.close()
         print(f"callvault: error: {exc}", file=sys.stderr)
         return 2

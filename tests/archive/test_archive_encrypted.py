@@ -7,21 +7,24 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from archive_kit import Receiver, local_settings, new_info, run_recording
+from archive_kit import Receiver, local_settings, new_info, record_call, run_recording
 from s3_fixture import ACCESS_KEY, PLAIN_BUCKET, SECRET_KEY, MotoServer
 
 from recorder.archive import Archive, ArchiveSettings
 from recorder.crypto.age import read_identities
 from recorder.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, StoreSource, verify_recording
 from recorder.manifest.signing import load_public_key
+from recorder.mux.workers import MuxWorkers
 from recorder.storage import LocalStore, ObjectStore, recording_prefix
 from recorder.storage.keys import DEFAULT_KEY_TEMPLATE
 from recorder.webhooks import RecordingFinished
@@ -167,11 +170,13 @@ async def test_s3_objects_are_ciphertext_and_the_cli_verifies_them_with_and_with
     assert "plaintext" in done.stdout
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, tmp: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TMPDIR": str(tmp)} if tmp is not None else None
     return subprocess.run(
         [sys.executable, "-m", "recorder.cli", *args],
         capture_output=True,
         text=True,
+        env=env,
         cwd=ROOT,
         timeout=120,
         check=False,
@@ -232,3 +237,60 @@ async def test_decrypt_restores_the_originals_bit_for_bit_and_refuses_bad_input(
         assert len(lines) == 1 and message in lines[0] and "Traceback" not in done.stderr, (why, done.stderr)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # nothing overwritten
     assert not (tmp_path / "w").exists() or not any((tmp_path / "w").rglob("*.webm"))
+
+
+async def test_real_call_encrypted_then_composited_from_the_ciphertext_with_the_key(
+    tmp_path: Path, receiver: Receiver, references: dict[str, Path], workers: MuxWorkers
+) -> None:
+    """ffmpeg streams VP8+Opus for two participants; the stored recording is ciphertext only; `callvault
+    composite --identity` builds a playable composite from it; `callvault decrypt` gives back track files
+    whose frames ffprobe reads."""
+    customer = keygen(tmp_path / "customer.txt")
+    archive = Archive(local_settings(receiver, encryption={"recipients": [customer]}), tmp_path)
+    await archive.start()
+    folder = tmp_path / "recordings" / "rec-enc-call"
+    try:
+        call, summaries, _ = await record_call(
+            folder, "rec-enc-call", [archive], {"alice": ["vp8", "opus"], "bob": ["vp8"]}, references, workers
+        )
+        await archive.recording_finished(call.info, summaries)
+        assert await archive.dispatcher.wait_idle(10)
+    finally:
+        await archive.stop()
+    assert not await asyncio.to_thread(folder.exists)
+    prefix = recording_prefix(
+        DEFAULT_KEY_TEMPLATE,
+        recording_id="rec-enc-call",
+        date=datetime.fromtimestamp(call.info.started_at, UTC),
+    )
+    stored = tmp_path / "recordings-store" / prefix
+    assert {p.suffix for p in stored.rglob("*") if p.is_file()} == {".age", ".json", ".sig"}
+    assert not [p for p in stored.rglob("*.json") if p.name != MANIFEST_NAME]
+
+    no_key = await asyncio.to_thread(cli, "composite", str(stored), "--no-progress")
+    assert no_key.returncode == 2 and "pass --identity" in no_key.stderr
+    out = tmp_path / "composite.mp4"
+    private = tmp_path / "tmp"
+    private.mkdir()
+    done = await asyncio.to_thread(
+        partial(cli, tmp=private),
+        "composite",
+        str(stored),
+        "--identity",
+        str(tmp_path / "customer.txt"),
+        "--profile",
+        "sd",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
+    assert done.returncode == 0, done.stderr
+    probe = await asyncio.to_thread(
+        subprocess.run,
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert sorted(probe.stdout.split()) == ["audio", "video"]
+    assert not await asyncio.to_thread(os.listdir, private), "the temporary plaintext is deleted"
