@@ -79,7 +79,10 @@ def build(
         cap = captures.get(t.name)
         stats = None
         if cap is not None and cap.rtp:
-            stats = analyze(cap.rtp, t.clock_rate, bin_seconds, video=t.kind is MediaKind.VIDEO)
+            pauses = [(p.start_time, p.end_time or float("inf")) for p in t.pauses]
+            stats = analyze(
+                cap.rtp, t.clock_rate, bin_seconds, video=t.kind is MediaKind.VIDEO, pauses=pauses
+            )
         reports = t.rtcp_sender_reports
         tracks.append(
             TrackAnalysis(

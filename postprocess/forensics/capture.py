@@ -1,7 +1,7 @@
 """A recording's raw captures (pcapng, recorder/capture/) as per-track packet samples for stats.py.
 
-Every `*.pcapng` under the recording folder is read (recorder/capture/reader.py; a file cut short by a
-crash is read up to its last whole block). A capture names its track in its stream description; without
+Every `*.pcapng` under the recording folder is read (pcapng.py; a file cut short by a crash is read up
+to its last whole block). A capture names its track in its stream description; without
 one, its RTP packets go to the track whose summary has their SSRC. RTP on the RTP interface becomes
 `RtpSample`s (keyframe starts found from the payload, per codec); RTCP sender reports are kept with
 their arrival times; CallVault's event packets (pauses) are kept as comments.
@@ -9,15 +9,21 @@ their arrival times; CallVault's event packets (pauses) are kept as comments.
 
 from __future__ import annotations
 
+import json
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from postprocess.forensics.pcapng import scan
 from postprocess.forensics.stats import RtpSample
 from recorder.errors import MalformedPacketError
-from recorder.models import Codec, TrackSummary
-from recorder.rtp.packet import RtpPacket
+from recorder.models import Codec, MediaKind, TrackSummary
 from recorder.rtp.rtcp import SenderReport, parse_rtcp
+
+SPEC_PREFIX = "callvault-stream "
+"""The Section Header comment holding a capture's stream description (recorder/capture/reader.py)."""
+_RTP = struct.Struct("!BBHII")
 
 
 @dataclass
@@ -67,66 +73,85 @@ def keyframe_start(codec: Codec, payload: bytes) -> bool:
 
 
 def load_captures(folder: Path, tracks: Sequence[TrackSummary]) -> tuple[dict[str, TrackCapture], list[str]]:
-    """Per track name, what its captures hold; and one line per capture that could not be read."""
-    # Imported here: recorder/capture/ lands beside this module (issue 18, items 1-3); a recording without
-    # captures never needs it.
-    paths = sorted(folder.rglob("*.pcapng"))
-    if not paths:
-        return {}, []
-    from recorder.capture.reader import CaptureError, complete_length, parse  # noqa: PLC0415
-
+    """Per track name, what its captures hold; and one line per capture that could not be (fully) read."""
     by_name = {t.name: t for t in tracks}
     by_ssrc = {t.ssrc: t.name for t in tracks if t.ssrc is not None}
     out: dict[str, TrackCapture] = {}
     problems: list[str] = []
-    for path in paths:
+    for path in sorted(folder.rglob("*.pcapng")):
         try:
-            data = path.read_bytes()
-            capture = parse(data[: complete_length(data)])
-        except (OSError, CaptureError) as exc:
-            problems.append(f"{path.relative_to(folder)}: {exc}")
+            found = scan(path.read_bytes())
+        except OSError as exc:
+            problems.append(f"{path.relative_to(folder)}: {exc.strerror or exc}")
             continue
-        stream = capture.stream or {}
-        value = stream.get("name")
-        named = value if isinstance(value, str) else None
-        for datagram in capture.datagrams:
-            payload = datagram.payload
-            arrival = datagram.time_ns / 1e9
-            if len(payload) > 1 and 192 <= payload[1] <= 223:
-                try:
-                    reports = parse_rtcp(payload)
-                except MalformedPacketError:
-                    continue
-                for report in reports:
-                    if isinstance(report, SenderReport):
-                        name = named or by_ssrc.get(report.ssrc)
-                        if name in by_name:
-                            track = out.setdefault(name, TrackCapture(name))
-                            track.sender_reports.append((arrival, report.ntp_timestamp, report.rtp_timestamp))
-                continue
-            try:
-                packet = RtpPacket.parse(payload)
-            except MalformedPacketError:
-                continue
-            name = named or by_ssrc.get(packet.ssrc)
-            summary = by_name.get(name) if name is not None else None
-            if summary is None or packet.payload_type != summary.payload_type:
-                continue
-            track = out.setdefault(summary.name, TrackCapture(summary.name))
-            track.rtp.append(
-                RtpSample(
-                    arrival=arrival,
-                    seq=packet.sequence_number,
-                    timestamp=packet.timestamp,
-                    size=len(payload),
-                    marker=packet.marker,
-                    keyframe_start=keyframe_start(summary.codec, packet.payload),
-                )
-            )
+        if found.stopped:
+            problems.append(f"{path.relative_to(folder)}: {found.stopped} (read up to there)")
+        named = _stream_name(found.comments)
+        for time_ns, _, payload in found.datagrams:
+            _add(payload, time_ns / 1e9, named, by_name, by_ssrc, out)
         if named in by_name:
             track = out.setdefault(named, TrackCapture(named))
             track.files += 1
-            track.events.extend((e.time_ns / 1e9, e.comment) for e in capture.events)
+            track.events.extend((t / 1e9, c) for t, c in found.events)
     for track in out.values():
         track.rtp.sort(key=lambda s: s.arrival)  # segments may be read out of order; arrival order is kept
     return out, problems
+
+
+def _stream_name(comments: list[str]) -> str | None:
+    for comment in comments:
+        if comment.startswith(SPEC_PREFIX):
+            try:
+                value = json.loads(comment[len(SPEC_PREFIX) :])
+            except ValueError:
+                return None
+            name = value.get("name") if isinstance(value, dict) else None
+            return name if isinstance(name, str) else None
+    return None
+
+
+def _add(
+    payload: bytes,
+    arrival: float,
+    named: str | None,
+    by_name: dict[str, TrackSummary],
+    by_ssrc: dict[int, str],
+    out: dict[str, TrackCapture],
+) -> None:
+    if len(payload) < 12 or payload[0] >> 6 != 2:
+        return
+    if 192 <= payload[1] <= 223:
+        try:
+            reports = parse_rtcp(payload)
+        except MalformedPacketError:
+            return
+        for report in reports:
+            if isinstance(report, SenderReport):
+                name = named or by_ssrc.get(report.ssrc)
+                if name is not None and name in by_name:
+                    track = out.setdefault(name, TrackCapture(name))
+                    track.sender_reports.append((arrival, report.ntp_timestamp, report.rtp_timestamp))
+        return
+    first, second, seq, timestamp, ssrc = _RTP.unpack_from(payload)
+    name = named or by_ssrc.get(ssrc)
+    summary = by_name.get(name) if name is not None else None
+    if summary is None or second & 0x7F != summary.payload_type:
+        return
+    start = 12 + 4 * (first & 0x0F)
+    if first & 0x10 and len(payload) >= start + 4:
+        start += 4 + 4 * int.from_bytes(payload[start + 2 : start + 4], "big")
+    end = len(payload) - (payload[-1] if first & 0x20 and payload[-1] else 0)
+    target = out.get(summary.name)
+    if target is None:
+        target = out[summary.name] = TrackCapture(summary.name)
+    target.rtp.append(
+        RtpSample(
+            arrival=arrival,
+            seq=seq,
+            timestamp=timestamp,
+            size=len(payload),
+            marker=bool(second & 0x80),
+            keyframe_start=summary.kind is MediaKind.VIDEO
+            and keyframe_start(summary.codec, payload[start:end]),
+        )
+    )

@@ -8,7 +8,9 @@
   D = (Rj - Ri) - (Sj - Si) in RTP timestamp units, J += (|D| - J) / 16; shown in milliseconds;
 - per time bin (arrival time): bitrate, packets lost (each hole placed at the arrival of the packet after
   it), loss percent, frame rate (distinct RTP timestamps), the jitter at the end of the bin;
-- keyframes: arrival times of packets that start a keyframe (the caller says which do).
+- keyframes: arrival times of packets that start a keyframe (the caller says which do);
+- pauses: a hole in the sequence numbers across a pause of the recording (the packets were dropped unread
+  on purpose, and the capture holds none of them) is counted as paused, not lost.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class StreamStats(BaseModel):
     duplicates: int
     reordered: int
     loss_percent: float
+    paused: int = Field(default=0, description="Packets missing across pauses (not losses).")
     jitter_ms: float = Field(description="RFC 3550 interarrival jitter after the last packet.")
     jitter_ms_max: float
     jitter_ms_mean: float
@@ -106,9 +109,14 @@ def interarrival_jitter(arrivals: np.ndarray, timestamps: Sequence[int], clock_r
 
 
 def analyze(
-    samples: Sequence[RtpSample], clock_rate: int, bin_seconds: float = 1.0, video: bool = True
+    samples: Sequence[RtpSample],
+    clock_rate: int,
+    bin_seconds: float = 1.0,
+    video: bool = True,
+    pauses: Sequence[tuple[float, float]] = (),
 ) -> StreamStats:
-    """Statistics of one stream (see the module documentation); `samples` in arrival order."""
+    """Statistics of one stream (see the module documentation); `samples` in arrival order, `pauses`
+    (start, end) in Unix seconds."""
     if not samples:
         raise ValueError("no packets")
     arrivals = np.fromiter((s.arrival for s in samples), dtype=np.float64, count=len(samples))
@@ -120,8 +128,7 @@ def analyze(
     is_first[first_index] = True
     running_max = np.maximum.accumulate(ext)
     reordered = int(np.count_nonzero(is_first[1:] & (ext[1:] < running_max[:-1])))
-    expected = int(order[-1] - order[0] + 1)
-    lost = expected - distinct
+    span = int(order[-1] - order[0] + 1)
 
     keep = is_first  # jitter and rates over distinct packets, in arrival order
     ts = [s.timestamp for s, k in zip(samples, keep, strict=True) if k]
@@ -138,12 +145,19 @@ def analyze(
     lost_bins = np.zeros(nbins, dtype=np.int64)
     events: list[LossEvent] = []
     arrival_of = dict(zip(ext[first_index].tolist(), arrivals[first_index].tolist(), strict=True))
+    paused = 0
     for h in holes.tolist():
         missing = int(order[h + 1] - order[h] - 1)
         when = arrival_of[int(order[h + 1])]
+        before = arrival_of[int(order[h])]
+        if any(start < when and before < end for start, end in pauses):
+            paused += missing
+            continue
         lost_bins[min(nbins - 1, max(0, int((when - start) // bin_seconds)))] += missing
         if len(events) < MAX_EVENTS:
             events.append(LossEvent(time=when, packets=missing, first_seq=int(order[h] + 1)))
+    expected = span - paused
+    lost = expected - distinct
     expected_bins = received + lost_bins
     loss_pct = np.where(expected_bins > 0, 100.0 * lost_bins / np.maximum(expected_bins, 1), 0.0)
 
@@ -172,6 +186,7 @@ def analyze(
         duplicates=duplicates,
         reordered=reordered,
         loss_percent=100.0 * lost / expected if expected else 0.0,
+        paused=paused,
         jitter_ms=float(jitter[-1]),
         jitter_ms_max=float(jitter.max()),
         jitter_ms_mean=float(jitter.mean()),
