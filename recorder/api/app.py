@@ -14,11 +14,19 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from recorder.api import routes_admin, routes_ingest, routes_keys, routes_recordings, routes_rooms
+from recorder.api import (
+    routes_admin,
+    routes_exports,
+    routes_ingest,
+    routes_keys,
+    routes_lifecycle,
+    routes_recordings,
+    routes_rooms,
+)
 from recorder.api.audit import AuditLog
 from recorder.api.auth import KeyStore, Role
 from recorder.api.catalog import Catalog, CatalogSink
@@ -29,10 +37,15 @@ from recorder.api.metrics import Metrics
 from recorder.api.policy import PolicyStore, RoomControl
 from recorder.api.problems import Handler, problem_middleware
 from recorder.api.registry import Call, Registry, Webhook, problem_response
+from recorder.lifecycle import examples as lifecycle_hooks
+from recorder.lifecycle.service import Lifecycle
 from recorder.service.manager import RecordingManager
 from recorder.service.settings import ServiceSettings
 from recorder.webhooks import examples as hooks
 from recorder.webhooks.events import EVENT_BODIES, PAYLOADS
+
+if TYPE_CHECKING:
+    from recorder.console import Console
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +105,7 @@ WEBHOOKS = tuple(
         example=json.loads(example.body()),
         headers=SIGNATURE_HEADERS,
     )
-    for kind, example in hooks.payloads().items()
+    for kind, example in {**hooks.payloads(), **lifecycle_hooks.payloads()}.items()
 )
 """The webhooks' bodies, from recorder/webhooks/events.py, with examples."""
 
@@ -104,6 +117,16 @@ def _connection(control: RoomControl | None) -> Callable[[], bool] | None:
     return lambda: bool(getattr(control, "connected", False))
 
 
+def _waker(lifecycle: Lifecycle) -> Callable[[str, bool], None]:
+    """A catalog hold listener (worker thread) that wakes the lifecycle on the loop."""
+    loop = asyncio.get_running_loop()
+
+    def wake(recording_id: str, hold: bool) -> None:
+        loop.call_soon_threadsafe(lifecycle.wake)
+
+    return wake
+
+
 class ControlApi:
     ingest: routes_ingest.Ingest | None = None
 
@@ -112,6 +135,9 @@ class ControlApi:
         self.registry = registry
         self.metrics = metrics
         self._openapi: bytes | None = None
+        self.lifecycle: Lifecycle | None = None
+        """Retention, legal hold in the store, exports (lifecycle.enabled): started with the app."""
+        self.console: Console | None = None
 
     @property
     def sink(self) -> CatalogSink:
@@ -149,8 +175,24 @@ class ControlApi:
         routes_admin.register(registry, ctx)
         routes_keys.register(registry, ctx)
         ingest = routes_ingest.register(registry, ctx)  # the mediasoup package's door
+        lifecycle: Lifecycle | None = None
+        if settings.lifecycle.enabled:  # retention, legal hold in the store, exports (recorder/lifecycle)
+            lifecycle = Lifecycle(
+                settings.lifecycle,
+                settings.data_dir,
+                db,
+                catalog,
+                audit,
+                manager.sinks,
+                manager.recordings_dir,
+                lambda rid: ctx.live(rid) is not None,
+            )
+            catalog.hold_listeners.append(_waker(lifecycle))
+            routes_lifecycle.register(registry, ctx, lifecycle)
+            routes_exports.register(registry, ctx, lifecycle)
         created = cls(ctx, registry, metrics)
         created.ingest = ingest
+        created.lifecycle = lifecycle
         if api.metrics_require_key:
             registry.add(
                 "GET",
@@ -205,6 +247,11 @@ class ControlApi:
         app.middlewares.append(self._guard)
         self.registry.mount(app)
         app.router.add_get(OPENAPI_PATH, self._openapi_document)
+        if self.ctx.settings.console:  # the supervisor console at /console/, over these same routes
+            from recorder.console import Console  # noqa: PLC0415 - the console needs the API, not the reverse
+
+            self.console = Console(self.ctx, self.registry)
+            self.console.mount(app)
         if not self.ctx.settings.metrics_require_key:
 
             async def metrics(request: web.Request) -> web.StreamResponse:
@@ -216,6 +263,8 @@ class ControlApi:
         # `callvault serve` starts the archive after opening the API, before the app: hook it now, so the
         # metrics see its first upload and webhook.
         self.metrics.watch(archive_of(self.ctx.manager.sinks))
+        if self.lifecycle is not None:
+            await self.lifecycle.start()
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
