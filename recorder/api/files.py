@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from recorder.manifest.model import MANIFEST_NAME, Manifest
+from recorder.crypto.age import decrypt_chunks
+from recorder.manifest.model import MANIFEST_NAME, Manifest, StoredObject
 from recorder.manifest.verify import FolderSource, Source, StoreSource, VerifyReport, verify_recording
 from recorder.storage.base import ObjectStore, StorageError
 from recorder.storage.keys import recording_prefix
@@ -38,6 +40,8 @@ class StorageAccess:
     store: ObjectStore
     key_template: str
     public_key: Ed25519PublicKey | None = None
+    playback: Sequence[object] | None = None
+    """age identities with which encrypted objects are decrypted for playback (archive.encryption)."""
 
     @staticmethod
     def of(sinks: list[Any]) -> StorageAccess | None:
@@ -51,7 +55,9 @@ class StorageAccess:
         except RuntimeError:  # not started
             key = None
         try:
-            return StorageAccess(archive.store, archive.settings.storage.key_template, key)
+            return StorageAccess(
+                archive.store, archive.settings.storage.key_template, key, archive.playback_identities()
+            )
         except AttributeError:  # an archive without these public pieces: local files only
             log.warning("the archive offers no store to the API; serving local files only")
             return None
@@ -145,6 +151,37 @@ class RecordingFiles:
         if source is None:
             return None
         return verify_recording(source, self.storage.public_key if self.storage else None)
+
+    def encrypted_object(self, name: str) -> StoredObject | None:
+        """The manifest's record of an encrypted object asked for by its name or its stored name."""
+        manifest = self.manifest()
+        if manifest is None:
+            return None
+        return next(
+            (o for o in manifest.objects if o.encryption is not None and name in (o.name, o.stored_name)),
+            None,
+        )
+
+    def decrypted(self, obj: StoredObject, first: int, last: int) -> Generator[bytes, None, None]:
+        """(worker thread, lazily) Bytes `first..last` (inclusive) of an encrypted object's plaintext,
+        decrypted with the playback identity as they stream from the store. age releases only chunks that
+        authenticate; a Range start is reached by decrypting and skipping what comes before."""
+        prefix = self.prefix()
+        if prefix is None or self.storage is None or not self.storage.playback:
+            raise StorageError("no playback identity", obj.name)
+        pieces = self.storage.store.iter_chunks(prefix + obj.stored_name)
+        stream = decrypt_chunks(pieces, self.storage.playback, obj.stored_name)
+        offset = 0
+        try:
+            for chunk in stream:
+                end = offset + len(chunk)
+                if end > first and offset <= last:
+                    yield chunk[max(0, first - offset) : min(len(chunk), last + 1 - offset)]
+                offset = end
+                if offset > last:
+                    break
+        finally:
+            stream.close()
 
     def locked_until(self) -> datetime | None:
         """Object lock retention of the stored manifest, when the store enforces one in the future."""

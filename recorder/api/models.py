@@ -201,6 +201,11 @@ class FileLink(_Body):
     url: str = Field(description="Presigned store URL, or this API's authenticated file URL.")
     presigned: bool
     expires_at: Timestamp | None = Field(default=None, description="When a presigned URL expires.")
+    encryption: Literal["age"] | None = Field(
+        default=None,
+        description="'age': the URL gives the stored ciphertext (decrypt with `age -d` or `callvault"
+        " decrypt`); the service has no playback identity (archive.encryption) to decrypt it for you.",
+    )
 
 
 class FileLinks(_Body):

@@ -377,6 +377,7 @@ _ERROR_TEXT = {
     404: "no such recording, room or participant",
     408: "the request body did not arrive within api.body_timeout (the connection is closed)",
     409: "refused in the current state (legal hold, retention, recording in progress...)",
+    416: "the Range asked for is outside the file",
     422: "a request field is invalid: the problem names it",
     502: "the SFU refused or cannot be reached",
     503: "the store cannot be reached now; retry later",

@@ -30,6 +30,7 @@ from recorder.api.models import (
     VerifyProblemOut,
     VerifyResult,
 )
+from recorder.api.playback import ENCRYPTION_HEADER, encrypted_objects, stream_plaintext
 from recorder.api.problems import ApiError
 from recorder.api.registry import Call, Registry
 from recorder.api.times import utc
@@ -247,11 +248,27 @@ def register(reg: Registry, ctx: ApiContext) -> None:
             stored = files.stored()
             if stored:
                 until = time.time() + expires.total_seconds()
-                return [
-                    FileLink(name=n, size=size, url=url, presigned=True, expires_at=utc(until))
-                    for n, size in sorted(stored.items())
-                    if (url := files.presign(n, expires)) is not None
-                ]
+                sealed = encrypted_objects(files)
+                playback = files.storage is not None and bool(files.storage.playback)
+                found = []
+                for n, stored_size in sorted(stored.items()):
+                    obj = sealed.get(n)
+                    if obj is not None and playback:  # decrypted by this API for the caller (audited)
+                        api_url = f"/v1/recordings/{rid}/file?name={obj.name}"
+                        plain = obj.plaintext_size
+                        found.append(FileLink(name=obj.name, size=plain, url=api_url, presigned=False))
+                    elif (presigned := files.presign(n, expires)) is not None:
+                        found.append(
+                            FileLink(
+                                name=n,
+                                size=stored_size,
+                                url=presigned,
+                                presigned=True,
+                                expires_at=utc(until),
+                                encryption="age" if obj else None,
+                            )
+                        )
+                return found
             base = f"/v1/recordings/{rid}/file?name="
             return [
                 FileLink(name=n, size=size, url=base + n, presigned=False)
@@ -276,9 +293,13 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         media_type="application/octet-stream",
         more_media_types=FILE_TYPES,
         redirect="The file is in the store: a presigned URL to it, valid api.link_expiry_seconds.",
-        errors=(404,),
+        errors=(404, 416),
         description="From the local folder while the recording has one (the file's own content type),"
-        " else a 307 to a presigned URL of the store.",
+        " else a 307 to a presigned URL of the store. An encrypted recording's file (by its name or its"
+        " stored name '<name>.age'): with a playback identity configured (archive.encryption), its"
+        " plaintext decrypted on the fly (Range supported, header X-CallVault-Decrypted: age, audited"
+        " with decrypted: true); without one, a 307 to the stored ciphertext with the header"
+        " X-CallVault-Encryption: age.",
     )
     async def recording_file(call: Call) -> web.StreamResponse:
         rid = call.path["recording_id"]
@@ -295,12 +316,19 @@ def register(reg: Registry, ctx: ApiContext) -> None:
                 "Content-Disposition": f'inline; filename="{path.name}"',
             }
             return web.FileResponse(path, headers=headers)
+        sealed = await asyncio.to_thread(files.encrypted_object, name)
+        if sealed is not None:
+            call.detail = {"file": sealed.name, "encrypted": True}
+            if files.storage is not None and files.storage.playback:
+                call.detail["decrypted"] = True
+                return await stream_plaintext(call.request, files, sealed)
+            name = sealed.stored_name  # no playback identity: the ciphertext, saying so
         stored = await asyncio.to_thread(files.stored)
         if name in stored:
             expires = timedelta(seconds=ctx.settings.link_expiry_seconds)
             url = await asyncio.to_thread(files.presign, name, expires)
             if url is not None:
-                raise web.HTTPTemporaryRedirect(url)
+                raise web.HTTPTemporaryRedirect(url, headers={ENCRYPTION_HEADER: "age"} if sealed else {})
         raise ApiError(404, f"recording {rid} has no file {name}", "not-found")
 
     @reg.add(

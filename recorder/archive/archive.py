@@ -152,6 +152,7 @@ class Archive:
         self._wake = asyncio.Event()
         self._stopping = False
         self.sealing = Sealing(self.settings.spool.dir, self.settings.encryption)
+        self._playback: tuple[list[object] | None] | None = None
         self.composites = CompositeStage(self)
         self.holds: list[Callable[[str], bool]] = []
         """Checks that keep a recording's local folder after it is stored (composites still to build)."""
@@ -241,6 +242,12 @@ class Archive:
     def can_accept_new_recording(self) -> bool:
         """The spool's verdict (disk limits), refreshed every `health_interval` off the event loop."""
         return self.health is not None and self.health.accepting
+
+    def playback_identities(self) -> list[object] | None:
+        """The playback identity (archive.encryption), read once; None when none is configured."""
+        if self._playback is None:
+            self._playback = (self.settings.encryption.playback_identities(),)
+        return self._playback[0]
 
     def public_key_pem(self) -> bytes:
         """The manifest signing key's public half (SubjectPublicKeyInfo PEM), for integrators."""

@@ -80,6 +80,11 @@ class EncryptionSettings(BaseModel):
                         ) from None
         return list(dict.fromkeys(found))
 
+    def check(self) -> None:
+        """Read the recipients file and the playback identity now (CryptoError: one line, no secret)."""
+        self.default_recipients()
+        self.playback_identities()
+
     def playback_identities(self) -> list[object] | None:
         """The playback identity (from the setting, env or file), or None when none is configured."""
         if self.playback_identity is not None:

@@ -27,6 +27,7 @@ from recorder.api.app import ControlApi
 from recorder.api.site import HttpSite
 from recorder.archive.archive import Archive
 from recorder.config_errors import describe
+from recorder.crypto.age import CryptoError
 from recorder.mux.recovery import recover_folder
 from recorder.service.app import EVENTS_HTTP_PATH, EVENTS_WS_PATH, ReadinessCheck, build_app
 from recorder.service.manager import RecordingManager
@@ -51,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
     except (ValidationError, OSError, ValueError) as exc:  # one line: the setting and why, not the value
         print(f"callvault: error: invalid configuration: {describe(exc, args.config)}", file=sys.stderr)
         return 2
+    if settings.archive is not None:  # files the settings name: the recipients file, the playback identity
+        try:
+            settings.archive.resolved(settings.data_dir).encryption.check()
+        except CryptoError as exc:
+            print(f"callvault: error: invalid configuration: archive.encryption: {exc}", file=sys.stderr)
+            return 2
     level, log_format = logs.requested(args)  # the command line's choice wins over the settings'
     logs.configure(level or settings.log.level, log_format or settings.log.format)
     logs.hide(*logs.secrets_of(settings))  # whatever logs them, they are printed as REDACTED
