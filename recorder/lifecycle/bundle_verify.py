@@ -14,8 +14,10 @@ Each problem names the file: `changed: recording/1001-video-0.webm: SHA-256 diff
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import sys
 import zipfile
 from pathlib import Path
 
@@ -33,7 +35,7 @@ from recorder.lifecycle.bundle import (
     BundleIndex,
 )
 from recorder.manifest.model import MANIFEST_NAME
-from recorder.manifest.signing import key_id, signature_valid
+from recorder.manifest.signing import SigningKeyError, key_id, load_public_key, signature_valid
 from recorder.manifest.verify import ProblemKind, Source, verify_recording
 
 CHUNK = 1024 * 1024
@@ -198,3 +200,24 @@ def run(path: Path, public_key: Ed25519PublicKey | None) -> int:
         return 0
     print(f"FAILED: bundle {path.name}: {len(report.problems)} problems")
     return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m recorder.lifecycle.bundle_verify BUNDLE [--public-key PEM]` (what `callvault verify
+    BUNDLE` runs once recorder/commands/verify.py dispatches bundles to `run`)."""
+    parser = argparse.ArgumentParser(prog="python -m recorder.lifecycle.bundle_verify")
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--public-key", type=Path, help="PEM Ed25519 public key the sender gave you")
+    args = parser.parse_args(argv)
+    key = None
+    if args.public_key is not None:
+        try:
+            key = load_public_key(args.public_key)
+        except SigningKeyError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return run(args.bundle, key)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,6 +4,8 @@ whose evidence bundle verifies offline, and fails naming the file when one byte 
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 import sys
 import zipfile
 from collections.abc import AsyncIterator
@@ -25,6 +27,7 @@ from recorder.lifecycle.bundle_verify import run as verify_cli
 from recorder.lifecycle.bundle_verify import verify_bundle
 from recorder.lifecycle.settings import LifecycleSettings
 from recorder.manifest.build import build_manifest, write_signed_manifest
+from recorder.manifest.signing import public_key_pem
 from recorder.service.app import build_app
 from recorder.service.manager import RecordingManager
 
@@ -184,6 +187,19 @@ async def test_export_bundle_verifies_offline_and_names_a_changed_byte(
     assert not report.ok
     assert any(p.startswith("changed: recording/1001-video-0.webm") for p in report.problems), report.problems
     assert verify_cli(bad, key) == 1 and "recording/1001-video-0.webm" in capsys.readouterr().out
+
+    pem = tmp_path / "sender.pem"
+    pem.write_bytes(public_key_pem(key))
+    for target, code in ((path, 0), (bad, 1)):  # the recipient's command, in a process of its own
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "recorder.lifecycle.bundle_verify", str(target), "--public-key", str(pem)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == code, done.stdout + done.stderr
 
     status, _ = await api.call("GET", f"/v1/exports/{job['job_id']}/bundles/rec-y", role=S)
     assert status == 404
