@@ -19,11 +19,19 @@ from __future__ import annotations
 import base64
 import secrets
 from enum import StrEnum
+from typing import Any
 
 import pylibsrtp
 
 MASTER_LENGTH = 30
 """Bytes of an AES_CM_128 master key (16) and master salt (14)."""
+BUFFER_SIZE = 4096
+"""Largest datagram decrypted (the UDP edge reads at most this much: recorder/ingest/udp.RECV_SIZE)."""
+_FFI: Any = getattr(pylibsrtp, "ffi", None)
+_LIB: Any = getattr(pylibsrtp, "lib", None)
+"""pylibsrtp's cffi binding of libsrtp (None if a release stops exposing it: then the slower public API)."""
+_REPLAY_STATUSES = frozenset({9, 10})
+"""srtp_err_status_replay_fail, srtp_err_status_replay_old (libsrtp 2's srtp_err_status_t)."""
 REPLAY_WINDOW = 1024
 """Packets the replay check remembers behind the newest: a reordered packet within it is still accepted
 (libsrtp's default is 128; a video keyframe is often more packets than that)."""
@@ -94,9 +102,24 @@ def _policy(key: SrtpKey, ssrc_type: int) -> pylibsrtp.Policy:
 
 
 class SrtpReceiver:
-    """Decrypts one track's SRTP packets (any SSRC: a sender that restarts keeps its key)."""
+    """Decrypts one track's SRTP packets (any SSRC: a sender that restarts keeps its key).
 
-    __slots__ = ("_session", "replayed", "suite", "unauthenticated")
+    `unprotect` calls libsrtp's `srtp_unprotect` through pylibsrtp's own cffi binding into one buffer
+    allocated up front: `pylibsrtp.Session.unprotect` allocates per call and costs about twice as much
+    CPU per packet (bench/srtp.py). Should a pylibsrtp release no longer expose what that needs, it falls
+    back to `Session.unprotect`."""
+
+    __slots__ = (
+        "_buffer",
+        "_ctx",
+        "_length",
+        "_session",
+        "_unprotect",
+        "_view",
+        "replayed",
+        "suite",
+        "unauthenticated",
+    )
 
     def __init__(self, key: SrtpKey) -> None:
         self.suite = key.suite
@@ -106,9 +129,37 @@ class SrtpReceiver:
         self.replayed = 0
         """Packets dropped by the replay check: an index already received (a duplicate or a replay) or
         older than the replay window."""
+        self._unprotect: Any = None
+        try:
+            self._ctx = self._session._srtp[0]
+            self._buffer = _FFI.new("char[]", BUFFER_SIZE)
+            self._view = _FFI.buffer(self._buffer)
+            self._length = _FFI.new("int *")
+            self._unprotect = _LIB.srtp_unprotect
+        except AttributeError:  # pragma: no cover - another pylibsrtp layout: the slower public call
+            self._unprotect = None
 
     def unprotect(self, data: bytes) -> bytes | None:
         """The RTP packet inside `data`; None (counted) when it fails authentication or the replay check."""
+        if self._unprotect is None:  # pragma: no cover
+            return self._unprotect_slow(data)
+        size = len(data)
+        if size > BUFFER_SIZE:
+            self.unauthenticated += 1
+            return None
+        view, length = self._view, self._length
+        view[0:size] = data
+        length[0] = size
+        status = self._unprotect(self._ctx, self._buffer, length)
+        if status == 0:
+            return view[0 : length[0]]  # type: ignore[no-any-return]
+        if status in _REPLAY_STATUSES:
+            self.replayed += 1
+        else:
+            self.unauthenticated += 1
+        return None
+
+    def _unprotect_slow(self, data: bytes) -> bytes | None:
         try:
             return self._session.unprotect(data)
         except pylibsrtp.Error as exc:
@@ -116,7 +167,7 @@ class SrtpReceiver:
                 self.replayed += 1
             else:
                 self.unauthenticated += 1
-        except ValueError:  # longer than libsrtp's buffer (1,500 bytes): nothing an SFU forwards
+        except ValueError:  # longer than pylibsrtp's buffer (1,500 bytes)
             self.unauthenticated += 1
         return None
 

@@ -220,3 +220,17 @@ async def test_srtp_recording_equals_the_plain_one_bit_for_bit(
     written = await asyncio.to_thread(lambda: "\n".join(p.read_text() for p in tmp_path.rglob("*.json")))
     for secret in (key.inline(), key.material.hex()):
         assert secret not in caplog.text and secret not in written
+
+
+def test_the_public_pylibsrtp_call_counts_alike() -> None:
+    """The fallback (pylibsrtp's `Session.unprotect`, should its binding change) drops and counts the same."""
+    key = SrtpKey.generate()
+    fast, slow, janus = SrtpReceiver(key), SrtpReceiver(key), SrtpSender(key)
+    slow._unprotect = None
+    sent = [janus.protect(rtp(seq)) for seq in range(5)]
+    forged = SrtpSender(SrtpKey.generate()).protect(rtp(9))
+    for r in (fast, slow):
+        assert [r.unprotect(d) for d in sent] == [rtp(seq) for seq in range(5)]
+        assert r.unprotect(sent[2]) is None and r.unprotect(forged) is None
+        assert r.unprotect(os.urandom(5000)) is None
+        assert (r.replayed, r.unauthenticated) == (1, 2)
