@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from recorder.api.audit import AuditEntry
 from recorder.api.auth import Role
 from recorder.api.times import Timestamp
+from recorder.crypto.age import CryptoError, check_recipient
 from recorder.manifest.model import Manifest
 from recorder.names import SAFE_ID_PATTERN
 
@@ -237,6 +238,16 @@ class Deleted(_Body):
 # -- policy and rooms ------------------------------------------------------------------------------------
 
 
+def _recipient(value: str) -> str:
+    try:
+        return check_recipient(value)
+    except CryptoError as exc:
+        raise ValueError(str(exc)) from None
+
+
+AgeRecipient = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_recipient)]
+
+
 class RoomPolicy(_Body):
     record: bool | None = Field(default=None, description="On, off, or None to follow the default.")
     outputs: list[Output] = Field(default_factory=lambda: [Output.TRACKS], max_length=4)
@@ -245,6 +256,14 @@ class RoomPolicy(_Body):
         default=None,
         description="Keep every RTP and RTCP packet of the room's recordings in pcapng captures (recorded as"
         " the recording's `capture` tag); None follows `recorder.capture`.",
+    )
+    encryption_recipients: list[AgeRecipient] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="age recipients ('age1...' or SSH public keys) the room's recordings are encrypted to,"
+        " in place of archive.encryption.recipients (its escrow recipients are added). None follows the"
+        " service; a room cannot turn encryption off.",
     )
 
 

@@ -135,6 +135,8 @@ class PolicyStore:
                 info.metadata.setdefault("outputs", ",".join(o.value for o in policy.outputs))
             if policy.capture is not None:
                 info.metadata.setdefault(CAPTURE_TAG, capture_tag(policy.capture))
+            if policy.encryption_recipients:
+                info.encryption_recipients = list(policy.encryption_recipients)
         pending = self.pending.pop(room, None)
         if pending is not None:
             info.metadata.update(pending.metadata)

@@ -105,3 +105,42 @@ async def test_supervisor_plays_decrypted_ranges_and_without_identity_gets_ciphe
         assert clear.stdout == whole
     finally:
         await archive.stop()
+
+
+async def test_room_policy_names_its_own_recipients_and_refuses_bad_ones(
+    make_api: ApiFactory, tmp_path: Path
+) -> None:
+    room_key = await asyncio.to_thread(keygen, tmp_path / "room.txt")
+    escrow = await asyncio.to_thread(keygen, tmp_path / "escrow.txt")
+    reference = await asyncio.to_thread(encode_reference, "vp8", tmp_path, 1.0)
+    settings = ArchiveSettings.model_validate({"finish_timeout": 20, "encryption": {"escrow": [escrow]}})
+    archive = Archive(settings, tmp_path / "data")
+    await archive.start()
+    api: Api = await make_api(sinks=[archive])
+    try:
+        status, problem = await api.call(
+            "PUT", "/v1/rooms/tenant-a/policy", json={"record": True, "encryption_recipients": ["age1nope"]}
+        )
+        assert status == 422 and "encryption_recipients" in problem["detail"], problem
+        assert "not a valid age recipient" in problem["detail"]
+        status, _ = await api.call(
+            "PUT", "/v1/rooms/tenant-a/policy", json={"record": True, "encryption_recipients": [room_key]}
+        )
+        assert status == 200
+        for room in ("tenant-a", "tenant-b"):  # tenant-b follows the service: no recipients, unencrypted
+            assert api.sfu is not None
+            await api.sfu.publish(room, "3001", "Agent")
+            sender = rtp_sender(reference, api.sfu.port_of(room, "3001"))
+            await asyncio.to_thread(sender.wait, 30)
+            status, _ = await api.call("POST", f"/v1/rooms/{room}/stop", role="operator")
+            assert status == 200
+        status, page = await api.call("GET", "/v1/recordings", role="supervisor")
+        by_room = {r["room_id"]: r["recording_id"] for r in page["items"]}
+        status, a = await api.call("GET", f"/v1/recordings/{by_room['tenant-a']}", role="supervisor")
+        assert a["manifest"]["encryption"]["recipients"] == [room_key, escrow]
+        assert all(o["encryption"] == "age" for o in a["manifest"]["objects"])
+        status, b = await api.call("GET", f"/v1/recordings/{by_room['tenant-b']}", role="supervisor")
+        assert b["manifest"]["encryption"] is None
+        assert all(o["encryption"] is None for o in b["manifest"]["objects"])
+    finally:
+        await archive.stop()
