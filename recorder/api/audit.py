@@ -174,6 +174,53 @@ class AuditLog:
             raise
         return entry
 
+    def append_many_in(
+        self, items: list[tuple[str, str | None, str, str | None, str, str | None, dict[str, DetailValue]]]
+    ) -> list[AuditEntry]:
+        """(worker thread) Append entries (actor, role, action, target, outcome, remote, detail), chained
+        in order, inside the caller's open transaction (BEGIN IMMEDIATE ... COMMIT around it and the
+        writes they describe): one commit for a batch (recorder/lifecycle deletes in batches)."""
+        db = self.db.connection
+        last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (last["seq"], last["hash"]) if last else (0, GENESIS)
+        out = []
+        for actor, role, action, target, outcome, remote, detail in items:
+            seq += 1
+            entry = AuditEntry(
+                seq=seq,
+                at=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                actor=actor,
+                role=role,
+                action=action,
+                target=target,
+                outcome=outcome,
+                remote=remote,
+                detail=detail,
+                prev_hash=prev,
+                hash="",
+            )
+            entry.hash = entry.computed_hash()
+            db.execute(
+                "INSERT INTO audit (seq, at, actor, role, action, target, outcome, remote, detail,"
+                " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.seq,
+                    entry.at,
+                    entry.actor,
+                    entry.role,
+                    entry.action,
+                    entry.target,
+                    entry.outcome,
+                    entry.remote,
+                    json.dumps(entry.detail, sort_keys=True),
+                    entry.prev_hash,
+                    entry.hash,
+                ),
+            )
+            prev = entry.hash
+            out.append(entry)
+        return out
+
     async def append(
         self,
         actor: str,

@@ -187,6 +187,30 @@ def begin(c: sqlite3.Connection, recording_id: str, names: list[str], whole: boo
     )
 
 
+def begin_many(
+    c: sqlite3.Connection,
+    intents: list[tuple[str, list[str], bool]],
+    updates: list[tuple[str, str | None, float | None]],
+) -> None:
+    """One transaction: the intents of a batch (before anything is removed), and the recordings nothing
+    is deleted of now (why, when to look again)."""
+    if not intents and not updates:
+        return
+    c.execute("BEGIN IMMEDIATE")
+    try:
+        for rid, names, whole in intents:
+            begin(c, rid, names, whole)
+        for rid, why, retry in updates:
+            c.execute(
+                "UPDATE recordings SET lifecycle_blocked = ?, next_deletion = ? WHERE recording_id = ?",
+                (why[:500] if why else None, retry, rid),
+            )
+        c.execute("COMMIT")
+    except BaseException:
+        c.execute("ROLLBACK")
+        raise
+
+
 def object_deleted(
     c: sqlite3.Connection, recording_id: str, name: str, kind: str, rule: str | None, at: float
 ) -> None:

@@ -24,11 +24,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from recorder.api.audit import AuditLog
+from recorder.api.audit import AuditLog, DetailValue
 from recorder.api.db import Database
 from recorder.api.files import StorageAccess
 from recorder.lifecycle import catalog as lc
@@ -76,6 +75,21 @@ class _Listing:
     @property
     def names(self) -> list[str]:
         return sorted({*self.stored, *self.local})
+
+
+@dataclass
+class _Deletion:
+    """What one recording loses in this pass."""
+
+    item: lc.DueRecording
+    listing: _Listing
+    names: list[str]
+    whole: bool
+    at: float
+
+    @property
+    def rules(self) -> list[str]:
+        return sorted({r for n in self.names if (r := self.item.plan.rule_of(kind_of(n))) is not None})
 
 
 class DeletionScheduler:
@@ -128,28 +142,76 @@ class DeletionScheduler:
     # -- deletion -------------------------------------------------------------------------------------
 
     async def run_once(self) -> PassReport:
+        """One bounded batch. Its durable writes are three transactions whatever its size: the intents
+        (before anything is removed), then, once the objects are gone, every deleted object, tombstone
+        and audit entry of the batch."""
         report = PassReport(evaluated=await self.evaluate())
         now = self.clock()
         batch = await self._sql(lc.due, now, self.settings.batch_size)
+        work: list[_Deletion] = []
+        updates: list[tuple[str, str | None, float | None]] = []
+        """(recording id, blocked why or None, next deletion) for recordings nothing is deleted of now."""
         for item in batch:
+            if self.is_live(item.recording_id):
+                continue  # finished in the catalog but still open here: never touched
             try:
-                await self._delete(item, now, report)
+                found = await self._plan(item, now, report, updates)
             except StorageError as exc:
-                why = f"store unavailable: {exc}"
-                report.blocked[item.recording_id] = why
-                retry = now + self.settings.retry_seconds
-                await self._sql(lc.block, item.recording_id, why, retry)
-                log.warning("retention: recording %s not deleted now: %s", item.recording_id, why)
+                self._blocked(item.recording_id, f"store unavailable: {exc}", now, None, report, updates)
+                continue
+            if found is not None:
+                work.append(found)
+        fresh = [(d.item.recording_id, d.names, d.whole) for d in work if d.item.intent is None]
+        await self._sql(lc.begin_many, fresh, updates)
+        done: list[_Deletion] = []
+        for d in work:
+            try:
+                await asyncio.to_thread(self._remove_all, d)
+            except StorageError as exc:  # the intent stays: the next pass tries the same deletion again
+                self._blocked(d.item.recording_id, f"store refused: {exc}", now, None, report, [])
+                log.warning("retention: recording %s: deletion interrupted: %s", d.item.recording_id, exc)
+                continue
+            await self._announce(d)
+            done.append(d)
+        if done:
+            await self.db.run(lambda: self._finish(done))
+        for d in done:
+            report.objects_deleted += len(d.names)
+            (report.deleted_whole if d.whole else report.deleted_partly).append(d.item.recording_id)
+        if done:
+            log.info(
+                "retention: %d recordings deleted, %d partly (%d objects)",
+                len(report.deleted_whole),
+                len(report.deleted_partly),
+                report.objects_deleted,
+            )
         return report
 
-    async def _delete(self, item: lc.DueRecording, now: float, report: PassReport) -> None:
+    def _blocked(
+        self,
+        rid: str,
+        why: str,
+        now: float,
+        until: float | None,
+        report: PassReport,
+        updates: list[tuple[str, str | None, float | None]],
+    ) -> None:
+        retry = max(until, now + 1) if until is not None else now + self.settings.retry_seconds
+        report.blocked[rid] = why
+        updates.append((rid, why, retry))
+        log.info("retention: recording %s is due but %s; next try %s", rid, why, _iso(retry))
+
+    async def _plan(
+        self,
+        item: lc.DueRecording,
+        now: float,
+        report: PassReport,
+        updates: list[tuple[str, str | None, float | None]],
+    ) -> _Deletion | None:
         rid = item.recording_id
-        if self.is_live(rid):
-            return  # finished in the catalog but still open here: never touched
-        access = self.storage()
-        listing = await asyncio.to_thread(self._list, item, access)
-        if item.intent is not None:
-            names, whole = [n for n in item.intent if n in listing.names], item.whole_intent
+        listing = await asyncio.to_thread(self._list, item, self.storage())
+        if item.intent is not None:  # a deletion a crash interrupted: the same one, whatever is left
+            names, whole = list(item.intent), item.whole_intent
         else:
             names, whole = due_objects(listing.names, item.plan, now)
         if not names and not whole:
@@ -157,48 +219,44 @@ class DeletionScheduler:
             nxt = item.plan.next_deletion(ObjectKind(k) for k in remaining)
             if nxt is not None and nxt <= now:  # due kinds with nothing left of them: look again later
                 nxt = now + self.settings.retry_seconds
-            await self._sql(lc.finish_partial, rid, nxt)
-            return
+            updates.append((rid, None, nxt))
+            return None
+        # checked again for an interrupted deletion too: a hold placed since then stops it
         why = "legal hold" if item.legal_hold else await asyncio.to_thread(self._protection, listing, names)
         if why is not None:
-            retry = now + self.settings.retry_seconds
-            if listing.locked_until is not None:
-                retry = max(listing.locked_until, now + 1)
-            report.blocked[rid] = why
-            await self._sql(lc.block, rid, why, retry)
-            log.info("retention: recording %s is due but %s; next try %s", rid, why, _iso(retry))
-            return
-        if item.intent is None:
-            await self._sql(lc.begin, rid, names, whole)
-        deleted_at = self.clock()
-        await asyncio.to_thread(self._remove_all, item, listing, names, deleted_at)
-        if whole:
-            await asyncio.to_thread(self._remove_folder, Path(item.folder))
-        rules = sorted({r for n in names if (r := item.plan.rule_of(kind_of(n))) is not None})
-        await self._announce(item, names, whole, rules, deleted_at)
-        by = "retention:" + ",".join(rules or ["default"])
+            self._blocked(rid, why, now, listing.locked_until, report, updates)
+            return None
+        return _Deletion(item, listing, names, whole, self.clock())
 
-        def finish() -> None:
-            c = self.db.connection
-            if whole:
-                lc.tombstone(c, rid, by, deleted_at)
-            else:
-                left = {k for n in listing.names if n not in names and (k := kind_of(n)) != RECORD}
-                lc.finish_partial(c, rid, item.plan.next_deletion(ObjectKind(k) for k in left))
-            self.audit.append_now(
-                "system",
-                None,
-                "recording.retention_delete",
-                rid,
-                "ok",
-                None,
-                {"objects": len(names), "whole": whole, "rules": ",".join(rules)},
-            )
-
-        await self.db.run(finish)
-        report.objects_deleted += len(names)
-        (report.deleted_whole if whole else report.deleted_partly).append(rid)
-        log.info("retention: recording %s: %d objects deleted%s", rid, len(names), " (all)" if whole else "")
+    def _finish(self, done: list[_Deletion]) -> None:
+        """(catalog thread) One transaction: deleted objects, tombstones or next times, audit entries."""
+        c = self.db.connection
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            entries: list[
+                tuple[str, str | None, str, str | None, str, str | None, dict[str, DetailValue]]
+            ] = []
+            for d in done:
+                rid, plan = d.item.recording_id, d.item.plan
+                for name in d.names:
+                    kind = kind_of(name)
+                    lc.object_deleted(c, rid, name, str(kind), plan.rule_of(kind), d.at)
+                if d.whole:
+                    lc.tombstone(c, rid, "retention:" + ",".join(d.rules or ["default"]), d.at)
+                else:
+                    left = {k for n in d.listing.names if n not in d.names and (k := kind_of(n)) != RECORD}
+                    lc.finish_partial(c, rid, plan.next_deletion(ObjectKind(k) for k in left))
+                detail: dict[str, DetailValue] = {
+                    "objects": len(d.names),
+                    "whole": d.whole,
+                    "rules": ",".join(d.rules),
+                }
+                entries.append(("system", None, "recording.retention_delete", rid, "ok", None, detail))
+            self.audit.append_many_in(entries)
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
 
     def _list(self, item: lc.DueRecording, access: StorageAccess | None) -> _Listing:
         stored: dict[str, str] = {}
@@ -242,17 +300,13 @@ class DeletionScheduler:
                 return f"{name} is under object lock until {retention.until.isoformat()}"
         return None
 
-    def _remove_all(self, item: lc.DueRecording, listing: _Listing, names: list[str], at: float) -> None:
-        """(worker thread) Remove each object; each removal is then recorded in the catalog (queued in
-        order, so the pass's final transaction runs after them)."""
-        for name in names:
-            self._remove(listing, name)
-            kind = kind_of(name)
-            rule = item.plan.rule_of(kind)
-            self.db.submit(partial(self._record_deleted, item.recording_id, name, str(kind), rule, at))
-
-    def _record_deleted(self, rid: str, name: str, kind: str, rule: str | None, at: float) -> None:
-        lc.object_deleted(self.db.connection, rid, name, kind, rule, at)
+    def _remove_all(self, d: _Deletion) -> None:
+        """(worker thread) Remove each object from the store for good and from the local folder (names
+        already gone are not an error: a resumed deletion removes what is left)."""
+        for name in d.names:
+            self._remove(d.listing, name)
+        if d.whole:
+            self._remove_folder(Path(d.item.folder))
 
     def _remove(self, listing: _Listing, name: str) -> None:
         key = listing.stored.get(name)
@@ -269,21 +323,20 @@ class DeletionScheduler:
     def _inside(self, folder: Path) -> bool:
         return self.recordings_dir.resolve() in folder.resolve().parents
 
-    async def _announce(
-        self, item: lc.DueRecording, names: list[str], whole: bool, rules: list[str], at: float
-    ) -> None:
+    async def _announce(self, d: _Deletion) -> None:
         publish = self.publish()
         if publish is None:
             return
+        item = d.item
         data = RecordingDeleted(
             recording_id=item.recording_id,
             room_id=item.room_id,
-            deleted_at=datetime.fromtimestamp(at, UTC),
-            whole=whole,
-            rules=rules,
-            objects=names,
+            deleted_at=datetime.fromtimestamp(d.at, UTC),
+            whole=d.whole,
+            rules=d.rules,
+            objects=d.names,
         )
-        suffix = "all" if whole else str(len(names)) + "-" + names[0].replace("/", "_")[:60]
+        suffix = "all" if d.whole else str(len(d.names)) + "-" + d.names[0].replace("/", "_")[:60]
         await publish(WebhookEvent.of(data), f"deleted-{item.recording_id}-{suffix}")
 
     # -- dry run --------------------------------------------------------------------------------------

@@ -167,7 +167,15 @@ class LocalStore(ObjectStore):
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         keys: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
+        # Walk only the folder the prefix is in (its part up to the last '/'), not the whole store: a
+        # recording's listing stays as cheap with 100,000 recordings stored as with one.
+        top = self.root
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        if folder and all(p not in {"", ".", ".."} for p in folder.split("/")) and "\\" not in folder:
+            top = self.root / folder
+            if folder.split("/", 1)[0] == META_DIR:
+                return
+        for dirpath, dirnames, filenames in os.walk(top):
             rel = Path(dirpath).relative_to(self.root).as_posix()
             if rel == ".":
                 dirnames[:] = [d for d in dirnames if d != META_DIR]
