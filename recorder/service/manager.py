@@ -125,6 +125,7 @@ class RecordingManager:
         self.admission: list[Callable[[], str | None]] = []
         """Checks a new recording must pass: each returns None, or why recording must not start now."""
         self._lock = asyncio.Lock()
+        self._streams_lock = asyncio.Lock()  # add_streams, one at a time
 
     @property
     def active_streams(self) -> int:
@@ -189,7 +190,14 @@ class RecordingManager:
         self, room: str, participant: ParticipantInfo, streams: list[StreamRequest]
     ) -> list[StreamPorts]:
         """Record more streams of a participant, one SFU producer at a time (mediasoup); the participant
-        is added when new. Idempotent per mid: a stream already recorded gets its ports back."""
+        is added when new. Idempotent per mid: a stream already recorded gets its ports back. Calls are
+        serialized: two producers of a new participant registering at once must not both add it."""
+        async with self._streams_lock:
+            return await self._add_streams(room, participant, streams)
+
+    async def _add_streams(
+        self, room: str, participant: ParticipantInfo, streams: list[StreamRequest]
+    ) -> list[StreamPorts]:
         if room not in self.rooms or participant.id not in self.rooms[room].participants:
             return await self.add_participant(room, participant, streams)
         try:

@@ -119,6 +119,17 @@ async def test_registration_answers_ports_and_is_idempotent_per_mid(service: Ser
     assert track.receiver.media_ssrc == 622318427  # PLIs can name the Consumer's SSRC before media
 
 
+async def test_producers_of_a_new_participant_registering_at_once_get_their_own_tracks(
+    service: Service,
+) -> None:
+    (_, video), (_, audio) = await asyncio.gather(
+        service.register("alice", "0", VP8), service.register("alice", "1", OPUS, kind="audio")
+    )
+    assert (video["track"], audio["track"]) == ("alice-video-0", "alice-audio-1")
+    assert video["port"] != audio["port"]
+    assert sorted(service.manager.rooms["room-1"].session.tracks) == ["alice-audio-1", "alice-video-0"]
+
+
 async def test_producer_pause_and_resume_are_in_the_track_summary(service: Service) -> None:
     await service.register("alice", "0", VP8)
     assert (await service.call("POST", f"{BASE}/participants/alice/streams/0/pause"))[0] == 200

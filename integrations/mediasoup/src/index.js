@@ -226,21 +226,39 @@ class RoomRecording {
   }
 
   /** Renew the room's lease; register again what CallVault does not record (it restarted), and what
-   * could not be registered before (CallVault was unreachable). */
+   * could not be registered before (CallVault was unreachable). Only streams registered when the
+   * heartbeat left are listed: one registering meanwhile is not "missing". */
   async heartbeat() {
-    const streams = [...this.streams.values()].filter((s) => !s.closed);
+    const registered = new Map(
+      [...this.streams.values()].filter((s) => !s.closed && !s.starting && s.ports).map((s) => [s, s.ports]),
+    );
     const answer = await this.recorder.client.call('PUT', `/v1/ingest/rooms/${enc(this.roomId)}/lease`, {
-      streams: streams.map((s) => ({ participant_id: s.participantId, mid: s.mid })),
+      streams: [...registered.keys()].map((s) => ({ participant_id: s.participantId, mid: s.mid })),
     });
     if (typeof answer?.lease_seconds === 'number' && answer.lease_seconds > 0) {
       this.leaseMs = answer.lease_seconds * 1000;
     }
     const missing = new Set((answer?.missing ?? []).map((m) => `${m.participant_id}\u0000${m.mid}`));
-    for (const stream of streams) {
-      if (missing.has(`${stream.participantId}\u0000${stream.mid}`) && !stream.starting) {
-        stream.ports = null;
-        await stream.start().catch((err) => this.recorder._warn(err));
+    for (const stream of [...this.streams.values()]) {
+      if (stream.closed || stream.starting) continue;
+      const lost = registered.get(stream) === stream.ports && missing.has(`${stream.participantId}\u0000${stream.mid}`);
+      if (stream.ports && !lost) continue;
+      stream.ports = null;
+      await this.#start(stream).catch((err) => this.recorder._warn(err));
+    }
+  }
+
+  /** Start (or restart) a stream; a refusal for good (4xx but timeouts and rate limits) drops it.
+   * @param {StreamRecording} stream */
+  async #start(stream) {
+    try {
+      await stream.start();
+    } catch (err) {
+      if (err instanceof CallVaultError && err.status >= 400 && err.status < 500 && ![408, 429].includes(err.status)) {
+        this.streams.delete(stream.producer.id);
+        stream.closed = true;
       }
+      throw err;
     }
   }
 
@@ -261,17 +279,9 @@ class RoomRecording {
       this.streams.delete(producer.id);
       stream.close().catch((err) => this.recorder._warn(err));
     });
-    try {
-      await stream.start();
-    } catch (err) {
-      // CallVault unreachable, or it refused: the heartbeat tries again while the Producer lives,
-      // unless CallVault said no for good (the room is not recorded, the parameters are invalid).
-      if (err instanceof CallVaultError && err.status !== 503 && err.status < 500) {
-        this.streams.delete(producer.id);
-        stream.closed = true;
-      }
-      throw err;
-    }
+    // CallVault unreachable: the heartbeat tries again while the Producer lives, unless CallVault said
+    // no for good (the room is not recorded, the parameters are invalid).
+    await this.#start(stream);
   }
 
   /**
