@@ -234,3 +234,26 @@ def test_the_public_pylibsrtp_call_counts_alike() -> None:
         assert r.unprotect(sent[2]) is None and r.unprotect(forged) is None
         assert r.unprotect(os.urandom(5000)) is None
         assert (r.replayed, r.unauthenticated) == (1, 2)
+
+
+def test_a_long_pause_keeps_the_decryption_in_step() -> None:
+    """Nothing of a pause is recorded, but libsrtp still sees its packets go by: after 70,000 paused packets
+    (the 16-bit sequence number wrapped; the rollover counter moved on) recording resumes without a loss of
+    authentication."""
+    key = SrtpKey.generate()
+    r, janus = receiver(key), SrtpSender(key)
+    seq = 0
+    for _ in range(10):
+        r.datagram_received(janus.protect(rtp(seq & 0xFFFF)), JANUS)
+        seq += 1
+    r.pipeline.paused = True
+    for _ in range(70_000):
+        r.datagram_received(janus.protect(rtp(seq & 0xFFFF)), JANUS)
+        seq += 1
+    r.pipeline.paused = False
+    for _ in range(10):
+        r.datagram_received(janus.protect(rtp(seq & 0xFFFF)), JANUS)
+        seq += 1
+    s = summary(r)
+    assert s.packets_paused == 70_000 and s.packets_unauthenticated == 0 and s.packets_replayed == 0
+    assert s.packets_received == 20
