@@ -25,6 +25,7 @@ from recorder.api import (
     routes_keys,
     routes_lifecycle,
     routes_recordings,
+    routes_reports,
     routes_rooms,
 )
 from recorder.api.audit import AuditLog
@@ -171,6 +172,7 @@ class ControlApi:
         ctx = ApiContext(api, manager, db, catalog, sink, policy, keys, audit, control)
         registry = Registry(keys, audit, body_timeout=api.body_timeout)
         routes_recordings.register(registry, ctx)
+        routes_reports.register(registry, ctx)
         routes_rooms.register(registry, ctx)
         routes_admin.register(registry, ctx)
         routes_keys.register(registry, ctx)

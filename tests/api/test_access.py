@@ -24,6 +24,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/recordings/{recording_id}/links"): {A, S},
     ("GET", "/v1/recordings/{recording_id}/file"): {A, S},
     ("POST", "/v1/recordings/{recording_id}/verify"): {A, U},
+    ("GET", "/v1/recordings/{recording_id}/report"): {A, S, U},
     ("PUT", "/v1/recordings/{recording_id}/legal-hold"): {A},
     ("DELETE", "/v1/recordings/{recording_id}"): {A},
     ("GET", "/v1/policy"): {A, OP},
