@@ -121,9 +121,9 @@ def _sum16(data: bytes) -> int:
 class UdpEncoder:
     """Enhanced Packet Blocks of UDP datagrams between one source and one destination, on one interface.
 
-    IPv4: the header checksum is right (the constant words are summed once), the UDP checksum is zero
-    (optional in IPv4). IPv6: the UDP checksum is computed (it is mandatory there). An IPv4-mapped IPv6
-    address is written as the IPv4 address it is."""
+    IPv4: identification 0 with DF set (atomic datagrams, RFC 6864), the header checksum right, the UDP
+    checksum zero (optional in IPv4). IPv6: the UDP checksum is computed (it is mandatory there). An
+    IPv4-mapped IPv6 address is written as the IPv4 address it is."""
 
     def __init__(self, interface: int, source: tuple[str, int], destination: tuple[str, int]) -> None:
         src, dst = _address(source[0]), _address(destination[0])
@@ -133,7 +133,6 @@ class UdpEncoder:
         self.sport, self.dport = source[1], destination[1]
         self.src, self.dst = src.packed, dst.packed
         self.v6 = src.version == 6
-        self._id = 0
         if not self.v6:
             # version/IHL + TOS, flags (DF), TTL + protocol, source, destination: constant per pair
             words = struct.unpack("!4H", self.src + self.dst)
@@ -141,38 +140,35 @@ class UdpEncoder:
         else:
             self._pseudo = _sum16(self.src + self.dst) + 17
 
+    def ipv4_entry(self, n: int) -> tuple[int, int, bytes, bytes]:
+        """For an IPv4 datagram of `n` payload bytes: the block's total length, the captured length, the
+        IPv4 + UDP header and what follows the payload (padding and the trailing length). Identification
+        is 0 (the datagrams are atomic, DF set: RFC 6864), so all of it depends on `n` only and is cached
+        by the caller."""
+        length = n + 28
+        csum = ~_checksum_fold(self._base + length) & 0xFFFF
+        header = _IPV4_UDP.pack(
+            0x45, 0, length, 0, 0x4000, 64, 17, csum, self.src, self.dst, self.sport, self.dport, n + 8, 0
+        )
+        total = 32 + length + (-length & 3)
+        return total, length, header, _PAD[length & 3] + _U32.pack(total)
+
     def block(self, time_ns: int, payload: bytes) -> bytes:
         """The Enhanced Packet Block of one datagram that arrived at `time_ns` (Unix nanoseconds)."""
         n = len(payload)
+        if not self.v6:
+            total, caplen, header, tail = self.ipv4_entry(n)
+            head = _EPB.pack(
+                EPB_TYPE, total, self.interface, time_ns >> 32, time_ns & 0xFFFFFFFF, caplen, caplen
+            )
+            return b"".join((head, header, payload, tail))
         udp_len = n + 8
-        if self.v6:
-            checksum = self._pseudo + udp_len + self.sport + self.dport + udp_len + _sum16(payload)
-            checksum = ~_checksum_fold(checksum) & 0xFFFF or 0xFFFF
-            header = _IPV6_UDP.pack(
-                0x60000000, udp_len, 17, 64, self.src, self.dst, self.sport, self.dport, udp_len, checksum
-            )
-            caplen = n + 48
-        else:
-            ident = self._id = (self._id + 1) & 0xFFFF
-            length = n + 28
-            csum = ~_checksum_fold(self._base + length + ident) & 0xFFFF
-            header = _IPV4_UDP.pack(
-                0x45,
-                0,
-                length,
-                ident,
-                0x4000,
-                64,
-                17,
-                csum,
-                self.src,
-                self.dst,
-                self.sport,
-                self.dport,
-                udp_len,
-                0,
-            )
-            caplen = length
+        checksum = self._pseudo + udp_len + self.sport + self.dport + udp_len + _sum16(payload)
+        checksum = ~_checksum_fold(checksum) & 0xFFFF or 0xFFFF
+        header = _IPV6_UDP.pack(
+            0x60000000, udp_len, 17, 64, self.src, self.dst, self.sport, self.dport, udp_len, checksum
+        )
+        caplen = n + 48
         total = 32 + caplen + (-caplen & 3)
         return b"".join(
             (
@@ -185,6 +181,10 @@ class UdpEncoder:
                 _U32.pack(total),
             )
         )
+
+
+EPB_HEAD = _EPB
+"""Type, total length, interface, timestamp high and low, captured and original length."""
 
 
 def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

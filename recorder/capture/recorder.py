@@ -50,7 +50,7 @@ class CaptureRecorder:
         """Start capturing the track; the returned PacketCapture is what its receiver feeds."""
         context = [*context, settings_comment(self.settings)]
         packets = PacketCapture(spec, self.settings.segment_seconds, local_rtp, local_rtcp, context)
-        file = await asyncio.to_thread(CaptureFile, self.folder, spec.name)
+        file = await asyncio.to_thread(CaptureFile, self.folder, spec.name, packets.header)
         self.tracks[spec.name] = _Captured(packets, file)
         return packets
 

@@ -1,6 +1,8 @@
-"""One track's capture, in two halves: `PacketCapture` on the event loop (the hot path: each datagram
-becomes one Enhanced Packet Block appended to a list, nothing else) and `CaptureFile` in a writer
-thread (appends what a tick gathered to the open segment file, closes, hashes and lists segments).
+"""One track's capture, in two halves: `PacketCapture` on the event loop (the hot path: an RTP packet is
+two list appends, its arrival time and its bytes) and `CaptureFile` in a writer thread (builds the
+pcapng blocks of what a tick gathered, appends them to the open segment file, closes, hashes and lists
+segments). The IPv4 + UDP header and the block's tail depend on the datagram's length only and are
+cached per length, so a packet's block costs one struct pack and four list appends.
 
 A new segment starts, with its own Section Header and Interface Descriptions so each one opens alone in
 Wireshark, at the first packet `segment_seconds` after the segment's first. The writes are whole blocks,
@@ -86,15 +88,40 @@ def segment_header(spec: StreamSpec, rtp_port: int, rtcp_port: int | None, conte
 
 @dataclass(frozen=True, slots=True)
 class NewSegment:
-    """Close the open segment; what follows goes to the next one."""
+    """Close the open segment (if any) and start the next one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rtcp:
+    time: float
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A CallVault event (its text is the comment of a zero-byte packet on the events interface)."""
+
+    time: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A new sender on one of the track's sockets: its packets are wrapped by `encoder` from now on."""
+
+    time: float
+    encoder: pcapng.UdpEncoder
+    text: str
 
 
 NEW_SEGMENT = NewSegment()
-Chunk = bytes | NewSegment
+Item = float | bytes | NewSegment | Rtcp | Note | Source
+"""What the event loop gathers: an RTP packet is two items, its arrival time (a float) then its bytes."""
 
 
 class PacketCapture:
-    """The event-loop half: blocks gathered between two ticks (`take`)."""
+    """The event-loop half: per RTP packet two list appends (arrival time, bytes), nothing else; the
+    blocks are built in the writer thread (`CaptureFile.write`). `take` hands over what was gathered."""
 
     def __init__(
         self,
@@ -108,47 +135,35 @@ class PacketCapture:
         self.local_rtp = local_rtp
         self.local_rtcp = local_rtcp or local_rtp
         self.header = segment_header(spec, local_rtp[1], local_rtcp[1] if local_rtcp else None, context or [])
-        self.segment_ns = int(segment_seconds * 1e9)
-        self.chunks: list[Chunk] = []
-        self.packets = 0
+        self.segment_seconds = segment_seconds
+        self.items: list[Item] = []
         self.paused = False
-        self._rotate_at: int | None = None  # when the next packet starts a new segment (None: none open)
-        self._rtp: pcapng.UdpEncoder | None = None
+        self._rotate_at = float("-inf")  # the first packet at or after it starts a new segment
         self._rtp_source: Address | None = None
-        self._rtcp: pcapng.UdpEncoder | None = None
         self._rtcp_source: Address | None = None
 
     def rtp(self, data: bytes, addr: Address, now: float) -> None:
-        time_ns = int(now * 1e9)
-        rotate = self._rotate_at
-        if rotate is None or time_ns >= rotate:
-            self._start_segment(time_ns)
-        encoder = self._rtp
-        if encoder is None or addr != self._rtp_source:
-            encoder = self._rtp = self._encoder(pcapng.IF_RTP, addr, self.local_rtp, "rtp", time_ns)
-            self._rtp_source = addr
-        self.chunks.append(encoder.block(time_ns, data))
-        self.packets += 1
+        if now >= self._rotate_at:
+            self._start_segment(now)
+        if addr != self._rtp_source:
+            self._new_source(pcapng.IF_RTP, addr, self.local_rtp, "rtp", now)
+        items = self.items
+        items.append(now)
+        items.append(data)
 
     def rtcp(self, data: bytes, addr: Address, now: float) -> None:
         if self.paused:
             return
-        time_ns = int(now * 1e9)
-        rotate = self._rotate_at
-        if rotate is None or time_ns >= rotate:
-            self._start_segment(time_ns)
-        encoder = self._rtcp
-        if encoder is None or addr != self._rtcp_source:
-            encoder = self._rtcp = self._encoder(pcapng.IF_RTCP, addr, self.local_rtcp, "rtcp", time_ns)
-            self._rtcp_source = addr
-        self.chunks.append(encoder.block(time_ns, data))
-        self.packets += 1
+        if now >= self._rotate_at:
+            self._start_segment(now)
+        if addr != self._rtcp_source:
+            self._new_source(pcapng.IF_RTCP, addr, self.local_rtcp, "rtcp", now)
+        self.items.append(Rtcp(now, data))
 
     def event(self, now: float, kind: str, **fields: object) -> None:
-        time_ns = int(now * 1e9)
-        if self._rotate_at is None:
-            self._start_segment(time_ns)
-        self.chunks.append(pcapng.event(time_ns, event_text(kind, **fields)))
+        if self._rotate_at == float("-inf"):
+            self._start_segment(now)
+        self.items.append(Note(now, event_text(kind, **fields)))
 
     def pause(self, now: float, by: str | None, reason: str | None) -> None:
         if not self.paused:
@@ -160,29 +175,23 @@ class PacketCapture:
             self.paused = False
             self.event(now, "pause-end")
 
-    def take(self) -> list[Chunk]:
-        chunks, self.chunks = self.chunks, []
-        return chunks
+    def take(self) -> list[Item]:
+        items, self.items = self.items, []
+        return items
 
-    def _start_segment(self, time_ns: int) -> None:
-        if self._rotate_at is not None:
-            self.chunks.append(NEW_SEGMENT)
-        self._rotate_at = time_ns + self.segment_ns
-        self.chunks.append(self.header)
-        for source, local, what in (
-            (self._rtp_source, self.local_rtp, "rtp"),
-            (self._rtcp_source, self.local_rtcp, "rtcp"),
-        ):
-            if source is not None:
-                self.chunks.append(pcapng.event(time_ns, _source_text(what, source, local)))
+    def _start_segment(self, now: float) -> None:
+        self.items.append(NEW_SEGMENT)
+        self._rotate_at = now + self.segment_seconds
 
-    def _encoder(
-        self, interface: int, source: Address, local: Address, what: str, time_ns: int
-    ) -> pcapng.UdpEncoder:
+    def _new_source(self, interface: int, source: Address, local: Address, what: str, now: float) -> None:
         """A new sender on a socket (the forwarder, or a new one after it changed): named in an event."""
         local = (_local_host(local[0], source[0]), local[1])
-        self.chunks.append(pcapng.event(time_ns, _source_text(what, source, local)))
-        return pcapng.UdpEncoder(interface, source, local)
+        encoder = pcapng.UdpEncoder(interface, source, local)
+        self.items.append(Source(now, encoder, _source_text(what, source, local)))
+        if interface == pcapng.IF_RTP:
+            self._rtp_source = source
+        else:
+            self._rtcp_source = source
 
 
 def _local_host(bound: str, source: str) -> str:
@@ -211,14 +220,16 @@ def _source_text(what: str, source: Address, local: Address) -> str:
 
 
 class CaptureFile:
-    """The writer-thread half: appends chunks to the open segment file; closed segments are listed in
-    `segments` with their size and SHA-256 (`frames` counts packets and events, the RTP timestamps are
-    the segment's first and last RTP packet's)."""
+    """The writer-thread half: builds the blocks of what a tick gathered and appends them to the open
+    segment file; closed segments are listed in `segments` with their size and SHA-256 (`frames` counts
+    the packets, RTP and RTCP; the RTP timestamps are the segment's first and last RTP packet's)."""
 
-    def __init__(self, folder: Path, track: str) -> None:
+    def __init__(self, folder: Path, track: str, header: bytes) -> None:
         self.folder = folder
         self.track = track
+        self.header = header
         self.segments: list[SegmentInfo] = []
+        self.failed: str | None = None
         self._dir = capture_dir(folder, track)
         self._dir.mkdir(parents=True, exist_ok=True)
         self._next_index = len(list(self._dir.glob(f"*.{EXTENSION}")))
@@ -226,28 +237,24 @@ class CaptureFile:
         self._path: Path | None = None
         self._hash = hashlib.sha256()
         self._size = 0
-        self._blocks = 0
-        self._first_rtp: int | None = None
-        self._last_rtp = 0
-        self.failed: str | None = None
+        self._packets = 0
+        self._first_rtp: bytes | None = None
+        self._last_rtp: bytes | None = None
+        self._open = False  # a segment was started (its file is created with its first write)
+        self._rtp: pcapng.UdpEncoder | None = None
+        self._rtcp: pcapng.UdpEncoder | None = None
+        self._sources: dict[int, Source] = {}
+        self._entries: dict[int, tuple[int, int, bytes, bytes]] = {}
 
-    def write(self, chunks: list[Chunk]) -> None:
+    def write(self, items: list[Item]) -> None:
         if self.failed is not None:
             return
         try:
-            pending: list[bytes] = []
-            for chunk in chunks:
-                if isinstance(chunk, NewSegment):
-                    self._append(pending)
-                    pending = []
-                    self._close_segment()
-                else:
-                    pending.append(chunk)
-            self._append(pending)
+            self._write(items)
         except OSError as exc:
             self.failed = str(exc)
             log.error("capture of %s: cannot write (%s); the capture stops here", self.track, exc)
-            self._close_segment(keep=True)
+            self._close_segment()
 
     def close(self) -> list[SegmentInfo]:
         """Close the open segment; idempotent."""
@@ -257,56 +264,102 @@ class CaptureFile:
             log.error("capture of %s: cannot close its last segment: %s", self.track, exc)
         return self.segments
 
-    def _append(self, blocks: list[bytes]) -> None:
-        if not blocks:
+    def _write(self, items: list[Item]) -> None:
+        out: list[bytes] = []
+        append = out.append
+        head = pcapng.EPB_HEAD.pack
+        entries = self._entries
+        rtp = self._rtp
+        interface = pcapng.IF_RTP
+        packets = 0
+        first, last = self._first_rtp, self._last_rtp
+        it = iter(items)
+        for item in it:
+            if item.__class__ is float:  # the hot path: an RTP packet
+                data: bytes = next(it)  # type: ignore[assignment]
+                n = len(data)
+                entry = entries.get(n)
+                if entry is None:
+                    assert rtp is not None
+                    if rtp.v6:
+                        append(rtp.block(int(item * 1e9), data))
+                        packets += 1
+                        first = first or data
+                        last = data
+                        continue
+                    entry = entries[n] = rtp.ipv4_entry(n)
+                total, caplen, ip, tail = entry
+                ns = int(item * 1e9)
+                append(head(pcapng.EPB_TYPE, total, interface, ns >> 32, ns & 0xFFFFFFFF, caplen, caplen))
+                append(ip)
+                append(data)
+                append(tail)
+                packets += 1
+                if first is None:
+                    first = data
+                last = data
+            elif isinstance(item, Rtcp):
+                if self._rtcp is not None:
+                    append(self._rtcp.block(int(item.time * 1e9), item.data))
+                    packets += 1
+            elif isinstance(item, Note):
+                append(pcapng.event(int(item.time * 1e9), item.text))
+            elif isinstance(item, Source):
+                self._sources[item.encoder.interface] = item
+                if item.encoder.interface == pcapng.IF_RTP:
+                    rtp = self._rtp = item.encoder
+                    entries.clear()
+                else:
+                    self._rtcp = item.encoder
+                append(pcapng.event(int(item.time * 1e9), item.text))
+            elif isinstance(item, NewSegment):
+                self._packets += packets
+                self._first_rtp, self._last_rtp = first, last
+                self._append(out)
+                self._close_segment()
+                out = [self.header]
+                append = out.append
+                for source in self._sources.values():  # each segment names its forwarder
+                    append(pcapng.event(int(source.time * 1e9), source.text))
+                self._open = True
+                packets, first, last = 0, None, None
+        self._packets += packets
+        self._first_rtp, self._last_rtp = first, last
+        self._append(out)
+
+    def _append(self, pieces: list[bytes]) -> None:
+        if not pieces or not self._open:
             return
         if self._file is None:
             self._path = self._dir / f"{self._next_index:06d}.{EXTENSION}"
             self._file = self._path.open("ab")
             self._hash = hashlib.sha256()
             self._size = 0
-            self._blocks = 0
-            self._first_rtp = None
-        data = b"".join(blocks)
+        data = b"".join(pieces)
         self._file.write(data)
         self._file.flush()  # in the kernel's hands: survives a SIGKILL
         self._hash.update(data)
         self._size += len(data)
-        for block in blocks:
-            if len(block) >= 68 and int.from_bytes(block[8:12], "little") == pcapng.IF_RTP:
-                ts = _rtp_timestamp(block)
-                if ts is not None:
-                    if self._first_rtp is None:
-                        self._first_rtp = ts
-                    self._last_rtp = ts
-            if int.from_bytes(block[:4], "little") == pcapng.EPB_TYPE:
-                self._blocks += 1
 
-    def _close_segment(self, keep: bool = True) -> None:
+    def _close_segment(self) -> None:
         file, path = self._file, self._path
+        self._open = False
         if file is None or path is None:
             return
         self._file = None
         file.close()
         self._next_index += 1
+        first, last = self._first_rtp, self._last_rtp
         self.segments.append(
             SegmentInfo(
                 index=int(path.stem),
                 path=str(path.relative_to(self.folder)),
-                first_rtp_timestamp=self._first_rtp or 0,
-                last_rtp_timestamp=self._last_rtp,
-                frames=self._blocks,
+                first_rtp_timestamp=int.from_bytes(first[4:8], "big") if first else 0,
+                last_rtp_timestamp=int.from_bytes(last[4:8], "big") if last else 0,
+                frames=self._packets,
                 size=self._size,
                 sha256=self._hash.hexdigest(),
             )
         )
-
-
-def _rtp_timestamp(block: bytes) -> int | None:
-    """The RTP timestamp of an Enhanced Packet Block of UDP over IPv4 or IPv6 on the RTP interface."""
-    ip = block[28:]
-    header = 28 if ip[0] >> 4 == 4 else 48
-    rtp = ip[header:]
-    if len(rtp) < 12 or rtp[0] >> 6 != 2 or 192 <= rtp[1] <= 223:
-        return None
-    return int.from_bytes(rtp[4:8], "big")
+        self._packets = 0
+        self._first_rtp = self._last_rtp = None

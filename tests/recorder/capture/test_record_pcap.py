@@ -23,7 +23,7 @@ def good_capture(folder: Path) -> Path:
             bytes([0x80, 111]) + seq.to_bytes(2, "big") + (seq * 960).to_bytes(4, "big") + b"\0\0\0\7\xfc"
         )
         capture.rtp(packet, ("127.0.0.1", 40000), 1_764_540_000 + seq * 0.02)
-    file = CaptureFile(folder, SPEC.name)
+    file = CaptureFile(folder, SPEC.name, capture.header)
     file.write(capture.take())
     (segment,) = file.close()
     return folder / segment.path

@@ -41,7 +41,7 @@ def sender_report() -> bytes:
 
 def test_segments_open_alone_and_are_listed_with_their_hash(tmp_path: Path) -> None:
     capture = PacketCapture(SPEC, 1.0, ("10.0.0.9", 20000), ("10.0.0.9", 20001), ["recording r1"])
-    file = CaptureFile(tmp_path, SPEC.name)
+    file = CaptureFile(tmp_path, SPEC.name, capture.header)
     t0 = 1_764_540_000.0
     for i in range(90):  # 3 s at 30 packets/s: three segments
         capture.rtp(rtp(i, 3000 * i), FORWARDER, t0 + i / 30)
@@ -77,7 +77,7 @@ def test_segments_open_alone_and_are_listed_with_their_hash(tmp_path: Path) -> N
 
 def test_a_pause_is_absent_and_marked_with_who_and_why(tmp_path: Path) -> None:
     capture = PacketCapture(SPEC, 60.0, ("10.0.0.9", 20000), None)
-    file = CaptureFile(tmp_path, SPEC.name)
+    file = CaptureFile(tmp_path, SPEC.name, capture.header)
     t0 = 1_764_540_000.0
     capture.rtp(rtp(1, 0), FORWARDER, t0)
     capture.pause(t0 + 1, "agent-7", "card number")
@@ -102,7 +102,7 @@ from recorder.capture.writer import CaptureFile, PacketCapture
 from recorder.models import Codec, StreamSpec
 spec = StreamSpec(name="t", codec=Codec.OPUS, payload_type=111, clock_rate=48000, port=1)
 capture = PacketCapture(spec, 3600.0, ("127.0.0.1", 1), None)
-file = CaptureFile(Path(sys.argv[1]), "t")
+file = CaptureFile(Path(sys.argv[1]), "t", capture.header)
 seq = 0
 while True:
     for _ in range(50):
