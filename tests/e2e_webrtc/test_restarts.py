@@ -44,6 +44,61 @@ def settings_for(tmp_path: Path, janus: JanusServer, port: int) -> ServiceSettin
     return janus_service_settings(tmp_path, janus.ws_url, port, (43000, 43999), segment_seconds=1.0)
 
 
+def age_keygen(path: Path) -> str:
+    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
+    done = subprocess.run(["age-keygen", "-y", str(path)], check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+async def wait_stored(data_dir: Path, within: float) -> None:
+    """Until the store has the manifest and the data folder no plaintext recording (polls every 0.2 s)."""
+    store, recordings = data_dir / "recordings-store", data_dir / "recordings"
+
+    def done() -> bool:
+        return bool(list(store.rglob("manifest.json"))) and not any(recordings.iterdir())
+
+    for _ in range(int(within / 0.2)):
+        if await asyncio.to_thread(done):
+            return
+        await asyncio.sleep(0.2)
+    left = [str(p.relative_to(data_dir)) for p in recordings.rglob("*")][:10]
+    raise AssertionError(
+        f"not stored within {within} s: manifests {list(store.rglob('manifest.json'))}, left {left}"
+    )
+
+
+def restored(data_dir: Path, tmp_path: Path) -> Path:
+    """The encrypted recording as the service left it: ciphertext only in the store, no plaintext in the
+    data folder; decrypted by `callvault decrypt` into a new folder."""
+    (manifest,) = (data_dir / "recordings-store").rglob("manifest.json")
+    stored = manifest.parent
+    suffixes = {p.suffix for p in stored.rglob("*") if p.is_file()}
+    assert suffixes == {".age", ".json", ".sig"}, suffixes
+    leftovers = [p for p in (data_dir / "recordings").rglob("*") if p.is_file()]
+    leftovers += [p for p in (data_dir / "spool").rglob("*") if p.is_file() and p.suffix in {".webm", ".mkv"}]
+    assert leftovers == [], leftovers
+    out = tmp_path / "decrypted"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recorder.cli",
+            "decrypt",
+            str(stored),
+            "--identity",
+            str(tmp_path / "key.txt"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return out
+
+
 def video_tracks(folder: Path) -> list[dict[str, Any]]:
     tracks = [json.loads(p.read_text()) for p in sorted(folder.glob("*-video-*.json"))]
     return sorted(tracks, key=lambda t: t["first_wallclock"] or 0)
@@ -106,7 +161,12 @@ async def test_janus_restart_mid_call(netns_for_test: NetNamespace, tmp_path: Pa
     assert before["last_wallclock"] - before["first_wallclock"] == pytest.approx(2.0, abs=0.7)
 
 
-async def test_service_killed_and_restarted_mid_call(netns_for_test: NetNamespace, tmp_path: Path) -> None:
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+async def test_service_killed_and_restarted_mid_call(
+    netns_for_test: NetNamespace, tmp_path: Path, encrypted: bool
+) -> None:
+    """Encrypted (archive.encryption with the local store): the same, and what is stored is ciphertext
+    only, no plaintext is left in the data folder, and `callvault decrypt` gives back both parts."""
     ns = netns_for_test
     port = free_tcp_port()
     janus = janus_for(ns, tmp_path, port)
@@ -120,6 +180,10 @@ async def test_service_killed_and_restarted_mid_call(netns_for_test: NetNamespac
         f'[janus]\nws_url = "{janus.ws_url}"\nadmin_key = "{ADMIN_KEY}"\nroom_secret = "{ROOM_SECRET}"\n'
         f'events_token = "evt"\nempty_room_grace = 1.0\n[api]\nadmin_key = "{API_KEY}"\n'
     )
+    if encrypted:
+        recipient = age_keygen(tmp_path / "key.txt")
+        with config.open("a") as f:
+            f.write(f'[archive]\n[archive.encryption]\nrecipients = ["{recipient}"]\n')
 
     def start_service() -> subprocess.Popen[bytes]:
         # Started from this thread, the child lives in the test's network namespace too.
@@ -146,6 +210,8 @@ async def test_service_killed_and_restarted_mid_call(netns_for_test: NetNamespac
             sent = await publisher.finish(within=30)
 
             (recording,) = await wait_finished(http, base, 20)
+            if encrypted:  # stored and announced: the store has its manifest, the plaintext is gone
+                await wait_stored(settings.data_dir, 30)
     finally:
         if publisher is not None:
             publisher.kill()
@@ -154,6 +220,8 @@ async def test_service_killed_and_restarted_mid_call(netns_for_test: NetNamespac
         janus.stop()
 
     folder = Path(recording["folder"])
+    if encrypted:
+        folder = restored(settings.data_dir, tmp_path)
     mid = next(s["mid"] for s in published["streams"] if s["type"] == "video")
     name = f"{published['id']}-video-{mid}"
     crashed = json.loads((folder / f"{name}.json").read_text())
