@@ -48,6 +48,9 @@ from recorder.webhooks.events import RecordingDeleted, WebhookEvent
 log = logging.getLogger(__name__)
 
 EVALUATE_BATCH = 1000
+CONCURRENCY = 8
+"""Recordings of a batch listed, checked and removed at once (each in a worker thread: the store's calls
+block on disk or network)."""
 T = TypeVar("T")
 Publish = Callable[[WebhookEvent, str], Awaitable[object]]
 
@@ -148,31 +151,35 @@ class DeletionScheduler:
         report = PassReport(evaluated=await self.evaluate())
         now = self.clock()
         batch = await self._sql(lc.due, now, self.settings.batch_size)
-        work: list[_Deletion] = []
         updates: list[tuple[str, str | None, float | None]] = []
         """(recording id, blocked why or None, next deletion) for recordings nothing is deleted of now."""
-        for item in batch:
-            if self.is_live(item.recording_id):
-                continue  # finished in the catalog but still open here: never touched
-            try:
-                found = await self._plan(item, now, report, updates)
-            except StorageError as exc:
-                self._blocked(item.recording_id, f"store unavailable: {exc}", now, None, report, updates)
-                continue
-            if found is not None:
-                work.append(found)
+        slots = asyncio.Semaphore(CONCURRENCY)
+
+        async def plan(item: lc.DueRecording) -> _Deletion | None:
+            async with slots:
+                try:
+                    return await self._plan(item, now, report, updates)
+                except StorageError as exc:
+                    self._blocked(item.recording_id, f"store unavailable: {exc}", now, None, report, updates)
+                    return None
+
+        live = [item for item in batch if not self.is_live(item.recording_id)]  # open here: never touched
+        work = [d for d in await asyncio.gather(*(plan(item) for item in live)) if d is not None]
         fresh = [(d.item.recording_id, d.names, d.whole) for d in work if d.item.intent is None]
         await self._sql(lc.begin_many, fresh, updates)
-        done: list[_Deletion] = []
-        for d in work:
-            try:
-                await asyncio.to_thread(self._remove_all, d)
-            except StorageError as exc:  # the intent stays: the next pass tries the same deletion again
-                self._blocked(d.item.recording_id, f"store refused: {exc}", now, None, report, [])
-                log.warning("retention: recording %s: deletion interrupted: %s", d.item.recording_id, exc)
-                continue
-            await self._announce(d)
-            done.append(d)
+
+        async def remove(d: _Deletion) -> _Deletion | None:
+            async with slots:
+                try:
+                    await asyncio.to_thread(self._remove_all, d)
+                except StorageError as exc:  # the intent stays: the next pass tries the same deletion again
+                    self._blocked(d.item.recording_id, f"store refused: {exc}", now, None, report, [])
+                    log.warning("retention: recording %s: deletion interrupted: %s", d.item.recording_id, exc)
+                    return None
+                await self._announce(d)
+                return d
+
+        done = [d for d in await asyncio.gather(*(remove(d) for d in work)) if d is not None]
         if done:
             await self.db.run(lambda: self._finish(done))
         for d in done:

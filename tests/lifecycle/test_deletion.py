@@ -177,9 +177,8 @@ async def test_a_crash_mid_deletion_is_resumed(vault: Vault) -> None:
     for n in range(3):  # the batch's intents were written before anything was removed
         row = vault.row(f"rec-{n}")
         assert row["status"] == "finished" and row["lifecycle_state"] is not None
-    assert vault.keys("rec-0") == []
-    assert 0 < len(vault.keys("rec-1")) < len(OBJECTS)
-    assert len(vault.keys("rec-2")) == len(OBJECTS)
+    left = sum(len(vault.keys(f"rec-{n}")) for n in range(3))
+    assert 0 < left < 3 * len(OBJECTS)  # some removed, some not: the crash came mid-way
 
     report = await vault.scheduler(SETTINGS).run_once()  # the next start: the same deletions
     assert sorted(report.deleted_whole) == ["rec-0", "rec-1", "rec-2"]
