@@ -20,6 +20,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -61,8 +62,13 @@ def run(video: Capture, audio: Capture, n: int, seconds: float, work: Path, capt
         stdout=subprocess.DEVNULL, stderr=(work / "callvault.log").open("w"),
     )  # fmt: skip
     deadline = time.time() + 60
-    while time.time() < deadline and len(list((out / "r").glob("*.json"))) < 2 * n:
+    while time.time() < deadline and len(list((out / "r").glob("*.json"))) < 2 * n and rec.poll() is None:
         time.sleep(0.1)
+    if rec.poll() is not None:  # a port taken meanwhile by someone else on a shared machine: try again
+        log = (work / "callvault.log").read_text().strip().splitlines()
+        print(f"recorder exited at start ({log[-1] if log else 'no log'}); again", flush=True)
+        shutil.rmtree(out, ignore_errors=True)
+        return run(video, audio, n, seconds, work, capture)
     proc = psutil.Process(rec.pid)
     cpu0 = cpu_of([proc])
     sender = mp.Process(target=replay, args=(video, audio, targets, seconds, time.time() + 0.5))
