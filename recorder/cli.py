@@ -23,6 +23,7 @@ COMMANDS = (
     "record_pcap",
     "finalize",
     "verify",
+    "export",
     "decrypt",
     "public_key",
     "demo",
