@@ -160,7 +160,7 @@ def synthesize(folder: Path, minutes: float, video_kbps: int, seed: int = 18) ->
                     if kind is MediaKind.VIDEO
                     else [],
                     rtcp_sender_reports=srs,
-                )  # fmt: skip
+                )
             )
     for s in summaries:
         write_summary(folder, s)
@@ -187,7 +187,7 @@ def one_run(folder: Path, out: Path) -> dict[str, float]:
     render.write_pdf(data, figs, out / "report.pdf")
     t_render = time.perf_counter() - t
     total = t_verify + t_read + t_analyze + t_render
-    packets = sum(len(c.rtp) for c in captures.values())
+    packets = sum(c.count for c in captures.values())
     return {"total": total, "verify": t_verify, "read": t_read, "analyze": t_analyze, "render": t_render,
             "packets": packets}  # fmt: skip
 

@@ -78,10 +78,10 @@ def build(
     for t in facts.tracks:
         cap = captures.get(t.name)
         stats = None
-        if cap is not None and cap.rtp:
+        if cap is not None and cap.count:
             pauses = [(p.start_time, p.end_time or float("inf")) for p in t.pauses]
             stats = analyze(
-                cap.rtp, t.clock_rate, bin_seconds, video=t.kind is MediaKind.VIDEO, pauses=pauses
+                cap.columns(), t.clock_rate, bin_seconds, video=t.kind is MediaKind.VIDEO, pauses=pauses
             )
         reports = t.rtcp_sender_reports
         tracks.append(

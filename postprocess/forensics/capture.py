@@ -3,7 +3,7 @@
 Every `*.pcapng` under the recording folder is read (pcapng.py; a file cut short by a crash is read up
 to its last whole block). A capture names its track in its stream description; without
 one, its RTP packets go to the track whose summary has their SSRC. RTP on the RTP interface becomes
-`RtpSample`s (keyframe starts found from the payload, per codec); RTCP sender reports are kept with
+packet columns (keyframe starts found from the payload, per codec); RTCP sender reports are kept with
 their arrival times; CallVault's event packets (pauses) are kept as comments.
 """
 
@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import struct
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from postprocess.forensics.pcapng import scan
-from postprocess.forensics.stats import RtpSample
+from postprocess.forensics.stats import Columns, RtpSample
 from recorder.errors import MalformedPacketError
 from recorder.models import Codec, MediaKind, TrackSummary
 from recorder.rtp.rtcp import SenderReport, parse_rtcp
@@ -28,12 +31,43 @@ _RTP = struct.Struct("!BBHII")
 
 @dataclass
 class TrackCapture:
+    """What the captures hold of one track: its RTP packets as columns (no object per packet), the
+    RTCP sender reports and the events."""
+
     name: str
-    rtp: list[RtpSample] = field(default_factory=list)
+    arrival: array[float] = field(default_factory=lambda: array("d"))
+    seq: array[int] = field(default_factory=lambda: array("q"))
+    timestamp: array[int] = field(default_factory=lambda: array("q"))
+    size: array[int] = field(default_factory=lambda: array("q"))
+    keyframe: array[int] = field(default_factory=lambda: array("b"))
     sender_reports: list[tuple[float, int, int]] = field(default_factory=list)
     """(arrival Unix seconds, NTP64, RTP timestamp) of each RTCP SR."""
     events: list[tuple[float, str]] = field(default_factory=list)
     files: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.arrival)
+
+    def add(self, sample: RtpSample) -> None:
+        self.arrival.append(sample.arrival)
+        self.seq.append(sample.seq)
+        self.timestamp.append(sample.timestamp)
+        self.size.append(sample.size)
+        self.keyframe.append(sample.keyframe_start)
+
+    def columns(self) -> Columns:
+        """The packets in arrival order (segments may have been read out of order; a stable sort keeps
+        the order of packets that arrived at the same instant)."""
+        arrival = np.frombuffer(self.arrival, dtype=np.float64)
+        order = np.argsort(arrival, kind="stable")
+        return Columns(
+            arrival=arrival[order],
+            seq=np.frombuffer(self.seq, dtype=np.int64)[order],
+            timestamp=np.frombuffer(self.timestamp, dtype=np.int64)[order],
+            size=np.frombuffer(self.size, dtype=np.int64)[order].astype(np.float64),
+            keyframe=np.frombuffer(self.keyframe, dtype=np.int8)[order].astype(bool),
+        )
 
 
 def keyframe_start(codec: Codec, payload: bytes) -> bool:
@@ -93,8 +127,6 @@ def load_captures(folder: Path, tracks: Sequence[TrackSummary]) -> tuple[dict[st
             track = out.setdefault(named, TrackCapture(named))
             track.files += 1
             track.events.extend((t / 1e9, c) for t, c in found.events)
-    for track in out.values():
-        track.rtp.sort(key=lambda s: s.arrival)  # segments may be read out of order; arrival order is kept
     return out, problems
 
 
@@ -144,14 +176,9 @@ def _add(
     target = out.get(summary.name)
     if target is None:
         target = out[summary.name] = TrackCapture(summary.name)
-    target.rtp.append(
-        RtpSample(
-            arrival=arrival,
-            seq=seq,
-            timestamp=timestamp,
-            size=len(payload),
-            marker=bool(second & 0x80),
-            keyframe_start=summary.kind is MediaKind.VIDEO
-            and keyframe_start(summary.codec, payload[start:end]),
-        )
-    )
+    video = summary.kind is MediaKind.VIDEO
+    target.arrival.append(arrival)
+    target.seq.append(seq)
+    target.timestamp.append(timestamp)
+    target.size.append(len(payload))
+    target.keyframe.append(video and keyframe_start(summary.codec, payload[start:end]))

@@ -91,7 +91,7 @@ def track_figure(data: ReportData, a: TrackAnalysis) -> Figure | None:
         _layers(ax, a, origin)
         ax.set_title(f"{track_label(t)}: picture size (from the summary; no capture)")
         ax.set_xlabel("minutes from the start")
-        fig.tight_layout()
+        fig.subplots_adjust(left=0.08, right=0.92, top=0.85, bottom=0.2)
         return fig
     rows = 4 if video else 3
     fig = Figure(figsize=(WIDTH, 1.7 * rows + 0.6))
@@ -118,7 +118,7 @@ def track_figure(data: ReportData, a: TrackAnalysis) -> Figure | None:
             _layers(ax.twinx(), a, origin)
         ax.legend(loc="upper left", fontsize=7)
     axes[-1].set_xlabel("minutes from the start")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.92, top=0.95, bottom=0.08, hspace=0.55)
     return fig
 
 
@@ -147,7 +147,7 @@ def sync_figure(data: ReportData) -> Figure | None:
     ax.set_xlabel("minutes from the start")
     ax.set_title("Audio/video sync per participant (from RTCP sender reports)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.97, top=0.88, bottom=0.17)
     return fig
 
 
@@ -170,7 +170,7 @@ def drift_figure(data: ReportData) -> Figure | None:
     ax.set_xlabel("minutes from the start")
     ax.set_title("Sender clock drift (RTP clock against the sender's wall clock)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.97, top=0.88, bottom=0.17)
     return fig
 
 

@@ -90,7 +90,9 @@ def extend_sequence(seqs: Sequence[int]) -> np.ndarray:
     return out
 
 
-def interarrival_jitter(arrivals: np.ndarray, timestamps: Sequence[int], clock_rate: int) -> np.ndarray:
+def interarrival_jitter(
+    arrivals: np.ndarray, timestamps: Sequence[int] | np.ndarray, clock_rate: int
+) -> np.ndarray:
     """RFC 3550 A.8 jitter after each packet (timestamp units), packets in arrival order."""
     n = len(arrivals)
     out = np.zeros(n)
@@ -108,8 +110,31 @@ def interarrival_jitter(arrivals: np.ndarray, timestamps: Sequence[int], clock_r
     return out
 
 
+@dataclass(slots=True)
+class Columns:
+    """Packets as columns (arrival order): what a capture of an hour is read into without an object per
+    packet."""
+
+    arrival: np.ndarray  # float64 Unix seconds
+    seq: np.ndarray  # int64, 16-bit sequence numbers
+    timestamp: np.ndarray  # int64, 32-bit RTP timestamps
+    size: np.ndarray  # float64 bytes
+    keyframe: np.ndarray  # bool: starts a keyframe
+
+    @classmethod
+    def of(cls, samples: Sequence[RtpSample]) -> Columns:
+        n = len(samples)
+        return cls(
+            arrival=np.fromiter((s.arrival for s in samples), dtype=np.float64, count=n),
+            seq=np.fromiter((s.seq for s in samples), dtype=np.int64, count=n),
+            timestamp=np.fromiter((s.timestamp for s in samples), dtype=np.int64, count=n),
+            size=np.fromiter((s.size for s in samples), dtype=np.float64, count=n),
+            keyframe=np.fromiter((s.keyframe_start for s in samples), dtype=bool, count=n),
+        )
+
+
 def analyze(
-    samples: Sequence[RtpSample],
+    samples: Sequence[RtpSample] | Columns,
     clock_rate: int,
     bin_seconds: float = 1.0,
     video: bool = True,
@@ -117,43 +142,43 @@ def analyze(
 ) -> StreamStats:
     """Statistics of one stream (see the module documentation); `samples` in arrival order, `pauses`
     (start, end) in Unix seconds."""
-    if not samples:
+    cols = samples if isinstance(samples, Columns) else Columns.of(samples)
+    count = len(cols.arrival)
+    if not count:
         raise ValueError("no packets")
-    arrivals = np.fromiter((s.arrival for s in samples), dtype=np.float64, count=len(samples))
-    ext = extend_sequence([s.seq for s in samples])
+    arrivals = cols.arrival
+    ext = extend_sequence(cols.seq.tolist())
     order, first_index = np.unique(ext, return_index=True)
     distinct = len(order)
-    duplicates = len(samples) - distinct
-    is_first = np.zeros(len(samples), dtype=bool)
+    duplicates = count - distinct
+    is_first = np.zeros(count, dtype=bool)
     is_first[first_index] = True
     running_max = np.maximum.accumulate(ext)
     reordered = int(np.count_nonzero(is_first[1:] & (ext[1:] < running_max[:-1])))
     span = int(order[-1] - order[0] + 1)
 
     keep = is_first  # jitter and rates over distinct packets, in arrival order
-    ts = [s.timestamp for s, k in zip(samples, keep, strict=True) if k]
-    jitter = interarrival_jitter(arrivals[keep], ts, clock_rate) / clock_rate * 1000.0
+    jitter = interarrival_jitter(arrivals[keep], cols.timestamp[keep], clock_rate) / clock_rate * 1000.0
 
-    start = math.floor(arrivals[0] / bin_seconds) * bin_seconds
-    nbins = int((arrivals[-1] - start) // bin_seconds) + 1
-    bins = ((arrivals - start) // bin_seconds).astype(np.int64)
-    sizes = np.fromiter((s.size for s in samples), dtype=np.float64, count=len(samples))
-    bitrate = np.bincount(bins, weights=sizes, minlength=nbins) * 8 / bin_seconds / 1000
+    origin = math.floor(arrivals[0] / bin_seconds) * bin_seconds
+    nbins = int((arrivals[-1] - origin) // bin_seconds) + 1
+    bins = ((arrivals - origin) // bin_seconds).astype(np.int64)
+    bitrate = np.bincount(bins, weights=cols.size, minlength=nbins) * 8 / bin_seconds / 1000
     received = np.bincount(bins[keep], minlength=nbins)
 
     holes = np.nonzero(np.diff(order) > 1)[0]
     lost_bins = np.zeros(nbins, dtype=np.int64)
     events: list[LossEvent] = []
-    arrival_of = dict(zip(ext[first_index].tolist(), arrivals[first_index].tolist(), strict=True))
+    arrival_sorted = arrivals[first_index]  # arrival of each distinct sequence number, in `order`
     paused = 0
     for h in holes.tolist():
         missing = int(order[h + 1] - order[h] - 1)
-        when = arrival_of[int(order[h + 1])]
-        before = arrival_of[int(order[h])]
-        if any(start < when and before < end for start, end in pauses):
+        when = float(arrival_sorted[h + 1])
+        before = float(arrival_sorted[h])
+        if any(p_start < when and before < p_end for p_start, p_end in pauses):
             paused += missing
             continue
-        lost_bins[min(nbins - 1, max(0, int((when - start) // bin_seconds)))] += missing
+        lost_bins[min(nbins - 1, max(0, int((when - origin) // bin_seconds)))] += missing
         if len(events) < MAX_EVENTS:
             events.append(LossEvent(time=when, packets=missing, first_seq=int(order[h] + 1)))
     expected = span - paused
@@ -163,13 +188,8 @@ def analyze(
 
     fps = np.zeros(nbins)
     if video:
-        seen: set[int] = set()
-        firsts = []
-        for s, b in zip(samples, bins.tolist(), strict=True):
-            if s.timestamp not in seen:
-                seen.add(s.timestamp)
-                firsts.append(b)
-        fps = np.bincount(np.asarray(firsts, dtype=np.int64), minlength=nbins) / bin_seconds
+        _, first_of_frame = np.unique(cols.timestamp, return_index=True)
+        fps = np.bincount(bins[first_of_frame], minlength=nbins) / bin_seconds
     jitter_bins = np.zeros(nbins)
     kept_bins = bins[keep]
     if len(kept_bins):
@@ -179,7 +199,7 @@ def analyze(
         jitter_bins = np.where(carried >= 0, jitter[np.maximum(carried, 0)], 0.0)
     return StreamStats(
         clock_rate=clock_rate,
-        packets=len(samples),
+        packets=count,
         distinct=distinct,
         expected=expected,
         lost=lost,
@@ -193,12 +213,12 @@ def analyze(
         first_arrival=float(arrivals[0]),
         last_arrival=float(arrivals[-1]),
         bin_seconds=bin_seconds,
-        bin_start=(start + np.arange(nbins) * bin_seconds).tolist(),
+        bin_start=(origin + np.arange(nbins) * bin_seconds).tolist(),
         bitrate_kbps=bitrate.tolist(),
         lost_per_bin=lost_bins.tolist(),
         loss_percent_per_bin=loss_pct.tolist(),
         fps=fps.tolist(),
         jitter_ms_per_bin=jitter_bins.tolist(),
-        keyframes=[s.arrival for s in samples if s.keyframe_start][:MAX_EVENTS],
+        keyframes=arrivals[cols.keyframe][:MAX_EVENTS].tolist(),
         loss_events=events,
     )
