@@ -167,6 +167,7 @@ def run_mediasoup(video: Capture, audio: Capture, n: int, seconds: float, work: 
             sample(procs["callvault"], peak)
             time.sleep(0.5)
         cpu = {k: cpu_of(p) - before[k] for k, p in procs.items()}
+        upstream = node.call("stats")
         node.call("closeRouter")
         deadline = time.monotonic() + 300
         while not serve.get("/v1/status")["finished"] and time.monotonic() < deadline:
@@ -181,7 +182,15 @@ def run_mediasoup(video: Capture, audio: Capture, n: int, seconds: float, work: 
             sum(1 for p, t in zip(video.packets, video.times, strict=False) if t < seconds and p[1] & 0x80)
             + sum(1 for t in audio.times if t < seconds)
         )
-        return {"cpu_seconds": cpu, "peak_rss": peak[0], "frames": frames, "expected": expected, "lost": lost}
+        return {
+            "cpu_seconds": cpu,
+            "peak_rss": peak[0],
+            "frames": frames,
+            "expected": expected,
+            "lost": lost,
+            "worker_received": upstream["packets"],
+            "worker_lost": upstream["lost"],
+        }
     finally:
         node.proc.kill()
         serve.stop()
@@ -211,6 +220,9 @@ def main() -> int:
     for name, cpu in ms["cpu_seconds"].items():
         print(f"{name:34} {100 * cpu / seconds / n:17.3f} {cpu:11.2f}")
     print(f"callvault frames kept {ms['frames']}/{ms['expected']}, packets lost {ms['lost']}")
+    print(
+        f"mediasoup worker: packets received from the publishers {ms['worker_received']}, lost {ms['worker_lost']}"
+    )
     figures: dict[str, Any] = {"participants": n, "seconds": seconds, "mediasoup": ms}
     if ff is not None:
         print(

@@ -228,7 +228,8 @@ class Ingest:
 
     async def _watch(self) -> None:
         started = time.monotonic()
-        abandoned = set(self.manager.resumable)
+        janus = self.manager.settings.janus.enabled  # then only rooms the ingest API recorded are ours
+        abandoned = {room for room, state in self.manager.resumable.items() if state.ingest or not janus}
         tick = max(0.05, min(1.0, self.settings.lease_seconds / 10))
         while True:
             await asyncio.sleep(tick)

@@ -75,6 +75,9 @@ class ParticipantState(BaseModel):
 
 class RoomState(BaseModel):
     recording_id: SafeId
+    ingest: bool = Field(
+        default=False, description="Recorded through the ingest API (mediasoup), not followed in Janus."
+    )
     participants: dict[SafeId, ParticipantState] = Field(default_factory=dict)
 
 
@@ -193,7 +196,13 @@ class RecordingManager:
         is added when new. Idempotent per mid: a stream already recorded gets its ports back. Calls are
         serialized: two producers of a new participant registering at once must not both add it."""
         async with self._streams_lock:
-            return await self._add_streams(room, participant, streams)
+            ports = await self._add_streams(room, participant, streams)
+            state = self.rooms[room].state if room in self.rooms else None
+            if state is not None and not state.ingest:
+                state.ingest = True  # after a restart, the ingest API (not the Janus bridge) takes it up
+                async with self._lock:
+                    await self._save_state()
+            return ports
 
     async def _add_streams(
         self, room: str, participant: ParticipantInfo, streams: list[StreamRequest]

@@ -70,6 +70,18 @@ async function handle(cmd) {
     p.transport.close();
     return {};
   }
+  if (cmd.op === 'stats') {
+    // What the worker received from the publishers: loss there happened before any recorder.
+    let packets = 0;
+    let lost = 0;
+    for (const { producer } of producers.values()) {
+      for (const s of await producer.getStats()) {
+        packets += s.packetCount ?? 0;
+        lost += s.packetsLost ?? 0;
+      }
+    }
+    return { packets, lost };
+  }
   if (cmd.op === 'closeRouter') {
     router.close();
     return {};
