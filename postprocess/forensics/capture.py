@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from postprocess.forensics.pcapng import scan
+from postprocess.forensics.pcapng import Scan, scan
 from postprocess.forensics.stats import Columns, RtpSample
 from recorder.errors import MalformedPacketError
 from recorder.models import Codec, MediaKind, TrackSummary
@@ -114,15 +114,15 @@ def load_captures(folder: Path, tracks: Sequence[TrackSummary]) -> tuple[dict[st
     problems: list[str] = []
     for path in sorted(folder.rglob("*.pcapng")):
         try:
-            found = scan(path.read_bytes())
+            data = path.read_bytes()
+            found = scan(data)
         except OSError as exc:
             problems.append(f"{path.relative_to(folder)}: {exc.strerror or exc}")
             continue
         if found.stopped:
             problems.append(f"{path.relative_to(folder)}: {found.stopped} (read up to there)")
         named = _stream_name(found.comments)
-        for time_ns, _, payload in found.datagrams:
-            _add(payload, time_ns / 1e9, named, by_name, by_ssrc, out)
+        _read(data, found, named, by_name, by_ssrc, out)
         if named in by_name:
             track = out.setdefault(named, TrackCapture(named))
             track.files += 1
@@ -142,7 +142,55 @@ def _stream_name(comments: list[str]) -> str | None:
     return None
 
 
-def _add(
+def _read(
+    data: bytes,
+    found: Scan,
+    named: str | None,
+    by_name: dict[str, TrackSummary],
+    by_ssrc: dict[int, str],
+    out: dict[str, TrackCapture],
+) -> None:
+    """The RTP and RTCP of one scanned capture into `out` (the hot loop: one pass, nothing copied but the
+    first bytes of video payloads)."""
+    unpack = _RTP.unpack_from
+    targets: dict[int, tuple[TrackCapture, TrackSummary] | None] = {}
+    for time_ns, start, end in zip(found.times, found.starts, found.ends, strict=True):
+        if end - start < 12:
+            continue
+        first, second, seq, timestamp, ssrc = unpack(data, start)
+        if first >> 6 != 2:
+            continue
+        if 192 <= second <= 223:
+            _rtcp(data[start:end], time_ns / 1e9, named, by_name, by_ssrc, out)
+            continue
+        if ssrc in targets:
+            target = targets[ssrc]
+        else:
+            name = named or by_ssrc.get(ssrc)
+            summary = by_name.get(name) if name is not None else None
+            target = (
+                None
+                if summary is None
+                else (out.setdefault(summary.name, TrackCapture(summary.name)), summary)
+            )
+            targets[ssrc] = target
+        if target is None or second & 0x7F != target[1].payload_type:
+            continue
+        track, summary = target
+        track.arrival.append(time_ns / 1e9)
+        track.seq.append(seq)
+        track.timestamp.append(timestamp)
+        track.size.append(end - start)
+        if summary.kind is MediaKind.VIDEO:
+            head = start + 12 + 4 * (first & 0x0F)
+            if first & 0x10 and end >= head + 4:
+                head += 4 + 4 * int.from_bytes(data[head + 2 : head + 4], "big")
+            track.keyframe.append(keyframe_start(summary.codec, data[head : min(end, head + 64)]))
+        else:
+            track.keyframe.append(False)
+
+
+def _rtcp(
     payload: bytes,
     arrival: float,
     named: str | None,
@@ -150,35 +198,13 @@ def _add(
     by_ssrc: dict[int, str],
     out: dict[str, TrackCapture],
 ) -> None:
-    if len(payload) < 12 or payload[0] >> 6 != 2:
+    try:
+        reports = parse_rtcp(payload)
+    except MalformedPacketError:
         return
-    if 192 <= payload[1] <= 223:
-        try:
-            reports = parse_rtcp(payload)
-        except MalformedPacketError:
-            return
-        for report in reports:
-            if isinstance(report, SenderReport):
-                name = named or by_ssrc.get(report.ssrc)
-                if name is not None and name in by_name:
-                    track = out.setdefault(name, TrackCapture(name))
-                    track.sender_reports.append((arrival, report.ntp_timestamp, report.rtp_timestamp))
-        return
-    first, second, seq, timestamp, ssrc = _RTP.unpack_from(payload)
-    name = named or by_ssrc.get(ssrc)
-    summary = by_name.get(name) if name is not None else None
-    if summary is None or second & 0x7F != summary.payload_type:
-        return
-    start = 12 + 4 * (first & 0x0F)
-    if first & 0x10 and len(payload) >= start + 4:
-        start += 4 + 4 * int.from_bytes(payload[start + 2 : start + 4], "big")
-    end = len(payload) - (payload[-1] if first & 0x20 and payload[-1] else 0)
-    target = out.get(summary.name)
-    if target is None:
-        target = out[summary.name] = TrackCapture(summary.name)
-    video = summary.kind is MediaKind.VIDEO
-    target.arrival.append(arrival)
-    target.seq.append(seq)
-    target.timestamp.append(timestamp)
-    target.size.append(len(payload))
-    target.keyframe.append(video and keyframe_start(summary.codec, payload[start:end]))
+    for report in reports:
+        if isinstance(report, SenderReport):
+            name = named or by_ssrc.get(report.ssrc)
+            if name is not None and name in by_name:
+                track = out.setdefault(name, TrackCapture(name))
+                track.sender_reports.append((arrival, report.ntp_timestamp, report.rtp_timestamp))

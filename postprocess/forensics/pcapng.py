@@ -10,6 +10,7 @@ before it is kept (a capture cut short by a crash reads up to its last whole blo
 from __future__ import annotations
 
 import struct
+from array import array
 from dataclasses import dataclass, field
 
 SHB, IDB, EPB = 0x0A0D0D0A, 0x00000001, 0x00000006
@@ -22,8 +23,18 @@ LINK_ETHERNET, LINK_RAW, LINK_IPV4, LINK_IPV6 = 1, 101, 228, 229
 @dataclass(slots=True)
 class Scan:
     comments: list[str] = field(default_factory=list)
-    datagrams: list[tuple[int, int, bytes]] = field(default_factory=list)
-    """(time ns, interface index, UDP payload), in file order."""
+    times: array[int] = field(default_factory=lambda: array("q"))
+    """Arrival (ns) of each UDP datagram, in file order."""
+    starts: array[int] = field(default_factory=lambda: array("q"))
+    """Offset of each datagram's UDP payload in the scanned bytes."""
+    ends: array[int] = field(default_factory=lambda: array("q"))
+    interfaces: array[int] = field(default_factory=lambda: array("q"))
+
+    @property
+    def datagrams(self) -> list[tuple[int, int, int, int]]:
+        """(time ns, interface, payload start, payload end) of each UDP datagram."""
+        return list(zip(self.times, self.interfaces, self.starts, self.ends, strict=True))
+
     events: list[tuple[int, str]] = field(default_factory=list)
     """(time ns, comment) of packets without UDP that carry a comment."""
     stopped: str | None = None
@@ -80,6 +91,7 @@ def scan(data: bytes) -> Scan:
     fmt = "<"
     links: list[tuple[int, int]] = []  # (linktype, ticks per second) per interface of the section
     unpack = struct.unpack_from
+    times, starts, ends, interfaces = out.times, out.starts, out.ends, out.interfaces
     while offset < end:
         if end - offset < 12:
             out.stopped = f"truncated block at offset {offset}"
@@ -101,25 +113,37 @@ def scan(data: bytes) -> Scan:
         if total < 12 or total % 4 or total > MAX_BLOCK or offset + total > end:
             out.stopped = f"block at offset {offset}: impossible or truncated length {total}"
             break
-        body = view[offset + 8 : offset + total - 4]
         offset += total
         if kind == EPB:
-            if len(body) < 20:
+            if total < 32:
                 continue
-            index, high, low, caplen = unpack(fmt + "4I", body, 0)
-            if index >= len(links) or 20 + caplen > len(body):
+            index, high, low, caplen = unpack(fmt + "4I", view, offset - total + 8)
+            if index >= len(links) or 32 + caplen > total:
                 continue
             linktype, resolution = links[index]
+            packet = offset - total + 28  # where the captured bytes start in `data`
+            if linktype in (LINK_RAW, LINK_IPV4) and caplen >= 28 and view[packet] >> 4 == 4:
+                ihl = (view[packet] & 0x0F) * 4  # the common case, inline: IPv4 + UDP
+                udp = ihl >= 20 and view[packet + 9] == 17 and caplen >= ihl + 8
+                start = packet + ihl + 8 if udp else None
+            else:
+                start = _udp_offset(view[packet : packet + caplen], linktype)
+                start = None if start is None else packet + start
             time_ns = ((high << 32) | low) * 1_000_000_000 // resolution
-            packet = body[20 : 20 + caplen]
-            start = _udp_offset(packet, linktype)
+            if time_ns >= 1 << 62:  # past the year 2116: a corrupt timestamp
+                continue
             if start is not None:
-                out.datagrams.append((time_ns, index, bytes(packet[start:])))
+                times.append(time_ns)
+                starts.append(start)
+                ends.append(packet + caplen)
+                interfaces.append(index)
             elif caplen == 0:
-                for code, value in _options(body, 20, fmt):
+                for code, value in _options(view[packet : offset - 4], 0, fmt):
                     if code == OPT_COMMENT:
                         out.events.append((time_ns, value.decode("utf-8", "replace").rstrip("\0")))
-        elif kind == IDB:
+            continue
+        body = view[offset - total + 8 : offset - 4]
+        if kind == IDB:
             if len(body) < 8:
                 continue
             resolution = 1_000_000
