@@ -12,13 +12,14 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.capture.replay import settings_comment
-from recorder.capture.writer import CaptureFile, PacketCapture
+from recorder.capture.writer import CaptureFile, Item, PacketCapture
 from recorder.config import RecorderSettings
 from recorder.models import SegmentInfo, StreamSpec
 
@@ -28,11 +29,17 @@ Address = tuple[str, int]
 Job = Callable[[], None]
 
 
+FLUSH_INTERVAL = 0.2
+"""Seconds between hand-overs of a track's packets to the writer thread (a crash loses at most this
+much more of the capture than of the media; fewer, larger writes and thread hops)."""
+
+
 @dataclass
 class _Captured:
     packets: PacketCapture
     file: CaptureFile
     announced: int = 0
+    flushed: float = 0.0
 
 
 class CaptureRecorder:
@@ -40,6 +47,7 @@ class CaptureRecorder:
         self.folder = folder
         self.settings = settings
         self.tracks: dict[str, _Captured] = {}
+        self._pending: list[tuple[CaptureFile, list[Item]]] = []
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=f"capture {folder.name}", daemon=True)
         self._thread.start()
@@ -55,16 +63,32 @@ class CaptureRecorder:
         return packets
 
     def tick(self, name: str) -> list[SegmentInfo]:
-        """Hand what the track's capture gathered to the writer thread; the segments closed since the
-        last call (in order)."""
+        """Hand what the track's capture gathered to the writer thread (every FLUSH_INTERVAL; the tracks
+        of one timer step go as one job); the segments closed since the last call (in order)."""
         captured = self.tracks.get(name)
         if captured is None:
             return []
-        chunks = captured.packets.take()
-        if chunks:
-            file = captured.file
-            self._jobs.put(lambda: file.write(chunks))
+        now = time.monotonic()
+        if captured.packets.items and now - captured.flushed >= FLUSH_INTERVAL:
+            captured.flushed = now
+            self._pending.append((captured.file, captured.packets.take()))
+            if len(self._pending) == 1:
+                asyncio.get_running_loop().call_soon(self._submit)
         return self._closed(captured)
+
+    def _submit(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+
+        def job() -> None:
+            for file, items in batch:
+                try:
+                    file.write(items)
+                except Exception:  # one track's failure never stops the others' captures
+                    log.exception("capture of %s: a write failed", file.track)
+
+        self._jobs.put(job)
 
     def pause(self, name: str, now: float, by: str | None, reason: str | None) -> None:
         captured = self.tracks.get(name)
@@ -81,6 +105,7 @@ class CaptureRecorder:
         captured = self.tracks.pop(name, None)
         if captured is None:
             return []
+        self._submit()  # what earlier ticks gathered goes first
         chunks = captured.packets.take()
         done: Future[None] = Future()
         file = captured.file
