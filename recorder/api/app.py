@@ -119,13 +119,13 @@ def _connection(control: RoomControl | None) -> Callable[[], bool] | None:
 
 
 def _waker(lifecycle: Lifecycle) -> Callable[[str, bool], None]:
-    """A catalog hold listener (worker thread) that wakes the lifecycle on the loop."""
+    """A catalog hold listener (worker thread): the hold goes to the store before the API answers."""
     loop = asyncio.get_running_loop()
 
-    def wake(recording_id: str, hold: bool) -> None:
-        loop.call_soon_threadsafe(lifecycle.wake)
+    def changed(recording_id: str, hold: bool) -> None:
+        lifecycle.hold_changed(recording_id, hold, loop)
 
-    return wake
+    return changed
 
 
 class ControlApi:

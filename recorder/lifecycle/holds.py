@@ -66,6 +66,32 @@ class LegalHolds:
             await self.db.run(done)
         return report
 
+    def apply_now(self, recording_id: str, on: bool) -> None:
+        """(catalog thread, right after the catalog's hold changed) Apply it to the store before the API
+        answers: when PUT .../legal-hold returns, the objects are held (or free again). A store that
+        refuses leaves it to the next pass (`hold_applied` unchanged), which retries and reports."""
+        c = self.db.connection
+        row = c.execute(
+            "SELECT started_at, room_id FROM recordings WHERE recording_id = ?", (recording_id,)
+        ).fetchone()
+        if row is None:
+            return
+        try:
+            count = self._set_all(self.storage(), recording_id, row["started_at"], row["room_id"], on)
+        except StorageError as exc:
+            log.warning("legal hold of recording %s not applied in the store yet: %s", recording_id, exc)
+            return
+        lc.hold_applied(c, recording_id, on)
+        self.audit.append_now(
+            "system",
+            None,
+            "recording.legal_hold_store",
+            recording_id,
+            "ok",
+            None,
+            {"hold": on, "objects": count},
+        )
+
     async def reconcile(self) -> HoldReport:
         """Start-up: compare every held recording's objects with the catalog (see the module doc)."""
         report = HoldReport()
@@ -90,7 +116,8 @@ class LegalHolds:
             "failed": len(report.failed),
         }
         outcome = "ok" if not report.differences and not report.failed else "failed"
-        await self.audit.append("system", None, "lifecycle.hold_reconcile", None, outcome, None, detail)
+        if rows or report.applied or report.failed:  # nothing held, nothing to say
+            await self.audit.append("system", None, "lifecycle.hold_reconcile", None, outcome, None, detail)
         self.last_reconciliation = report
         return report
 

@@ -96,6 +96,15 @@ class Lifecycle:
         """Run a pass now (a hold or a rule changed)."""
         self._wake.set()
 
+    def hold_changed(self, recording_id: str, hold: bool, loop: asyncio.AbstractEventLoop) -> None:
+        """(catalog thread: a Catalog hold listener) Apply the hold to the store now, then wake a pass
+        (a deletion blocked by the hold may be due)."""
+        try:
+            self.holds.apply_now(recording_id, hold)
+        except Exception:
+            log.exception("legal hold of recording %s: applying it to the store failed", recording_id)
+        loop.call_soon_threadsafe(self.wake)
+
     async def start(self) -> None:
         await self.deletion.load_rules()
         try:

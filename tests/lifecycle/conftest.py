@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(1, str(Path(__file__).parent))  # vault, beside this file
+sys.path.append(
+    str(Path(__file__).parent)
+)  # vault, beside this file (appended: "conftest" stays tests/api's)
 
 from vault import Vault, close, open_vault
 

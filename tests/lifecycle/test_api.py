@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-sys.path.insert(1, str(Path(__file__).parents[1] / "api"))  # api_kit
+sys.path.append(str(Path(__file__).parents[1] / "api"))  # api_kit
 
 from api_kit import ADMIN_KEY, Api, service_settings
 
