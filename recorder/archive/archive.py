@@ -510,6 +510,7 @@ class Archive:
         still to build hold it); `finished`: nothing of the recording is left to do, forget its keys."""
         if self.held(recording_id) or self.composites.pending(recording_id):
             return
+        await asyncio.to_thread(self.sealing.sync, recording_id)
         await asyncio.to_thread(shutil.rmtree, folder, True)
         log.info("recording %s: plaintext working copy deleted (its objects are encrypted)", recording_id)
         if finished:

@@ -26,7 +26,14 @@ from pydantic import BaseModel, ConfigDict
 
 from recorder.archive.naming import media_content_type
 from recorder.archive.settings import EncryptionSettings
-from recorder.crypto.age import AGE_CONTENT_TYPE, AGE_SUFFIX, encrypt_bytes, encrypt_file, parse_recipients
+from recorder.crypto.age import (
+    AGE_CONTENT_TYPE,
+    AGE_SUFFIX,
+    encrypt_bytes,
+    encrypt_file,
+    fsync_tree,
+    parse_recipients,
+)
 from recorder.durable_json import model_path, remove_model, write_model
 from recorder.manifest import Encryption, Participant, StoredObject
 from recorder.models import MediaKind
@@ -90,6 +97,14 @@ class Sealing:
         if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
             shutil.rmtree(folder, ignore_errors=True)
 
+    def sync(self, recording_id: str) -> None:
+        """(blocking) Make the recording's sealed files durable: before its plaintext is deleted, the
+        ciphertext must survive a power loss (segments were written without a per-file fsync; most are
+        on disk by then and cost nothing to sync)."""
+        folder = self.folder(recording_id)
+        if folder.is_dir():
+            fsync_tree(folder)
+
     def folder(self, recording_id: str) -> Path:
         return self.dir / check_id(recording_id)
 
@@ -126,7 +141,8 @@ class Sealing:
         expected_sha256: str | None = None,
     ) -> StoredObject:
         """(blocking) Encrypt the recording's file `name`; the manifest's record of the stored object."""
-        sealed = encrypt_file(folder / name, self.path(recording_id, name), self._recipients(recipients))
+        target = self.path(recording_id, name)
+        sealed = encrypt_file(folder / name, target, self._recipients(recipients), durable=False)
         if expected_sha256 is not None and sealed.plain_sha256 != expected_sha256:
             log.error(
                 "%s: %s changed after it was closed (sha256 %s, recorded %s); encrypted as it is now",

@@ -161,9 +161,10 @@ class _HashingWriter(io.RawIOBase):
         return len(data)
 
 
-def encrypt_file(source: Path, target: Path, recipients: Sequence[Any]) -> Sealed:
-    """Encrypt `source` to `target` for every recipient (written to a temporary file beside it, fsynced,
-    renamed into place), hashing both sides on the way."""
+def encrypt_file(source: Path, target: Path, recipients: Sequence[Any], *, durable: bool = True) -> Sealed:
+    """Encrypt `source` to `target` for every recipient (written to a temporary file beside it, fsynced
+    unless `durable` is False, renamed into place), hashing both sides on the way. Callers that encrypt
+    many small files pass durable=False and fsync them together before they rely on them (`fsync_tree`)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     try:
@@ -171,12 +172,30 @@ def encrypt_file(source: Path, target: Path, recipients: Sequence[Any]) -> Seale
             reader, writer = _HashingReader(src), _HashingWriter(dst)
             pyrage.encrypt_io(reader, writer, list(recipients))
             dst.flush()
-            os.fsync(dst.fileno())
+            if durable:
+                os.fsync(dst.fileno())
         tmp.replace(target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return Sealed(reader.hash.hexdigest(), reader.size, writer.hash.hexdigest(), writer.size)
+
+
+def fsync_tree(folder: Path) -> int:
+    """fsync every file and folder under `folder` (files the kernel already wrote back cost little);
+    returns how many were synced."""
+    count = 0
+    for path in [folder, *folder.rglob("*")]:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:  # removed meanwhile (uploaded, then deleted): nothing to keep
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        count += 1
+    return count
 
 
 def decrypt_file(source: Path, target: Path, identities: Sequence[Any]) -> tuple[str, int]:

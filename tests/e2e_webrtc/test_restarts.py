@@ -234,6 +234,8 @@ async def test_service_killed_and_restarted_mid_call(
         assert part and gaps(part) == []
         counters += part
     assert counters == sorted(set(counters)) and set(counters) <= set(sent["counters"])
-    # What is missing is the restart: at most a few seconds, recorded as the gap between the parts.
+    # What is missing is the restart, recorded as the gap between the parts (how long the restart took
+    # depends on the machine's load): nothing is lost outside it.
     missing = len(sent["counters"]) - len(counters)
-    assert 0 < missing <= 4 * FPS, missing
+    outage = resumed["first_wallclock"] - crashed["last_wallclock"]
+    assert 0 < outage < 20 and 0 < missing <= (outage + 1) * FPS, (missing, outage)
