@@ -9,12 +9,14 @@ its capture as pcapng segments of 60 s (`<track>.capture/NNNNNN.pcapng`: SHB, ra
 per packet with IPv4/UDP headers), 1 % seeded loss, 0.2 % duplicates, arrival jitter of 0-15 ms, and a
 signed manifest over everything (so the integrity check hashes every byte, as it would for a real
 call). Timed: the whole report (read the captures, analyze, verify the manifest, render HTML + PDF), per
-run, with the split between reading/analysis, verification and rendering; prints min/median/max.
+run, with the split between reading/analysis, verification and rendering, and the process CPU time (less
+sensitive to a loaded machine than wall time); prints min/median/max.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import struct
@@ -172,6 +174,7 @@ def synthesize(folder: Path, minutes: float, video_kbps: int, seed: int = 18) ->
 
 
 def one_run(folder: Path, out: Path) -> dict[str, float]:
+    cpu = time.process_time()
     t = time.perf_counter()
     facts = analysis.read_facts(folder)
     t_verify = time.perf_counter() - t
@@ -179,7 +182,7 @@ def one_run(folder: Path, out: Path) -> dict[str, float]:
     captures, problems = analysis.load_captures(folder, facts.tracks)
     t_read = time.perf_counter() - t
     t = time.perf_counter()
-    data = analysis.build(facts, captures, problems)
+    data = analysis.build(facts, captures, problems, analysis.bin_width(facts))
     t_analyze = time.perf_counter() - t
     t = time.perf_counter()
     figs = list(render.figures(data))
@@ -188,7 +191,7 @@ def one_run(folder: Path, out: Path) -> dict[str, float]:
     t_render = time.perf_counter() - t
     total = t_verify + t_read + t_analyze + t_render
     packets = sum(c.count for c in captures.values())
-    return {"total": total, "verify": t_verify, "read": t_read, "analyze": t_analyze, "render": t_render,
+    return {"total": total, "cpu": time.process_time() - cpu, "verify": t_verify, "read": t_read, "analyze": t_analyze, "render": t_render,
             "packets": packets}  # fmt: skip
 
 
@@ -211,7 +214,8 @@ def main() -> int:
             )
         runs = [one_run(folder, base) for _ in range(args.runs)]
         print(f"{runs[0]['packets']:.0f} packets in the captures")
-        for key in ("total", "read", "analyze", "verify", "render"):
+        print(f"load average before: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
+        for key in ("total", "cpu", "read", "analyze", "verify", "render"):
             values = sorted(r[key] for r in runs)
             print(
                 f"{key:8} s min/median/max: {values[0]:.2f} / {statistics.median(values):.2f} / {values[-1]:.2f}"

@@ -3,6 +3,7 @@ the plain-words summary at its top. Pure apart from `analyze_recording`, which r
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -60,12 +61,23 @@ class ReportData(BaseModel):
     summary: list[str] = Field(default_factory=list, description="The plain-words summary, in sentences.")
 
 
+MAX_POINTS = 1800
+"""Time bins per plotted series: one a second up to 30 minutes, wider bins for longer calls."""
+
+
+def bin_width(facts: RecordingFacts) -> float:
+    """Seconds per time bin: 1, or more for calls longer than MAX_POINTS seconds."""
+    if facts.started_at is None or facts.finished_at is None:
+        return 1.0
+    return float(max(1, math.ceil((facts.finished_at - facts.started_at) / MAX_POINTS)))
+
+
 def analyze_recording(
-    folder: Path, public_key: Ed25519PublicKey | None = None, bin_seconds: float = 1.0
+    folder: Path, public_key: Ed25519PublicKey | None = None, bin_seconds: float | None = None
 ) -> ReportData:
     facts = read_facts(folder, public_key)
     captures, problems = load_captures(folder, facts.tracks)
-    return build(facts, captures, problems, bin_seconds)
+    return build(facts, captures, problems, bin_seconds or bin_width(facts))
 
 
 def build(

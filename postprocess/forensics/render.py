@@ -101,7 +101,7 @@ def track_figure(data: ReportData, a: TrackAnalysis) -> Figure | None:
     axes[0].set_ylabel("kbit/s")
     axes[0].set_title(f"{track_label(t)} ({t.codec.value}): bitrate")
     axes[1].fill_between(x, s.loss_percent_per_bin, step="post", color="#e45756", lw=0)
-    axes[1].set_ylabel("lost %")
+    axes[1].set_ylabel(f"lost % per {s.bin_seconds:g} s")
     axes[1].set_title(f"packet loss ({s.lost} of {s.expected} packets, {s.loss_percent:.2f} %)")
     axes[2].plot(x, s.jitter_ms_per_bin, color="#f58518", lw=0.8)
     axes[2].set_ylabel("ms")
