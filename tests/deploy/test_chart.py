@@ -21,6 +21,7 @@ from recorder.archive.settings import ArchiveSettings
 from recorder.service.settings import ServiceSettings
 from recorder.webhooks.settings import WebhookSettings
 
+AGE_RECIPIENT = "age18fdgfrwxv38fj62wum4re3dtxtxt3app7tvk06n7hf8ffxdumc8sqguu4v"  # age-keygen -y (a test key)
 VALUE_FILES = {"default": (), "production": (PRODUCTION_VALUES,)}
 VARIANTS: dict[str, tuple[str, ...]] = {
     "hostPort": ("rtp.exposure=hostPort", "rtp.portMax=40019"),
@@ -39,6 +40,12 @@ VARIANTS: dict[str, tuple[str, ...]] = {
         "apiKeys.adminKey=an-admin-key-of-at-least-32-characters",
         "networkPolicy.enabled=true",
         "networkPolicy.sfu.ipBlocks[0]=10.20.0.15/32",
+    ),
+    "encrypted": (
+        "archive.enabled=true",
+        "archive.encryption.recipients[0]=" + AGE_RECIPIENT,
+        "archive.encryption.escrow[0]=" + AGE_RECIPIENT,
+        "archive.encryption.playbackIdentitySecret=callvault-playback",
     ),
     "ephemeral": (
         "persistence.enabled=false",
@@ -94,6 +101,7 @@ def test_helm_lint_strict(helm_bin: str, values: str) -> None:
         (("rtp.exposure=bridge",), "exposure"),
         (("config.janus.events=grpc",), "events"),
         (("archive.storage.s3.worm.mode=LOCKED",), "mode"),
+        (("archive.encryption.recipients[0]=not-a-key",), "recipients"),
         (("replicaCount=-1",), "replicaCount"),
         (("replicaCount=2",), "replicaCount"),  # one CallVault per Janus
         (("autoscaling.enabled=true",), "autoscaling"),  # no HPA: it would scale replicas of one Janus
@@ -263,6 +271,24 @@ def test_production_config(rendered: dict[str, list[dict[str, Any]]]) -> None:
     assert archive.spool.max_bytes == 80 * 1024**3
     assert archive.signing.key_file == Path("/etc/callvault/signing/signing-key.pem")
     assert archive.signing.generate_if_missing is False
+
+
+def test_encryption_settings_and_the_playback_identity_mount(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = rendered["encrypted"]
+    settings = _ServiceWithArchive.model_validate(_with_events_token(docs, _config(docs)))
+    encryption = settings.archive.encryption
+    assert encryption.recipients == [AGE_RECIPIENT] and encryption.escrow == [AGE_RECIPIENT]
+    assert encryption.playback_identity_file == Path("/etc/callvault/playback/identity.txt")
+    (sts,) = [d for d in docs if d["kind"] == "StatefulSet"]
+    pod = sts["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "playback-identity"]
+    assert volume["secret"]["secretName"] == "callvault-playback" and volume["secret"]["defaultMode"] == 0o400
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["playback-identity"]["mountPath"] == "/etc/callvault/playback"
+    assert mounts["playback-identity"]["readOnly"] is True
+    assert "encryption" not in _config(rendered["default"]).get("archive", {})
 
 
 # -- the workload ---------------------------------------------------------------------------------------

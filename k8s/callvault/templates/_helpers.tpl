@@ -161,6 +161,19 @@ which a round trip through YAML would not). */}}
 {{- $_ := set $out "signing" (dict "generate_if_missing" $a.signing.generateIfMissing) -}}
 {{- end -}}
 {{- $_ := set $out "webhooks" (dict "max_retry_seconds" (float64 $a.webhooks.maxRetrySeconds)) -}}
+{{- $enc := dict -}}
+{{- if $a.encryption.recipients -}}
+{{- $_ := set $enc "recipients" $a.encryption.recipients -}}
+{{- end -}}
+{{- if $a.encryption.escrow -}}
+{{- $_ := set $enc "escrow" $a.encryption.escrow -}}
+{{- end -}}
+{{- if $a.encryption.playbackIdentitySecret -}}
+{{- $_ := set $enc "playback_identity_file" "/etc/callvault/playback/identity.txt" -}}
+{{- end -}}
+{{- if $enc -}}
+{{- $_ := set $out "encryption" $enc -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Webhook endpoints as the JSON of archive.webhooks.endpoints, each secret a $(VAR) reference that
