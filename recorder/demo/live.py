@@ -171,6 +171,7 @@ def write_config(out: Path, janus: lab.Janus, events_token: str, api_key: str, w
         f"admin_key = {_toml(api_key)}\n"
         "\n[recorder]\n"
         "segment_seconds = 2.0\n"
+        "capture = true  # every RTP/RTCP packet as received: <track>.capture/*.pcapng (docs/forensics.md)\n"
         "\n[janus]\n"
         f"ws_url = {_toml(janus.ws_url)}\n"
         f"admin_key = {_toml(janus.admin_key)}\n"

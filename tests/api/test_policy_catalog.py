@@ -117,7 +117,13 @@ async def test_policy_survives_a_restart_and_defaults(make_api: ApiFactory) -> N
     again: Api = await make_api()  # same data folder: the catalog keeps the policy
     status, policy = await again.call("GET", "/v1/policy", role="operator")
     assert status == 200 and policy["default"] == "enabled"
-    assert policy["rooms"]["7"] == {"record": False, "outputs": ["composite"], "metadata": {}}
+    assert policy["rooms"]["7"] == {
+        "record": False,
+        "outputs": ["composite"],
+        "metadata": {},
+        "capture": None,
+        "encryption_recipients": None,
+    }
 
 
 async def test_errors_are_problems_naming_the_field(api: Api) -> None:
