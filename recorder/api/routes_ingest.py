@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -35,7 +35,7 @@ from recorder.errors import RecordingRefusedError, SdpError
 from recorder.models import MediaKind
 from recorder.names import SAFE_MID
 from recorder.recording import ParticipantInfo
-from recorder.rtp_parameters import ConsumerStream, RtpParameters, describe
+from recorder.rtp_parameters import ConsumerStream, describe, parse_rtp_parameters
 from recorder.service.manager import RecordingManager, StreamRequest
 from recorder.service.settings import IngestSettings
 
@@ -60,8 +60,10 @@ class IngestStreamRegistration(_Body):
     mid: Mid = Field(
         description="The stream's name inside the participant (the Producer's mid, or a counter)."
     )
-    rtp_parameters: RtpParameters = Field(
-        description="The Consumer's rtpParameters, as mediasoup gives them."
+    rtp_parameters: dict[str, Any] = Field(
+        max_length=8,
+        description="The Consumer's rtpParameters, as mediasoup gives them (codecs, encodings,"
+        " headerExtensions, rtcp, mid): checked in full, bounded (16 codecs, 8 encodings, 16 extensions).",
     )
     display_name: DisplayName | None = None
     paused: bool = Field(
@@ -121,7 +123,7 @@ examples.BODIES.update(
         IngestStreamRegistration: IngestStreamRegistration(
             kind="video",
             mid="0",
-            rtp_parameters=RtpParameters.model_validate(
+            rtp_parameters=(
                 {
                     "mid": "0",
                     "codecs": [
@@ -285,9 +287,10 @@ def register(reg: Registry, ctx: ApiContext, settings: IngestSettings | None = N
         call.detail = {"mid": body.mid, "kind": body.kind}
         refuse_unrecorded(room)
         try:
-            stream: ConsumerStream = describe(body.rtp_parameters, MediaKind(body.kind))
+            params = parse_rtp_parameters(body.rtp_parameters)
+            stream: ConsumerStream = describe(params, MediaKind(body.kind))
         except SdpError as exc:
-            raise ApiError(422, str(exc), "invalid-rtp-parameters") from None
+            raise ApiError(422, f"body.rtp_parameters: {exc}", "invalid-rtp-parameters") from None
         request = StreamRequest(
             body.mid, stream.codec, stream.payload_type, channels=stream.channels, ssrc=stream.ssrc
         )
