@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from archive_kit import Receiver, local_settings, new_info, record_call, run_recording
-from s3_fixture import ACCESS_KEY, PLAIN_BUCKET, SECRET_KEY, MotoServer
+from archive_kit import Receiver, TcpRelay, local_settings, new_info, record_call, run_recording
+from s3_fixture import ACCESS_KEY, LOCKED_BUCKET, PLAIN_BUCKET, SECRET_KEY, MotoServer
 
 from recorder.archive import Archive, ArchiveSettings
 from recorder.crypto.age import read_identities
@@ -294,3 +294,69 @@ async def test_real_call_encrypted_then_composited_from_the_ciphertext_with_the_
     )
     assert sorted(probe.stdout.split()) == ["audio", "video"]
     assert not await asyncio.to_thread(os.listdir, private), "the temporary plaintext is deleted"
+
+
+async def test_store_down_past_the_call_and_a_restart_plaintext_gone_at_once_ciphertext_waits(
+    tmp_path: Path,
+    moto_server: MotoServer,
+    relay: TcpRelay,
+    receiver: Receiver,
+    references: dict[str, Path],
+    workers: MuxWorkers,
+    archive_settings: Any,
+) -> None:
+    """The store goes away during an encrypted call and stays away past its end and a restart: the
+    plaintext folder is deleted as soon as the recording is sealed (the spool holds the ciphertext); when
+    the store returns after the restart, everything goes up and verifies with the key."""
+    customer = keygen(tmp_path / "customer.txt")
+    settings: ArchiveSettings = archive_settings(
+        relay.endpoint, LOCKED_BUCKET, finish_timeout=1.0, encryption={"recipients": [customer]}
+    )
+    data_dir = tmp_path / "data"
+    rid = "rec-enc-outage"
+    folder = data_dir / "recordings" / rid
+    archive = Archive(settings, data_dir)
+    await archive.start()
+
+    async def cut_store() -> None:
+        await asyncio.sleep(1.2)
+        await relay.cut()
+
+    try:
+        call, summaries, _ = await record_call(
+            folder, rid, [archive], {"alice": ["vp8", "opus"]}, references, workers, during=cut_store
+        )
+        await archive.recording_finished(call.info, summaries)  # returns after finish_timeout
+        assert archive.pending_announcements() == [rid]
+        assert not await asyncio.to_thread(folder.exists), "plaintext deleted while the store is down"
+        sealed = archive.sealing.folder(rid)
+        waiting = await asyncio.to_thread(lambda: sorted(p.name for p in sealed.rglob("*") if p.is_file()))
+        assert waiting and all(n.endswith(".age") or n.startswith("manifest.json") for n in waiting)
+    finally:
+        await archive.stop()
+
+    archive = Archive(settings, data_dir)  # a restart, the store still down, then back
+    await archive.start()
+    try:
+        assert archive.pending_announcements() == [rid]
+        await relay.restore()
+        finished_item = await receiver.wait_for(rid, "recording.finished", within=30)
+        keys = archive.sealing.keys_dir / f"{rid}.json"
+        for _ in range(100):  # the key choice is forgotten right after the announcement
+            if not await asyncio.to_thread(keys.exists):
+                break
+            await asyncio.sleep(0.05)
+        await archive.dispatcher.wait_idle(5)
+    finally:
+        await archive.stop()
+    finished = finished_item.event.data
+    assert isinstance(finished, RecordingFinished) and finished.manifest.encryption is not None
+    prefix = recording_prefix(
+        DEFAULT_KEY_TEMPLATE, recording_id=rid, date=datetime.fromtimestamp(call.info.started_at, UTC)
+    )
+    store = archive.store
+    report = await asyncio.to_thread(
+        verify_recording, StoreSource(store, prefix), None, None, read_identities(tmp_path / "customer.txt")
+    )
+    assert report.ok and report.plaintext_checked == len(finished.manifest.objects), report.problems
+    assert not await asyncio.to_thread(lambda: list(archive.sealing.keys_dir.glob("*.json")))
