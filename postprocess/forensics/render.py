@@ -269,10 +269,10 @@ def verdict(data: ReportData) -> tuple[str, str]:
     if not i.checked:
         return "none", "Integrity not checked: the recording has no signed manifest."
     if i.ok:
-        pinned = "pinned key" if i.key_pinned else "key named in the manifest (not pinned)"
+        pinned = "the pinned key" if i.key_pinned else "the key the manifest names, not pinned"
         return (
             "ok",
-            f"Integrity VERIFIED: {i.objects_checked} files, hash chains and signature ({pinned}) hold.",
+            f"Integrity VERIFIED: {i.objects_checked} files, hash chains and signature (by {pinned}) hold.",
         )
     return "bad", f"Integrity FAILED: {len(i.problems)} problem(s)."
 
