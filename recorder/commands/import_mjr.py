@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from recorder.api.catalog import Catalog
-from recorder.api.db import Database
+from recorder.api.db import Database, SchemaTooNewError
 from recorder.api.models import RecordingStatus
 from recorder.api.settings import ApiSettings
 from recorder.config_errors import describe
@@ -108,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
 def _import(files: list[Path], out: Path, key: Ed25519PrivateKey, catalog_path: Path | None) -> int:
     catalog = None
     if catalog_path is not None:
-        catalog = Catalog(Database(catalog_path))
+        try:
+            catalog = Catalog(Database(catalog_path))
+        except (SchemaTooNewError, sqlite3.Error, OSError) as exc:
+            return fail(f"cannot open the catalog {catalog_path}: {exc}")
 
     def register(info: RecordingInfo, tracks: list[TrackSummary]) -> None:
         if catalog is None:

@@ -118,3 +118,12 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["import-mjr", "--signing-key", str(tmp_path / "k"), str(FILES[0])]) == 2
     assert main(["import-mjr", "--out", str(tmp_path / "v"), str(tmp_path / "missing.mjr")]) == 1
     assert "missing.mjr: cannot read" in capsys.readouterr().err
+
+
+def test_an_unreadable_catalog_imports_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "catalog.sqlite3").write_text("not a database")
+    assert main(["import-mjr", "--data-dir", str(data_dir), *map(str, FILES)]) == 2
+    assert "cannot open the catalog" in capsys.readouterr().err
+    assert not (data_dir / "recordings").exists() or not any((data_dir / "recordings").iterdir())
