@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from age_kit import keygen
 from api_kit import Api
 from conftest import ApiFactory
 from media import encode_reference, rtp_sender
@@ -18,12 +19,6 @@ from media import encode_reference, rtp_sender
 from recorder.archive import Archive, ArchiveSettings
 
 pytestmark = pytest.mark.skipif(shutil.which("age") is None, reason="the age tool is installed by make")
-
-
-def keygen(path: Path) -> str:
-    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
-    out = subprocess.run(["age-keygen", "-y", str(path)], check=True, capture_output=True, text=True)
-    return out.stdout.strip()
 
 
 async def test_supervisor_plays_decrypted_ranges_and_without_identity_gets_ciphertext(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from age_kit import age_decrypt, keygen
 from archive_kit import Receiver, TcpRelay, local_settings, new_info, record_call, run_recording
 from s3_fixture import ACCESS_KEY, LOCKED_BUCKET, PLAIN_BUCKET, SECRET_KEY, MotoServer
 
@@ -31,18 +32,6 @@ from recorder.webhooks import RecordingFinished
 
 pytestmark = pytest.mark.skipif(shutil.which("age") is None, reason="the age tool is installed by make")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def keygen(path: Path) -> str:
-    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
-    out = subprocess.run(["age-keygen", "-y", str(path)], check=True, capture_output=True, text=True)
-    return out.stdout.strip()
-
-
-def age_decrypt(identity: Path, data: bytes) -> bytes:
-    return subprocess.run(
-        ["age", "-d", "-i", str(identity)], input=data, check=True, capture_output=True
-    ).stdout
 
 
 async def record(archive: Archive, folder: Path, rid: str) -> tuple[str, dict[str, str], Path, bytes]:

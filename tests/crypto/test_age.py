@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from age_kit import keygen
 
 from recorder.crypto.age import (
     CryptoError,
@@ -22,14 +23,6 @@ from recorder.crypto.age import (
 )
 
 pytestmark = pytest.mark.skipif(shutil.which("age") is None, reason="the age tool is installed by make")
-
-
-def keygen(path: Path) -> str:
-    """A new age identity file at `path` (by age-keygen); returns its public recipient."""
-    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
-    return subprocess.run(
-        ["age-keygen", "-y", str(path)], check=True, capture_output=True, text=True
-    ).stdout.strip()
 
 
 def test_age_decrypts_what_callvault_encrypted_for_two_recipients(tmp_path: Path) -> None:

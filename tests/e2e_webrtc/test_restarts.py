@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from age_kit import keygen
 from frame_marks import gaps, read_counters
 from janus_fixture import ADMIN_KEY, ROOM, ROOM_SECRET, JanusServer, start_or_skip
 from media import ffprobe_errors
@@ -42,12 +43,6 @@ def janus_for(ns: NetNamespace, tmp_path: Path, port: int) -> JanusServer:
 
 def settings_for(tmp_path: Path, janus: JanusServer, port: int) -> ServiceSettings:
     return janus_service_settings(tmp_path, janus.ws_url, port, (43000, 43999), segment_seconds=1.0)
-
-
-def age_keygen(path: Path) -> str:
-    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
-    done = subprocess.run(["age-keygen", "-y", str(path)], check=True, capture_output=True, text=True)
-    return done.stdout.strip()
 
 
 async def wait_stored(data_dir: Path, within: float) -> None:
@@ -181,7 +176,7 @@ async def test_service_killed_and_restarted_mid_call(
         f'events_token = "evt"\nempty_room_grace = 1.0\n[api]\nadmin_key = "{API_KEY}"\n'
     )
     if encrypted:
-        recipient = age_keygen(tmp_path / "key.txt")
+        recipient = keygen(tmp_path / "key.txt")
         with config.open("a") as f:
             f.write(f'[archive]\n[archive.encryption]\nrecipients = ["{recipient}"]\n')
 
