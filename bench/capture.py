@@ -7,7 +7,8 @@
    read in time), loss, frames, capture written per call. Then the medians and the overhead.
 2. Hot path (`--hotpath-calls`): bench/hotpath.py's socket-less loop (TrackReceiver, pipeline, timer) with
    and without capture, the capture's file half (block building, write, SHA-256) run in the same thread
-   on every tick so that process CPU time counts all of it; interleaved runs, the minimum of each.
+   every FLUSH_INTERVAL of media time (as the session hands it over), so that process CPU time counts
+   all of it; interleaved runs, the minimum of each.
 
     .venv/bin/python bench/capture.py --streams 100 --seconds 15 --rounds 2 --hotpath-calls 20
 
@@ -36,6 +37,7 @@ from hotpath import NoSocket
 from ingest import Capture, cpu_of, free_ports, make_media, replay, sdp
 
 from recorder.assembly.pipeline import StreamPipeline
+from recorder.capture.recorder import FLUSH_INTERVAL
 from recorder.capture.writer import CaptureFile, PacketCapture
 from recorder.ingest.track import TrackReceiver
 from recorder.models import Codec, StreamSpec
@@ -110,16 +112,19 @@ def hotpath(video: Capture, audio: Capture, calls: int, capture: bool, folder: P
         key=lambda e: (e[0], e[1]),
     )
     sender = ("127.0.0.1", 9)
-    start, last_tick, base = time.process_time(), 0.0, time.time()
+    start, last_tick, last_flush, base = time.process_time(), 0.0, 0.0, time.time()
     for t, _, receiver, packet in events:
         receiver.datagram_received(packet, sender)
         if t - last_tick >= 0.05:
             last_tick = t
-            for r, _, file in receivers:
+            for r, _, _ in receivers:
                 r.pipeline.tick(base + t + 1)
                 r.pipeline.take_output()
-                if file is not None and r.capture is not None:
-                    file.write(r.capture.take())
+            if t - last_flush >= FLUSH_INTERVAL:  # as CaptureRecorder hands them over
+                last_flush = t
+                for r, _, file in receivers:
+                    if file is not None and r.capture is not None:
+                        file.write(r.capture.take())
     for r, _, file in receivers:
         if file is not None and r.capture is not None:
             file.write(r.capture.take())

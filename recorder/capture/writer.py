@@ -332,12 +332,16 @@ class CaptureFile:
             return
         if self._file is None:
             self._path = self._dir / f"{self._next_index:06d}.{EXTENSION}"
-            self._file = self._path.open("ab")
+            self._file = self._path.open("ab", buffering=0)  # one write(2) per batch, nothing held back
             self._hash = hashlib.sha256()
             self._size = 0
         data = b"".join(pieces)
-        self._file.write(data)
-        self._file.flush()  # in the kernel's hands: survives a SIGKILL
+        view = memoryview(data)
+        while view:  # in the kernel's hands once written: survives a SIGKILL
+            written = self._file.write(view)
+            if not written:
+                raise OSError(f"{self._path}: nothing written")
+            view = view[written:]
         self._hash.update(data)
         self._size += len(data)
 
