@@ -179,6 +179,10 @@ MIGRATIONS: tuple[str, ...] = (
         created_by TEXT NOT NULL
     );
     """,
+    # 6: search by participant display name (the console's and the API's participant filter)
+    """
+    CREATE INDEX participants_display_name ON participants (display_name);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
