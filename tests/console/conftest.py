@@ -3,6 +3,7 @@ the whole module (recording the call and starting the browser are the slow parts
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,5 +34,11 @@ async def browser() -> AsyncIterator[Any]:
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots of the pages go (kept with the test's temporary files, printed on failure)."""
+    """Where screenshots of the pages go: $CALLVAULT_TEST_ARTIFACTS/console (CI keeps that folder), else
+    the test's temporary folder (the path is printed)."""
+    root = os.environ.get("CALLVAULT_TEST_ARTIFACTS")
+    if root:
+        folder = Path(root) / "console"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
     return tmp_path_factory.mktemp("console-screenshots")

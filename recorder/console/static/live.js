@@ -80,7 +80,8 @@ async function refresh() {
       : [el('p', {text: 'No room is known yet.'})]));
     if (focused) [...rooms.querySelectorAll('button')].find(b => b.getAttribute('aria-label') === focused)?.focus();
     const recording = list.rooms.filter(r => r.recording_id).length;
-    if (!document.getElementById('status').classList.contains('error')) say(`${recording} rooms recording now.`);
+    const words = recording === 1 ? '1 room is' : `${recording} rooms are`;
+    if (!document.getElementById('status').classList.contains('error')) say(`${words} being recorded now.`);
   } catch (error) { failed(error); } finally { busy = false; }
 }
 
