@@ -20,6 +20,7 @@ system-deps:
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	command -v age >/dev/null 2>&1 || missing="$$missing age"; \
 	command -v tshark >/dev/null 2>&1 || missing="$$missing tshark"; \
+	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
