@@ -222,3 +222,36 @@ test('a refusal from CallVault is reported and not retried', { skip }, async () 
     cv.close();
   }
 });
+
+test('recordProducer records one Producer of a Router not recorded as a whole', { skip }, async () => {
+  const cv = new FakeCallVault();
+  await cv.start();
+  const recorder = new CallVaultRecorder({ url: cv.url, apiKey: 'k' });
+  const started = [];
+  recorder.on('streamstart', (e) => started.push(e));
+  const router = await worker.createRouter({
+    mediaCodecs: [{ kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 }],
+  });
+  const transport = await router.createPlainTransport({ listenIp: '127.0.0.1', rtcpMux: false, comedia: true });
+  const producer = await transport.produce({
+    kind: 'audio',
+    rtpParameters: { codecs: [{ mimeType: 'audio/opus', payloadType: 100, clockRate: 48000, channels: 2 }], encodings: [{ ssrc: 4242 }] },
+  });
+  const stop = rtpSender(transport.tuple.localPort);
+  try {
+    await assert.rejects(
+      recorder.recordProducer(producer, { router, roomId: 'room-1', participantId: '../bob' }),
+      /participant id "..\/bob" must be/,
+    );
+    await recorder.recordProducer(producer, { router, roomId: 'room-1', participantId: 'bob', displayName: 'Bob', mid: 'mic' });
+    assert.equal(started.length, 1);
+    assert.equal(started[0].track, 'bob-audio-mic');
+    await until(() => cv.rtp >= 5);
+    await recorder.stopRoom('room-1');
+    assert.equal(cv.count('DELETE', '/rooms/room-1'), 1);
+  } finally {
+    stop();
+    router.close();
+    cv.close();
+  }
+});
