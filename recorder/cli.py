@@ -30,6 +30,8 @@ COMMANDS = (
     "composite",
     "import_mjr",
     "report",
+    "transcribe",
+    "redact",
 )
 
 
