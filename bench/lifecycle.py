@@ -140,8 +140,9 @@ async def main() -> None:
     parser.add_argument("--recordings", type=int, default=100_000)
     parser.add_argument("--export", type=int, default=1000)
     parser.add_argument("--objects", type=int, default=2, help="objects per recording (manifest + media)")
+    parser.add_argument("--no-deletion", action="store_true", help="only the export phase")
     args = parser.parse_args()
-    for n in (args.recordings // 10, args.recordings):
+    for n in () if args.no_deletion else (args.recordings // 10, args.recordings):
         with tempfile.TemporaryDirectory() as tmp:
             line(f"deletion (N={n})", *await deletion(Path(tmp), n, args.objects))
     for m in (args.export // 10, args.export):
