@@ -64,6 +64,10 @@ class ExportError(Exception):
     """A job cannot run (its destination is not configured, too many recordings...)."""
 
 
+class GoneError(ExportError):
+    """A recording the job listed is gone (deleted since): it is skipped, the job goes on."""
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(6)}"
 
@@ -203,6 +207,14 @@ class ExportRunner:
                 (job_id,),
             )
         ]
+        skipped = [
+            i["recording_id"]
+            for i in c.execute(
+                "SELECT recording_id FROM export_items WHERE job_id = ? AND state = 'skipped'"
+                " ORDER BY position",
+                (job_id,),
+            )
+        ]
         result = json.loads(row["result"]) if row["result"] else {}
         return ExportJobOut(
             job_id=job_id,
@@ -214,6 +226,7 @@ class ExportRunner:
             total=row["total"],
             done=row["done"],
             bundles=bundles,
+            skipped=skipped,
             index_sha256=result.get("index_sha256"),
             error=row["error"],
         )
@@ -276,7 +289,7 @@ class ExportRunner:
             lambda: [
                 r["recording_id"]
                 for r in self.db.connection.execute(
-                    "SELECT recording_id FROM export_items WHERE job_id = ? AND state != 'done'"
+                    "SELECT recording_id FROM export_items WHERE job_id = ? AND state = 'pending'"
                     " ORDER BY position",
                     (job_id,),
                 )
@@ -284,7 +297,15 @@ class ExportRunner:
         )
         key = await asyncio.to_thread(self.key)
         for rid in pending:
-            bundle = await self._bundle(job_id, rid, request, out_dir, key)
+            try:
+                bundle = await self._bundle(job_id, rid, request, out_dir, key)
+            except GoneError as exc:  # deleted (retention) since the job listed it: skipped, said so
+                await self._exec(
+                    "UPDATE export_items SET state = 'skipped', files = ? WHERE job_id = ?"
+                    " AND recording_id = ?",
+                    (json.dumps({"skipped": str(exc)}), job_id, rid),
+                )
+                continue
             location = f"/v1/exports/{job_id}/bundles/{rid}"
             if target is not None:
                 store, prefix = target
@@ -303,6 +324,9 @@ class ExportRunner:
             )
             await self.db.run(lambda r=rid, o=out: self._item_done(job_id, r, o))  # type: ignore[misc]
         index_sha = await self._index(job_id, out_dir, key, target)
+        final = await self.get(job_id)
+        exported = final.done if final is not None else 0
+        skipped = len(final.skipped) if final is not None else 0
         finished = self.clock()
 
         def finish() -> None:
@@ -318,7 +342,7 @@ class ExportRunner:
                 job_id,
                 "ok",
                 None,
-                {"recordings": job.total, "destination": request.destination.label()},
+                {"recordings": exported, "skipped": skipped, "destination": request.destination.label()},
             )
 
         await self.db.run(finish)
@@ -327,13 +351,13 @@ class ExportRunner:
                 job_id=job_id,
                 schedule_id=job.schedule_id,
                 finished_at=datetime.fromtimestamp(finished, UTC),
-                recordings=job.total or 0,
+                recordings=exported,
                 destination=request.destination.label(),
                 index_sha256=index_sha,
             ),
             f"export-{job_id}-finished",
         )
-        log.info("export %s: %d recordings, finished", job_id, job.total or 0)
+        log.info("export %s: %d recordings, %d skipped, finished", job_id, exported, skipped)
 
     def _destination(self, request: ExportRequest) -> tuple[S3Store, str] | None:
         dest = request.destination
@@ -363,9 +387,9 @@ class ExportRunner:
         detail = await self.db.run(lambda: self.catalog.get(rid))
         folder = await self.db.run(lambda: self.catalog.folder(rid))
         if detail is None or folder is None:
-            raise ExportError(f"recording {rid} is no longer in the catalog")
+            raise GoneError(f"recording {rid} is no longer in the catalog")
         if detail.status.value == "deleted":
-            raise ExportError(f"recording {rid} was deleted before it could be exported")
+            raise GoneError(f"recording {rid} was deleted before it could be exported")
         audit: list[AuditEntry] | None = None
         if Include.AUDIT in request.include:
             audit = await self.db.run(lambda: audit_excerpt(self.db.connection, rid))
@@ -399,6 +423,7 @@ class ExportRunner:
             "created_by": job.created_by,
             "request": job.request.model_dump(mode="json"),
             "bundles": [b.model_dump(mode="json", exclude={"location"}) for b in job.bundles],
+            "skipped": job.skipped,
         }
         data = canonical(index)
 

@@ -202,6 +202,9 @@ class ExportJobOut(_Body):
     total: int | None = Field(default=None, description="Recordings to export (known once it started).")
     done: int = 0
     bundles: list[BundleOut] = Field(default_factory=list)
+    skipped: list[str] = Field(
+        default_factory=list, description="Recordings deleted (retention) after the job listed them."
+    )
     index_sha256: str | None = Field(default=None, description="SHA-256 of the signed index export.json.")
     error: str | None = None
 
