@@ -251,20 +251,24 @@ class Catalog:
             where.append("r.status != 'deleted'")
         # Participant and tag filters as `IN (subquery)`: each subquery runs once on its index (a
         # correlated EXISTS probed the tags' (key, value) index once per recording: seconds at 10,000
-        # recordings, see bench/console_search.py).
+        # recordings, see bench/console_search.py). {by_id} is "" for the count (each match looked up by
+        # id), and for the page too when few match; when many do, "+" (walk the started_at index and stop
+        # after the page: a tag matching a third of 100,000 recordings need not sort them all).
         if q.participant is not None:
             where.append(
-                "r.recording_id IN (SELECT recording_id FROM participants WHERE participant_id = ?"
+                "{by_id}r.recording_id IN (SELECT recording_id FROM participants WHERE participant_id = ?"
                 " UNION SELECT recording_id FROM participants WHERE display_name = ?)"
             )
             args += [q.participant, q.participant]
         for tag in q.tag:
             key, sep, value = tag.partition(":")
             if sep:
-                where.append("r.recording_id IN (SELECT recording_id FROM tags WHERE key = ? AND value = ?)")
+                where.append(
+                    "{by_id}r.recording_id IN (SELECT recording_id FROM tags WHERE key = ? AND value = ?)"
+                )
                 args += [key, value]
             else:
-                where.append("r.recording_id IN (SELECT recording_id FROM tags WHERE key = ?)")
+                where.append("{by_id}r.recording_id IN (SELECT recording_id FROM tags WHERE key = ?)")
                 args.append(key)
         if q.started_after is not None:
             where.append("r.started_at >= ?")
@@ -281,10 +285,11 @@ class Catalog:
             where.append(f"{duration} <= ?")
             args += [now, q.max_duration]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        total = int(self._c.execute(f"SELECT COUNT(*) FROM recordings r {clause}", args).fetchone()[0])
+        counted = clause.replace("{by_id}", "")
+        total = int(self._c.execute(f"SELECT COUNT(*) FROM recordings r {counted}", args).fetchone()[0])
         rows = self._c.execute(
-            f"SELECT r.* FROM recordings r {clause} ORDER BY r.started_at DESC, r.recording_id DESC"
-            " LIMIT ? OFFSET ?",
+            f"SELECT r.* FROM recordings r {clause.replace('{by_id}', '+' if total > 2000 else '')}"
+            " ORDER BY r.started_at DESC, r.recording_id DESC LIMIT ? OFFSET ?",
             [*args, q.limit, q.offset],
         ).fetchall()
         items = self._hydrate(rows)

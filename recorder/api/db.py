@@ -179,9 +179,11 @@ MIGRATIONS: tuple[str, ...] = (
         created_by TEXT NOT NULL
     );
     """,
-    # 6: search by participant display name (the console's and the API's participant filter)
+    # 6: search by participant display name, and tag filters answered from one covering index (the
+    # console's and the API's search; bench/console_search.py)
     """
     CREATE INDEX participants_display_name ON participants (display_name);
+    CREATE INDEX tags_kv_recording ON tags (key, value, recording_id);
     """,
 )
 
