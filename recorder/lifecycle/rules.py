@@ -188,11 +188,14 @@ def evaluate(facts: RecordingFacts, policy: RetentionPolicy) -> DeletionPlan | N
     return DeletionPlan(kinds=kinds)
 
 
+ENCRYPTED_SUFFIX = ".age"
 _MANIFEST = re.compile(r"^manifest(\.\d+)?\.json(\.sig)?$")
 
 
 def kind_of(name: str) -> ObjectKind | str:
     """The kind of a recording's object, from its name (relative to the recording)."""
+    if name.endswith(ENCRYPTED_SUFFIX):  # an object encrypted at rest is of the kind of its plaintext
+        name = name[: -len(ENCRYPTED_SUFFIX)]
     path = PurePosixPath(name)
     lower = name.lower()
     base = path.name.lower()

@@ -61,6 +61,8 @@ def test_kinds_from_object_names() -> None:
     assert kind_of("composite/grid.mp4") is ObjectKind.COMPOSITE
     assert kind_of("transcript.vtt") is ObjectKind.TRANSCRIPT
     assert kind_of("capture/1001.pcapng") is ObjectKind.FORENSIC
+    assert kind_of("capture/1001.pcapng.age") is ObjectKind.FORENSIC  # encrypted at rest: same kind
+    assert kind_of("transcript.vtt.age") is ObjectKind.TRANSCRIPT
 
 
 def test_records_go_with_the_last_media_object() -> None:
