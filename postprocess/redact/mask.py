@@ -11,7 +11,8 @@ def _inside(start: float, end: float, spans: list[tuple[float, float]]) -> bool:
 
 
 def mask_transcript(transcript: Transcript, intervals: list[RedactionInterval]) -> Transcript:
-    """A copy in which every word that overlaps an interval reads MASK (consecutive masks as one), and a
+    """A copy in which every word whose middle is inside an interval (the intervals are padded beyond the
+    words found, so a neighbour's edge may fall inside) reads MASK (consecutive masks as one), and a
     segment without word times that overlaps one is masked whole; the intervals are listed in it."""
     spans = merge(intervals)
     segments: list[Segment] = []
@@ -22,7 +23,8 @@ def mask_transcript(transcript: Transcript, intervals: list[RedactionInterval]) 
             continue
         words: list[Word] = []
         for w in seg.words:
-            if _inside(w.start, w.end, spans):
+            middle = (w.start + w.end) / 2
+            if _inside(middle, middle + 1e-6, spans):
                 if words and words[-1].text == MASK:
                     words[-1] = words[-1].model_copy(update={"end": w.end})
                 else:
