@@ -104,3 +104,65 @@ async def test_object_lock_retention_postpones_deletion(s3_vault: Vault, moto_se
     assert "object lock until" in report.blocked["s3-worm"]
     assert vault.row("s3-worm")["next_deletion"] == pytest.approx(until.timestamp(), abs=1)
     assert len(versions(moto_server, vault.prefix("s3-worm"))) == 2
+
+
+async def test_an_export_lands_in_the_customers_bucket(tmp_path: Path, moto_server: MotoServer) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from recorder.api.files import StorageAccess
+    from recorder.lifecycle.bundle_verify import verify_bundle
+    from recorder.lifecycle.exports import ExportRunner
+    from recorder.lifecycle.models import Destination, ExportFilter, ExportRequest, JobState
+    from recorder.storage.keys import DEFAULT_KEY_TEMPLATE
+    from recorder.storage.local import LocalStore
+
+    client = moto_server.client()
+    if not client.bucket_exists("customer-exports"):
+        client.make_bucket("customer-exports")
+    vault = open_vault(tmp_path, LocalStore(tmp_path / "store"))
+    try:
+        vault.add("cust-1", room="quality")
+        access = StorageAccess(vault.store, DEFAULT_KEY_TEMPLATE)
+        customer = {
+            "endpoint": moto_server.endpoint,
+            "bucket": "customer-exports",
+            "secure": False,
+            "access_key": ACCESS_KEY,
+            "secret_key": SECRET_KEY,
+            "http_retries": 0,
+        }
+        key = Ed25519PrivateKey.generate()
+        runner = ExportRunner(
+            LifecycleSettings.model_validate({"export_destinations": {"quality-team": customer}}),
+            tmp_path,
+            vault.db,
+            vault.catalog,
+            vault.audit,
+            lambda: access,
+            lambda: key,
+            lambda: None,
+        )
+        request = ExportRequest(
+            filter=ExportFilter(room="quality"),
+            destination=Destination(type="s3", name="quality-team", prefix="callvault/nightly"),
+        )
+        job = await runner.create(request, "auditor-1")
+        await runner.wait(job.job_id)
+        done = await runner.get(job.job_id)
+        assert done is not None and done.state is JobState.FINISHED, done
+        (bundle,) = done.bundles
+        assert bundle.location == f"callvault/nightly/{job.job_id}/cust-1.zip"
+        keys = sorted(o.object_name or "" for o in client.list_objects("customer-exports", recursive=True))
+        assert keys == [
+            f"callvault/nightly/{job.job_id}/cust-1.zip",
+            f"callvault/nightly/{job.job_id}/export.json",
+            f"callvault/nightly/{job.job_id}/export.json.sig",
+        ]
+        assert runner.bundle_path(job.job_id, "cust-1") is None  # sent, not kept here
+        fetched = tmp_path / "fetched.zip"
+        client.fget_object("customer-exports", bundle.location, str(fetched))
+        report = verify_bundle(fetched, key.public_key())
+        assert all("manifest" in p for p in report.problems), report.problems  # synthetic manifest only
+        assert report.files_checked > 3
+    finally:
+        await close(vault)
