@@ -256,6 +256,19 @@ class JanusBridge:
                 await self.manager.remove_participant(room, publisher)
                 raise
             self.forwarders[(room, publisher)] = [f.stream_id for f in forwarders]
+            by_port = {f.port: f for f in forwarders}
+            self.manager.name_forwarders(
+                room,
+                {
+                    p.track: {
+                        "janus_stream_id": by_port[p.port].stream_id,
+                        "publisher": publisher,
+                        "mid": p.mid,
+                    }
+                    for p in ports
+                    if p.port in by_port
+                },
+            )
             log.info(
                 "room %s: forwarding publisher %s (%s) to %d ports%s",
                 room,

@@ -231,6 +231,11 @@ class RecordingSession:
                 if self.captures is not None:
                     self.captures.pause(name, now, by, reason)
 
+    def name_forwarder(self, name: str, **fields: object) -> None:
+        """What the SFU calls the track's forwarder (e.g. a Janus stream id), for the track's capture."""
+        if self.captures is not None:
+            self.captures.label(name, time.time(), **fields)
+
     def resume(self, names: list[str] | None = None) -> None:
         """Record the named tracks (all when None) again, from their next keyframe (asked for now)."""
         now = time.time()

@@ -90,6 +90,11 @@ class CaptureRecorder:
 
         self._jobs.put(job)
 
+    def label(self, name: str, now: float, **fields: object) -> None:
+        captured = self.tracks.get(name)
+        if captured is not None:
+            captured.packets.label(now, **fields)
+
     def pause(self, name: str, now: float, by: str | None, reason: str | None) -> None:
         captured = self.tracks.get(name)
         if captured is not None:

@@ -114,8 +114,16 @@ class Source:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class Label:
+    """What the SFU calls the forwarder (a Janus stream id): noted now and at the start of every segment."""
+
+    time: float
+    text: str
+
+
 NEW_SEGMENT = NewSegment()
-Item = float | bytes | NewSegment | Rtcp | Note | Source
+Item = float | bytes | NewSegment | Rtcp | Note | Source | Label
 """What the event loop gathers: an RTP packet is two items, its arrival time (a float) then its bytes."""
 
 
@@ -164,6 +172,12 @@ class PacketCapture:
         if self._rotate_at == float("-inf"):
             self._start_segment(now)
         self.items.append(Note(now, event_text(kind, **fields)))
+
+    def label(self, now: float, **fields: object) -> None:
+        """Name the forwarder as the SFU knows it (`callvault sfu-forwarder {...}`), in every segment."""
+        if self._rotate_at == float("-inf"):
+            self._start_segment(now)
+        self.items.append(Label(now, event_text("sfu-forwarder", **fields)))
 
     def pause(self, now: float, by: str | None, reason: str | None) -> None:
         if not self.paused:
@@ -244,6 +258,7 @@ class CaptureFile:
         self._rtp: pcapng.UdpEncoder | None = None
         self._rtcp: pcapng.UdpEncoder | None = None
         self._sources: dict[int, Source] = {}
+        self._labels: list[Label] = []
         self._entries: dict[int, tuple[int, int, bytes, bytes]] = {}
 
     def write(self, items: list[Item]) -> None:
@@ -312,6 +327,9 @@ class CaptureFile:
                 else:
                     self._rtcp = item.encoder
                 append(pcapng.event(int(item.time * 1e9), item.text))
+            elif isinstance(item, Label):
+                self._labels = [item]
+                append(pcapng.event(int(item.time * 1e9), item.text))
             elif isinstance(item, NewSegment):
                 self._packets += packets
                 self._first_rtp, self._last_rtp = first, last
@@ -319,8 +337,9 @@ class CaptureFile:
                 self._close_segment()
                 out = [self.header]
                 append = out.append
-                for source in self._sources.values():  # each segment names its forwarder
-                    append(pcapng.event(int(source.time * 1e9), source.text))
+                notes: list[Source | Label] = [*self._sources.values(), *self._labels]
+                for note in notes:  # each segment names its forwarder
+                    append(pcapng.event(int(note.time * 1e9), note.text))
                 self._open = True
                 packets, first, last = 0, None, None
         self._packets += packets

@@ -259,6 +259,14 @@ class RecordingManager:
                 return summaries
         return await self.remove_participant(room, participant_id)
 
+    def name_forwarders(self, room: str, names: dict[str, dict[str, object]]) -> None:
+        """The SFU's names of the forwarders of tracks (track -> fields, e.g. the Janus stream id), noted
+        in the tracks' packet captures."""
+        recording = self.rooms.get(room)
+        if recording is not None:
+            for track, fields in names.items():
+                recording.session.name_forwarder(track, **fields)
+
     async def remove_participant(self, room: str, participant_id: str) -> list[TrackSummary]:
         """Finish a participant's tracks (idempotent: Janus sends 'unpublished' twice)."""
         async with self._lock:

@@ -1,6 +1,7 @@
 """Forensic RAW on a real call (issue 18 items 1 and 2): a real Janus 1.1.2 in a network namespace, a real
 aiortc publisher (VP8 + Opus), and `callvault serve` with capture turned on by the room's policy (the
-API). Every track gets pcapng capture segments, hashed into the signed manifest like the media, and
+API). Every track gets pcapng capture segments, hashed into the signed manifest like the media, each
+naming the Janus forwarder (stream id) its packets came from, and
 `callvault record-pcap` rebuilds from them alone the live recording's frames, bit for bit, with the same
 timestamps."""
 
@@ -82,6 +83,7 @@ def check(folder: Path, published: dict[str, object], out: Path) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     listed = {o["name"]: o["sha256"] for o in manifest["objects"]}
     captures = []
+    stream_ids: set[int] = set()
     for name in names:
         summary = json.loads((folder / f"{name}.json").read_text())
         assert summary["state"] == "complete" and summary["packets_received"] > 50
@@ -97,8 +99,17 @@ def check(folder: Path, published: dict[str, object], out: Path) -> None:
                 1 for d in capture.datagrams if d.interface == 0 and not 192 <= d.payload[1] <= 223
             )
             assert any(e.comment.startswith("callvault forwarder ") for e in capture.events)
+            # Every segment names the Janus forwarder (its stream id) the packets came from.
+            (named,) = [
+                json.loads(e.comment.split(" ", 2)[2])
+                for e in capture.events
+                if e.comment.startswith("callvault sfu-forwarder ")
+            ]
+            assert isinstance(named["janus_stream_id"], int) and named["publisher"] == str(published["id"])
+            stream_ids.add(named["janus_stream_id"])
         assert received >= summary["packets_received"]  # every packet the track took is in its capture
         captures += [str(s) for s in segments]
+    assert len(stream_ids) == 2  # the audio and the video forwarder
 
     result = subprocess.run(
         [sys.executable, "-m", "recorder.cli", "record-pcap", *captures, "--out", str(out)],
