@@ -50,6 +50,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "pause": ("POST", "/v1/recordings/{recording_id}/pause"),
     "resume": ("POST", "/v1/recordings/{recording_id}/resume"),
     "metadata": ("PATCH", "/v1/recordings/{recording_id}"),
+    "report": ("GET", "/v1/recordings/{recording_id}/report"),
     "live": ("GET", "/v1/rooms"),
     "start": ("POST", "/v1/rooms/{room_id}/start"),
     "stop": ("POST", "/v1/rooms/{room_id}/stop"),
@@ -347,7 +348,14 @@ def _played(route: Route, request: web.Request, principal: Principal) -> bool:
     return False
 
 
+FILE_POLICY = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; media-src 'self'"
+"""What the API answers through the console (a recording's files, the forensic report) is shown as an
+inert document: no script, its own inline styles and pictures only."""
+
+
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     if request.path == ROOT or request.path.startswith(ROOT + "/"):
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.path.startswith((PREFIX + "/", ROOT + "/play/")):
+            response.headers["Content-Security-Policy"] = FILE_POLICY

@@ -139,6 +139,11 @@ function showDownloads(files) {
     children.push(el('li', {}, el('details', {}, el('summary', {text: `Segments and other parts (${parts.length})`}),
       el('ul', {}, ...parts.map(item)))));
   }
+  if (can.report) {
+    const report = `/console/api${base}/report`;
+    children.push(el('li', {}, 'Forensic report: ', el('a', {href: `${report}?format=html`, target: '_blank', rel: 'noopener',
+      text: 'HTML'}), ' · ', el('a', {href: `${report}?format=pdf`, download: `${rid}-report.pdf`, text: 'PDF'})));
+  }
   $('downloads').replaceChildren(...children);
 }
 
