@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,3 +127,7 @@ def service_settings(
         recorder={"segment_seconds": 1.0, "mux_threads": 1},
         api={"admin_key": ADMIN_KEY, **api},
     )
+
+
+ApiFactory = Callable[..., Any]
+"""`make_api` (tests/api/conftest.py): `await make_api(sfu=True, sinks=[...], **api_settings)` -> Api."""

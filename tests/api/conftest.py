@@ -6,7 +6,7 @@ itself."""
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from aiohttp import web
 
 sys.path.insert(1, str(Path(__file__).parent))  # api_kit, beside this file
 
-from api_kit import ADMIN_KEY, Api, FakeSfu, service_settings
+from api_kit import ADMIN_KEY, Api, ApiFactory, FakeSfu, service_settings
 
 from recorder.api.app import ControlApi
 from recorder.api.auth import Role
@@ -24,8 +24,6 @@ from recorder.api.site import HttpSite
 from recorder.recording import RecordingSink
 from recorder.service.app import build_app
 from recorder.service.manager import RecordingManager
-
-ApiFactory = Callable[..., Any]
 
 
 @pytest.fixture

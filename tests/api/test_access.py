@@ -7,8 +7,7 @@ import hashlib
 import sqlite3
 
 import pytest
-from api_kit import ADMIN_KEY, Api
-from conftest import ApiFactory
+from api_kit import ADMIN_KEY, Api, ApiFactory
 
 A, OP, S, U = "admin", "operator", "supervisor", "auditor"
 IN, INGEST, POST = "ingest", "/v1/ingest/rooms/{room_id}", "POST"

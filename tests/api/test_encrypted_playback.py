@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 from age_kit import keygen
-from api_kit import Api
-from conftest import ApiFactory
+from api_kit import Api, ApiFactory
 from media import encode_reference, rtp_sender
 
 from recorder.archive import Archive, ArchiveSettings

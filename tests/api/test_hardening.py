@@ -16,8 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from api_kit import ADMIN_KEY, Api, service_settings
-from conftest import ApiFactory
+from api_kit import ADMIN_KEY, Api, ApiFactory, service_settings
 from service_kit import free_tcp_port, until
 
 from recorder.commands.serve import serve

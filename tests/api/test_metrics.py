@@ -16,9 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from api_kit import ADMIN_KEY, Api, service_settings
+from api_kit import ADMIN_KEY, Api, ApiFactory, service_settings
 from archive_kit import Receiver
-from conftest import ApiFactory
 from janus_fixture import ROOM_SECRET, JanusServer, free_port, start_or_skip
 from media import encode_reference, rtp_sender
 from prometheus_client.metrics_core import Metric

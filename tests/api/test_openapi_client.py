@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_kit import ADMIN_KEY, Api
-from conftest import ApiFactory
+from api_kit import ADMIN_KEY, Api, ApiFactory
 from jsonschema import Draft202012Validator
 from media import encode_reference, rtp_sender
 from openapi_spec_validator import validate

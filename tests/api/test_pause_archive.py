@@ -10,8 +10,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from api_kit import Api
-from conftest import ApiFactory
+from api_kit import Api, ApiFactory
 from media import SECRET_NORMAL as NORMAL
 from media import SECRET_SECONDS as SECRET
 from media import encode_with_secret, red_frames, rtp_sender

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from api_kit import Api
-from conftest import ApiFactory
+from api_kit import Api, ApiFactory
 
 
 async def test_policy_metadata_and_search(make_api: ApiFactory) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import ApiFactory
+from api_kit import ApiFactory
 
 from recorder.cli import main
 

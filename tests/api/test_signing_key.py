@@ -6,8 +6,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from api_kit import Api
-from conftest import ApiFactory
+from api_kit import Api, ApiFactory
 from cryptography.hazmat.primitives import serialization
 
 from recorder.archive import Archive, ArchiveSettings

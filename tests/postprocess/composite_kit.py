@@ -47,6 +47,10 @@ class Publisher:
     video: bool = True
 
 
+ALICE = Publisher("alice", tone=1000, seconds=6.0, video_delay=0.5)
+BOB = Publisher("bob", tone=2500, seconds=4.5, start_delay=1.3, size="240x320")
+
+
 def encode_publisher(folder: Path, pub: Publisher) -> Path:
     """VP8 + Opus in WebM: black video with a white flash and a tone burst at the same instants (every
     PERIOD seconds of the publisher's own time, PULSE long). With `video_delay`, the video stream starts

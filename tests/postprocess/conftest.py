@@ -12,12 +12,10 @@ import pytest
 
 sys.path.insert(1, str(Path(__file__).parent))  # composite_kit, beside this file
 
-from composite_kit import Call, Publisher, encode_publisher, record_call
+from composite_kit import ALICE, BOB, Call, encode_publisher, record_call
 
 # alice: audio from the start, video 0.5 s later in her stream (her files start 0.5 s apart); bob joins
 # 1.3 s after alice, with a portrait camera. Their beeps differ in pitch so the mix can be told apart.
-ALICE = Publisher("alice", tone=1000, seconds=6.0, video_delay=0.5)
-BOB = Publisher("bob", tone=2500, seconds=4.5, start_delay=1.3, size="240x320")
 
 
 @pytest.fixture(scope="session")

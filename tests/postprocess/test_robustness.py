@@ -10,8 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from composite_kit import Call, audio_mono, flash_onsets, tone_onsets, video_luma
-from conftest import ALICE, BOB
+from composite_kit import ALICE, BOB, Call, audio_mono, flash_onsets, tone_onsets, video_luma
 from test_sync import LEFT, RIGHT, TOLERANCE, offsets
 
 from postprocess.composite import build_composite

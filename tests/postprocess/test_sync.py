@@ -21,6 +21,8 @@ from pathlib import Path
 import av
 import pytest
 from composite_kit import (
+    ALICE,
+    BOB,
     Call,
     SyntheticParticipant,
     audio_mono,
@@ -30,7 +32,6 @@ from composite_kit import (
     video_luma,
     write_synthetic_call,
 )
-from conftest import ALICE, BOB
 
 from postprocess.composite import build_composite
 from postprocess.options import CompositeOptions, CompositeResult, OutputFormat
