@@ -8,6 +8,7 @@ and queues the writes on the database's worker thread (never blocking the loop, 
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from recorder.api.models import (
     RecordingStatus,
     SearchQuery,
     TrackOut,
+    TranscriptHit,
 )
 from recorder.models import PauseInterval, SegmentInfo, TrackSummary
 from recorder.recording import ParticipantInfo, RecordingInfo
@@ -189,7 +191,17 @@ class Catalog:
             " WHERE recording_id = ?",
             (RecordingStatus.DELETED.value, now, by, now, recording_id),
         )
+        self._c.execute("DELETE FROM transcript_segments WHERE recording_id = ?", (recording_id,))
         return now
+
+    def index_transcript(self, recording_id: str, segments: list[TranscriptHit]) -> None:
+        """Replace the recording's transcript in the full-text index (one row per segment)."""
+        self._c.execute("DELETE FROM transcript_segments WHERE recording_id = ?", (recording_id,))
+        self._c.executemany(
+            "INSERT INTO transcript_segments (text, recording_id, speaker, start, end)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(s.text, recording_id, s.speaker, s.start, s.end) for s in segments],
+        )
 
     # -- reads (worker thread) ------------------------------------------------------------------------
 
@@ -270,6 +282,15 @@ class Catalog:
             else:
                 where.append("{by_id}r.recording_id IN (SELECT recording_id FROM tags WHERE key = ?)")
                 args.append(key)
+        match = _match(q.q) if q.q is not None else None
+        if match is not None:
+            where.append(
+                "{by_id}r.recording_id IN (SELECT recording_id FROM transcript_segments"
+                " WHERE transcript_segments MATCH ?)"
+            )
+            args.append(match)
+        elif q.q is not None:
+            where.append("0")  # no word in q: nothing was said that matches
         if q.started_after is not None:
             where.append("r.started_at >= ?")
             args.append(q.started_after.timestamp())
@@ -293,6 +314,9 @@ class Catalog:
             [*args, q.limit, q.offset],
         ).fetchall()
         items = self._hydrate(rows)
+        if match is not None:
+            for item in items:
+                item.transcript_hits = self._hits(item.recording_id, match)
         following = q.offset + len(items)
         return RecordingPage(
             items=items,
@@ -301,6 +325,16 @@ class Catalog:
             offset=q.offset,
             next_offset=following if following < total else None,
         )
+
+    def _hits(self, recording_id: str, match: str, limit: int = 5) -> list[TranscriptHit]:
+        return [
+            TranscriptHit(speaker=h["speaker"], start=h["start"], end=h["end"], text=h["text"])
+            for h in self._c.execute(
+                "SELECT speaker, start, end, text FROM transcript_segments WHERE transcript_segments MATCH ?"
+                " AND recording_id = ? ORDER BY CAST(start AS REAL) LIMIT ?",
+                (match, recording_id, limit),
+            )
+        ]
 
     def _hydrate(self, rows: list[sqlite3.Row]) -> list[RecordingOut]:
         ids = [r["recording_id"] for r in rows]
@@ -347,6 +381,16 @@ class Catalog:
 
 
 RecordingHook = Callable[[RecordingInfo], None]
+
+
+MAX_TERMS = 16
+
+
+def _match(text: str) -> str | None:
+    """An FTS5 query holding every word of `text` (each quoted: no FTS5 syntax from the caller), or None
+    when it has no word."""
+    words = re.findall(r"\w+", text)[:MAX_TERMS]
+    return " ".join(f'"{w}"' for w in words) if words else None
 
 
 class CatalogSink:

@@ -185,6 +185,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX participants_display_name ON participants (display_name);
     CREATE INDEX tags_kv_recording ON tags (key, value, recording_id);
     """,
+    # 7: full-text search over transcripts (postprocess/transcribe): one row per segment, its text
+    # indexed (FTS5), who said it and when (seconds on the recording's timeline) stored beside
+    """
+    CREATE VIRTUAL TABLE transcript_segments USING fts5(
+        text, recording_id UNINDEXED, speaker UNINDEXED, start UNINDEXED, end UNINDEXED,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

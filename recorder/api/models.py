@@ -115,6 +115,13 @@ class TrackOut(_Body):
     bytes: int
 
 
+class TranscriptHit(_Body):
+    speaker: str = Field(description="Participant id: whose track it was heard on.")
+    start: float = Field(description="Seconds from the start of the recording (its timeline's zero).")
+    end: float
+    text: str = Field(description="The transcript segment that matched (as masked by redaction).")
+
+
 class RecordingOut(_Body):
     recording_id: str
     room_id: str | None = None
@@ -133,6 +140,10 @@ class RecordingOut(_Body):
         default=None, description="Until when it cannot be deleted (api.retention_days after its end)."
     )
     deleted_at: Timestamp | None = None
+    transcript_hits: list[TranscriptHit] = Field(
+        default_factory=list,
+        description="With q=: the transcript segments that match, by start (at most 5); else empty.",
+    )
 
 
 class RecordingDetail(RecordingOut):
@@ -150,6 +161,11 @@ class RecordingPage(_Body):
 
 
 class SearchQuery(_Body):
+    q: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        default=None,
+        description="Words said in the call: recordings whose transcript has a segment holding every word"
+        " (case and accents ignored); each item lists those segments in transcript_hits.",
+    )
     room: Id | None = None
     participant: Annotated[str, StringConstraints(max_length=256)] | None = Field(
         default=None, description="Participant id or display name (exact)."
