@@ -1,6 +1,8 @@
 """`callvault verify TARGET`: check a stored recording against its signed manifest.
 
 TARGET is one of
+- an evidence bundle `BUNDLE.zip` made by an export (recorder/lifecycle): its signed index, every file,
+  the recording's manifest and the audit excerpt are checked (docs/lifecycle.md);
 - a local folder holding manifest.json, manifest.json.sig and the recording's files;
 - `s3://BUCKET/PREFIX`: the objects under PREFIX. Endpoint and credentials come from the options or the
   environment: CALLVAULT_S3_ENDPOINT (host:port), CALLVAULT_S3_ACCESS_KEY, CALLVAULT_S3_SECRET_KEY,
@@ -37,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from recorder.api.audit import AuditReadError, read_audit_file, verify_audit_chain
 from recorder.crypto.age import CryptoError, read_identities
+from recorder.lifecycle import bundle_verify
 from recorder.manifest.model import MANIFEST_NAME
 from recorder.manifest.signing import SigningKeyError, load_public_key
 from recorder.manifest.verify import FolderSource, Source, StoreSource, verify_recording
@@ -120,6 +123,13 @@ def run_audit(path: Path) -> int:
 def run_recording(args: argparse.Namespace) -> int:
     # urllib3 logs each connection retry; the command reports failures in its own one line.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+    target = Path(args.target)
+    if target.suffix == ".zip" and target.is_file():  # an evidence bundle (recorder/lifecycle)
+        try:
+            return bundle_verify.run(target, _public_key(args))
+        except SigningKeyError as exc:
+            print(f"callvault verify: error: {exc}", file=sys.stderr)
+            return 2
     try:
         key = _public_key(args)
         identities = read_identities(args.identity) if args.identity is not None else None

@@ -43,6 +43,7 @@ _TYPES = {
     ".m4a": "audio/mp4",
     ".json": "application/json",
     ".sig": "text/plain",
+    ".pcapng": "application/x-pcapng",
 }
 
 

@@ -88,8 +88,7 @@ async def test_schemathesis_finds_no_server_error(api: Api) -> None:
     elapsed = time.monotonic() - started
     print(f"schemathesis: {calls} in {elapsed:.1f} s")
     assert calls["operations"] == len(api.api.registry.routes) + 1  # + /v1/status
-    assert calls["requests"] >= calls["operations"]
-    assert elapsed < 60
+    assert calls["requests"] >= calls["operations"]  # bounded by MAX_EXAMPLES per operation, not by time
     status, result = await api.call("GET", "/v1/audit/verify", role="auditor")
     assert status == 200 and result["ok"] and result["entries"] > calls["operations"]
 

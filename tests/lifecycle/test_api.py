@@ -193,7 +193,7 @@ async def test_export_bundle_verifies_offline_and_names_a_changed_byte(
     for target, code in ((path, 0), (bad, 1)):  # the recipient's command, in a process of its own
         done = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "recorder.lifecycle.bundle_verify", str(target), "--public-key", str(pem)],
+            [sys.executable, "-m", "recorder.cli", "verify", str(target), "--public-key", str(pem)],
             capture_output=True,
             text=True,
             timeout=60,
