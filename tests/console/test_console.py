@@ -134,17 +134,17 @@ async def test_search_filters_pages_and_marks_live(service: Service, browser: An
     assert await page.is_disabled("#next") and not await page.is_disabled("#prev")
     await page.fill("#f-participant", "Customer Jones")
     await page.press("#f-participant", "Enter")  # the keyboard submits
-    await page.wait_for_function("document.getElementById('status').textContent === '1 recordings'")
+    await page.wait_for_function("document.getElementById('status').textContent === '1 recording'")
     await page.click("#results tbody a")
     await page.wait_for_url(f"**/console/recordings/{service.call_id}")
     await page.go_back()
-    await page.wait_for_function("document.getElementById('status').textContent === '1 recordings'")
+    await page.wait_for_function("document.getElementById('status').textContent === '1 recording'")
     assert await page.input_value("#f-participant") == "Customer Jones"  # the search is in the address
     await page.fill("#f-participant", "")
     await page.fill("#f-tag", "queue:billing")
     await page.fill("#f-room", CALL_ROOM)
     await page.click("#search button[type=submit]")
-    await page.wait_for_function("document.getElementById('status').textContent === '1 recordings'")
+    await page.wait_for_function("document.getElementById('status').textContent === '1 recording'")
     await page.fill("#f-room", "no-such-room")
     await page.click("#search button[type=submit]")
     await page.wait_for_function("document.getElementById('status').textContent === 'No recording matches.'")
@@ -346,3 +346,32 @@ async def test_console_off(tmp_path: Path) -> None:
             assert r.status == 404
         status, _ = await service.call("GET", "/v1/recordings", role="supervisor")
         assert status == 200
+
+
+async def test_slow_and_failing_api_show_loading_and_errors(service: Service, browser: Any) -> None:
+    """The page says it is searching while the API is slow, and says what went wrong when it fails."""
+    page = await signed_in(browser, service, "supervisor")
+    await page.wait_for_selector("#results tbody tr")
+    release = asyncio.Event()
+
+    async def slow_then_fail(route: Any) -> None:
+        await release.wait()
+        await route.fulfill(
+            status=503,
+            content_type="application/problem+json",
+            body='{"title": "Service Unavailable", "status": 503, "detail": "the catalog is busy"}',
+        )
+
+    await page.route("**/console/api/v1/recordings?*", slow_then_fail)
+    await page.fill("#f-room", CALL_ROOM)
+    await page.click("#search button[type=submit]")
+    await page.wait_for_function("document.getElementById('status').textContent === 'Searching…'")
+    assert await page.get_attribute("#search", "aria-busy") == "true"
+    release.set()
+    await page.wait_for_function("document.getElementById('status').classList.contains('error')")
+    assert await page.inner_text("#status") == "Error 503: the catalog is busy"
+    assert await page.get_attribute("#search", "aria-busy") is None
+    await page.unroute("**/console/api/v1/recordings?*")
+    await page.click("#search button[type=submit]")
+    await page.wait_for_function("document.getElementById('status').textContent === '1 recording'")
+    await page.context.close()

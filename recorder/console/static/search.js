@@ -57,7 +57,7 @@ async function search() {
     const items = sort ? [...page.items].sort(sort) : page.items;
     body.replaceChildren(...items.map(row));
     const last = page.offset + page.items.length;
-    say(page.total ? `${page.total} recordings` : 'No recording matches.');
+    say(page.total === 1 ? '1 recording' : page.total ? `${page.total} recordings` : 'No recording matches.');
     info.textContent = page.total ? `${page.offset + 1}–${last} of ${page.total}` : '';
     prev.disabled = page.offset === 0;
     next.disabled = page.next_offset === null;
