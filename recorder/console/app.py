@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -324,9 +325,11 @@ def to_sign_in() -> web.Response:
 
 
 def same_origin(request: web.Request) -> bool:
-    """True unless the browser says the request comes from another site (Origin, or Sec-Fetch-Site)."""
+    """True unless the browser says the request comes from another site (Origin, or Sec-Fetch-Site). The
+    Origin's host is compared, not its scheme: behind a TLS-terminating proxy the browser says https and
+    the service sees http."""
     origin = request.headers.get("Origin")
-    if origin is not None and origin != f"{request.scheme}://{request.host}":
+    if origin is not None and urlsplit(origin).netloc != request.host:
         return False
     return request.headers.get("Sec-Fetch-Site", "same-origin") in ("same-origin", "none")
 
