@@ -24,6 +24,10 @@ RECV_SIZE = 4096
 """Bytes read per datagram: RTP from an SFU stays under the path MTU (about 1,500 bytes)."""
 MAX_BATCH = 64
 """Datagrams read per wakeup before the loop serves other sockets (fairness)."""
+RECEIVE_BUFFER = 1 << 20
+"""SO_RCVBUF asked for each socket: room for a keyframe's burst (or a busy moment of the event loop)
+without the kernel dropping datagrams; the kernel caps it at net.core.rmem_max (raise that sysctl on hosts
+where it is lower) and only uses the memory when datagrams wait."""
 
 
 class DatagramSocket:
@@ -33,6 +37,7 @@ class DatagramSocket:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             sock.bind((address, port))
         except OSError:
             sock.close()
