@@ -5,11 +5,16 @@ pace it drops repeated digits: "one four eight eight" becomes "148")."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
+from composite_kit import Publisher
+
+from recorder.models import TrackSummary
 
 
 def speak(folder: Path, name: str, text: str, lead: float = 0.5, tail: float = 0.8) -> Path:
@@ -58,3 +63,29 @@ def wer(reference: str, hypothesis: str) -> float:
         for j, h in enumerate(hyp, 1):
             prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
     return d[len(hyp)] / max(1, len(ref))
+
+
+AGENT_SAYS = "Acme support, how can I help you?"
+CUSTOMER_SAYS = (
+    "My card number is four five three nine, one four eight eight, zero three four three, six four six seven."
+    " The expiration date is zero nine, two eight."
+    " My order number is five two seven three, eight four zero one, nine two six five, eight three zero one."
+    " My extension is four five six seven."
+)
+CARD = "4539148803436467"  # Luhn-valid
+ORDER = "5273840192658301"  # 16 digits, Luhn-invalid
+EXTENSION = "4567"
+AGENT = Publisher("alice", tone=0, seconds=0, video=False)
+CUSTOMER = Publisher("bob", tone=0, seconds=0, start_delay=3.0, video=False)
+
+
+@dataclass
+class SpokenCall:
+    folder: Path
+    summaries: dict[str, TrackSummary]
+    onsets: dict[str, float]
+    """Seconds from the start of each publisher's file to its first speech."""
+
+    def copy(self, dst: Path) -> Path:
+        shutil.copytree(self.folder, dst)
+        return dst

@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import CARD, EXTENSION, ORDER
+from speech import CARD, EXTENSION, ORDER
 
 from postprocess.redact.recording import REDACTED_DIR, REPORT_NAME, RedactionReport
 from postprocess.transcribe.audio import SAMPLE_RATE, decode_track

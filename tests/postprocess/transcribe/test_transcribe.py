@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import AGENT_SAYS, CUSTOMER_SAYS, SpokenCall
-from speech import wer
+from speech import AGENT_SAYS, CUSTOMER_SAYS, SpokenCall, wer
 
 from postprocess.transcribe.models import Transcript
 from postprocess.transcribe.vtt import timestamp
