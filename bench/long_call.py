@@ -138,10 +138,17 @@ def main() -> int:
             s = json.loads(summary_path.read_text())
             joined = out / s["file"] if s.get("file") else None
             duration = ffprobe_duration(joined) if joined and joined.exists() else float("nan")
+            gaps = s.get("gaps", [])
+            gap_seconds = sum(g["end_time"] - g["start_time"] for g in gaps)
             print(f"  {s['name']:24} {s['state']:9} frames {s['frames']:>7} lost packets {s['packets_lost']:>5} "
-                  f"segments {len(s['segments']):>5} joined file {duration:8.1f} s")  # fmt: skip
-        errors = [line for line in (work / "callvault.log").read_text().splitlines() if "ERROR" in line]
-        print(f"errors logged: {len(errors)}" + (f", first: {errors[0]}" if errors else ""))
+                  f"segments {len(s['segments']):>5} joined file {duration:8.1f} s, gaps {len(gaps)} "
+                  f"({gap_seconds:.1f} s of wall clock)")  # fmt: skip
+        log_lines = (work / "callvault.log").read_text().splitlines()
+        for level in ("ERROR", "WARNING"):
+            found = [line for line in log_lines if f" {level} " in line]
+            print(
+                f"{level.lower()}s logged: {len(found)}" + "".join(f"\n  {line[:300]}" for line in found[:5])
+            )
     return 0
 
 
