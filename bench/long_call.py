@@ -138,6 +138,20 @@ def main() -> int:
             s = json.loads(summary_path.read_text())
             joined = out / s["file"] if s.get("file") else None
             duration = ffprobe_duration(joined) if joined and joined.exists() else float("nan")
+            counters = {
+                k: s[k]
+                for k in (
+                    "packets_received",
+                    "packets_late",
+                    "packets_duplicate",
+                    "packets_foreign",
+                    "frames_dropped",
+                    "frames_unwritten",
+                )
+                if s.get(k)
+            }
+            span = (s.get("media_seconds") or 0.0, s.get("arrival_seconds") or 0.0)
+            print(f"  {s['name']:24} media {span[0]:.1f} s, arrival {span[1]:.1f} s, {counters}")
             gaps = s.get("gaps", [])
             gap_seconds = sum(g["end_time"] - g["start_time"] for g in gaps)
             print(f"  {s['name']:24} {s['state']:9} frames {s['frames']:>7} lost packets {s['packets_lost']:>5} "
