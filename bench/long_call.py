@@ -96,22 +96,22 @@ def main() -> int:
         ports = free_ports(4)
         lines = [("video", ports[0]), ("audio", ports[1]), ("video", ports[2]), ("audio", ports[3])]
         (work / "call.sdp").write_text(sdp(lines))
-        rec = subprocess.Popen(
-            [sys.executable, "-m", "recorder.cli", "record-rtp", "--sdp", str(work / "call.sdp"), "--out",
-             str(work / "out"), "--name", "long", "--segment-seconds", str(args.segment_seconds),
-             "--duration", str(wall + 10)],
-            stdout=subprocess.DEVNULL, stderr=(work / "callvault.log").open("w"),
-        )  # fmt: skip
-        proc = psutil.Process(rec.pid)
-        deadline = time.time() + 60
-        while time.time() < deadline and len(list((work / "out" / "long").glob("*.json"))) < 4:
-            time.sleep(0.1)
         streams = [
             (ports[0], looped(video, VIDEO_CLOCK, loops, 0x1001)),
             (ports[1], looped(audio, AUDIO_CLOCK, loops, 0x1002)),
             (ports[2], looped(video, VIDEO_CLOCK, loops, 0x2001)),
             (ports[3], looped(audio, AUDIO_CLOCK, loops, 0x2002)),
         ]
+        rec = subprocess.Popen(
+            [sys.executable, "-m", "recorder.cli", "record-rtp", "--sdp", str(work / "call.sdp"), "--out",
+             str(work / "out"), "--name", "long", "--segment-seconds", str(args.segment_seconds),
+             "--duration", str(wall + 60)],
+            stdout=subprocess.DEVNULL, stderr=(work / "callvault.log").open("w"),
+        )  # fmt: skip
+        proc = psutil.Process(rec.pid)
+        deadline = time.time() + 60
+        while time.time() < deadline and len(list((work / "out" / "long").glob("*.json"))) < 4:
+            time.sleep(0.1)
         sent = {port: len(p) for port, p in streams}
         cpu0 = proc.cpu_times()
         sender = mp.Process(target=send, args=(streams, args.speed, time.time() + 0.5))
