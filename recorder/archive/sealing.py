@@ -24,7 +24,6 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from recorder.archive.naming import media_content_type
 from recorder.archive.settings import EncryptionSettings
 from recorder.crypto.age import (
     AGE_CONTENT_TYPE,
@@ -170,8 +169,3 @@ class Sealing:
         encrypted = encrypt_bytes(data, self._recipients(recipients))
         section = Encryption(recipients=list(recipients), participants=base64.b64encode(encrypted).decode())
         return [Participant(id=p.id) for p in participants], section
-
-
-def plaintext_content_type(obj: StoredObject, kind: MediaKind | None = None) -> str:
-    """The content type a stored object's file has once decrypted."""
-    return media_content_type(obj.name, kind)

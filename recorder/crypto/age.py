@@ -27,12 +27,12 @@ import pyrage
 from pyrage import ssh, x25519
 
 from recorder.errors import CallVaultError
+from recorder.storage.base import sha256_file
 
 AGE_SUFFIX = ".age"
 AGE_CONTENT_TYPE = "application/octet-stream"
 """Content type of stored ciphertext (age has no registered media type)."""
 _SSH_PREFIXES = ("ssh-ed25519 ", "ssh-rsa ")
-_MAGIC = b"age-encryption.org/v1\n"
 
 
 class CryptoError(CallVaultError):
@@ -111,11 +111,6 @@ def parse_identities(data: bytes, where: str = "identity") -> list[Any]:
     return identities
 
 
-def is_age(head: bytes) -> bool:
-    """Whether bytes start like an age file (binary format; CallVault never writes the armored one)."""
-    return head.startswith(_MAGIC)
-
-
 @dataclass(frozen=True)
 class Sealed:
     """What `encrypt_file` read and wrote."""
@@ -154,8 +149,8 @@ def encrypt_file(source: Path, target: Path, recipients: Sequence[Any], *, durab
         if not source.is_file():
             raise FileNotFoundError(f"{source}: no such file")
         pyrage.encrypt_file(str(source), str(tmp), list(recipients))
-        plain_sha, plain_size = _digest(source)
-        sha, size = _digest(tmp)
+        plain_sha, plain_size = sha256_file(source), source.stat().st_size
+        sha, size = sha256_file(tmp), tmp.stat().st_size
         if durable:
             fd = os.open(tmp, os.O_RDONLY)
             try:
@@ -167,16 +162,6 @@ def encrypt_file(source: Path, target: Path, recipients: Sequence[Any], *, durab
         tmp.unlink(missing_ok=True)
         raise
     return Sealed(plain_sha, plain_size, sha, size)
-
-
-def _digest(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
 
 
 def fsync_tree(folder: Path) -> int:

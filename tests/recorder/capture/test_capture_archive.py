@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from age_kit import age_decrypt, keygen
 from archive_kit import FakeTrack, Receiver, local_settings, new_info
 from s3_fixture import free_port
 
@@ -31,18 +31,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     await r.start()
     yield r
     await r.stop()
-
-
-def keygen(path: Path) -> str:
-    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
-    out = subprocess.run(["age-keygen", "-y", str(path)], check=True, capture_output=True, text=True)
-    return out.stdout.strip()
-
-
-def age_decrypt(identity: Path, data: bytes) -> bytes:
-    return subprocess.run(
-        ["age", "-d", "-i", str(identity)], input=data, check=True, capture_output=True
-    ).stdout
 
 
 def capture_segments(folder: Path, track: str) -> list[SegmentInfo]:
