@@ -6,6 +6,12 @@
 //   node harness.mjs <callvault url> <api key> <room id> <lease seconds unused>
 //   {"op":"produce","participant":"alice","display":"Alice","codec":"vp8","pt":101,"ssrc":1111}
 //   {"op":"pause"|"resume"|"close","id":"<producer id>"}   {"op":"closeRouter"}
+//   WebRTC publishers (aiortc, Chromium) in the test's network namespace:
+//   {"op":"webrtcTransport","participant":"carol","display":"Carol","ip":"10.200.0.1"}
+//     -> {id, iceParameters, iceCandidates, dtlsParameters}
+//   {"op":"connectWebRtc","id":"<transport id>","dtlsParameters":{...}}
+//   {"op":"produceOn","transport":"<transport id>","kind":"video","rtpParameters":{...}} -> {id}
+//   {"op":"consumerStats"} -> what the recording Consumers send (layers of simulcast ones)
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +48,7 @@ recorder.on('error', (e) => out({ event: 'error', message: String(e?.message ?? 
 await recorder.recordRouter(router, { roomId, metadata: { source: 'mediasoup-test' } });
 
 const producers = new Map();
+const webrtc = new Map();
 
 async function handle(cmd) {
   if (cmd.op === 'produce') {
@@ -59,6 +66,45 @@ async function handle(cmd) {
     });
     producers.set(producer.id, { producer, transport });
     return { id: producer.id, port: transport.tuple.localPort, rtcpPort: transport.rtcpTuple.localPort };
+  }
+  if (cmd.op === 'webrtcTransport') {
+    const transport = await router.createWebRtcTransport({
+      listenIps: [{ ip: cmd.ip }],
+      enableUdp: true,
+      enableTcp: false,
+      initialAvailableOutgoingBitrate: 3000000,
+      appData: { participantId: cmd.participant, displayName: cmd.display },
+    });
+    webrtc.set(transport.id, transport);
+    const { id, iceParameters, iceCandidates, dtlsParameters } = transport;
+    return { id, iceParameters, iceCandidates, dtlsParameters };
+  }
+  if (cmd.op === 'connectWebRtc') {
+    await webrtc.get(cmd.id).connect({ dtlsParameters: cmd.dtlsParameters });
+    return {};
+  }
+  if (cmd.op === 'produceOn') {
+    const transport = webrtc.get(cmd.transport);
+    const producer = await transport.produce({ kind: cmd.kind, rtpParameters: cmd.rtpParameters });
+    producers.set(producer.id, { producer, transport });
+    return { id: producer.id };
+  }
+  if (cmd.op === 'consumerStats') {
+    // The recording Consumers (on the package's PlainTransports): their layers and what they sent.
+    const out = [];
+    for (const room of recorder.rooms.values()) {
+      for (const stream of room.streams.values()) {
+        const c = stream.consumer;
+        if (!c) continue;
+        const stats = (await c.getStats()).filter((s) => s.type === 'outbound-rtp');
+        out.push({
+          participant: stream.participantId, kind: c.kind, type: c.type,
+          preferredLayers: c.preferredLayers ?? null, currentLayers: c.currentLayers ?? null,
+          packets: stats.reduce((n, s) => n + (s.packetCount ?? 0), 0),
+        });
+      }
+    }
+    return { consumers: out };
   }
   if (cmd.op === 'pause' || cmd.op === 'resume') {
     await producers.get(cmd.id).producer[cmd.op]();
