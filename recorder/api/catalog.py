@@ -24,6 +24,8 @@ from recorder.api.models import (
     RecordingPage,
     RecordingStatus,
     SearchQuery,
+    SortField,
+    SortOrder,
     TrackOut,
     TranscriptHit,
 )
@@ -308,10 +310,13 @@ class Catalog:
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         counted = clause.replace("{by_id}", "")
         total = int(self._c.execute(f"SELECT COUNT(*) FROM recordings r {counted}", args).fetchone()[0])
+        key, key_args = _sort_key(q.sort, now)
+        direction = "ASC" if q.order is SortOrder.ASC else "DESC"
+        walk = "+" if total > 2000 and q.sort is SortField.STARTED_AT else ""
         rows = self._c.execute(
-            f"SELECT r.* FROM recordings r {clause.replace('{by_id}', '+' if total > 2000 else '')}"
-            " ORDER BY r.started_at DESC, r.recording_id DESC LIMIT ? OFFSET ?",
-            [*args, q.limit, q.offset],
+            f"SELECT r.* FROM recordings r {clause.replace('{by_id}', walk)}"
+            f" ORDER BY {key} {direction}, r.recording_id {direction} LIMIT ? OFFSET ?",
+            [*args, *key_args, q.limit, q.offset],
         ).fetchall()
         items = self._hydrate(rows)
         if match is not None:
@@ -384,6 +389,24 @@ RecordingHook = Callable[[RecordingInfo], None]
 
 
 MAX_TERMS = 16
+
+
+def _sort_key(field: SortField, now: float) -> tuple[str, list[object]]:
+    """The ORDER BY expression of a sort field (from this fixed table, never from the request's text)."""
+    if field is SortField.DURATION:
+        return "COALESCE(r.duration, ? - r.started_at)", [now]
+    if field is SortField.FINISHED_AT:
+        return "COALESCE(r.finished_at, ?)", [now]
+    return _SORT_COLUMNS[field], []
+
+
+_SORT_COLUMNS: dict[SortField, str] = {
+    SortField.STARTED_AT: "r.started_at",
+    SortField.ROOM: "COALESCE(r.room_id, '')",
+    SortField.PARTICIPANTS: "(SELECT COUNT(*) FROM participants p WHERE p.recording_id = r.recording_id)",
+    SortField.BYTES: "r.bytes",
+    SortField.STATUS: "r.status",
+}
 
 
 def _match(text: str) -> str | None:

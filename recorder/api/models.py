@@ -160,6 +160,23 @@ class RecordingPage(_Body):
     next_offset: int | None = None
 
 
+class SortField(StrEnum):
+    """What GET /v1/recordings can sort by (`sort`); ties are broken by recording_id in the same order."""
+
+    STARTED_AT = "started_at"
+    FINISHED_AT = "finished_at"
+    DURATION = "duration"
+    ROOM = "room"
+    PARTICIPANTS = "participants"
+    BYTES = "bytes"
+    STATUS = "status"
+
+
+class SortOrder(StrEnum):
+    ASC = "asc"
+    DESC = "desc"
+
+
 class SearchQuery(_Body):
     q: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
         default=None,
@@ -182,6 +199,13 @@ class SearchQuery(_Body):
     started_before: DateTime | None = Field(default=None, description="RFC 3339 date-time.")
     min_duration: float | None = Field(default=None, ge=0, le=1e9)
     max_duration: float | None = Field(default=None, ge=0, le=1e9)
+    sort: SortField = Field(
+        default=SortField.STARTED_AT,
+        description="Sort by: started_at, finished_at, duration (a live recording counts as finishing"
+        " now), room, participants (how many), bytes, status; ties by recording_id, so pages"
+        " of one query never repeat or skip a recording.",
+    )
+    order: SortOrder = Field(default=SortOrder.DESC, description="asc or desc.")
     limit: int = Field(default=50, ge=1, le=200)
     offset: int = Field(default=0, ge=0, le=1_000_000)
 
