@@ -7,7 +7,7 @@
 //   {"op":"produce","participant":"alice","display":"Alice","codec":"vp8","pt":101,"ssrc":1111}
 //   {"op":"pause"|"resume"|"close","id":"<producer id>"}   {"op":"closeRouter"}
 //   WebRTC publishers (aiortc, Chromium) in the test's network namespace:
-//   {"op":"webrtcTransport","participant":"carol","display":"Carol","ip":"10.200.0.1"}
+//   {"op":"webrtcTransport","participant":"carol","display":"Carol","ip":"10.200.0.1"[,"preferredLayers":{...}]}
 //     -> {id, iceParameters, iceCandidates, dtlsParameters}
 //   {"op":"connectWebRtc","id":"<transport id>","dtlsParameters":{...}}
 //   {"op":"produceOn","transport":"<transport id>","kind":"video","rtpParameters":{...}} -> {id}
@@ -45,7 +45,16 @@ const router = await worker.createRouter({ mediaCodecs: Object.values(CODECS) })
 const recorder = new CallVaultRecorder({ url, apiKey });
 recorder.on('streamstart', (e) => out({ event: 'streamstart', ...e }));
 recorder.on('error', (e) => out({ event: 'error', message: String(e?.message ?? e) }));
-await recorder.recordRouter(router, { roomId, metadata: { source: 'mediasoup-test' } });
+await recorder.recordRouter(router, {
+  roomId,
+  metadata: { source: 'mediasoup-test' },
+  // The transport's appData names the participant (and, for a test, the simulcast layers to record).
+  participant: (producer, transport) => ({
+    participantId: transport.appData.participantId ?? transport.id,
+    displayName: transport.appData.displayName,
+    preferredLayers: transport.appData.preferredLayers,
+  }),
+});
 
 const producers = new Map();
 const webrtc = new Map();
@@ -73,7 +82,7 @@ async function handle(cmd) {
       enableUdp: true,
       enableTcp: false,
       initialAvailableOutgoingBitrate: 3000000,
-      appData: { participantId: cmd.participant, displayName: cmd.display },
+      appData: { participantId: cmd.participant, displayName: cmd.display, preferredLayers: cmd.preferredLayers },
     });
     webrtc.set(transport.id, transport);
     const { id, iceParameters, iceCandidates, dtlsParameters } = transport;

@@ -129,3 +129,92 @@ def test_aiortc_webrtc_publisher_recorded_frame_for_frame(
         audio,
         audio_sent,
     )
+
+
+# -- simulcast from headless Chromium ------------------------------------------------------------------
+
+WIDTH, HEIGHT = 640, 360
+LAYERS = [{"rid": "h", "scale": 1, "max_bitrate": 900_000}, {"rid": "l", "scale": 2, "max_bitrate": 200_000}]
+"""Two VP8 layers, 640x360 and 320x180 (small, for two cores shared by many)."""
+
+
+async def chromium_publish(
+    harness: Harness, ns: NetNamespace, who: list[tuple[str, dict[str, int] | None]], seconds: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One Chromium page per participant publishes the fake camera in simulcast (LAYERS) to its own
+    WebRtcTransport, whose Producer the package records at the participant's preferred layers (None: the
+    default). Returns each page's outbound-rtp stats at the end and the recording Consumers' stats
+    (their current layers) just before the Producers close."""
+    from chromium import JS_ANSWER, JS_OFFER, JS_STATS, ChromiumBrowser
+
+    stats: list[dict[str, Any]] = []
+    async with ChromiumBrowser.launch() as browser:
+        pages = []
+        for participant, layers in who:
+            page = await browser.browser.new_page()
+            await page.route(
+                "http://localhost/**",
+                lambda route: route.fulfill(content_type="text/html", body="<title>publisher</title>"),
+            )
+            await page.goto("http://localhost/publisher.html")
+            sdp = await page.evaluate(
+                JS_OFFER,
+                {"audio": False, "video": True, "width": WIDTH, "height": HEIGHT, "fps": 30,
+                 "codec": "vp8", "layers": LAYERS},
+            )  # fmt: skip
+            offer = parse_offer(sdp)
+            assert offer.sections[0].rids == ["h", "l"], sdp
+            transport = harness.call(
+                "webrtcTransport", participant=participant, display=participant.title(), ip=ns.address,
+                **({"preferredLayers": layers} if layers else {}),
+            )  # fmt: skip
+            harness.call("connectWebRtc", id=transport["id"], dtlsParameters=dtls_parameters(offer))
+            scales = {layer["rid"]: float(layer["scale"]) for layer in LAYERS}
+            produced = harness.call(
+                "produceOn", transport=transport["id"], kind="video",
+                rtpParameters=producer_parameters(offer.sections[0], scales),
+            )  # fmt: skip
+            state = await page.evaluate(
+                JS_ANSWER, {"type": "answer", "sdp": answer(offer, transport, start_kbps=1500)}
+            )
+            assert state == "connected", state
+            pages.append((page, produced["id"]))
+        await asyncio.sleep(seconds)  # the call's length
+        consumers = harness.call("consumerStats")["consumers"]
+        for page, producer in pages:
+            stats.append(await page.evaluate(JS_STATS))
+            harness.call("close", id=producer)
+    return stats, consumers
+
+
+def test_chromium_simulcast_recorded_at_the_chosen_layer(
+    callvault: CallVault, mediasoup_worker: Path, namespace: NetNamespace, tmp_path: Path
+) -> None:
+    """Dave is recorded at mediasoup's default (the highest layer), Erin at spatial layer 0
+    (recordRouter's participant function gives her preferredLayers): each recorded picture size is the
+    chosen layer's, as the Consumers' own current layers say. mediasoup picks the best layer that has
+    packets when the Consumer starts, so a track may begin on the other layer for a moment and then
+    switch (at a keyframe) to the chosen one for good."""
+    harness = Harness(mediasoup_worker, callvault.url, "simulcast-3", tmp_path / "node.log")
+    try:
+        stats, consumers = asyncio.run(
+            chromium_publish(harness, namespace, [("dave", None), ("erin", {"spatialLayer": 0})], 6.0)
+        )
+        harness.call("closeRouter")
+        rid = callvault.finished("simulcast-3")
+    finally:
+        harness.close()
+    sent = {(v["rid"], v["frameWidth"], v["frameHeight"]) for s in stats for v in s["video"]}
+    assert ("h", WIDTH, HEIGHT) in sent and ("l", WIDTH // 2, HEIGHT // 2) in sent, stats
+    summaries = callvault.summaries(rid)
+    dave = next(s for s in summaries.values() if s["name"].startswith("dave-"))
+    erin = next(s for s in summaries.values() if s["name"].startswith("erin-"))
+    for track in (dave, erin):
+        assert track["state"] == "complete" and track["frames"] > 12, track
+        assert track["packets_lost"] == 0 and not track["gaps"], track
+    for track, size in ((dave, (WIDTH, HEIGHT)), (erin, (WIDTH // 2, HEIGHT // 2))):
+        assert (track["layers"][-1]["width"], track["layers"][-1]["height"]) == size, track["layers"]
+        chosen = sum(x["frames"] for x in track["layers"] if (x["width"], x["height"]) == size)
+        assert chosen > 0.7 * track["frames"], track["layers"]
+    layers = {c["participant"]: c["currentLayers"] for c in consumers}
+    assert layers["dave"]["spatialLayer"] == 1 and layers["erin"]["spatialLayer"] == 0, consumers

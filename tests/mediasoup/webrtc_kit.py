@@ -183,9 +183,11 @@ def producer_parameters(section: Section, scales: dict[str, float] | None = None
     }
 
 
-def answer(offer: Offer, transport: dict[str, Any]) -> str:
+def answer(offer: Offer, transport: dict[str, Any], start_kbps: int | None = None) -> str:
     """The SDP answer of mediasoup's WebRtcTransport (``transport``: its id, iceParameters,
-    iceCandidates, dtlsParameters as the harness returns them) accepting each section's chosen codec."""
+    iceCandidates, dtlsParameters as the harness returns them) accepting each section's chosen codec.
+    ``start_kbps``: ``x-google-start-bitrate`` on the video codec, so a browser sends every simulcast
+    layer from the start instead of after its bandwidth estimate ramped up."""
     ice = transport["iceParameters"]
     candidates = transport["iceCandidates"]
     address = candidates[0]["ip"]
@@ -224,8 +226,11 @@ def answer(offer: Offer, transport: dict[str, Any]) -> str:
             out.append(
                 f"a=rtpmap:{codec.pt} {codec.name if codec.name != 'vp8' else 'VP8'}/{codec.clock}{channels}"
             )
-            if codec.fmtp:
-                out.append(f"a=fmtp:{codec.pt} " + ";".join(f"{k}={v}" for k, v in codec.fmtp.items()))
+            fmtp = dict(codec.fmtp)
+            if start_kbps and section.kind == "video" and codec is section.codec:
+                fmtp["x-google-start-bitrate"] = str(start_kbps)
+            if fmtp:
+                out.append(f"a=fmtp:{codec.pt} " + ";".join(f"{k}={v}" for k, v in fmtp.items()))
             for kind, param in codec.feedback:
                 out.append(f"a=rtcp-fb:{codec.pt} {kind}{' ' + param if param else ''}")
         if section.rids:

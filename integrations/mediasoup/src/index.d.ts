@@ -14,12 +14,21 @@ export interface CallVaultRecorderOptions {
   timeoutMs?: number;
 }
 
+/** The layers of a simulcast/SVC Producer to record (mediasoup's Consumer `preferredLayers`): the
+ * highest available layers up to these. Integers 0-15; spatial layer 0 is the smallest picture. */
+export interface PreferredLayers {
+  spatialLayer: number;
+  temporalLayer?: number;
+}
+
 export interface Participant {
   /** 1-128 letters, digits, '.', '_' or '-'. */
   participantId: string;
   displayName?: string;
   /** The stream's name inside the participant (default: the Producer's mid, else 0, 1, 2... in the order its Producers appear). */
   mid?: string;
+  /** Simulcast/SVC Producers: the layers to record (default: the highest). Ignored for other Producers. */
+  preferredLayers?: PreferredLayers;
 }
 
 export interface RecordRouterOptions {
@@ -27,6 +36,9 @@ export interface RecordRouterOptions {
   roomId: string;
   /** Tags of the room's recording. */
   metadata?: Record<string, string>;
+  /** Simulcast/SVC Producers: the layers to record (default: the highest); the participant function's
+   * `preferredLayers` wins for its Producer. */
+  preferredLayers?: PreferredLayers;
   /** Who a Producer belongs to (default: its transport's appData.participantId / displayName, else the
    * transport id). Return null to leave a Producer unrecorded. */
   participant?: (producer: types.Producer, transport: types.Transport) => Participant | null;

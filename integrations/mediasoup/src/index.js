@@ -12,6 +12,23 @@ import { EventEmitter } from 'node:events';
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const SAFE_MID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
 
+/**
+ * The layers a simulcast/SVC Producer is recorded at: `{ spatialLayer, temporalLayer? }`, integers >= 0
+ * (mediasoup's Consumer `preferredLayers`; it records the highest available layer up to them). Undefined:
+ * mediasoup's default, the highest layers.
+ * @param {unknown} layers
+ * @returns {{ spatialLayer: number, temporalLayer?: number } | undefined}
+ */
+function checkLayers(layers) {
+  if (layers === undefined || layers === null) return undefined;
+  const ok = (/** @type {unknown} */ n) => Number.isInteger(n) && /** @type {number} */ (n) >= 0 && /** @type {number} */ (n) < 16;
+  const l = /** @type {any} */ (layers);
+  if (typeof l !== 'object' || !ok(l.spatialLayer) || !(l.temporalLayer === undefined || ok(l.temporalLayer))) {
+    throw new TypeError(`preferredLayers ${JSON.stringify(layers)} must be { spatialLayer, temporalLayer? } with integers 0-15`);
+  }
+  return l.temporalLayer === undefined ? { spatialLayer: l.spatialLayer } : { spatialLayer: l.spatialLayer, temporalLayer: l.temporalLayer };
+}
+
 /** An HTTP error answered by CallVault (RFC 9457 problem details). */
 export class CallVaultError extends Error {
   /**
@@ -79,7 +96,7 @@ class StreamRecording {
   /**
    * @param {RoomRecording} room
    * @param {import('mediasoup').types.Producer} producer
-   * @param {{ participantId: string, displayName?: string, mid: string }} who
+   * @param {{ participantId: string, displayName?: string, mid: string, preferredLayers?: { spatialLayer: number, temporalLayer?: number } }} who
    */
   constructor(room, producer, who) {
     this.room = room;
@@ -87,6 +104,7 @@ class StreamRecording {
     this.participantId = who.participantId;
     this.displayName = who.displayName;
     this.mid = who.mid;
+    this.preferredLayers = who.preferredLayers;
     /** @type {import('mediasoup').types.PlainTransport | null} */
     this.transport = null;
     /** @type {import('mediasoup').types.Consumer | null} */
@@ -128,6 +146,8 @@ class StreamRecording {
         producerId: this.producer.id,
         rtpCapabilities: router.rtpCapabilities,
         paused: true,
+        // Simulcast/SVC: the layers asked for (default: mediasoup's, the highest); ignored otherwise.
+        ...(this.preferredLayers && this.producer.type !== 'simple' ? { preferredLayers: this.preferredLayers } : {}),
         appData: { callvault: true },
       });
       this.consumer = consumer;
@@ -264,14 +284,19 @@ class RoomRecording {
 
   /**
    * @param {import('mediasoup').types.Producer} producer
-   * @param {{ participantId: string, displayName?: string, mid?: string }} who
+   * @param {{ participantId: string, displayName?: string, mid?: string, preferredLayers?: unknown }} who
    */
   async addProducer(producer, who) {
     if (this.closed || this.streams.has(producer.id) || producer.closed) return;
     if (!SAFE_ID.test(who.participantId)) {
       throw new TypeError(`participant id ${JSON.stringify(who.participantId)} must be 1-128 letters, digits, '.', '_' or '-'`);
     }
-    const stream = new StreamRecording(this, producer, { ...who, mid: who.mid ?? this.#mid(producer, who.participantId) });
+    const preferredLayers = checkLayers(who.preferredLayers);
+    const stream = new StreamRecording(this, producer, {
+      ...who,
+      preferredLayers,
+      mid: who.mid ?? this.#mid(producer, who.participantId),
+    });
     this.streams.set(producer.id, stream);
     producer.observer.on('pause', () => stream.setPaused(true).catch((err) => this.recorder._warn(err)));
     producer.observer.on('resume', () => stream.setPaused(false).catch((err) => this.recorder._warn(err)));
@@ -385,7 +410,9 @@ export class CallVaultRecorder extends EventEmitter {
   /**
    * Record every Producer that appears on the Router from now on, until the Router closes. Participants
    * are the Producers' transports: `participant(producer, transport)` names them (default: the
-   * transport's appData.participantId / appData.displayName, else the transport id).
+   * transport's appData.participantId / appData.displayName, else the transport id). Simulcast/SVC
+   * Producers are recorded at `options.preferredLayers` (default: the highest), or at the
+   * `preferredLayers` the participant function returns for that Producer.
    *
    * @param {import('mediasoup').types.Router} router
    * @param {import('./index.js').RecordRouterOptions} options
@@ -393,12 +420,15 @@ export class CallVaultRecorder extends EventEmitter {
   async recordRouter(router, options) {
     const room = this.#room(router, options.roomId, options.metadata);
     const who = options.participant ?? defaultParticipant;
+    const layers = checkLayers(options.preferredLayers);
     router.observer.on('newtransport', (transport) => {
       if (transport.appData?.callvault) return;
       transport.observer.on('newproducer', (producer) => {
         const participant = who(producer, transport);
         if (!participant) return;
-        room.addProducer(producer, participant).catch((err) => this._warn(err));
+        room
+          .addProducer(producer, { ...participant, preferredLayers: participant.preferredLayers ?? layers })
+          .catch((err) => this._warn(err));
       });
     });
   }
@@ -415,6 +445,7 @@ export class CallVaultRecorder extends EventEmitter {
       participantId: options.participantId,
       displayName: options.displayName,
       mid: options.mid,
+      preferredLayers: options.preferredLayers,
     });
   }
 

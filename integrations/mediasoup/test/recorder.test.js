@@ -243,6 +243,10 @@ test('recordProducer records one Producer of a Router not recorded as a whole', 
       recorder.recordProducer(producer, { router, roomId: 'room-1', participantId: '../bob' }),
       /participant id "..\/bob" must be/,
     );
+    await assert.rejects(
+      recorder.recordProducer(producer, { router, roomId: 'room-1', participantId: 'bob', preferredLayers: { spatialLayer: -1 } }),
+      /preferredLayers {"spatialLayer":-1} must be/,
+    );
     await recorder.recordProducer(producer, { router, roomId: 'room-1', participantId: 'bob', displayName: 'Bob', mid: 'mic' });
     assert.equal(started.length, 1);
     assert.equal(started[0].track, 'bob-audio-mic');
