@@ -21,6 +21,7 @@ system-deps:
 	command -v age >/dev/null 2>&1 || missing="$$missing age"; \
 	command -v tshark >/dev/null 2>&1 || missing="$$missing tshark"; \
 	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -37,6 +37,7 @@ _load_helper("s3_fixture")
 # pass their composite settings explicitly, which wins over the environment.
 os.environ["CALLVAULT_COMPOSITE__ENABLED"] = "false"
 
+from postgres_kit import PostgresServer  # noqa: E402
 from s3_fixture import MotoServer  # noqa: E402
 
 
@@ -49,3 +50,32 @@ def moto_server() -> Iterator[MotoServer]:
         yield server
     finally:
         server.stop()
+
+
+# -- the catalog on PostgreSQL (tests/helpers/postgres_kit.py): one throwaway server for the session, a
+# fresh database per test; modules mark themselves with postgres_kit.BACKENDS to run on both backends.
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def catalog_backend(request: pytest.FixtureRequest) -> str:
+    """The catalog backend: sqlite (the default) or postgresql (parametrized by postgres_kit.BACKENDS)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def catalog_url(catalog_backend: str, request: pytest.FixtureRequest) -> str | None:
+    """None on SQLite (the catalog file in the test's data folder), else a fresh PostgreSQL database's URL."""
+    if catalog_backend == "sqlite":
+        return None
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database()

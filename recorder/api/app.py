@@ -153,9 +153,9 @@ class ControlApi:
         counters: dict[str, Callable[[], dict[str, int]]] | None = None,
     ) -> ControlApi:
         api = settings.api
-        path = api.resolved_catalog(settings.data_dir)
+        location = api.catalog_location(settings.data_dir)  # a SQLite file, or PostgreSQL (api.catalog_url)
         bootstrap = await asyncio.to_thread(api.bootstrap_key)  # before anything is created
-        db = await asyncio.to_thread(Database, path)
+        db = await asyncio.to_thread(Database, location)
         catalog = Catalog(db, api.retention_days)
         policy = PolicyStore(db, api.default_policy, settings.janus)
         keys = KeyStore(db, bootstrap)
@@ -209,7 +209,7 @@ class ControlApi:
             log.warning(
                 "control API: no API keys and no bootstrap admin key (api.admin_key): every call is 401"
             )
-        log.info("control API: catalog %s (schema version %d)", path, SCHEMA_VERSION)
+        log.info("control API: catalog %s (schema version %d)", db.describe(), SCHEMA_VERSION)
         return created
 
     async def _metrics(self, call: Call) -> web.StreamResponse:

@@ -200,7 +200,7 @@ class Catalog:
         """Replace the recording's transcript in the full-text index (one row per segment)."""
         self._c.execute("DELETE FROM transcript_segments WHERE recording_id = ?", (recording_id,))
         self._c.executemany(
-            "INSERT INTO transcript_segments (text, recording_id, speaker, start, end)"
+            'INSERT INTO transcript_segments (text, recording_id, speaker, start, "end")'
             " VALUES (?, ?, ?, ?, ?)",
             [(s.text, recording_id, s.speaker, s.start, s.end) for s in segments],
         )
@@ -288,11 +288,11 @@ class Catalog:
         if match is not None:
             where.append(
                 "{by_id}r.recording_id IN (SELECT recording_id FROM transcript_segments"
-                " WHERE transcript_segments MATCH ?)"
+                f" WHERE {_MATCH[self.db.dialect]})"
             )
             args.append(match)
         elif q.q is not None:
-            where.append("0")  # no word in q: nothing was said that matches
+            where.append("1 = 0")  # no word in q: nothing was said that matches
         if q.started_after is not None:
             where.append("r.started_at >= ?")
             args.append(q.started_after.timestamp())
@@ -312,7 +312,9 @@ class Catalog:
         total = int(self._c.execute(f"SELECT COUNT(*) FROM recordings r {counted}", args).fetchone()[0])
         key, key_args = _sort_key(q.sort, now)
         direction = "ASC" if q.order is SortOrder.ASC else "DESC"
-        walk = "+" if total > 2000 and q.sort is SortField.STARTED_AT else ""
+        # (SQLite's planner hint; PostgreSQL's planner weighs the two plans itself)
+        hint = total > 2000 and q.sort is SortField.STARTED_AT and self.db.dialect == "sqlite"
+        walk = "+" if hint else ""
         rows = self._c.execute(
             f"SELECT r.* FROM recordings r {clause.replace('{by_id}', walk)}"
             f" ORDER BY {key} {direction}, r.recording_id {direction} LIMIT ? OFFSET ?",
@@ -335,7 +337,7 @@ class Catalog:
         return [
             TranscriptHit(speaker=h["speaker"], start=h["start"], end=h["end"], text=h["text"])
             for h in self._c.execute(
-                "SELECT speaker, start, end, text FROM transcript_segments WHERE transcript_segments MATCH ?"
+                f'SELECT speaker, start, "end", text FROM transcript_segments WHERE {_MATCH[self.db.dialect]}'
                 " AND recording_id = ? ORDER BY CAST(start AS REAL) LIMIT ?",
                 (match, recording_id, limit),
             )
@@ -389,6 +391,13 @@ RecordingHook = Callable[[RecordingInfo], None]
 
 
 MAX_TERMS = 16
+
+# "Every word in one segment": FTS5 in SQLite, the generated tsvector `words` in PostgreSQL (the same quoted
+# words: the 'simple' parser drops the quotes). recorder/db/postgres.py says why this is not translated.
+_MATCH = {
+    "sqlite": "transcript_segments MATCH ?",
+    "postgresql": "words @@ plainto_tsquery('simple', ?)",
+}
 
 
 def _sort_key(field: SortField, now: float) -> tuple[str, list[object]]:

@@ -1,4 +1,5 @@
-"""The catalog database: one SQLite file, schema migrations by `PRAGMA user_version`, and a single
+"""The catalog database: one SQLite file (or a PostgreSQL database, api.catalog_url), schema migrations
+(SQLite's first seven by `PRAGMA user_version`, then Alembic's for both: recorder/db/schema.py), and a single
 worker thread that runs every statement, so the event loop never blocks on disk and writes keep the order
 in which they were submitted (a sink's `recording_started` lands before its `recording_finished`)."""
 
@@ -10,7 +11,11 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
+
+from recorder.db import schema
+from recorder.db.schema import SchemaTooNewError
+from recorder.db.url import CatalogLocation, Dialect, parse_catalog_url
 
 log = logging.getLogger(__name__)
 
@@ -196,10 +201,9 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+"""The last legacy version; later schema changes are Alembic revisions (recorder/db/migrations)."""
 
-
-class SchemaTooNewError(RuntimeError):
-    """The catalog was written by a newer CallVault: refuse to touch it."""
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Database", "SchemaTooNewError", "migrate"]
 
 
 def migrate(db: sqlite3.Connection) -> int:
@@ -238,27 +242,55 @@ def _statements(script: str) -> list[str]:
 
 
 class Database:
-    """The catalog connection, used only from its own worker thread."""
+    """The catalog connection, used only from its own worker thread: a SQLite file (`Database(path)`, the
+    embedded default) or PostgreSQL (`Database("postgresql://...")`, api.catalog_url), one connection
+    either way. On PostgreSQL `connection` is a recorder.db.postgres.PgConnection: the same `execute`,
+    `executemany` and rows as sqlite3's, the few SQLite spellings translated (see that module)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, target: Path | str | CatalogLocation) -> None:
+        if isinstance(target, CatalogLocation):
+            self.location = target
+        elif isinstance(target, str):
+            self.location = parse_catalog_url(target)
+        else:
+            self.location = CatalogLocation(dialect="sqlite", path=target)
+        self.dialect: Dialect = self.location.dialect
+        self.path: Path = self.location.path or Path()
+        """The SQLite file (Path() on PostgreSQL)."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
         self._db: sqlite3.Connection | None = None
-        self.submit(self._open).result()
+        try:
+            self.submit(self._open).result()
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            raise
 
     def _open(self) -> None:
+        if self.dialect == "postgresql":
+            self._db = _open_postgres(self.location.conninfo or "")
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
-        migrate(db)
+        try:
+            migrate(db)
+            schema.upgrade_sqlite(self.path)
+        except BaseException:
+            db.close()
+            raise
         self._db = db
+
+    def describe(self) -> str:
+        """Where the catalog is, fit for a log line (no password)."""
+        return self.location.redacted() if self.dialect == "postgresql" else str(self.path)
 
     @property
     def connection(self) -> sqlite3.Connection:
-        """Only for code already running on the worker thread."""
+        """Only for code already running on the worker thread. Typed as sqlite3's: on PostgreSQL it is
+        the adapter answering the same subset (execute, executemany, rows by name and index)."""
         assert self._db is not None, "catalog database is closed"
         return self._db
 
@@ -278,3 +310,17 @@ class Database:
 
         self.submit(shut).result()
         self._executor.shutdown(wait=True)
+
+
+def _open_postgres(conninfo: str) -> sqlite3.Connection:
+    import psycopg  # noqa: PLC0415 (the postgres extra: only a PostgreSQL catalog needs it)
+
+    from recorder.db.postgres import MIGRATION_LOCK, PgConnection  # noqa: PLC0415
+
+    conn = PgConnection(conninfo)
+    try:
+        schema.upgrade_postgres(lambda: psycopg.connect(conninfo, connect_timeout=10), MIGRATION_LOCK)
+    except BaseException:
+        conn.close()
+        raise
+    return cast(sqlite3.Connection, conn)

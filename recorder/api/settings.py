@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from recorder.db.url import CatalogLocation, CatalogUrlError, parse_catalog_url
+
 MIN_KEY_LENGTH = 32
 
 
@@ -27,7 +29,15 @@ class ApiSettings(BaseModel):
     )
     catalog_path: Path = Field(
         default=Path("catalog.sqlite3"),
-        description="SQLite catalog (recordings, policy, keys, audit log); relative to data_dir.",
+        description="SQLite catalog (recordings, policy, keys, audit log); relative to data_dir. Unused when"
+        " catalog_url is set.",
+    )
+    catalog_url: SecretStr | None = Field(
+        default=None,
+        description="Where the catalog lives when it is not the SQLite file catalog_path: a PostgreSQL URL"
+        " (postgresql://user:password@host:5432/callvault?sslmode=verify-full; env"
+        " CALLVAULT_API__CATALOG_URL), shared by every node of a fleet, or sqlite:///path. Never logged with"
+        " its password.",
     )
     default_policy: Literal["all", "enabled"] | None = Field(
         default=None,
@@ -106,9 +116,21 @@ class ApiSettings(BaseModel):
     def _mask_admin_key(cls, data: Any) -> Any:
         # Wrapped before validation, in the input itself: a validation error anywhere in the configuration
         # prints its input, and must never print the key.
-        if isinstance(data, dict) and isinstance(data.get("admin_key"), str):
-            data["admin_key"] = SecretStr(data["admin_key"])
+        if isinstance(data, dict):
+            for secret in ("admin_key", "catalog_url"):
+                if isinstance(data.get(secret), str):
+                    data[secret] = SecretStr(data[secret])
         return data
+
+    @field_validator("catalog_url")
+    @classmethod
+    def _known_catalog(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None:
+            try:
+                parse_catalog_url(url.get_secret_value())
+            except CatalogUrlError as exc:
+                raise ValueError(str(exc)) from None
+        return url
 
     @field_validator("admin_key")
     @classmethod
@@ -126,6 +148,15 @@ class ApiSettings(BaseModel):
 
     def resolved_catalog(self, data_dir: Path) -> Path:
         return self.catalog_path if self.catalog_path.is_absolute() else data_dir / self.catalog_path
+
+    def catalog_location(self, data_dir: Path) -> CatalogLocation:
+        """catalog_url if set (a relative sqlite:/// path is taken from data_dir), else catalog_path."""
+        if self.catalog_url is None:
+            return CatalogLocation(dialect="sqlite", path=self.resolved_catalog(data_dir))
+        location = parse_catalog_url(self.catalog_url.get_secret_value())
+        if location.path is not None and not location.path.is_absolute():
+            return CatalogLocation(dialect="sqlite", path=data_dir / location.path)
+        return location
 
     def bootstrap_key(self) -> str | None:
         if self.admin_key is not None:

@@ -27,11 +27,14 @@ from recorder.service.manager import RecordingManager
 
 
 @pytest.fixture
-async def make_api(tmp_path: Path) -> AsyncIterator[ApiFactory]:
-    """`await make_api(sfu=True, sinks=[...], **api_settings)`: a served control API."""
+async def make_api(tmp_path: Path, catalog_url: str | None) -> AsyncIterator[ApiFactory]:
+    """`await make_api(sfu=True, sinks=[...], **api_settings)`: a served control API (its catalog on
+    PostgreSQL in the modules marked postgres_kit.BACKENDS)."""
     opened: list[tuple[Api, web.AppRunner]] = []
 
     async def make(sfu: bool = True, sinks: list[RecordingSink] | None = None, **api: Any) -> Api:
+        if catalog_url is not None:
+            api.setdefault("catalog_url", catalog_url)
         settings = service_settings(tmp_path, **api)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         manager = RecordingManager(settings, sinks)

@@ -18,7 +18,7 @@ from recorder.storage.local import LocalStore
 
 
 @pytest.fixture
-async def vault(tmp_path: Path) -> AsyncIterator[Vault]:
-    made = open_vault(tmp_path, LocalStore(tmp_path / "store"))
+async def vault(tmp_path: Path, catalog_url: str | None) -> AsyncIterator[Vault]:
+    made = open_vault(tmp_path, LocalStore(tmp_path / "store"), catalog_url)
     yield made
     await close(made)

@@ -134,8 +134,9 @@ class Vault:
         return LegalHolds(self.db, self.audit, lambda: access)
 
 
-def open_vault(root: Path, store: ObjectStore) -> Vault:
-    db = Database(root / "catalog.sqlite3")
+def open_vault(root: Path, store: ObjectStore, catalog_url: str | None = None) -> Vault:
+    """A vault whose catalog is root/catalog.sqlite3, or the PostgreSQL database at `catalog_url`."""
+    db = Database(catalog_url or root / "catalog.sqlite3")
     return Vault(root, db, Catalog(db), AuditLog(db), store)
 
 
