@@ -27,6 +27,7 @@ from recorder.api import (
     routes_recordings,
     routes_reports,
     routes_rooms,
+    routes_transcripts,
 )
 from recorder.api.audit import AuditLog
 from recorder.api.auth import KeyStore, Role
@@ -42,6 +43,7 @@ from recorder.lifecycle import examples as lifecycle_hooks
 from recorder.lifecycle.service import Lifecycle
 from recorder.service.manager import RecordingManager
 from recorder.service.settings import ServiceSettings
+from recorder.transcripts import examples as transcript_hooks
 from recorder.webhooks import examples as hooks
 from recorder.webhooks.events import EVENT_BODIES, PAYLOADS
 
@@ -106,7 +108,11 @@ WEBHOOKS = tuple(
         example=json.loads(example.body()),
         headers=SIGNATURE_HEADERS,
     )
-    for kind, example in {**hooks.payloads(), **lifecycle_hooks.payloads()}.items()
+    for kind, example in {
+        **hooks.payloads(),
+        **lifecycle_hooks.payloads(),
+        **transcript_hooks.payloads(),
+    }.items()
 )
 """The webhooks' bodies, from recorder/webhooks/events.py, with examples."""
 
@@ -177,6 +183,7 @@ class ControlApi:
         routes_admin.register(registry, ctx)
         routes_keys.register(registry, ctx)
         ingest = routes_ingest.register(registry, ctx)  # the mediasoup package's door
+        routes_transcripts.register(registry, ctx)  # transcripts, manual redaction (recorder/transcripts)
         lifecycle: Lifecycle | None = None
         if settings.lifecycle.enabled:  # retention, legal hold in the store, exports (recorder/lifecycle)
             lifecycle = Lifecycle(

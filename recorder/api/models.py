@@ -305,6 +305,16 @@ class RoomPolicy(_Body):
         " in place of archive.encryption.recipients (its escrow recipients are added). None follows the"
         " service; a room cannot turn encryption off.",
     )
+    transcribe: bool | None = Field(
+        default=None,
+        description="Transcribe the room's recordings when they finish (transcript.json and .vtt in the"
+        " manifest's next revision, searchable with q=); None follows `transcripts.enabled`.",
+    )
+    redact: bool | None = Field(
+        default=None,
+        description="After transcription, silence spoken card numbers (and expiry, security code) in a"
+        " redacted copy of the room's recordings (implies transcribe); None follows `transcripts.redact`.",
+    )
 
 
 class DefaultPolicy(_Body):

@@ -14,6 +14,7 @@ from recorder.api.models import RoomPolicy, StartRequest
 from recorder.capture.policy import CAPTURE_TAG, capture_tag
 from recorder.recording import RecordingInfo
 from recorder.service.settings import JanusSettings
+from recorder.transcripts.settings import REDACT_TAG, TRANSCRIBE_TAG, on_off
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,10 @@ class PolicyStore:
                 info.metadata.setdefault(CAPTURE_TAG, capture_tag(policy.capture))
             if policy.encryption_recipients:
                 info.encryption_recipients = list(policy.encryption_recipients)
+            if policy.transcribe is not None:
+                info.metadata.setdefault(TRANSCRIBE_TAG, on_off(policy.transcribe))
+            if policy.redact is not None:
+                info.metadata.setdefault(REDACT_TAG, on_off(policy.redact))
         pending = self.pending.pop(room, None)
         if pending is not None:
             info.metadata.update(pending.metadata)

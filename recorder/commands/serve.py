@@ -23,6 +23,7 @@ from janus_bridge.client import JanusClient
 from janus_bridge.intake import EventIntake
 from postprocess.compositor import Compositor
 from recorder import eventloop, logs
+from recorder.api import routes_transcripts
 from recorder.api.app import ControlApi
 from recorder.api.site import HttpSite
 from recorder.archive.archive import Archive
@@ -32,6 +33,7 @@ from recorder.mux.recovery import recover_folder
 from recorder.service.app import EVENTS_HTTP_PATH, EVENTS_WS_PATH, ReadinessCheck, build_app
 from recorder.service.manager import RecordingManager
 from recorder.service.settings import ServiceSettings, load_settings
+from recorder.transcripts.service import Transcriber
 
 log = logging.getLogger("callvault.serve")
 OPEN_INTAKE = (
@@ -130,9 +132,21 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
         manager.sinks.append(compositor)  # before the archive: its hold must exist when the archive ends
         counters["composites"] = compositor.stats
 
+    transcriber: Transcriber | None = None
+    if settings.transcripts.enabled or settings.transcripts.redact or settings.api.enabled:  # or by policy
+        transcriber = Transcriber(settings.transcripts, settings.data_dir, archive)
+        if compositor is not None:
+            transcriber.busy.append(compositor.holding)  # one manifest revision at a time
+        if api is not None:
+            routes_transcripts.attach(transcriber, api.ctx)
+        manager.sinks.append(transcriber)  # before the archive: its hold must exist when the archive ends
+        counters["transcripts"] = transcriber.stats
+
     if archive is not None:
         if compositor is not None:
             archive.holds.append(compositor.holding)
+        if transcriber is not None:
+            archive.holds.append(transcriber.holding)
         await archive.start()
         manager.sinks.append(archive)
         stored = archive
@@ -155,6 +169,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
     try:
         if compositor is not None:
             await compositor.start()
+        if transcriber is not None:
+            await transcriber.start()
         starting = asyncio.create_task(bridge.start()) if bridge is not None else None
         if bridge is None and api is None:  # nothing can take up calls an earlier run left open
             # (with the API, the ingest API waits ingest.restart_grace for the SFU side to come back)
@@ -174,6 +190,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
             )
         if compositor is not None:
             await compositor.stop()
+        if transcriber is not None:
+            await transcriber.stop()
         if archive is not None:
             await archive.stop()
         if bridge is not None:

@@ -197,6 +197,8 @@ def write_config(out: Path, janus: lab.Janus, events_token: str, api_key: str, w
         f"secret = {_toml(webhook_secret)}\n"
         "\n[composite]\n"
         'profiles = ["sd"]\n'
+        "\n[transcripts]\n"
+        "enabled = true  # transcript.json/.vtt in the manifest's next revision, searchable (q=)\n"
     )
     config.chmod(0o600)  # it holds secrets
     return config

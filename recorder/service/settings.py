@@ -27,6 +27,7 @@ from recorder.config import RecorderSettings
 from recorder.crypto.srtp import SrtpSuite
 from recorder.lifecycle.settings import LifecycleSettings
 from recorder.logs import LogSettings
+from recorder.transcripts.settings import TranscriptSettings
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -222,6 +223,10 @@ class ServiceSettings(BaseSettings):
     composite: CompositeSettings = Field(
         default_factory=CompositeSettings,
         description="Composites built when a recording finishes (worker processes), stored and announced.",
+    )
+    transcripts: TranscriptSettings = Field(
+        default_factory=TranscriptSettings,
+        description="Transcripts, card-number redaction: made when a recording finishes (worker processes).",
     )
     lifecycle: LifecycleSettings = Field(
         default_factory=LifecycleSettings,

@@ -29,6 +29,8 @@ class EventType(StrEnum):
     RECORDING_DELETED = "recording.deleted"
     EXPORT_FINISHED = "export.finished"
     EXPORT_FAILED = "export.failed"
+    TRANSCRIPT_READY = "transcript.ready"
+    REDACTION_FINISHED = "redaction.finished"
 
 
 class _Payload(BaseModel):
@@ -135,6 +137,42 @@ class RecordingDeleted(_Payload):
     objects: list[str] = Field(description="Names of the objects deleted (relative to the recording).")
 
 
+class TranscriptReady(_Payload):
+    """The recording's transcript (transcript.json, transcript.vtt) is stored and listed in its
+    manifest's new revision (recorder/transcripts), masked where card numbers were redacted."""
+
+    event_type = EventType.TRANSCRIPT_READY
+    kind: Literal["transcript.ready"] = "transcript.ready"
+    ready_at: datetime
+    model: str = Field(description="The speech model ('tiny.en' for the packaged one).")
+    segments: int = Field(ge=0)
+    words: int = Field(ge=0)
+    objects: list[StoredObject] = Field(default_factory=list, description="As the revision lists them.")
+    manifest: Manifest | None = Field(default=None, description="The revision (None without an archive).")
+
+
+class Redaction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: float = Field(ge=0.0, description="Seconds on the recording's timeline.")
+    end: float = Field(ge=0.0)
+    reason: str = Field(description="'card-number', 'card-expiry', 'card-security-code', or an admin's words.")
+    rule: str = Field(description="'auto' (found in the transcript) or 'manual' (an admin, through the API).")
+
+
+class RedactionFinished(_Payload):
+    """A redacted copy of the recording is stored: every audio track with the intervals silenced (under
+    `redacted-<n>/`), the masked transcript and the list of redactions, in the manifest's new revision."""
+
+    event_type = EventType.REDACTION_FINISHED
+    kind: Literal["redaction.finished"] = "redaction.finished"
+    finished_at: datetime
+    redactions: list[Redaction]
+    objects: list[StoredObject] = Field(default_factory=list, description="As the revision lists them.")
+    manifest: Manifest | None = Field(default=None, description="The revision (None without an archive).")
+    original_kept: bool = Field(description="Whether the unredacted tracks are kept.")
+
+
 class _JobPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -178,7 +216,9 @@ Payload = Annotated[
     | CompositeFailed
     | RecordingDeleted
     | ExportFinished
-    | ExportFailed,
+    | ExportFailed
+    | TranscriptReady
+    | RedactionFinished,
     Field(discriminator="kind"),
 ]
 
@@ -194,6 +234,8 @@ PAYLOADS: tuple[type[_Payload] | type[_JobPayload], ...] = (
     RecordingDeleted,
     ExportFinished,
     ExportFailed,
+    TranscriptReady,
+    RedactionFinished,
 )
 
 _TIMESTAMP = "When the event was published (RFC 3339, UTC); the same on every delivery attempt."

@@ -1,0 +1,170 @@
+"""The work of a transcript job, in a worker process (never on the event loop): transcribe the recording
+folder's audio tracks (transcript.json, transcript.vtt; the redactions of a transcript it replaces are
+kept), and/or redact it (the card numbers found in its transcript, and intervals an admin gave) into a
+numbered copy `redacted-<n>/` (each audio track with the intervals silenced, the masked transcript,
+redactions.json). The model is loaded once per worker process.
+
+`TranscriptWorkers` is the bounded pool: at most `processes` jobs at once, each with a time limit (a
+stuck job's pool is replaced); the job files of recorder/transcripts/service.py bound the backlog."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from postprocess.workers import _init_worker, _terminate, log_setup
+from recorder.transcripts.settings import TranscriptSettings
+
+log = logging.getLogger(__name__)
+
+REDACTED_PREFIX = "redacted-"
+
+
+class WorkError(Exception):
+    """A job cannot be done (no audio, no model, a file that cannot be decoded): one line why."""
+
+
+class Interval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: float = Field(ge=0.0)
+    end: float = Field(ge=0.0)
+    reason: str
+    rule: str
+
+
+class WorkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    folder: Path
+    transcribe: bool
+    redact_auto: bool = False
+    manual: list[Interval] = Field(default_factory=list)
+
+
+class WorkResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    transcript: list[str] = Field(default_factory=list, description="transcript.json, transcript.vtt.")
+    model: str = ""
+    segments: int = 0
+    words: int = 0
+    redacted: list[str] = Field(default_factory=list, description="Files of the redacted copy.")
+    redactions: list[Interval] = Field(default_factory=list)
+    originals: list[str] = Field(default_factory=list, description="The audio tracks redacted copies of.")
+
+
+_engine: object | None = None
+_engine_key: str | None = None
+
+
+def _engine_for(settings: TranscriptSettings) -> object:
+    from postprocess.transcribe.engine import Engine, EngineSettings  # noqa: PLC0415 (the optional extra)
+
+    global _engine, _engine_key  # one loaded model per worker process
+    engine_settings = EngineSettings(
+        model=settings.model, language=settings.language, threads=settings.threads
+    )
+    key = engine_settings.model_dump_json()
+    if _engine is None or _engine_key != key:
+        _engine, _engine_key = Engine(engine_settings), key
+    return _engine
+
+
+def do_work(request: WorkRequest, settings: TranscriptSettings) -> WorkResult:
+    """(worker process) See the module documentation. Raises WorkError."""
+    from postprocess.redact.audio import RedactError  # noqa: PLC0415
+    from postprocess.redact.mask import mask_transcript  # noqa: PLC0415
+    from postprocess.redact.recording import REDACTED_DIR, redact_recording  # noqa: PLC0415
+    from postprocess.transcribe.engine import Engine  # noqa: PLC0415
+    from postprocess.transcribe.models import TRANSCRIPT_JSON, RedactionInterval, TranscriptError  # noqa: PLC0415
+    from postprocess.transcribe.recording import read_transcript, transcribe_recording, write_transcript  # noqa: PLC0415
+
+    folder = request.folder
+    result = WorkResult()
+    try:
+        previous = folder / TRANSCRIPT_JSON
+        if request.transcribe:
+            kept = read_transcript(previous).redactions if previous.is_file() else []
+            engine = _engine_for(settings)
+            assert isinstance(engine, Engine)
+            transcript = transcribe_recording(folder, engine)
+            if kept:  # never unmask what was redacted before
+                transcript = mask_transcript(transcript, kept)
+            paths = write_transcript(folder, transcript)
+            result.transcript = [p.name for p in paths]
+            result.model = transcript.model
+            result.segments = len(transcript.segments)
+            result.words = sum(len(s.words) for s in transcript.segments)
+        if request.redact_auto or request.manual:
+            manual = [RedactionInterval.model_validate(i.model_dump()) for i in request.manual]
+            report = redact_recording(folder, manual, auto=request.redact_auto)
+            n = 1
+            while (folder / f"{REDACTED_PREFIX}{n}").exists():
+                n += 1
+            target = folder / f"{REDACTED_PREFIX}{n}"
+            os.replace(folder / REDACTED_DIR, target)
+            result.redacted = sorted(f"{target.name}/{p.name}" for p in target.iterdir() if p.is_file())
+            result.redactions = [Interval.model_validate(r.model_dump()) for r in report.redactions]
+            result.originals = [Path(t.file).name for t in report.tracks]
+    except (TranscriptError, RedactError) as exc:
+        shutil.rmtree(folder / "redacted", ignore_errors=True)
+        raise WorkError(str(exc)) from None
+    return result
+
+
+class TranscriptWorkers:
+    def __init__(self, settings: TranscriptSettings) -> None:
+        self.settings = settings
+        self._slots = asyncio.Semaphore(settings.processes)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # spawn: a fresh interpreter, nothing inherited from the service's event loop or threads.
+        return ProcessPoolExecutor(
+            self.settings.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=log_setup(),
+        )
+
+    async def submit(self, request: WorkRequest) -> WorkResult:
+        """Do the job in a worker process. Raises WorkError (also for a timeout or a worker that died)."""
+        async with self._slots:
+            if self._pool is None:  # started on first use: no idle process while nothing is transcribed
+                self._pool = self._new_pool()
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self._pool, do_work, request, self.settings)
+            try:
+                async with asyncio.timeout(self.settings.timeout):
+                    return await future
+            except TimeoutError:
+                log.error(
+                    "transcript of %s exceeded %s s; restarting the pool",
+                    request.folder,
+                    self.settings.timeout,
+                )
+                self._restart()
+                raise WorkError(f"not finished after {self.settings.timeout} s") from None
+            except BrokenProcessPool:
+                log.error("a transcript worker died on %s; restarting the pool", request.folder)
+                self._restart()
+                raise WorkError("the worker process died") from None
+
+    def _restart(self) -> None:
+        old, self._pool = self._pool, None
+        if old is not None:
+            _terminate(old)
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            _terminate(self._pool)
+            self._pool = None
