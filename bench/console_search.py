@@ -59,6 +59,7 @@ def fill(api: ControlApi, n: int, now: float) -> None:
             ],
         )
         catalog.upsert_recording(info, RecordingStatus.RECORDING if live else RecordingStatus.FINISHED)
+        catalog.add_bytes(info.recording_id, (i * 7919) % 50_000_000)
     db.execute("COMMIT")
 
 
@@ -77,10 +78,19 @@ def queries(n: int, now: float) -> dict[str, dict[str, str]]:
         "duration >= 25 min": {"min_duration": "1500"},
         "room + 7 days + tag": {"room": "room-42", "started_after": week, "tag": "queue:sales"},
         "page 100 (offset 4950)": {"offset": "4950"},
+        "sort started_at asc": {"sort": "started_at", "order": "asc"},
+        "sort duration desc": {"sort": "duration"},
+        "sort duration asc, page 100": {"sort": "duration", "order": "asc", "offset": "4950"},
+        "sort bytes desc": {"sort": "bytes"},
+        "sort room asc": {"sort": "room", "order": "asc"},
+        "sort participants desc": {"sort": "participants"},
+        "sort finished_at desc": {"sort": "finished_at"},
+        "room, sort duration": {"room": "room-42", "sort": "duration"},
+        "tag queue:billing, sort bytes": {"tag": "queue:billing", "sort": "bytes"},
     }
 
 
-async def main(n: int, repeat: int, lifecycle: bool | None) -> None:
+async def main(n: int, repeat: int, lifecycle: bool | None, only: str = "") -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = service_settings(Path(tmp))
         if lifecycle is not None:  # its passes share the catalog's one database thread with the searches
@@ -108,6 +118,8 @@ async def main(n: int, repeat: int, lifecycle: bool | None) -> None:
                 print(f"{'query':<28} {'total':>7} {'median ms':>10} {'p95 ms':>8}")
                 slowest: tuple[float, str, dict[str, str]] = (0.0, "", {})
                 for name, params in queries(n, now).items():
+                    if only not in name:
+                        continue
                     url = f"{base}/console/api/v1/recordings?" + urlencode(
                         {"limit": "50", **params}, doseq=True
                     )
@@ -135,6 +147,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recordings", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--only", default="", help="run only the queries whose name contains this")
     parser.add_argument(
         "--lifecycle",
         action=argparse.BooleanOptionalAction,
@@ -142,4 +155,4 @@ if __name__ == "__main__":
         help="run the records lifecycle beside the searches (default: off, the searches alone)",
     )
     args = parser.parse_args()
-    asyncio.run(main(args.recordings, args.repeat, args.lifecycle))
+    asyncio.run(main(args.recordings, args.repeat, args.lifecycle, args.only))

@@ -315,11 +315,24 @@ class Catalog:
         # (SQLite's planner hint; PostgreSQL's planner weighs the two plans itself)
         hint = total > 2000 and q.sort is SortField.STARTED_AT and self.db.dialect == "sqlite"
         walk = "+" if hint else ""
+        # Sorting by anything but started_at (no index) sorts every match: sort the ids alone (a small
+        # sorter row, about half the time of sorting whole rows on 100,000), then read the page's rows.
         rows = self._c.execute(
-            f"SELECT r.* FROM recordings r {clause.replace('{by_id}', walk)}"
+            f"SELECT {'r.*' if q.sort is SortField.STARTED_AT else 'r.recording_id'}"
+            f" FROM recordings r {clause.replace('{by_id}', walk)}"
             f" ORDER BY {key} {direction}, r.recording_id {direction} LIMIT ? OFFSET ?",
             [*args, *key_args, q.limit, q.offset],
         ).fetchall()
+        if rows and q.sort is not SortField.STARTED_AT:
+            page_ids = [r[0] for r in rows]
+            by_id = {
+                r["recording_id"]: r
+                for r in self._c.execute(
+                    f"SELECT * FROM recordings WHERE recording_id IN ({','.join('?' * len(page_ids))})",
+                    page_ids,
+                )
+            }
+            rows = [by_id[i] for i in page_ids]
         items = self._hydrate(rows)
         if match is not None:
             for item in items:
