@@ -81,6 +81,10 @@ from recorder.webhooks import (
 
 log = logging.getLogger(__name__)
 
+FINISHING = 1
+"""Upload priority of a finished recording's objects (its last segments, track files, manifest): they
+go before the segments of calls still running, which nobody waits for yet."""
+
 
 def participants_of(info: RecordingInfo) -> list[Participant]:
     return [_participant(p) for p in info.participants]
@@ -150,6 +154,10 @@ class Archive:
         self._tickets: dict[str, FinishTicket] = {}
         self._waiters: dict[str, asyncio.Future[bool]] = {}
         self._wake = asyncio.Event()
+        self._touched: set[str] = set()
+        """Recordings with an upload done since the completion loop last looked."""
+        self._finishing: set[str] = set()
+        """Recordings whose end is being stored: their objects go up first (FINISHING priority)."""
         self._stopping = False
         self.sealing = Sealing(self.settings.spool.dir, self.settings.encryption)
         self._playback: tuple[list[object] | None] | None = None
@@ -194,6 +202,8 @@ class Archive:
         for path, why in bad:
             log.error("archive: unreadable finish ticket %s, left in place: %s", path, why)
         for ticket in tickets:
+            self._finishing.add(ticket.recording_id)
+            await asyncio.to_thread(spool.prioritize, ticket.recording_id, FINISHING)
             failure = await asyncio.to_thread(self._ensure_queued, ticket)
             if failure is not None and ticket.failure is None:
                 ticket.failure = failure
@@ -358,6 +368,7 @@ class Archive:
             log.warning("archive: recording %s finished without having been started here", info.recording_id)
             recording = self._register(info)
         recording.info = info.model_copy(deep=True)
+        self._finishing.add(recording.id)
         await self._drain(recording)
         ticket = await asyncio.to_thread(self._seal, recording, tracks)
         self._forget(recording)
@@ -371,6 +382,7 @@ class Archive:
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiters[info.recording_id] = waiter
         self._tickets[info.recording_id] = ticket
+        self._touched.add(info.recording_id)
         self._wake.set()
         try:
             async with asyncio.timeout(self.settings.finish_timeout):
@@ -477,6 +489,7 @@ class Archive:
             metadata=metadata or {"recording-id": recording_id, "encryption": "age"},
             sha256=sha256,
             delete_after_upload=self.settings.delete_local_after_upload,
+            priority=self._priority(recording_id),
         )
 
     def queue_object(self, folder: Path, recording_id: str, obj: StoredObject, encrypted: bool) -> None:
@@ -536,7 +549,11 @@ class Archive:
             metadata=metadata or {"recording-id": recording_id},
             sha256=sha256,
             delete_after_upload=False,
+            priority=self._priority(recording_id),
         )
+
+    def _priority(self, recording_id: str) -> int:
+        return FINISHING if recording_id in self._finishing else 0
 
     # -- sealing --------------------------------------------------------------------------------------
 
@@ -545,6 +562,7 @@ class Archive:
         info = recording.info
         folder = info.folder
         finished_at = _utc(info.finished_at) if info.finished_at else datetime.now(UTC)
+        self.running.spool.prioritize(recording.id, FINISHING)  # its last segments, track files
         manifest = None
         failure = recording.failure
         try:
@@ -555,6 +573,8 @@ class Archive:
                 participants, encryption = self.sealing.sealed_participants(
                     participants, recording.recipients
                 )
+            else:
+                self._hash_rest(recording)
             built = build_manifest(
                 folder,
                 info.recording_id,
@@ -567,7 +587,7 @@ class Archive:
                 track_participants=info.track_participants,
                 objects=recording.objects.values(),
                 key_for=recording.key,
-                scan_folder=encryption is None,
+                scan_folder=False,  # every file of the folder is in `objects` (_seal_rest, _hash_rest)
             )
             built.encryption = encryption
             self._check_chains(recording, tracks)
@@ -604,6 +624,16 @@ class Archive:
                 )
                 self._enqueue(self.sealing.path(recording.id, name), recording.id, obj.key, obj.sha256)
                 recording.objects[name] = obj
+
+    def _hash_rest(self, recording: _Recording) -> None:
+        """(worker thread) List every file of the folder not queued yet (all of them after a restart),
+        hashed now; files queued earlier keep the hash taken when they were written (segments at their
+        close) or queued, and are not read again (the uploader checks what it sends against it)."""
+        folder = recording.info.folder
+        for name in folder_files(folder):
+            if name not in recording.objects:
+                kind = recording.kinds.get(name.split("/", 1)[0].removesuffix(".segments"))
+                recording.objects[name] = stored_object(folder, name, recording.key(name), kind)
 
     @staticmethod
     def _check_chains(recording: _Recording, tracks: list[TrackSummary]) -> None:
@@ -644,12 +674,22 @@ class Archive:
     # -- completion -----------------------------------------------------------------------------------
 
     def _uploaded(self, job: UploadJob, result: PutResult) -> None:
+        if job.recording_id is not None:
+            self._touched.add(job.recording_id)
         self._wake.set()
 
     async def _complete_loop(self) -> None:
+        every = True
         while not self._stopping:
             self._wake.clear()
+            # After an upload only the recordings it belongs to can have become complete: with ten
+            # recordings finishing at once, checking all of them after each of their 200 uploads was
+            # 2,000 spool queries competing with the uploads for the worker threads. Every
+            # `completion_poll` (and at start) all are checked (failed jobs, composites).
+            touched, self._touched = self._touched, set()
             for ticket in list(self._tickets.values()):
+                if not every and ticket.recording_id not in touched:
+                    continue
                 try:
                     await self._try_complete(ticket)
                 except Exception:
@@ -659,9 +699,11 @@ class Archive:
                     await self.composites.advance(composite)
                 except Exception:
                     log.exception("recording %s: cannot announce its composites yet", composite.recording_id)
+            every = True
             with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow a cancel
                 async with asyncio.timeout(self.settings.completion_poll):
                     await self._wake.wait()
+                    every = False
 
     async def _try_complete(self, ticket: FinishTicket) -> None:
         run = self.running
@@ -699,6 +741,7 @@ class Archive:
         await run.dispatcher.publish(WebhookEvent.of(data), msg_id=f"msg_{rid}.end")
         await asyncio.to_thread(remove_ticket, self.tickets_dir, rid)
         self._tickets.pop(rid, None)
+        self._finishing.discard(rid)
         ok = failure is None
         keep = self.held(rid) or self.composites.pending(rid)
         if ticket.manifest is not None and ticket.manifest.encryption is not None:

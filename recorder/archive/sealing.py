@@ -137,19 +137,16 @@ class Sealing:
         key: str,
         kind: MediaKind | None,
         recipients: Sequence[str],
-        expected_sha256: str | None = None,
+        plaintext_sha256: str | None = None,
     ) -> StoredObject:
-        """(blocking) Encrypt the recording's file `name`; the manifest's record of the stored object."""
+        """(blocking) Encrypt the recording's file `name`; the manifest's record of the stored object.
+        `plaintext_sha256`: the file's hash taken when it was written (a segment's, at its close), not
+        taken again (a file changed since would decrypt to other bytes than the manifest says, which
+        `callvault verify --identity` reports)."""
         target = self.path(recording_id, name)
-        sealed = encrypt_file(folder / name, target, self._recipients(recipients), durable=False)
-        if expected_sha256 is not None and sealed.plain_sha256 != expected_sha256:
-            log.error(
-                "%s: %s changed after it was closed (sha256 %s, recorded %s); encrypted as it is now",
-                recording_id,
-                name,
-                sealed.plain_sha256,
-                expected_sha256,
-            )
+        sealed = encrypt_file(
+            folder / name, target, self._recipients(recipients), durable=False, plain_sha256=plaintext_sha256
+        )
         return StoredObject(
             name=name,
             key=key + AGE_SUFFIX,

@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     last_error TEXT,
     uploaded_sha256 TEXT,
     created_at REAL NOT NULL,
-    done_at REAL
+    done_at REAL,
+    priority INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS jobs_recording ON jobs (recording_id, state);
@@ -89,6 +90,9 @@ class UploadJob(BaseModel):
     uploaded_sha256: str | None
     created_at: float
     done_at: float | None
+    priority: int = Field(
+        default=0, description="Higher goes first: a finishing recording's objects before running calls'."
+    )
 
 
 class SpoolHealth(BaseModel):
@@ -116,6 +120,10 @@ class Spool:
         self._db = self._store.conn
         self._lock = self._store.lock
         self._tx = self._store.tx
+        with self._tx() as db:  # spools written before jobs had a priority
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+            if "priority" not in columns:
+                db.execute("ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
         self._listeners: list[Callable[[], None]] = []
         self._alarm: str | None = None
         self._root = self.dir.resolve()
@@ -143,9 +151,11 @@ class Spool:
         metadata: dict[str, str] | None = None,
         sha256: str | None = None,
         delete_after_upload: bool | None = None,
+        priority: int = 0,
     ) -> int:
         """Record an upload durably and return its job id. A pending job for the same key is replaced
-        (a file re-written before it went up is uploaded once, in its latest form)."""
+        (a file re-written before it went up is uploaded once, in its latest form). Due jobs go up in
+        order of `priority` (higher first), then of their due time."""
         check_name(key)
         size = local_path.stat().st_size
         path = local_path.resolve()
@@ -163,6 +173,7 @@ class Spool:
             int(delete_after),
             int(outside),
             size,
+            priority,
         )
         with self._tx() as db:
             row = db.execute("SELECT id FROM jobs WHERE key = ? AND state = 'pending'", (key,)).fetchone()
@@ -170,15 +181,16 @@ class Spool:
                 job_id = int(row["id"])
                 db.execute(
                     "UPDATE jobs SET recording_id=?, local_path=?, content_type=?, metadata=?, sha256=?,"
-                    " delete_after=?, outside=?, size=?, attempts=0, next_attempt_at=?, last_error=NULL"
+                    " delete_after=?, outside=?, size=?, priority=?, attempts=0, next_attempt_at=?,"
+                    " last_error=NULL"
                     " WHERE id=?",
                     (*values, now, job_id),
                 )
             else:
                 cur = db.execute(
                     "INSERT INTO jobs (recording_id, local_path, content_type, metadata, sha256,"
-                    " delete_after, outside, size, key, state, next_attempt_at, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    " delete_after, outside, size, priority, key, state, next_attempt_at, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
                     (*values, key, now, now),
                 )
                 job_id = int(cur.lastrowid or 0)
@@ -191,11 +203,21 @@ class Spool:
             rows = self._db.execute(sql, args).fetchall()
         return [_job(r) for r in rows]
 
+    def prioritize(self, recording_id: str, priority: int = 1) -> int:
+        """Raise the recording's pending jobs to at least `priority` (it finished: its last objects go
+        before the segments of calls still running); returns how many were raised."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE jobs SET priority=? WHERE recording_id=? AND state='pending' AND priority<?",
+                (priority, recording_id, priority),
+            )
+            return int(cur.rowcount)
+
     def due_jobs(self, limit: int, now: float | None = None) -> list[UploadJob]:
-        """Pending jobs whose next attempt is due, oldest first."""
+        """Pending jobs whose next attempt is due, highest priority first, then oldest first."""
         return self._query(
             "SELECT * FROM jobs WHERE state='pending' AND next_attempt_at <= ?"
-            " ORDER BY next_attempt_at, id LIMIT ?",
+            " ORDER BY priority DESC, next_attempt_at, id LIMIT ?",
             (time.time() if now is None else now, limit),
         )
 
@@ -380,4 +402,5 @@ def _job(row: sqlite3.Row) -> UploadJob:
         uploaded_sha256=row["uploaded_sha256"],
         created_at=row["created_at"],
         done_at=row["done_at"],
+        priority=row["priority"],
     )
