@@ -1,18 +1,32 @@
-"""A UDP socket read straight off the event loop's selector, many datagrams per wakeup.
+"""UDP sockets read in batches: every socket of an event loop drained together, a few times per
+second's hundredth, instead of one event-loop wakeup per datagram.
 
-asyncio's datagram transport reads one datagram per readiness callback into a 256 KiB buffer and goes
-through a protocol object; at a few hundred thousand packets per second of a recorder that is most of
-the CPU. `DatagramSocket` registers the socket's descriptor with `loop.add_reader` and, on each
-readiness, drains up to `MAX_BATCH` datagrams into `RECV_SIZE`-byte buffers and hands each to `handler`.
-Once `connect()`ed to its one sender, it reads with `recv` (no address to build per packet: the kernel
-only delivers that sender's datagrams).
+At a few hundred concurrent streams a recorder receives tens of thousands of datagrams per second,
+each stream only a hundred or so; a readiness callback per socket then reads about one datagram per
+wakeup, and the wakeups (the loop's poll, its callback, the read that finds the socket empty) cost more
+than the recording itself. Here all the `DatagramSocket`s of one event loop are registered with one
+`select.epoll` object (a `_Poller`), whose own descriptor is the only thing the loop watches. When it
+becomes readable, the loop stops watching it and, `BATCH_DELAY` later, drains it: each round asks the
+epoll object which sockets hold data (without waiting) and reads one datagram from each, until none
+does; then the loop watches it again. A busy recorder thus reads many datagrams per wakeup and never
+raises on an empty socket; an idle one costs nothing. Datagrams wait in the kernel's socket buffers
+(`RECEIVE_BUFFER`) at most `BATCH_DELAY` plus one drain, and are stamped with their arrival time when
+read, so arrival times are late by at most that much (the same for every track of the loop).
+
+Where `select.epoll` does not exist (macOS), each socket is watched by the loop itself and read until
+empty on each readiness (`MAX_BATCH` datagrams at most), as before.
+
+Once `connect()`ed to its one sender, a socket is read with `recv` (no address to build per datagram:
+the kernel only delivers that sender's datagrams).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import socket
+import weakref
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -23,11 +37,94 @@ Handler = Callable[[bytes, Address], None]
 RECV_SIZE = 4096
 """Bytes read per datagram: RTP from an SFU stays under the path MTU (about 1,500 bytes)."""
 MAX_BATCH = 64
-"""Datagrams read per wakeup before the loop serves other sockets (fairness)."""
+"""Without epoll: datagrams read per socket wakeup before the loop serves other sockets (fairness)."""
+BATCH_DELAY = 0.01
+"""Seconds between the first datagram of a batch becoming readable and the batch being read."""
+MAX_ROUNDS = 256
+"""Rounds (one datagram per ready socket each) per drain before the loop serves its other work."""
 RECEIVE_BUFFER = 1 << 20
 """SO_RCVBUF asked for each socket: room for a keyframe's burst (or a busy moment of the event loop)
 without the kernel dropping datagrams; the kernel caps it at net.core.rmem_max (raise that sysctl on hosts
 where it is lower) and only uses the memory when datagrams wait."""
+
+_pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Poller] = weakref.WeakKeyDictionary()
+
+
+class _Poller:
+    """The `DatagramSocket`s of one event loop, drained together (see the module's docstring)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.epoll = select.epoll()
+        self.fd = self.epoll.fileno()
+        self.sockets: dict[int, DatagramSocket] = {}
+        self.waiting = False
+        """True between the epoll descriptor becoming readable and the drain (the loop ignores it)."""
+        loop.add_reader(self.fd, self._readable)
+
+    def add(self, sock: DatagramSocket) -> None:
+        fd = sock.sock.fileno()
+        self.epoll.register(fd, select.EPOLLIN)
+        self.sockets[fd] = sock
+
+    def remove(self, sock: DatagramSocket) -> None:
+        fd = sock.sock.fileno()
+        if self.sockets.pop(fd, None) is None:
+            return
+        self.epoll.unregister(fd)
+        if not self.sockets:
+            if not self.waiting:
+                self.loop.remove_reader(self.fd)
+            self.epoll.close()
+            if _pollers.get(self.loop) is self:
+                del _pollers[self.loop]
+
+    def _readable(self) -> None:
+        self.loop.remove_reader(self.fd)
+        self.waiting = True
+        self.loop.call_later(BATCH_DELAY, self._drain)
+
+    def _drain(self) -> None:
+        self.waiting = False
+        if self.epoll.closed:
+            return
+        poll, sockets = self.epoll.poll, self.sockets
+        try:
+            for _ in range(MAX_ROUNDS):
+                ready = poll(0)
+                if not ready:
+                    break
+                for fd, _events in ready:
+                    sock = sockets.get(fd)
+                    if sock is None:  # closed by a handler earlier in this round
+                        continue
+                    peer = sock.peer
+                    try:
+                        if peer is None:
+                            data, addr = sock.sock.recvfrom(RECV_SIZE)
+                        else:
+                            data, addr = sock.sock.recv(RECV_SIZE), peer
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError as exc:  # an ICMP error for something we sent (a PLI to a closed port)
+                        sock.failed(exc)
+                        continue
+                    try:
+                        sock.handler(data, addr)
+                    except Exception:  # one stream's failure never stops the others' reading
+                        log.exception("UDP port %d: datagram handler failed", sock.port)
+        finally:
+            if not self.epoll.closed:
+                self.loop.add_reader(self.fd, self._readable)
+
+
+def _poller(loop: asyncio.AbstractEventLoop) -> _Poller | None:
+    if not hasattr(select, "epoll"):
+        return None
+    poller = _pollers.get(loop)
+    if poller is None:
+        poller = _pollers[loop] = _Poller(loop)
+    return poller
 
 
 class DatagramSocket:
@@ -47,14 +144,23 @@ class DatagramSocket:
         self.peer: Address | None = None
         self.errors = 0
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(sock.fileno(), self._readable)
+        self._poller = _poller(self._loop)
+        if self._poller is not None:
+            self._poller.add(self)
+        else:
+            self._loop.add_reader(sock.fileno(), self._readable)
 
     @property
     def port(self) -> int:
         port: int = self.sock.getsockname()[1]
         return port
 
+    def failed(self, exc: OSError) -> None:
+        self.errors += 1
+        log.debug("UDP port %d: %s", self.port, exc)
+
     def _readable(self) -> None:
+        """Without epoll: read what the socket holds (at most MAX_BATCH datagrams)."""
         sock, handler, peer = self.sock, self.handler, self.peer
         try:
             if peer is None:
@@ -66,9 +172,8 @@ class DatagramSocket:
                     handler(sock.recv(RECV_SIZE), peer)
         except (BlockingIOError, InterruptedError):
             return
-        except OSError as exc:  # an ICMP error for something we sent (a PLI to a closed port)
-            self.errors += 1
-            log.debug("UDP port %d: %s", self.port, exc)
+        except OSError as exc:
+            self.failed(exc)
 
     def connect(self, peer: Address) -> None:
         """From now on only `peer`'s datagrams reach this socket (the kernel drops the rest)."""
@@ -92,5 +197,8 @@ class DatagramSocket:
     def close(self) -> None:
         if self.sock.fileno() < 0:
             return
-        self._loop.remove_reader(self.sock.fileno())
+        if self._poller is not None:
+            self._poller.remove(self)
+        else:
+            self._loop.remove_reader(self.sock.fileno())
         self.sock.close()
