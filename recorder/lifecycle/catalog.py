@@ -150,7 +150,7 @@ def due(c: sqlite3.Connection, now: float, limit: int) -> list[DueRecording]:
     rows = c.execute(
         "SELECT * FROM recordings WHERE status IN ('finished', 'failed') AND delete_plan IS NOT NULL"
         " AND (lifecycle_state IS NOT NULL OR next_deletion <= ?)"
-        " ORDER BY lifecycle_state IS NULL, next_deletion LIMIT ?",
+        " ORDER BY lifecycle_state IS NULL, next_deletion, recording_id LIMIT ?",  # ties: one order anywhere
         (now, limit),
     ).fetchall()
     out = []

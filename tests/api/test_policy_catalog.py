@@ -7,6 +7,9 @@ import asyncio
 from datetime import UTC, datetime
 
 from api_kit import Api, ApiFactory
+from postgres_kit import BACKENDS
+
+pytestmark = BACKENDS  # each test on the SQLite catalog and on PostgreSQL
 
 
 async def test_policy_metadata_and_search(make_api: ApiFactory) -> None:

@@ -19,6 +19,7 @@ from aiohttp import web
 sys.path.append(str(Path(__file__).parents[1] / "api"))  # api_kit
 
 from api_kit import ADMIN_KEY, Api, service_settings
+from postgres_kit import BACKENDS
 
 from recorder.api.app import ControlApi
 from recorder.api.auth import Role
@@ -35,10 +36,12 @@ A, OP, S, U = "admin", "operator", "supervisor", "auditor"
 STARTED = datetime(2026, 3, 2, 10, 0, tzinfo=UTC).timestamp()
 DAY = 86400.0
 
+pytestmark = BACKENDS  # the catalog in SQLite and in PostgreSQL
+
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    settings = service_settings(tmp_path)
+async def api(tmp_path: Path, catalog_url: str | None) -> AsyncIterator[Api]:
+    settings = service_settings(tmp_path, **({"catalog_url": catalog_url} if catalog_url else {}))
     settings.lifecycle = LifecycleSettings(interval_seconds=3600)
     settings.data_dir.mkdir(parents=True)
     manager = RecordingManager(settings)

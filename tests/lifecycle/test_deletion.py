@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from postgres_kit import BACKENDS
 from vault import DAY, OBJECTS, T0, Vault
 
 from recorder.lifecycle.rules import KeepPeriods, RetentionRule
@@ -15,6 +16,8 @@ from recorder.lifecycle.settings import LifecycleSettings
 from recorder.storage.base import Retention, StorageRefusedError
 from recorder.storage.local import LocalStore
 from recorder.storage.settings import RetentionMode
+
+pytestmark = BACKENDS  # each test on the SQLite catalog and on PostgreSQL
 
 SETTINGS = LifecycleSettings(
     defaults=KeepPeriods(composite=365),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from postgres_kit import BACKENDS
 from vault import OBJECTS, T0, Vault
 
 from recorder.api.files import StorageAccess
@@ -22,6 +23,8 @@ from recorder.storage.base import CHUNK, ObjectStore
 from recorder.storage.keys import DEFAULT_KEY_TEMPLATE
 from recorder.storage.local import LocalStore
 from recorder.webhooks.events import WebhookEvent
+
+pytestmark = BACKENDS  # each test on the SQLite catalog and on PostgreSQL
 
 KEY = Ed25519PrivateKey.generate()
 MEDIA = [Include.ORIGINALS, Include.COMPOSITE]

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from postgres_kit import BACKENDS
 
 from postprocess.transcribe.models import Transcript
 from recorder.api.catalog import Catalog
@@ -14,10 +15,14 @@ from recorder.api.db import SCHEMA_VERSION, Database
 from recorder.api.models import RecordingStatus, SearchQuery, TranscriptHit
 from recorder.recording import RecordingInfo
 
+pytestmark = BACKENDS  # SQLite's FTS5 and PostgreSQL's tsvector answer alike
+
 
 @pytest.fixture
-def catalog(tmp_path: Path, transcribed: Path) -> Iterator[tuple[Catalog, Transcript]]:
-    db = Database(tmp_path / "catalog.sqlite")
+def catalog(
+    tmp_path: Path, transcribed: Path, catalog_url: str | None
+) -> Iterator[tuple[Catalog, Transcript]]:
+    db = Database(catalog_url or tmp_path / "catalog.sqlite")
     catalog = Catalog(db)
     transcript = Transcript.model_validate_json((transcribed / "transcript.json").read_bytes())
     segments = [
