@@ -32,7 +32,7 @@ from recorder.api.models import Tags
 from recorder.api.problems import ApiError
 from recorder.api.registry import TAGS, Call, Registry
 from recorder.errors import RecordingRefusedError, SdpError
-from recorder.models import MediaKind
+from recorder.models import MediaKind, PauseInterval
 from recorder.names import SAFE_MID
 from recorder.recording import ParticipantInfo
 from recorder.rtp_parameters import ConsumerStream, describe, parse_rtp_parameters
@@ -42,6 +42,7 @@ from recorder.service.settings import IngestSettings
 log = logging.getLogger(__name__)
 
 ROLES = {Role.INGEST, Role.OPERATOR}
+PRODUCER_PAUSED = "producer paused"
 TAG = "ingest"
 TAGS.setdefault(TAG, "SFU integrations (the mediasoup package): register streams to record, hold leases.")
 
@@ -181,7 +182,40 @@ class Ingest:
     manager: RecordingManager
     settings: IngestSettings
     rooms: dict[str, RoomLease] = field(default_factory=dict)
+    pauses: dict[tuple[str, str], PauseInterval] = field(default_factory=dict)
+    """(room, track) -> the open pause of a paused Producer."""
     _watcher: asyncio.Task[None] | None = None
+
+    def producer_paused(self, room: str, pid: str, mid: str, track: str, by: str | None) -> None:
+        """A Producer paused: its track records nothing meanwhile (a pause interval in its summary) and the
+        sinks hear of it as a participant's pause (the `recording.paused` webhook, reason `participant
+        <id>: stream <mid>: producer paused`)."""
+        recording = self.manager.rooms[room]
+        recording.session.pause([track], by, PRODUCER_PAUSED)
+        if (room, track) in self.pauses:
+            return
+        interval = PauseInterval(start_time=time.time(), by=by, reason=f"stream {mid}: {PRODUCER_PAUSED}")
+        self.pauses[(room, track)] = interval
+        self._tell("recording_paused", room, pid, interval)
+
+    def producer_resumed(self, room: str, pid: str, track: str) -> None:
+        """A Producer resumed: its track records again (from a keyframe, asked for now) unless the whole
+        recording is paused by an operator; the sinks hear the pause ended (`recording.resumed`)."""
+        recording = self.manager.rooms[room]
+        if recording.paused is None:
+            recording.session.resume([track])
+        interval = self.pauses.pop((room, track), None)
+        if interval is not None:
+            interval.end_time = time.time()
+            self._tell("recording_resumed", room, pid, interval)
+
+    def _tell(self, method: str, room: str, pid: str, interval: PauseInterval) -> None:
+        info = self.manager.rooms[room].info
+        for sink in self.manager.sinks:
+            try:
+                getattr(sink, method)(info, pid, interval)
+            except Exception:  # one failing sink never undoes the pause nor stops the others
+                log.exception("sink %s failed in %s", type(sink).__name__, method)
 
     def start(self) -> None:
         self._watcher = asyncio.get_running_loop().create_task(self._watch(), name="ingest leases")
@@ -216,6 +250,8 @@ class Ingest:
         lease = self.rooms.pop(room, None)
         if lease is not None and lease.closer is not None and lease.closer is not asyncio.current_task():
             lease.closer.cancel()
+        for key in [k for k in self.pauses if k[0] == room]:
+            del self.pauses[key]
         if room in self.manager.rooms:
             log.info("room %s: finishing its ingest recording: %s", room, why)
             await self.manager.finish_room(room)
@@ -306,7 +342,7 @@ def register(reg: Registry, ctx: ApiContext, settings: IngestSettings | None = N
         if body.metadata:
             recording.info.metadata.update(body.metadata)
         if body.paused:
-            recording.session.pause([ports.track], call.principal.name, "producer paused")
+            ingest.producer_paused(room, pid, ports.mid, ports.track, call.principal.name)
         call.target = f"{room}/{pid}/{body.mid}"
         return IngestStreamOut(
             recording_id=recording.info.recording_id,
@@ -341,6 +377,8 @@ def register(reg: Registry, ctx: ApiContext, settings: IngestSettings | None = N
         room, pid, mid = call.path["room_id"], call.path["participant_id"], call.path["mid"]
         recording = manager.rooms.get(room)
         summaries = await manager.remove_streams(room, pid, [mid])
+        for summary in summaries:  # a Producer closed while paused: its pause ends with its track
+            ingest.pauses.pop((room, summary.name), None)
         ingest.stream_left(room)
         return IngestFinishedOut(
             room_id=room,
@@ -354,11 +392,10 @@ def register(reg: Registry, ctx: ApiContext, settings: IngestSettings | None = N
         async def handler(call: Call) -> IngestPauseOut:
             room, pid, mid = call.path["room_id"], call.path["participant_id"], call.path["mid"]
             track = find(room, pid, mid)
-            session = manager.rooms[room].session
             if pause:
-                session.pause([track], call.principal.name, "producer paused")
+                ingest.producer_paused(room, pid, mid, track, call.principal.name)
             else:
-                session.resume([track])
+                ingest.producer_resumed(room, pid, track)
             return IngestPauseOut(room_id=room, participant_id=pid, mid=mid, paused=pause)
 
         handler.__name__ = f"{verb}_stream"

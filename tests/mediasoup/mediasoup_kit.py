@@ -118,6 +118,8 @@ class CallVault:
     rtp_low: int = field(default_factory=lambda: random.randrange(20000, 30000, 2))
     proc: subprocess.Popen[bytes] | None = None
     lease: float = 2.0
+    webhook_url: str | None = None
+    """Where the archive delivers its webhooks (a `WebhookReceiver`), if anywhere."""
 
     @property
     def url(self) -> str:
@@ -149,7 +151,15 @@ enabled = false
 delete_local_after_upload = false
 [archive.storage]
 backend = "local"
+""" + (
+            f"""[[archive.webhooks.endpoints]]
+id = "test"
+url = "{self.webhook_url}"
+secret = "{WEBHOOK_SECRET}"
 """
+            if self.webhook_url
+            else ""
+        )
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -207,6 +217,42 @@ backend = "local"
         return {
             p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json")) if p.stem != "manifest"
         }
+
+
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+class WebhookReceiver:
+    """An HTTP endpoint on loopback (port from the OS) keeping every webhook body it receives."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        events = self.events = []  # type: list[dict[str, Any]]
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                events.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("type") == kind or e.get("data", {}).get("kind") == kind]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def until(check: Callable[[], Any], within: float, step: float = 0.1) -> Any:

@@ -142,6 +142,44 @@ async def test_producer_pause_and_resume_are_in_the_track_summary(service: Servi
     assert len(summary["pauses"]) == 1 and summary["pauses"][0]["reason"] == "producer paused"
 
 
+class Listener:
+    """A recording sink that keeps the pauses and resumes it is told of (the archive turns them into the
+    recording.paused / recording.resumed webhooks)."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, str | None, str | None]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("recording_paused", "recording_resumed"):
+            return lambda info, participant, pause: self.heard.append((name, participant, pause.reason))
+        if name == "recording_finished":
+            return _nothing
+        return lambda *args: None
+
+
+async def _nothing(*args: Any) -> None:
+    return None
+
+
+async def test_producer_pauses_are_told_once_and_an_operator_pause_holds(service: Service) -> None:
+    listener = Listener()
+    service.manager.sinks.append(listener)  # type: ignore[arg-type]
+    body = {"kind": "video", "mid": "0", "rtp_parameters": VP8, "paused": True}
+    assert (await service.call("POST", f"{BASE}/participants/alice/streams", body))[0] == 201
+    assert (await service.call("POST", f"{BASE}/participants/alice/streams/0/pause"))[0] == 200  # again
+    session = service.manager.rooms["room-1"].session
+    assert service.manager.pause("room-1", by="operator", reason="card number")
+    assert (await service.call("POST", f"{BASE}/participants/alice/streams/0/resume"))[0] == 200
+    assert session.tracks["alice-video-0"].pipeline.paused  # the operator's pause still holds
+    assert service.manager.resume("room-1")
+    assert not session.tracks["alice-video-0"].pipeline.paused
+    reason = "stream 0: producer paused"
+    assert [h for h in listener.heard if h[1] == "alice"] == [
+        ("recording_paused", "alice", reason),
+        ("recording_resumed", "alice", reason),
+    ]
+
+
 async def test_a_room_whose_policy_says_no_is_refused(service: Service) -> None:
     status, _ = await service.call("PUT", "/v1/rooms/room-1/policy", {"record": False})
     assert status == 200

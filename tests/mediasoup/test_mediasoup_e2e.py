@@ -9,11 +9,23 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mediasoup_kit import PT, CallVault, Harness, encode, frames, read_packets, runs_in, send
+from mediasoup_kit import (
+    PT,
+    CallVault,
+    Harness,
+    WebhookReceiver,
+    encode,
+    frames,
+    read_packets,
+    runs_in,
+    send,
+    until,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # the first test may build the worker (once)
 
@@ -63,8 +75,15 @@ class Call:
 
 
 @pytest.fixture
-def callvault(tmp_path: Path, mediasoup_worker: Path) -> Iterator[CallVault]:
-    service = CallVault(tmp_path / "callvault")
+def webhooks() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def callvault(tmp_path: Path, mediasoup_worker: Path, webhooks: WebhookReceiver) -> Iterator[CallVault]:
+    service = CallVault(tmp_path / "callvault", webhook_url=webhooks.url)
     service.start()
     yield service
     service.stop()
@@ -92,7 +111,11 @@ def check_track(
 
 
 def test_two_participants_late_join_pause_and_early_leave_bit_exact(
-    callvault: CallVault, mediasoup_worker: Path, refs: dict[str, Path], tmp_path: Path
+    callvault: CallVault,
+    mediasoup_worker: Path,
+    refs: dict[str, Path],
+    tmp_path: Path,
+    webhooks: WebhookReceiver,
 ) -> None:
     harness = Harness(mediasoup_worker, callvault.url, ROOM, tmp_path / "node.log")
     call = Call(harness, refs)
@@ -129,6 +152,16 @@ def test_two_participants_late_join_pause_and_early_leave_bit_exact(
     names = {p["id"]: p.get("display_name") for p in detail["participants"]}
     assert names == {"alice": "Alice", "bob": "Bob"}
     assert detail.get("metadata", {}).get("source") == "mediasoup-test"
+    # The Producer's pause reached the application as webhooks, like a participant's pause in Janus.
+    until(lambda: webhooks.of("recording.finished"), 30)
+    (paused,) = webhooks.of("recording.paused")
+    (resumed,) = webhooks.of("recording.resumed")
+    assert paused["data"]["recording_id"] == rid == resumed["data"]["recording_id"]
+    assert paused["data"]["reason"] == "participant alice: stream 0: producer paused", paused
+    gap = datetime.fromisoformat(resumed["data"]["resumed_at"]) - datetime.fromisoformat(
+        paused["data"]["paused_at"]
+    )
+    assert abs(gap.total_seconds() - (pause["end_time"] - pause["start_time"])) < 0.5, (gap, pause)
 
 
 def test_node_process_killed_mid_call_recording_finished_after_the_lease(
