@@ -52,6 +52,7 @@ class PostgresServer:
         subprocess.run([*self._as, *args], check=True, capture_output=True, timeout=120)
 
     def start(self) -> None:
+        """initdb, then run the server."""
         self.socket_dir.mkdir()
         if self._as:
             shutil.chown(self.root, "postgres")
@@ -67,7 +68,11 @@ class PostgresServer:
             "--locale=C",
             "--no-sync",
         )
-        log = (self.root / "server.log").open("wb")
+        self.run_server()
+
+    def run_server(self) -> None:
+        """Start the server on the existing cluster and wait until it accepts connections."""
+        log = (self.root / "server.log").open("ab")
         if self._as:
             shutil.chown(self.root / "server.log", "postgres")
         self.process = subprocess.Popen(
@@ -124,7 +129,8 @@ class PostgresServer:
             conn.execute(f"CREATE DATABASE {name}")
         return self.url(name)
 
-    def stop(self) -> None:
+    def stop_server(self) -> None:
+        """Stop the server (a fast shutdown: open connections are cut), keeping the cluster."""
         if self.process is not None and self.process.poll() is None:
             # SIGINT to the postmaster itself (not to runuser): a fast shutdown, clients or not
             pid = int((self.data / "postmaster.pid").read_text().split()[0])
@@ -134,4 +140,7 @@ class PostgresServer:
             except subprocess.TimeoutExpired:
                 os.kill(pid, signal.SIGKILL)
                 self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        self.stop_server()
         shutil.rmtree(self.root, ignore_errors=True)
