@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from recorder.api import examples
 from recorder.api.auth import Role
 from recorder.api.context import ApiContext
+from recorder.api.files import RecordingFiles
 from recorder.api.models import RecordingStatus, TranscriptHit
 from recorder.api.problems import ApiError
 from recorder.api.registry import Call, Registry
+from recorder.manifest import MANIFEST_NAME, SIGNATURE_NAME
 from recorder.recording import RecordingInfo
+from recorder.storage import StorageError
 from recorder.transcripts.service import Transcriber
 from recorder.transcripts.work import Interval
 from recorder.webhooks import examples as hooks
@@ -78,6 +83,70 @@ examples.TEXT.setdefault(
 )
 
 
+def transcript_bytes(files: RecordingFiles, name: str) -> bytes | None:
+    """(worker thread) The transcript file from the local folder (masked in place by a later redaction),
+    else from the store (decrypted with the playback identity when it is encrypted); None: there is none
+    (or an encrypted one without a playback identity)."""
+    local = files.local_path(name)
+    if local is not None:
+        return local.read_bytes()
+    prefix = files.prefix()
+    if prefix is None or files.storage is None:
+        return None
+    try:
+        sealed = files.encrypted_object(name)
+        if sealed is not None:
+            if not files.storage.playback or sealed.plaintext_size is None:
+                return None
+            return b"".join(files.decrypted(sealed, 0, sealed.plaintext_size - 1))
+        if name not in files.stored():
+            return None
+        return files.storage.store.get_bytes(prefix + name)
+    except StorageError as exc:
+        raise ApiError(503, f"the store cannot be read now: {exc}", "storage-unavailable") from exc
+
+
+def _wanted_for_redaction(name: str) -> bool:
+    """What a redaction reads: the top-level files but video tracks and composites (and their folders:
+    segments, captures, earlier redacted copies)."""
+    return "/" not in name and "-video-" not in name and not name.startswith("composite")
+
+
+def restore(files: RecordingFiles, target: Path) -> bool:
+    """(worker thread) The recording's audio tracks, summaries, transcript and signed manifest from the
+    store into `target` (decrypted with the playback identity when encrypted); False: not stored, or
+    encrypted without a playback identity."""
+    prefix = files.prefix()
+    manifest = files.manifest()
+    if prefix is None or files.storage is None or manifest is None:
+        return False
+    store = files.storage.store
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        for name in (MANIFEST_NAME, SIGNATURE_NAME):
+            (partial / name).write_bytes(store.get_bytes(prefix + name))
+        for obj in manifest.objects:
+            if not _wanted_for_redaction(obj.name) or obj.name in (MANIFEST_NAME, SIGNATURE_NAME):
+                continue
+            if obj.encryption is not None:
+                if not files.storage.playback or obj.plaintext_size is None:
+                    return False
+                with (partial / obj.name).open("wb") as out:
+                    for chunk in files.decrypted(obj, 0, max(0, obj.plaintext_size - 1)):
+                        out.write(chunk)
+            else:
+                store.download(prefix + obj.name, partial / obj.name)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(partial, target)
+    except StorageError as exc:
+        raise ApiError(503, f"the store cannot be read now: {exc}", "storage-unavailable") from exc
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return True
+
+
 def transcriber_of(sinks: list[Any]) -> Transcriber | None:
     return next((s for s in sinks if isinstance(s, Transcriber)), None)
 
@@ -104,18 +173,7 @@ def attach(transcriber: Transcriber, ctx: ApiContext) -> None:
 
 
 def register(reg: Registry, ctx: ApiContext) -> None:
-    async def finished_folder(rid: str) -> tuple[Any, Path]:
-        detail = await ctx.db.run(lambda: ctx.catalog.get(rid))
-        if detail is None:
-            raise ApiError(404, f"no recording {rid}", "not-found")
-        if detail.status is RecordingStatus.DELETED:
-            raise ApiError(404, f"recording {rid} is deleted", "deleted")
-        if ctx.live(rid) is not None:
-            raise ApiError(409, f"recording {rid} is in progress", "in-progress")
-        folder = await ctx.db.run(lambda: ctx.catalog.folder(rid))
-        if folder is None or not await asyncio.to_thread(folder.is_dir):
-            raise ApiError(409, f"recording {rid} has no local copy", "no-local-copy")
-        return detail, folder
+    restored_dir = ctx.manager.recordings_dir.parent / "transcripts" / "restored"
 
     @reg.add(
         "GET",
@@ -127,22 +185,27 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         query=TranscriptQuery,
         media_type="application/json",
         more_media_types=(VTT_TYPE,),
-        errors=(404, 409),
+        errors=(404, 409, 503),
         description="Who said what and when: segments with the speaker (participant id), start and end in"
         " seconds of the recording's timeline, confidence and word timings (format=json), or WebVTT"
         " cues (format=vtt). Masked where redactions were made ([redacted]). From the recording's local"
-        " folder; 404 when it has no transcript (transcripts.enabled, the room's `transcribe`).",
+        " folder, else the store (an encrypted one decrypted with the playback identity); 404 when it has"
+        " no transcript (transcripts.enabled, the room's `transcribe`).",
     )
     async def recording_transcript(call: Call) -> web.StreamResponse:
         rid = call.path["recording_id"]
         fmt = call.query(TranscriptQuery).format
         call.detail = {"format": fmt}
-        _, folder = await finished_folder(rid)
-        path = folder / ("transcript.json" if fmt == "json" else "transcript.vtt")
-        try:
-            data = await asyncio.to_thread(path.read_bytes)
-        except FileNotFoundError:
-            raise ApiError(404, f"recording {rid} has no transcript", "no-transcript") from None
+        detail = await ctx.db.run(lambda: ctx.catalog.get(rid))
+        if detail is None or detail.status is RecordingStatus.DELETED:
+            raise ApiError(404, f"no recording {rid}", "not-found")
+        if ctx.live(rid) is not None:
+            raise ApiError(409, f"recording {rid} is in progress", "in-progress")
+        files = await ctx.files(rid)
+        name = "transcript.json" if fmt == "json" else "transcript.vtt"
+        data = await asyncio.to_thread(transcript_bytes, files, name)
+        if data is None:
+            raise ApiError(404, f"recording {rid} has no transcript", "no-transcript")
         kind = "application/json" if fmt == "json" else "text/vtt; charset=utf-8"
         return web.Response(body=data, headers={"Content-Type": kind, "Cache-Control": "no-store"})
 
@@ -158,7 +221,8 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         status=202,
         errors=(404, 409, 503),
         description="Silences the interval in a redacted copy of every audio track (`redacted-<n>/` in the"
-        " manifest's next revision, with the masked transcript and redactions.json) in a worker process;"
+        " manifest's next revision, with the masked transcript and redactions.json) in a worker process"
+        " (from the local folder, else from audio tracks restored from the store);"
         " redaction.finished announces it. The interval, its reason and who asked are in the audit log.",
     )
     async def redact(call: Call) -> RedactionAccepted:
@@ -168,7 +232,19 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         transcriber = transcriber_of(ctx.manager.sinks)
         if transcriber is None:
             raise ApiError(503, "this service does not redact (no transcripts worker)", "no-redaction")
-        detail, folder = await finished_folder(rid)
+        detail = await ctx.db.run(lambda: ctx.catalog.get(rid))
+        if detail is None or detail.status is RecordingStatus.DELETED:
+            raise ApiError(404, f"no recording {rid}", "not-found")
+        if ctx.live(rid) is not None:
+            raise ApiError(409, f"recording {rid} is in progress", "in-progress")
+        files = await ctx.files(rid)
+        folder = files.folder
+        if not await asyncio.to_thread(folder.is_dir):  # stored, local copy gone: restored for the job
+            folder = restored_dir / rid  # rid passed the API's id pattern (recorder/names.py)
+            if not await asyncio.to_thread(restore, files, folder):
+                raise ApiError(
+                    409, f"recording {rid} has no local copy and none can be restored", "no-local-copy"
+                )
         info = RecordingInfo(
             recording_id=rid,
             folder=folder,

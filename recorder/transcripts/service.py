@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from recorder.durable_json import read_models, remove_model, write_model
+from recorder.manifest import MANIFEST_NAME, Manifest
 from recorder.models import PauseInterval, SegmentInfo, TrackSummary
 from recorder.recording import RecordingInfo
 from recorder.transcripts.revision import add_to_manifest
@@ -321,9 +322,15 @@ class Transcriber:
         rid = job.info.recording_id
         if archive is None or archive.announcing(rid) or archive.held(rid) or archive.composites.pending(rid):
             return
-        manifest = job.info.folder / "manifest.json"
-        encrypted = manifest.is_file() and b'"encryption":{' in manifest.read_bytes().replace(b" ", b"")
-        if encrypted:
+        if await asyncio.to_thread(_encrypted, job.info.folder):
             await archive.drop_plaintext(rid, job.info.folder, finished=True)
         elif archive.settings.delete_local_after_upload:
             await asyncio.to_thread(shutil.rmtree, job.info.folder, True)
+
+
+def _encrypted(folder: Path) -> bool:
+    """(blocking) Whether the folder's manifest says its recording is encrypted."""
+    try:
+        return Manifest.model_validate_json((folder / MANIFEST_NAME).read_bytes()).encryption is not None
+    except (OSError, ValueError):
+        return False

@@ -10,6 +10,7 @@ stuck job's pool is replaced); the job files of recorder/transcripts/service.py 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import multiprocessing
 import os
@@ -79,6 +80,20 @@ def _engine_for(settings: TranscriptSettings) -> object:
     return _engine
 
 
+def next_copy_number(folder: Path) -> int:
+    """The n of the next `redacted-<n>/`: after those in the folder and those its manifest lists (a folder
+    restored from the store holds only the audio tracks)."""
+    taken: set[str] = {p.name for p in folder.glob(f"{REDACTED_PREFIX}*")}
+    manifest = folder / "manifest.json"
+    if manifest.is_file():
+        objects = json.loads(manifest.read_bytes()).get("objects", [])
+        taken |= {str(o.get("name", "")).split("/", 1)[0] for o in objects}
+    n = 1
+    while f"{REDACTED_PREFIX}{n}" in taken:
+        n += 1
+    return n
+
+
 def do_work(request: WorkRequest, settings: TranscriptSettings) -> WorkResult:
     """(worker process) See the module documentation. Raises WorkError."""
     from postprocess.redact.audio import RedactError  # noqa: PLC0415
@@ -107,9 +122,7 @@ def do_work(request: WorkRequest, settings: TranscriptSettings) -> WorkResult:
         if request.redact_auto or request.manual:
             manual = [RedactionInterval.model_validate(i.model_dump()) for i in request.manual]
             report = redact_recording(folder, manual, auto=request.redact_auto)
-            n = 1
-            while (folder / f"{REDACTED_PREFIX}{n}").exists():
-                n += 1
+            n = next_copy_number(folder)
             target = folder / f"{REDACTED_PREFIX}{n}"
             os.replace(folder / REDACTED_DIR, target)
             result.redacted = sorted(f"{target.name}/{p.name}" for p in target.iterdir() if p.is_file())

@@ -1,0 +1,164 @@
+"""Transcripts and redaction in the service (recorder/transcripts): a call with espeak-ng speech, recorded
+by `serve` through the ingest API as real RTP, in a room whose policy asks for a transcript and redaction.
+The transcript is in the manifest's next revision (stored, signed, verifiable), search finds the
+recording at the second the words were said, the card number is silenced in the redacted copy and masked
+in the transcript, the webhooks come in order, the audit log holds each step, and an admin's manual
+redaction goes the same way. A restart in the middle of a job does it again (one transcript.ready)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from speech import AGENT_SAYS, CARD, CUSTOMER_SAYS, speak
+from transcript_service_kit import ROOM, running, settings_for, webhook_receiver
+
+from postprocess.transcribe.audio import SAMPLE_RATE, decode_track
+from recorder.manifest import MANIFEST_NAME, Manifest, StoreSource, verify_recording
+from recorder.manifest.signing import load_public_key
+from recorder.storage import open_store
+from recorder.transcripts.service import TranscriptJob
+from recorder.webhooks import RedactionFinished, TranscriptReady
+
+pytest.importorskip("faster_whisper")
+
+SILENCE_FLOOR = 1e-4
+
+
+def _rms(audio: np.ndarray, start: float, end: float) -> float:
+    part = audio[max(0, round(start * SAMPLE_RATE)) : round(end * SAMPLE_RATE)]
+    return float(np.sqrt((part.astype(np.float64) ** 2).mean())) if part.size else 0.0
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, Path]]:
+    work = tmp_path_factory.mktemp("voices")
+    return [("alice", speak(work, "alice", AGENT_SAYS)), ("bob", speak(work, "bob", CUSTOMER_SAYS))]
+
+
+async def test_a_call_is_transcribed_searchable_and_its_card_number_redacted(
+    tmp_path: Path, voices: list[tuple[str, Path]]
+) -> None:
+    async with webhook_receiver() as receiver:
+        settings = settings_for(tmp_path, receiver)
+        async with running(settings) as service:
+            status, _ = await service.call(
+                "PUT", f"/v1/rooms/{ROOM}/policy", {"transcribe": True, "redact": True}
+            )
+            assert status == 200
+            rid = await service.speak_into(voices)
+            await receiver.wait_for(rid, "recording.finished", 60)
+            ready = await receiver.wait_for(rid, "transcript.ready", 180)
+            redacted = await receiver.wait_for(rid, "redaction.finished", 30)
+
+            # search: the recording, at the second bob said it
+            status, page = await service.call("GET", "/v1/recordings?q=order%20number")
+            assert status == 200, page
+            (item,) = [i for i in page["items"] if i["recording_id"] == rid]
+            (hit,) = item["transcript_hits"]
+            assert hit["speaker"] == "bob" and "order number" in hit["text"].lower()
+            status, vtt = await service.call("GET", f"/v1/recordings/{rid}/transcript?format=vtt")
+            assert status == 200 and vtt.startswith("WEBVTT") and "[redacted]" in vtt, vtt
+            status, transcript = await service.call("GET", f"/v1/recordings/{rid}/transcript")
+            assert status == 200
+            spoken = " ".join(s["text"] for s in transcript["segments"])
+            assert CARD not in spoken.replace(",", "").replace(" ", "")
+            assert any(r["reason"] == "card-number" for r in transcript["redactions"])
+
+            # manual redaction by an admin: the same path, its own copy and event
+            status, accepted = await service.call(
+                "POST",
+                f"/v1/recordings/{rid}/redactions",
+                {"start": 0.5, "end": 1.5, "reason": "agent's name"},
+            )
+            assert status == 202, accepted
+            status, problem = await service.call(
+                "POST", f"/v1/recordings/{rid}/redactions", {"start": 2, "end": 1, "reason": "x"}
+            )
+            assert status == 422, problem
+            await _until(
+                lambda: len([r for r in receiver.of(rid) if r.event.type.value == "redaction.finished"]) == 2
+            )
+            status, audit = await service.call("GET", f"/v1/audit?target={rid}&limit=1000")
+            assert status == 200
+        kinds = [r.event.type.value for r in receiver.of(rid)]
+
+    assert kinds[:4] == ["recording.started", "recording.finished", "transcript.ready", "redaction.finished"]
+    assert kinds[4:] == ["redaction.finished"]
+    event, done = ready.event.data, redacted.event.data
+    assert isinstance(event, TranscriptReady) and isinstance(done, RedactionFinished)
+    assert event.manifest is not None and event.manifest.revision == 2
+    assert {o.name for o in event.objects} == {"transcript.json", "transcript.vtt"}
+    assert event.model == "tiny.en" and event.words > 20
+    reasons = {r.reason for r in done.redactions}
+    assert {"card-number", "card-expiry"} <= reasons and all(r.rule == "auto" for r in done.redactions)
+    assert "redacted-1/bob-audio-1.webm" in {o.name for o in done.objects}
+    actions = [(e["action"], e["outcome"]) for e in audit["entries"]]
+    assert ("transcript.made", "ok") in actions and ("recording.redact", "ok") in actions
+    assert (
+        sum(a == ("recording.redacted", "ok") for a in actions) >= 3
+    )  # the card, its expiry, the manual one
+    assert ("recording.transcript", "ok") in actions
+
+    # the store: the latest revision lists both redactions' copies and verifies with the service's key
+    store = open_store(settings.archive.storage)  # type: ignore[union-attr]
+    prefix = event.manifest.objects[0].key.rsplit("/", 1)[0] + "/"
+    manifest = Manifest.model_validate_json(store.get_bytes(prefix + MANIFEST_NAME))
+    assert manifest.revision == 3
+    names = {o.name for o in manifest.objects}
+    assert {"transcript.json", "redacted-1/bob-audio-1.webm", "redacted-2/bob-audio-1.webm"} <= names
+    pem = tmp_path / "pub.pem"
+    from recorder.manifest.signing import load_signing_key, public_key_pem
+
+    pem.write_bytes(public_key_pem(load_signing_key(settings.archive.signing)))  # type: ignore[union-attr]
+    report = verify_recording(StoreSource(store, prefix), load_public_key(pem))
+    assert report.ok, report.problems
+    stored = json.loads(store.get_bytes(prefix + "transcript.json"))
+    assert CARD not in json.dumps(stored).replace(",", "").replace(" ", "")
+
+    # the card number is silence in the redacted copy, speech in the original
+    work = tmp_path / "check"
+    work.mkdir()
+    for name in ("bob-audio-1.webm", "redacted-1/bob-audio-1.webm"):
+        (work / name.replace("/", "-")).write_bytes(store.get_bytes(prefix + name))
+    original, _ = decode_track(work / "bob-audio-1.webm")
+    copy, _ = decode_track(work / "redacted-1-bob-audio-1.webm")
+    card = next(r for r in done.redactions if r.reason == "card-number")
+    offset = next(t["offset"] for t in stored["tracks"] if t["speaker"] == "bob")
+    inner = (card.start + 0.3 - offset, card.end - 0.3 - offset)
+    assert _rms(original, *inner) > 0.01
+    assert _rms(copy, *inner) < SILENCE_FLOOR
+
+
+async def _until(check: object, within: float = 120) -> None:
+    deadline = time.monotonic() + within
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "not within the time limit"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_restart_in_the_middle_of_a_job_does_it_again(
+    tmp_path: Path, voices: list[tuple[str, Path]]
+) -> None:
+    async with webhook_receiver() as receiver:
+        settings = settings_for(tmp_path, receiver, enabled=True)
+        jobs = settings.data_dir / "transcripts" / "jobs"
+        async with running(settings) as service:
+            rid = await service.speak_into(voices[:1])
+            await receiver.wait_for(rid, "recording.finished", 60)
+            await _until((jobs / f"{rid}.json").is_file, 30)
+            # stopped while the job is in the worker (or waiting to publish): its file stays
+        job = TranscriptJob.model_validate_json((jobs / f"{rid}.json").read_bytes())
+        assert job.info.recording_id == rid
+        assert not any(r.event.type.value == "transcript.ready" for r in receiver.of(rid))
+        async with running(settings) as service:
+            await receiver.wait_for(rid, "transcript.ready", 180)
+            await _until(lambda: not (jobs / f"{rid}.json").exists(), 30)
+            status, page = await service.call("GET", "/v1/recordings?q=help")
+            assert status == 200 and [i["recording_id"] for i in page["items"]] == [rid]
+        kinds = [r.event.type.value for r in receiver.of(rid)]
+    assert kinds.count("transcript.ready") == 1 and "redaction.finished" not in kinds
