@@ -48,6 +48,10 @@ class StreamSpec(BaseModel):
     sprop_parameter_sets: tuple[bytes, ...] = Field(
         default=(), description="H.264 SPS/PPS announced out of band (SDP fmtp sprop-parameter-sets)."
     )
+    rtx_payload_type: int | None = Field(
+        default=None, ge=0, le=127, description="RTX (RFC 4588) payload type: lost packets are NACKed."
+    )
+    rtx_ssrc: int | None = Field(default=None, ge=0, le=0xFFFFFFFF, description="The RTX stream's SSRC.")
 
     @property
     def kind(self) -> MediaKind:

@@ -328,8 +328,9 @@ def register(reg: Registry, ctx: ApiContext, settings: IngestSettings | None = N
         except SdpError as exc:
             raise ApiError(422, f"body.rtp_parameters: {exc}", "invalid-rtp-parameters") from None
         request = StreamRequest(
-            body.mid, stream.codec, stream.payload_type, channels=stream.channels, ssrc=stream.ssrc
-        )
+            body.mid, stream.codec, stream.payload_type, channels=stream.channels, ssrc=stream.ssrc,
+            rtx_payload_type=stream.rtx_payload_type, rtx_ssrc=stream.rtx_ssrc,
+        )  # fmt: skip
         participant = ParticipantInfo(id=pid, display_name=body.display_name)
         ingest.renew(room)
         try:

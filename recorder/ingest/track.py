@@ -30,9 +30,10 @@ from recorder.assembly.pipeline import StreamPipeline
 from recorder.capture.writer import PacketCapture
 from recorder.crypto.srtp import SrtpReceiver
 from recorder.errors import MalformedPacketError
-from recorder.models import StreamSpec
+from recorder.models import MediaKind, StreamSpec
 from recorder.rtp.packet import RtpPacket
 from recorder.rtp.rtcp import SenderReport, build_pli, is_rtcp, parse_rtcp
+from recorder.rtp.rtx import RtxRepair, build_nack
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,10 @@ class TrackReceiver:
         self._pt = spec.payload_type
         self._last_packet = 0.0
         self._rtcp_mux = spec.rtcp_port == spec.port
+        self.rtx: RtxRepair | None = None
+        """NACKs for lost packets and RTX unwrapping, when the sender announced RTX (mediasoup video)."""
+        if spec.rtx_payload_type is not None and spec.kind is MediaKind.VIDEO:
+            self.rtx = RtxRepair(spec.payload_type, spec.rtx_payload_type, spec.rtx_ssrc)
 
     # -- RTP socket --------------------------------------------------------------------------------
 
@@ -124,6 +129,8 @@ class TrackReceiver:
             data = plain
         if pipeline.paused:
             pipeline.paused_packets += 1  # dropped unread: nothing of a pause reaches any file
+            if self.rtx is not None:
+                self.rtx.forget()  # and never asked for again
             return
         capture = self.capture
         if capture is not None and (self.sender is not None or allowed(addr[0], self.sources)):
@@ -133,9 +140,16 @@ class TrackReceiver:
         except MalformedPacketError:
             pipeline.malformed += 1
             return
+        rtx = self.rtx
+        repaired = False
         if packet.payload_type != self._pt:
-            pipeline.foreign_packets += 1
-            return
+            original = None
+            if rtx is not None and self.sender == addr and packet.payload_type == rtx.rtx_payload_type:
+                original = rtx.rtx(packet)  # None: not asked for, or arrived already (never twice)
+            if original is None:
+                pipeline.foreign_packets += 1
+                return
+            packet, repaired = original, True
         if self.sender is None:
             if not allowed(addr[0], self.sources):
                 pipeline.foreign_packets += 1
@@ -152,6 +166,10 @@ class TrackReceiver:
             self.pipeline.summary.ssrc = ssrc
         self._last_packet = now
         pipeline.push(packet, now)
+        if rtx is not None and not repaired:
+            lost = rtx.media(packet.sequence_number, ssrc, now)
+            if lost:
+                self._send_rtcp(build_nack(self.our_ssrc, ssrc, lost))
 
     def _lock(self, addr: Address) -> None:
         self.sender = addr
@@ -195,15 +213,24 @@ class TrackReceiver:
 
     def request_keyframe(self) -> bool:
         """Send a PLI to the sender's RTCP address, if one is known."""
-        sock = self.rtcp_socket or (self.rtp_socket if self._rtcp_mux else None)
-        if sock is None or self.rtcp_remote is None or self.media_ssrc is None:
-            return False
-        if not sock.sendto(build_pli(self.our_ssrc, self.media_ssrc), self.rtcp_remote):
+        if self.media_ssrc is None or not self._send_rtcp(build_pli(self.our_ssrc, self.media_ssrc)):
             return False
         self.pli_sent += 1
         return True
 
+    def _send_rtcp(self, data: bytes) -> bool:
+        sock = self.rtcp_socket or (self.rtp_socket if self._rtcp_mux else None)
+        if sock is None or self.rtcp_remote is None:
+            return False
+        return sock.sendto(data, self.rtcp_remote)
+
     def close(self) -> None:
+        rtx = self.rtx
+        if rtx is not None and (rtx.nacks_sent or rtx.unsolicited):
+            log.info(
+                "track %s: %d NACKs sent, %d packets repaired from RTX, %d RTX packets dropped",
+                self.spec.name, rtx.nacks_sent, rtx.repaired, rtx.unsolicited,
+            )  # fmt: skip
         for sock in (self.rtp_socket, self.rtcp_socket):
             if sock is not None:
                 sock.close()

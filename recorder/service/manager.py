@@ -48,6 +48,9 @@ class StreamRequest:
     """The SSRC the SFU sends it with, when known in advance (a mediasoup Consumer's)."""
     srtp: SrtpKey | None = None
     """The SFU sends it as SRTP under this key (fresh per forwarder, never stored)."""
+    rtx_payload_type: int | None = None
+    rtx_ssrc: int | None = None
+    """The SFU retransmits on RTX (a mediasoup Consumer): lost packets are NACKed and repaired."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,6 +446,8 @@ class RecordingManager:
                 rtcp_port=port + 1,
                 address=self.settings.rtp_bind,
                 ssrc=stream.ssrc,
+                rtx_payload_type=stream.rtx_payload_type,
+                rtx_ssrc=stream.rtx_ssrc,
             )
             try:
                 await recording.session.add_track(spec, stream.srtp)
