@@ -8,6 +8,7 @@ page, no horizontal scroll at laptop and tablet widths, and screenshots of the p
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,44 @@ async def test_search_filters_pages_and_marks_live(service: Service, browser: An
     await page.fill("#f-room", "no-such-room")
     await page.click("#search button[type=submit]")
     await page.wait_for_function("document.getElementById('status').textContent === 'No recording matches.'")
+    await page.context.close()
+
+
+ROW_IDS = "[...document.querySelectorAll('#results tbody a')].map(a => a.getAttribute('href'))"
+
+
+async def rows_are(page: Any, ids: list[str]) -> None:
+    hrefs = [f"/console/recordings/{i}" for i in ids]
+    same = json.dumps(json.dumps(hrefs, separators=(",", ":")))
+    await page.wait_for_function(f"JSON.stringify({ROW_IDS}) === {same}")
+
+
+async def test_column_sorting_is_server_side_and_pages_on(service: Service, browser: Any) -> None:
+    page = await signed_in(browser, service, "supervisor")
+    await page.wait_for_selector("#results tbody tr")
+    await page.select_option("#f-limit", "25")
+    await page.select_option("#f-status", "finished")  # the live one's duration grows meanwhile
+    await page.click("#search button[type=submit]")
+    await page.wait_for_function("document.getElementById('page-info').textContent.startsWith('1\u201325 ')")
+    header = "#results th[data-sort=duration]"
+    await page.focus(f"{header} button")
+    await page.keyboard.press("Enter")  # keyboard: the header is a button
+    await page.wait_for_function(f"document.querySelector('{header}').ariaSort === 'descending'")
+    _, whole = await service.call(
+        "GET", "/v1/recordings?status=finished&sort=duration&order=desc&limit=200", role="supervisor"
+    )
+    expected = [i["recording_id"] for i in whole["items"]]
+    assert len(expected) == SYNTHETIC + 1
+    durations = [i["duration"] for i in whole["items"]]
+    assert durations == sorted(durations, reverse=True)
+    await rows_are(page, expected[:25])  # the longest of all, not of the page shown before
+    assert "sort=duration" in page.url and "order=desc" in page.url  # bookmarkable
+    await page.click("#next")  # the next page continues the whole result's order
+    await rows_are(page, expected[25:])
+    await page.click(f"{header} button")  # again: ascending, from the first page
+    await page.wait_for_function(f"document.querySelector('{header}').ariaSort === 'ascending'")
+    await rows_are(page, list(reversed(expected))[:25])
+    assert await page.input_value("#f-sort") == "duration" and await page.input_value("#f-order") == "asc"
     await page.context.close()
 
 

@@ -11,7 +11,7 @@ let pending = 0;
 function query() {
   const data = new FormData(form);
   const q = new URLSearchParams();
-  for (const name of ['room', 'participant', 'call_id', 'status', 'min_duration', 'max_duration', 'limit']) {
+  for (const name of ['room', 'participant', 'call_id', 'status', 'min_duration', 'max_duration', 'sort', 'order', 'limit']) {
     const v = String(data.get(name) || '').trim();
     if (v) q.set(name, v);
   }
@@ -24,11 +24,30 @@ function query() {
   return q;
 }
 
-const SORTS = {
-  duration: (a, b) => (b.duration ?? 0) - (a.duration ?? 0),
-  room: (a, b) => String(a.room_id ?? '').localeCompare(String(b.room_id ?? '')),
-  size: (a, b) => b.bytes - a.bytes,
-};
+// Column headers sort on the server (the whole result, not just this page): a button in each sortable
+// header; pressing the sorted column again reverses the order. aria-sort tells screen readers.
+const sortField = form.elements.namedItem('sort');
+const orderField = form.elements.namedItem('order');
+const NAMES = {started_at: 'start time', room: 'room', participants: 'number of participants',
+  duration: 'duration', status: 'status', bytes: 'size'};
+for (const th of document.querySelectorAll('#results th[data-sort]')) {
+  const label = th.textContent;
+  th.replaceChildren(el('button', {type: 'button', class: 'sort', text: label,
+    title: `Sort by ${NAMES[th.dataset.sort]}`,
+    onclick: () => {
+      if (sortField.value === th.dataset.sort) orderField.value = orderField.value === 'asc' ? 'desc' : 'asc';
+      else { sortField.value = th.dataset.sort; orderField.value = th.dataset.sort === 'room' ? 'asc' : 'desc'; }
+      offset = 0;
+      search();
+    }}));
+}
+
+function markSorted() {
+  for (const th of document.querySelectorAll('#results th[data-sort]')) {
+    if (th.dataset.sort === sortField.value) th.setAttribute('aria-sort', orderField.value === 'asc' ? 'ascending' : 'descending');
+    else th.removeAttribute('aria-sort');
+  }
+}
 
 function row(r) {
   const people = r.participants.map(p => p.display_name || p.id).join(', ');
@@ -53,9 +72,8 @@ async function search() {
   try {
     const page = await api('GET', '/v1/recordings?' + q.toString());
     if (mine !== pending) return;  // a newer search answered or will answer
-    const sort = SORTS[new FormData(form).get('sort')];
-    const items = sort ? [...page.items].sort(sort) : page.items;
-    body.replaceChildren(...items.map(row));
+    body.replaceChildren(...page.items.map(row));
+    markSorted();
     const last = page.offset + page.items.length;
     say(page.total === 1 ? '1 recording' : page.total ? `${page.total} recordings` : 'No recording matches.');
     info.textContent = page.total ? `${page.offset + 1}–${last} of ${page.total}` : '';
@@ -83,7 +101,7 @@ offset = Number(initial.get('offset') || 0) || 0;
 
 form.addEventListener('submit', e => { e.preventDefault(); offset = 0; search(); });
 form.addEventListener('reset', () => setTimeout(() => { offset = 0; search(); }));
-form.elements.namedItem('sort').addEventListener('change', () => search());
+for (const field of [sortField, orderField]) field.addEventListener('change', () => { offset = 0; search(); });
 prev.addEventListener('click', () => { offset = Number(prev.dataset.offset); search(); });
 next.addEventListener('click', () => { offset = Number(next.dataset.offset); search(); });
 search();
