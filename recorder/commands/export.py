@@ -92,10 +92,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def export(settings: ServiceSettings, request: ExportRequest, out: Path) -> int:
-    catalog_path = settings.api.resolved_catalog(settings.data_dir)
-    if not catalog_path.is_file():
+    catalog_path = settings.api.catalog_location(settings.data_dir)  # a SQLite file, or api.catalog_url
+    if catalog_path.path is not None and not catalog_path.path.is_file():
         raise ExportError(
-            f"no catalog at {catalog_path} (api.catalog_path): nothing was recorded with the API"
+            f"no catalog at {catalog_path.path} (api.catalog_path): nothing was recorded with the API"
         )
     access: StorageAccess | None = None
     signing = SigningSettings(key_file=settings.data_dir / KEY_FILE)

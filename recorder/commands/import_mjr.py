@@ -10,7 +10,7 @@ Where they go:
   data_dir from `--config` (the TOML `callvault serve` reads; `--data-dir` overrides it). The recordings
   go to `<data_dir>/recordings/<id>`, signed with the service's key (archive.signing with --config; else
   $CALLVAULT_SIGNING_KEY or `<data_dir>/callvault-signing-key.pem`, created when missing, as serve does),
-  listed in its catalog (api.catalog_path, default `<data_dir>/catalog.sqlite3`), so the API and
+  listed in its catalog (api.catalog_url; else api.catalog_path, `<data_dir>/catalog.sqlite3`), so the API and
   `callvault verify` find them like live recordings.
 
 One line per file that cannot be imported (`callvault: error: FILE: why`), the others are imported;
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -30,10 +29,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from recorder.api.catalog import Catalog
-from recorder.api.db import Database, SchemaTooNewError
+from recorder.api.db import Database
 from recorder.api.models import RecordingStatus
 from recorder.api.settings import ApiSettings
 from recorder.config_errors import describe
+from recorder.db.errors import CATALOG_ERRORS
+from recorder.db.url import CatalogLocation
 from recorder.manifest.signing import SigningKeyError, SigningSettings, load_signing_key
 from recorder.mjr.importer import ImportOutcome, import_files
 from recorder.models import TrackSummary
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return fail("--out imports into a folder of your own: leave out --config and --data-dir")
     if args.signing_key is not None and args.out is None:
         return fail("--signing-key goes with --out (the data folder's recordings use the service's key)")
-    catalog_path: Path | None = None
+    catalog_path: CatalogLocation | None = None
     try:
         if args.out is not None:
             out = args.out
@@ -86,14 +87,17 @@ def run(args: argparse.Namespace) -> int:
                 signing = settings.archive.resolved(settings.data_dir).signing
             else:
                 signing = SigningSettings(key_file=settings.data_dir / SigningSettings().key_file)
-            catalog_path = settings.api.resolved_catalog(settings.data_dir)
+            catalog_path = settings.api.catalog_location(settings.data_dir)
         else:
             data_dir = (
                 args.data_dir or Path(os.environ.get("CALLVAULT_DATA_DIR") or "callvault-data")
             ).resolve()
             out = data_dir / "recordings"
             signing = SigningSettings(key_file=data_dir / SigningSettings().key_file)
-            catalog_path = data_dir / ApiSettings().catalog_path
+            # the service's catalog: CALLVAULT_API__CATALOG_URL as `serve` reads it, else the SQLite file
+            url = os.environ.get("CALLVAULT_API__CATALOG_URL")
+            api = ApiSettings.model_validate({"catalog_url": url} if url else {})
+            catalog_path = api.catalog_location(data_dir)
     except (ValidationError, OSError, ValueError) as exc:
         return fail(f"invalid configuration: {describe(exc, args.config)}")
     try:
@@ -106,13 +110,15 @@ def run(args: argparse.Namespace) -> int:
     return _import(args.files, out, key, catalog_path)
 
 
-def _import(files: list[Path], out: Path, key: Ed25519PrivateKey, catalog_path: Path | None) -> int:
+def _import(
+    files: list[Path], out: Path, key: Ed25519PrivateKey, catalog_path: CatalogLocation | None
+) -> int:
     catalog = None
     if catalog_path is not None:
         try:
             catalog = Catalog(Database(catalog_path))
-        except (SchemaTooNewError, sqlite3.Error, OSError) as exc:
-            return fail(f"cannot open the catalog {catalog_path}: {exc}")
+        except CATALOG_ERRORS + (OSError,) as exc:  # noqa: RUF005 (mypy reads a starred tuple as one type)
+            return fail(f"cannot open the catalog {catalog_path.redacted()}: {exc}")
 
     def register(info: RecordingInfo, tracks: list[TrackSummary]) -> None:
         if catalog is None:

@@ -30,7 +30,7 @@ class CatalogLocation(BaseModel):
 
     def redacted(self) -> str:
         if self.dialect == "sqlite":
-            return f"sqlite:///{self.path}"
+            return str(self.path)
         return redact(self.conninfo or "")
 
 
