@@ -229,14 +229,14 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         rid = call.path["recording_id"]
         body = call.body(RedactionRequest)
         call.detail = {"start": body.start, "end": body.end, "reason": body.reason}
-        transcriber = transcriber_of(ctx.manager.sinks)
-        if transcriber is None:
-            raise ApiError(503, "this service does not redact (no transcripts worker)", "no-redaction")
         detail = await ctx.db.run(lambda: ctx.catalog.get(rid))
         if detail is None or detail.status is RecordingStatus.DELETED:
             raise ApiError(404, f"no recording {rid}", "not-found")
         if ctx.live(rid) is not None:
             raise ApiError(409, f"recording {rid} is in progress", "in-progress")
+        transcriber = transcriber_of(ctx.manager.sinks)
+        if transcriber is None:
+            raise ApiError(503, "this service does not redact (no transcripts worker)", "no-redaction")
         files = await ctx.files(rid)
         folder = files.folder
         if not await asyncio.to_thread(folder.is_dir):  # stored, local copy gone: restored for the job

@@ -135,6 +135,8 @@ async def test_policy_survives_a_restart_and_defaults(make_api: ApiFactory) -> N
         "metadata": {},
         "capture": None,
         "encryption_recipients": None,
+        "transcribe": None,
+        "redact": None,
     }
 
 
