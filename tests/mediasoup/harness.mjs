@@ -3,7 +3,7 @@
 // RTCP to the rtcp port: see the reference notes). Driven by JSON lines on stdin; answers and events as
 // JSON lines on stdout.
 //
-//   node harness.mjs <callvault url> <api key> <room id> <lease seconds unused>
+//   node harness.mjs <callvault url> <api key> <room id> [<rtpHost>: where the package sends RTP]
 //   {"op":"produce","participant":"alice","display":"Alice","codec":"vp8","pt":101,"ssrc":1111}
 //   {"op":"pause"|"resume"|"close","id":"<producer id>"}   {"op":"closeRouter"}
 //   WebRTC publishers (aiortc, Chromium) in the test's network namespace:
@@ -22,7 +22,7 @@ const pkg = path.resolve(here, '../../integrations/mediasoup');
 const mediasoup = createRequire(path.join(pkg, 'package.json'))('mediasoup');
 const { CallVaultRecorder } = await import(path.join(pkg, 'src/index.js'));
 
-const [url, apiKey, roomId] = process.argv.slice(2);
+const [url, apiKey, roomId, rtpHost] = process.argv.slice(2);
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 
 const CODECS = {
@@ -42,7 +42,7 @@ worker.on('died', () => {
   process.exit(3);
 });
 const router = await worker.createRouter({ mediaCodecs: Object.values(CODECS) });
-const recorder = new CallVaultRecorder({ url, apiKey });
+const recorder = new CallVaultRecorder({ url, apiKey, ...(rtpHost ? { rtpHost } : {}) });
 recorder.on('streamstart', (e) => out({ event: 'streamstart', ...e }));
 recorder.on('error', (e) => out({ event: 'error', message: String(e?.message ?? e) }));
 await recorder.recordRouter(router, {

@@ -219,6 +219,72 @@ secret = "{WEBHOOK_SECRET}"
         }
 
 
+PROBATION_PT = 127
+"""mediasoup's bandwidth probation packets (SSRC 1234, payload type 127)."""
+
+
+class LossyRelay:
+    """The leg from mediasoup to CallVault with loss: UDP sockets on `host` (127.0.0.2) at every port of
+    CallVault's RTP range forward each datagram to the same port on 127.0.0.1 and CallVault's answers
+    (RTCP: PLIs, NACKs) back to whoever sent there; while `dropping`, every `every`-th media packet of
+    each port (the payload type its first RTP packet had; RTX packets and mediasoup's bandwidth probes
+    pass) is dropped and counted."""
+
+    def __init__(self, low: int, count: int, every: int, host: str = "127.0.0.2") -> None:
+        import selectors
+        import socket
+
+        self.host, self.every = host, every
+        self.dropping = True
+        self.dropped = 0
+        self.forwarded = 0
+        self._selector = selectors.DefaultSelector()
+        self._sockets: list[socket.socket] = []
+        self._peer: dict[int, tuple[str, int]] = {}
+        self._media_pt: dict[int, int] = {}
+        self._seen: dict[int, int] = {}
+        for port in range(low, low + count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((host, port))
+            sock.setblocking(False)
+            self._selector.register(sock, selectors.EVENT_READ, port)
+            self._sockets.append(sock)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for key, _ in self._selector.select(0.1):
+                sock, port = key.fileobj, key.data
+                try:
+                    data, addr = sock.recvfrom(65536)  # type: ignore[union-attr]
+                except BlockingIOError:
+                    continue
+                if addr == ("127.0.0.1", port):  # CallVault answering (RTCP)
+                    if port in self._peer:
+                        sock.sendto(data, self._peer[port])  # type: ignore[union-attr]
+                    continue
+                self._peer[port] = addr
+                rtp = len(data) >= 12 and not 192 <= data[1] <= 223  # RTP, not RTCP
+                if rtp and (pt := data[1] & 0x7F) != PROBATION_PT:
+                    media = self._media_pt.setdefault(port, pt)
+                    if pt == media:
+                        n = self._seen[port] = self._seen.get(port, 0) + 1
+                        if self.dropping and n > 30 and n % self.every == 0:
+                            self.dropped += 1
+                            continue
+                self.forwarded += 1
+                sock.sendto(data, ("127.0.0.1", port))  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for sock in self._sockets:
+            sock.close()
+        self._selector.close()
+
+
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
@@ -269,9 +335,9 @@ def until(check: Callable[[], Any], within: float, step: float = 0.1) -> Any:
 class Harness:
     """The Node mediasoup application (tests/mediasoup/harness.mjs) and its JSON-lines conversation."""
 
-    def __init__(self, worker: Path, url: str, room: str, log: Path) -> None:
+    def __init__(self, worker: Path, url: str, room: str, log: Path, rtp_host: str | None = None) -> None:
         self.proc = subprocess.Popen(
-            ["node", str(HARNESS), url, API_KEY, room],
+            ["node", str(HARNESS), url, API_KEY, room, *([rtp_host] if rtp_host else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log.open("ab"),
