@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from age_kit import age_decrypt, keygen
 from speech import AGENT_SAYS, CARD, CUSTOMER_SAYS, speak
 from transcript_service_kit import ROOM, running, settings_for, webhook_receiver
 
@@ -162,3 +163,32 @@ async def test_a_restart_in_the_middle_of_a_job_does_it_again(
             assert status == 200 and [i["recording_id"] for i in page["items"]] == [rid]
         kinds = [r.event.type.value for r in receiver.of(rid)]
     assert kinds.count("transcript.ready") == 1 and "redaction.finished" not in kinds
+
+
+async def test_the_transcript_of_an_encrypted_recording_is_stored_encrypted(
+    tmp_path: Path, voices: list[tuple[str, Path]]
+) -> None:
+    identity = tmp_path / "identity.txt"
+    recipient = keygen(identity)
+    encryption = {"recipients": [recipient], "playback_identity_file": str(identity)}
+    async with webhook_receiver() as receiver:
+        settings = settings_for(tmp_path, receiver, encryption, enabled=True)
+        async with running(settings) as service:
+            rid = await service.speak_into(voices[:1])
+            ready = await receiver.wait_for(rid, "transcript.ready", 180)
+            folder = settings.data_dir / "recordings" / rid
+            await _until(lambda: not folder.exists(), 30)  # the plaintext working copy goes
+            status, transcript = await service.call("GET", f"/v1/recordings/{rid}/transcript")
+    event = ready.event.data
+    assert isinstance(event, TranscriptReady) and event.manifest is not None
+    assert event.manifest.encryption is not None
+    assert {o.name: o.encryption for o in event.objects} == {
+        "transcript.json": "age",
+        "transcript.vtt": "age",
+    }
+    # through the API: decrypted from the store with the playback identity
+    assert status == 200 and "help" in " ".join(s["text"] for s in transcript["segments"]).lower()
+    store = open_store(settings.archive.storage)  # type: ignore[union-attr]
+    stored = next(o for o in event.objects if o.name == "transcript.json")
+    assert store.get_bytes(stored.key)[:21] == b"age-encryption.org/v1"
+    assert json.loads(age_decrypt(identity, store.get_bytes(stored.key))) == transcript

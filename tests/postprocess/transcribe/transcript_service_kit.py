@@ -56,7 +56,9 @@ def opus_parameters(ssrc: int) -> dict[str, Any]:
     }
 
 
-def settings_for(work: Path, receiver: Receiver, **transcripts: Any) -> ServiceSettings:
+def settings_for(
+    work: Path, receiver: Receiver, encryption: dict[str, Any] | None = None, **transcripts: Any
+) -> ServiceSettings:
     port_base = free_port_base()
     return ServiceSettings.model_validate(
         {
@@ -83,6 +85,7 @@ def settings_for(work: Path, receiver: Receiver, **transcripts: Any) -> ServiceS
                     "poll_interval": 0.1,
                 },
                 "completion_poll": 0.1,
+                **({"encryption": encryption} if encryption else {}),
             },
             "transcripts": {"threads": 2, **transcripts},
         }
