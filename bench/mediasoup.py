@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from ingest import Capture, cpu_of, make_media, replay, run_ffmpeg, sample
+from ingest import Capture, cpu_of, make_media, replay, run_callvault, run_ffmpeg, sample
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "tests" / "mediasoup" / "harness.mjs"
@@ -137,7 +137,25 @@ class Node:
         return reply
 
 
-def run_mediasoup(video: Capture, audio: Capture, n: int, seconds: float, work: Path) -> dict[str, Any]:
+class Profiler:
+    """py-spy sampling one process (all its threads, without pausing it: --nonblocking) into folded
+    stacks, for `--profile`."""
+
+    def __init__(self, pid: int, out: Path, seconds: float) -> None:
+        self.out = out
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--format", "raw",
+             "--rate", "200", "--nonblocking", "--threads", "--duration", str(int(seconds)), "--output", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def wait(self) -> None:
+        self.proc.wait(timeout=120)
+
+
+def run_mediasoup(
+    video: Capture, audio: Capture, n: int, seconds: float, work: Path, profile: Path | None = None
+) -> dict[str, Any]:
     serve = Serve(work, n)
     node = Node(serve.url, "bench", worker_binary(), work / "node.log")
     try:
@@ -162,11 +180,14 @@ def run_mediasoup(video: Capture, audio: Capture, n: int, seconds: float, work: 
         ready = time.time() + 0.5
         sender = mp.Process(target=replay, args=(video, audio, targets, seconds, ready))
         sender.start()
+        profiler = Profiler(serve.proc.pid, profile, seconds) if profile else None
         peak = [0]
         while sender.is_alive():
             sample(procs["callvault"], peak)
             time.sleep(0.5)
         cpu = {k: cpu_of(p) - before[k] for k, p in procs.items()}
+        if profiler is not None:
+            profiler.wait()
         upstream = node.call("stats")
         node.call("closeRouter")
         deadline = time.monotonic() + 300
@@ -196,12 +217,42 @@ def run_mediasoup(video: Capture, audio: Capture, n: int, seconds: float, work: 
         serve.stop()
 
 
+def run_record_rtp(
+    video: Capture, audio: Capture, n: int, seconds: float, work: Path, profile: Path | None
+) -> Any:
+    """bench/ingest.py's `record-rtp` run (the same packets straight to it), under py-spy if asked."""
+    if profile is None:
+        return run_callvault(video, audio, n, seconds, work)
+    import ingest
+
+    original = ingest.start_recorder
+
+    def profiled(*args: Any) -> Any:
+        rec, targets = original(*args)
+        Profiler(rec.pid, profile / "record-rtp.txt", seconds)
+        return rec, targets
+
+    ingest.start_recorder = profiled
+    try:
+        return run_callvault(video, audio, n, seconds, work)
+    finally:
+        ingest.start_recorder = original
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--participants", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--skip-ffmpeg", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument(
+        "--record-rtp", action="store_true",
+        help="also `callvault record-rtp` (one process, no service) fed the same packets directly",
+    )  # fmt: skip
+    ap.add_argument(
+        "--profile", type=Path, default=None,
+        help="folder: py-spy folded stacks of `serve` (and record-rtp) during the replay (CPU figures then count py-spy's sampling)",
+    )  # fmt: skip
     args = ap.parse_args()
     if not worker_binary().exists():
         print("no mediasoup worker: run integrations/mediasoup/scripts/build-worker.sh", file=sys.stderr)
@@ -214,7 +265,15 @@ def main() -> int:
         f" pkt/s) for {seconds:.0f} s"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        ms = run_mediasoup(video, audio, n, seconds, Path(tmp) / "ms")
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+        ms = run_mediasoup(
+            video, audio, n, seconds, Path(tmp) / "ms", args.profile / "serve.txt" if args.profile else None
+        )
+        rr = None
+        if args.record_rtp:
+            (Path(tmp) / "rr").mkdir()
+            rr = run_record_rtp(video, audio, n, seconds, Path(tmp) / "rr", args.profile)
         ff = None if args.skip_ffmpeg else run_ffmpeg(video, audio, n, seconds, Path(tmp))
     print(f"{'process':34} {'CPU %/participant':>17} {'CPU s total':>11}")
     for name, cpu in ms["cpu_seconds"].items():
@@ -224,6 +283,12 @@ def main() -> int:
         f"mediasoup worker: packets received from the publishers {ms['worker_received']}, lost {ms['worker_lost']}"
     )
     figures: dict[str, Any] = {"participants": n, "seconds": seconds, "mediasoup": ms}
+    if rr is not None:
+        print(
+            f"{'record-rtp (1 process, direct)':34} {100 * rr.cpu_seconds / seconds / n:17.3f} {rr.cpu_seconds:11.2f}"
+        )
+        print(f"record-rtp frames kept {rr.frames}/{rr.expected_frames}, packets lost {rr.lost_packets}")
+        figures["record_rtp"] = {"cpu_seconds": rr.cpu_seconds, "frames": rr.frames, "lost": rr.lost_packets}
     if ff is not None:
         print(
             f"{'ffmpeg -c copy (1 per participant)':34} {100 * ff.cpu_seconds / seconds / n:17.3f} {ff.cpu_seconds:11.2f}"
