@@ -13,8 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar, cast
 
-from recorder.db import schema
-from recorder.db.schema import SchemaTooNewError
+from recorder.db.revision import HEAD, SchemaTooNewError, stored_revision
 from recorder.db.url import CatalogLocation, Dialect, parse_catalog_url
 
 log = logging.getLogger(__name__)
@@ -277,7 +276,10 @@ class Database:
         db.execute("PRAGMA foreign_keys=ON")
         try:
             migrate(db)
-            schema.upgrade_sqlite(self.path)
+            if stored_revision(db, "sqlite") != HEAD:
+                from recorder.db import schema  # noqa: PLC0415 (Alembic: only to migrate)
+
+                schema.upgrade_sqlite(self.path)
         except BaseException:
             db.close()
             raise
@@ -319,7 +321,10 @@ def _open_postgres(conninfo: str) -> sqlite3.Connection:
 
     conn = PgConnection(conninfo)
     try:
-        schema.upgrade_postgres(lambda: psycopg.connect(conninfo, connect_timeout=10), MIGRATION_LOCK)
+        if stored_revision(cast(sqlite3.Connection, conn), "postgresql") != HEAD:
+            from recorder.db import schema  # noqa: PLC0415 (Alembic: only to migrate)
+
+            schema.upgrade_postgres(lambda: psycopg.connect(conninfo, connect_timeout=10), MIGRATION_LOCK)
     except BaseException:
         conn.close()
         raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from recorder.db.schema import SchemaTooNewError
+from recorder.db.revision import SchemaTooNewError
 from recorder.db.url import CatalogUrlError
 
 try:

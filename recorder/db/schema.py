@@ -19,13 +19,11 @@ from alembic.util.exc import CommandError
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
 
+from recorder.db.revision import SchemaTooNewError
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-class SchemaTooNewError(RuntimeError):
-    """The catalog was written by a newer CallVault: refuse to touch it."""
 
 
 def _config(connection: Connection) -> Config:

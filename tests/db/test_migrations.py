@@ -15,6 +15,7 @@ from postgres_kit import PostgresServer
 from recorder.api.audit import AuditLog
 from recorder.api.db import MIGRATIONS, Database, SchemaTooNewError
 from recorder.db import schema
+from recorder.db.revision import HEAD
 
 
 def _legacy_catalog(path: Path, version: int) -> None:
@@ -36,6 +37,10 @@ def _revision(db: Database) -> str:
             lambda: db.connection.execute("SELECT version_num FROM alembic_version").fetchone()[0]
         ).result()
     )
+
+
+def test_head_names_the_newest_revision() -> None:
+    assert schema.head() == HEAD  # recorder/db/revision.py's constant, read without importing Alembic
 
 
 @pytest.mark.parametrize("version", [4, 7])
