@@ -386,6 +386,13 @@ class AuditQuery(_Body):
     target: Annotated[str, StringConstraints(max_length=256)] | None = None
 
 
+class TrailQuery(_Body):
+    """GET /v1/recordings/{id}/audit: a page of the entries about one recording."""
+
+    after: int = Field(default=0, ge=0, le=2**53, description="Entries after this seq.")
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
 class AuditChainResult(_Body):
     ok: bool
     entries: int

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from recorder.api.auth import Role
 from recorder.api.context import ApiContext
 from recorder.api.models import (
+    AuditPage,
     Deleted,
     FileLink,
     FileLinks,
@@ -27,6 +28,7 @@ from recorder.api.models import (
     RecordingPage,
     RecordingStatus,
     SearchQuery,
+    TrailQuery,
     VerifyProblemOut,
     VerifyResult,
 )
@@ -332,9 +334,30 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         raise ApiError(404, f"recording {rid} has no file {name}", "not-found")
 
     @reg.add(
+        "GET",
+        "/v1/recordings/{recording_id}/audit",
+        SUPERVISOR | AUDITOR,
+        "The audit trail of one recording",
+        TAG,
+        "recording.audit_trail",
+        query=TrailQuery,
+        response=AuditPage,
+        errors=(404,),
+    )
+    async def recording_audit_trail(call: Call) -> AuditPage:
+        """Entries whose target is this recording (views, plays, downloads, verifications, holds...),
+        oldest first: what a supervisor who may play it may also read; the whole log stays auditor-only."""
+        rid = call.path["recording_id"]
+        q = call.query(TrailQuery)
+        await detail_of(rid)
+        entries = await ctx.audit.entries(after=q.after, limit=q.limit, target=rid)
+        call.detail = {"after": q.after, "entries": len(entries)}
+        return AuditPage(entries=entries, next_after=entries[-1].seq if len(entries) == q.limit else None)
+
+    @reg.add(
         "POST",
         "/v1/recordings/{recording_id}/verify",
-        AUDITOR,
+        SUPERVISOR | AUDITOR,  # a QA supervisor checks that what they review is what was recorded
         "Verify a recording against its signed manifest",
         TAG,
         "recording.verify",

@@ -3,6 +3,7 @@ server `callvault serve` answers on (request sizes, read timeouts, connections).
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -72,6 +73,25 @@ class ApiSettings(BaseModel):
         description="Lifetime of a console sign-in (its session cookie), from signing in; then sign in"
         " again.",
     )
+    console_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Addresses or networks (CIDR) of reverse proxies in front of the service that end TLS:"
+        " from them (the connection's peer address), X-Forwarded-Proto: https marks the console's cookie"
+        " Secure. Empty: the header is ignored (anyone could send it); Secure only when the service"
+        " itself serves TLS.",
+    )
+
+    @field_validator("console_trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address or network") from None
+        return value
+
     # -- limits of the HTTP server (the API, /healthz, /readyz and the Janus event endpoints) -------------
     max_request_line: int = Field(
         default=8190,

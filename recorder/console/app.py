@@ -12,6 +12,7 @@ field) and, when the browser sends one, an Origin of this site.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import time
@@ -29,7 +30,7 @@ from recorder.api.problems import ApiError
 from recorder.api.registry import Registry, Route
 from recorder.console import pages
 from recorder.console.live import LiveSampler
-from recorder.console.routes_api import PREFIX, SAFE_METHODS, endpoint
+from recorder.console.routes_api import PREFIX, SAFE_METHODS, CsrfRefused, audit_csrf, endpoint
 from recorder.console.sessions import Session, SessionStore
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "start": ("POST", "/v1/rooms/{room_id}/start"),
     "stop": ("POST", "/v1/rooms/{room_id}/stop"),
     "audit": ("GET", "/v1/audit"),
+    "trail": ("GET", "/v1/recordings/{recording_id}/audit"),
 }
 """What the pages offer, by the API route that does it: a role sees an action only if it may call it."""
 
@@ -70,6 +72,7 @@ SECURITY_HEADERS = {
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Console:
@@ -79,6 +82,7 @@ class Console:
         self.sessions = SessionStore(ctx.settings.console_session_minutes * 60.0)
         self.sampler = LiveSampler()
         self.routes = {(r.method, r.path): r for r in registry.routes}
+        self.proxies = [ipaddress.ip_network(n, strict=False) for n in ctx.settings.console_trusted_proxies]
 
     # -- who may do what ------------------------------------------------------------------------------
 
@@ -112,9 +116,9 @@ class Console:
             raise ApiError(401, "sign in to the console first (no session, or it expired)", "unauthorized")
         if request.method not in SAFE_METHODS:
             if not same_origin(request):
-                raise ApiError(403, "cross-origin request refused", "csrf")
+                raise CsrfRefused(session.principal, "cross-origin request refused", "origin")
             if not session.csrf_ok(request.headers.get("X-CSRF-Token")):
-                raise ApiError(403, "missing or wrong CSRF token (X-CSRF-Token)", "csrf")
+                raise CsrfRefused(session.principal, "missing or wrong CSRF token (X-CSRF-Token)", "token")
         return session.principal
 
     # -- mounting -------------------------------------------------------------------------------------
@@ -202,7 +206,7 @@ class Console:
         rid = request.match_info["recording_id"]
         if not _ID.fullmatch(rid):
             return self._message(request, 404, "No such recording", "That is not a recording id.")
-        if not any(self.may(session.principal, a) for a in ("view", "verify", "audit")):
+        if not any(self.may(session.principal, a) for a in ("view", "verify", "trail")):
             return self._refused(request, session)
         body = pages.fill("recording.html", recording_id=rid)
         return self._html(
@@ -258,7 +262,7 @@ class Console:
             max_age=int(self.sessions.lifetime),
             path=ROOT,
             httponly=True,
-            secure=request.secure,
+            secure=cookie_secure(request, self.proxies),
             samesite="Strict",
         )
         return response
@@ -268,9 +272,10 @@ class Console:
         if session is not None:
             form = await request.post()
             presented = form.get("csrf")
-            if not same_origin(request) or not session.csrf_ok(
-                presented if isinstance(presented, str) else None
-            ):
+            crossed = not same_origin(request)
+            if crossed or not session.csrf_ok(presented if isinstance(presented, str) else None):
+                refused = CsrfRefused(session.principal, "sign-out refused", "origin" if crossed else "token")
+                await audit_csrf(self.ctx.audit, refused, request, "POST /console/sign-out", None)
                 return self._message(request, 403, "Refused", "Sign-out without this page's CSRF token.")
             self.sessions.end(request.cookies.get(COOKIE))
             p = session.principal
@@ -322,6 +327,24 @@ def see_other(location: str) -> web.Response:
 
 def to_sign_in() -> web.Response:
     return see_other(ROOT + "/sign-in")
+
+
+def cookie_secure(request: web.Request, proxies: list[IPNetwork]) -> bool:
+    """Whether the browser reached us over TLS: the service's own TLS, or a trusted reverse proxy's
+    X-Forwarded-Proto (its last value: the one the nearest proxy set). From anyone else the header is
+    ignored: a client could send it itself."""
+    if request.secure:
+        return True
+    if not proxies or request.remote is None:
+        return False
+    try:
+        peer = ipaddress.ip_address(request.remote)
+    except ValueError:  # a Unix socket
+        return False
+    if not any(peer in net for net in proxies):
+        return False
+    forwarded = request.headers.get("X-Forwarded-Proto", "")
+    return forwarded.rsplit(",", 1)[-1].strip().lower() == "https"
 
 
 def same_origin(request: web.Request) -> bool:

@@ -33,6 +33,31 @@ Quiet = Callable[[Route, web.Request, Principal], bool]
 """True when this call is not audited (a repeat the audit log already has)."""
 
 
+class CsrfRefused(ApiError):
+    """403: an unsafe request of a signed-in session without its CSRF token or from another origin (audited
+    as `console.csrf_refused`: someone's page tried to act with a user's cookie)."""
+
+    def __init__(self, principal: Principal, detail: str, reason: str) -> None:
+        super().__init__(403, detail, "csrf")
+        self.principal = principal
+        self.reason = reason
+
+
+async def audit_csrf(
+    audit: AuditLog, refused: CsrfRefused, request: web.Request, what: str, target: str | None
+) -> None:
+    p = refused.principal
+    await audit.append(
+        p.name,
+        p.role.value,
+        "console.csrf_refused",
+        target,
+        "denied",
+        request.remote,
+        {"request": what, "reason": refused.reason, "via": "console"},
+    )
+
+
 def forbidden(principal: Principal, route: Route) -> ApiError:
     allowed = ", ".join(sorted(r.value for r in route.roles))
     return ApiError(403, f"role {principal.role.value} may not do this (allowed: {allowed})", "forbidden")
@@ -50,7 +75,12 @@ def endpoint(
     audited = action or route.audit
 
     async def answer(request: web.Request) -> web.StreamResponse:
-        principal = authenticate(request)  # 401: not audited (no one), as in the API
+        try:
+            principal = authenticate(request)  # 401: not audited (no one), as in the API
+        except CsrfRefused as refused:
+            target = next(iter(request.match_info.values()), None)
+            await audit_csrf(audit, refused, request, f"{route.method} {route.path}", target)
+            raise
         call = Call(request, principal, dict(request.match_info), None, None)
         call.target = next(iter(call.path.values()), None)
         silent = quiet is not None and quiet(route, request, principal)

@@ -89,5 +89,5 @@ async def test_unknown_sort_field_or_order_is_one_clear_422(api: Api) -> None:
     assert status == 422 and p["invalid-params"][0]["name"] == "query.sort"
     status, p = await api.call("GET", "/v1/recordings?sort=room&order=sideways", role="supervisor")
     assert status == 422 and p["invalid-params"][0]["name"] == "query.order"
-    status, page = await api.call("GET", "/v1/recordings?sort=room", role="supervisor")
+    status, _ = await api.call("GET", "/v1/recordings?sort=room", role="supervisor")
     assert status == 200  # the catalog is still there

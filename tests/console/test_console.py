@@ -43,20 +43,33 @@ async def visible(page: Any, selector: str) -> bool:
 
 async def test_roles_see_and_may_do_only_their_part(service: Service, browser: Any) -> None:
     rid = service.call_id
-    # supervisor: recordings and live (read-only); no verify, hold, delete, pause, start
+    # supervisor: recordings and live (read-only), verifying a recording and reading its own audit trail
+    # (a QA supervisor checks what they review); no hold, delete, pause, start, nor the whole audit log
     page = await signed_in(browser, service, "supervisor")
     assert "/console/recordings" in page.url
     assert await page.inner_text("nav[aria-label=Console]") == "Recordings\nLive"
     await page.goto(f"{service.base}/console/recordings/{rid}")
     await page.wait_for_selector("#players video")
-    assert not await visible(page, "#verify")
+    await page.wait_for_selector("#audit-section tbody tr")
+    trail = await page.inner_text("#audit-section tbody")
+    assert "recording.view" in trail and "supervisor-1" in trail
+    assert await visible(page, "#verify")
+    await page.click("#verify")
+    await page.wait_for_function("document.getElementById('checked').textContent.endsWith('by supervisor-1')")
+    assert await page.inner_text("#badge") == "intact"
+    await page.wait_for_function(
+        "document.querySelector('#audit-section tbody').textContent.includes('recording.verify')"
+    )  # the trail shows the check just made
     assert not await visible(page, "#delete")
     assert not await visible(page, "#hold-section")
-    assert not await visible(page, "#audit-section")
     assert await visible(page, "#downloads-section")
+    status, _ = await fetch(page, "/console/api/v1/audit")  # the whole log: auditors only
+    assert status == 403
+    status, _ = await fetch(page, "/console/api/v1/recordings/20260101T000000Z-none/audit")
+    assert status == 404
     await page.goto(f"{service.base}/console/live")
     await page.wait_for_selector(f".room[data-room={LIVE_ROOM}]")
-    assert await page.locator("button", has_text="Pause").count() == 0
+    assert await page.locator("#rooms button", has_text="Pause").count() == 0
     assert not await visible(page, "#start-form")
     status, body = await fetch(page, f"/console/api/v1/recordings/{rid}", "DELETE")  # with its CSRF token
     assert status == 403 and body["detail"].startswith("role supervisor may not"), body
@@ -261,10 +274,28 @@ async def test_pause_and_resume_from_the_live_view(service: Service, browser: An
     pause = f"button[aria-label='Pause room {LIVE_ROOM}']"
     await page.wait_for_selector(pause)
     assert await page.locator(f".room[data-room={LIVE_ROOM}] tbody tr").count() == 1  # its one track
-    page.once("dialog", lambda d: asyncio.ensure_future(d.accept("customer reads a card number")))
+    prompts: list[str] = []
+    page.on("dialog", lambda d: prompts.append(d.message))  # no window.prompt/confirm on the way
     await page.focus(pause)
+    await page.keyboard.press("Enter")  # keyboard only: the dialog takes the focus
+    await page.wait_for_selector("#pause-dialog[open]")
+    assert await page.evaluate("document.activeElement.id") == "pause-reason"
+    assert f"Pause room {LIVE_ROOM}" in await page.inner_text("#pause-h")
+    await page.keyboard.press("Enter")  # no reason: refused in the dialog, nothing paused
+    assert "needs a reason" in await page.inner_text("#pause-error")
+    assert await page.is_visible("#pause-dialog") and service.manager.rooms[LIVE_ROOM].paused is None
+    await page.keyboard.press("Escape")  # cancelled: nothing paused, the focus back on the button
+    await page.wait_for_selector("#pause-dialog:not([open])", state="attached")
+    await page.wait_for_function(
+        f"document.activeElement.getAttribute('aria-label') === 'Pause room {LIVE_ROOM}'"
+    )
+    assert service.manager.rooms[LIVE_ROOM].paused is None
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#pause-dialog[open]")
+    await page.keyboard.type("customer reads a card number")
     await page.keyboard.press("Enter")
     await page.wait_for_selector(f"button[aria-label='Resume room {LIVE_ROOM}']")
+    assert prompts == []
     assert service.manager.rooms[LIVE_ROOM].paused == ("operator-1", "customer reads a card number")
     await page.click(f"button[aria-label='Resume room {LIVE_ROOM}']")
     await page.wait_for_selector(pause)
@@ -297,6 +328,18 @@ async def test_csrf_expiry_and_sign_out(service: Service, browser: Any) -> None:
             assert r.status == 403  # no sign-out without the page's token
     status, body = await fetch(page, f"/console/api/v1/recordings/{rid}/verify", "POST")
     assert status == 200 and body["ok"], body
+    # every refusal is in the audit log: who (the session's key), what was tried, why; nothing done
+    refused = await service.audit(action="console.csrf_refused")
+    assert [(e["actor"], e["target"], e["outcome"], e["detail"]["reason"], e["detail"]["request"])
+            for e in refused[-4:]] == [
+        ("bootstrap-admin", rid, "denied", "token", "POST /v1/recordings/{recording_id}/verify"),
+        ("bootstrap-admin", rid, "denied", "token", "POST /v1/recordings/{recording_id}/verify"),
+        ("bootstrap-admin", rid, "denied", "origin", "POST /v1/recordings/{recording_id}/verify"),
+        ("bootstrap-admin", None, "denied", "token", "POST /console/sign-out"),
+    ]  # fmt: skip
+    verified = [e for e in await service.audit(action="recording.verify", target=rid)
+                if e["actor"] == "bootstrap-admin"]  # fmt: skip
+    assert [e["outcome"] for e in verified][-1:] == ["ok"] and len(verified) == 1  # only the real one
 
     sessions = service.api.console.sessions if service.api.console else None
     assert sessions is not None
@@ -347,6 +390,14 @@ async def test_pages_accessible_and_fit(service: Service, browser: Any, shots: P
             if width == 1280:
                 results = await axe.run(page)
                 assert results.violations_count == 0, f"{name}: {results.generate_report()}"
+    await page.set_viewport_size({"width": 1280, "height": 900})  # the pause dialog, open
+    await page.goto(service.base + "/console/live")
+    await page.click(f"button[aria-label='Pause room {LIVE_ROOM}']")
+    await page.wait_for_selector("#pause-dialog[open]")
+    await page.screenshot(path=str(shots / "pause-dialog-1280.png"))
+    results = await axe.run(page)
+    assert results.violations_count == 0, f"pause dialog: {results.generate_report()}"
+    await page.keyboard.press("Escape")
     await page.context.close()
     page = await browser.new_page()
     await page.goto(service.base + "/console/sign-in")

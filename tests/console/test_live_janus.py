@@ -84,8 +84,9 @@ async def test_operator_pauses_a_real_janus_call(namespace: NetNamespace, tmp_pa
                     timeout=15_000,
                 )  # packets per second of the live track
                 assert "agent" in await card.inner_text()
-                page.once("dialog", lambda d: asyncio.ensure_future(d.accept("card number read out")))
                 await page.click(pause)
+                await page.fill("#pause-reason", "card number read out")
+                await page.click("#pause-ok")
                 await page.wait_for_selector(f"button[aria-label='Resume room {room}']")
                 assert (await rooms())["paused"] is True
                 await page.click(f"button[aria-label='Resume room {room}']")

@@ -1,15 +1,20 @@
 """Console sessions and the origin check, without a browser: tokens kept only as hashes, a fixed
 lifetime, revoked keys' sessions ended, a bounded store; cross-site requests told apart from a proxy's
-https -> http."""
+https -> http; the cookie's Secure flag from a trusted proxy's X-Forwarded-Proto only."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from aiohttp.test_utils import make_mocked_request
+from console_kit import served
+from pydantic import ValidationError
 
 from recorder.api.auth import Principal, Role
+from recorder.api.settings import ApiSettings
 from recorder.console import sessions as store_module
-from recorder.console.app import same_origin
+from recorder.console.app import COOKIE, same_origin
 from recorder.console.sessions import SessionStore, token_hash
 
 ALICE = Principal(key_id="a1", name="alice", role=Role.SUPERVISOR)
@@ -55,3 +60,36 @@ def test_same_origin() -> None:
     assert not request({"Origin": "null"})
     assert not request({"Sec-Fetch-Site": "cross-site"})
     assert not request({"Sec-Fetch-Site": "same-site"})
+
+
+@pytest.mark.parametrize(
+    ("proxies", "forwarded", "secure"),
+    [
+        ([], "https", False),  # no proxy trusted: anyone could send the header
+        (["10.0.0.0/8"], "https", False),  # trusted proxies, but this request did not come from one
+        (["127.0.0.1"], "https", True),  # from the trusted proxy: the browser saw https
+        (["127.0.0.0/8", "::1"], "http, https", True),  # the nearest proxy's value (the last) counts
+        (["127.0.0.1"], "https, http", False),
+        (["127.0.0.1"], None, False),
+    ],
+)
+async def test_secure_cookie_behind_a_trusted_proxy(
+    tmp_path: Path, proxies: list[str], forwarded: str | None, secure: bool
+) -> None:
+    async with served(tmp_path, console_trusted_proxies=proxies) as service:
+        headers = {"X-Forwarded-Proto": forwarded} if forwarded is not None else {}
+        async with service.http.post(
+            f"{service.base}/console/sign-in",
+            data={"key": service.keys["supervisor"]},
+            headers=headers,
+            allow_redirects=False,
+        ) as r:
+            assert r.status == 303
+            cookie = r.cookies[COOKIE]
+        assert bool(cookie["secure"]) is secure
+        assert cookie["httponly"] and cookie["samesite"] == "Strict"
+
+
+def test_trusted_proxies_setting_is_validated() -> None:
+    with pytest.raises(ValidationError, match=r"'proxy\.example' is not an IP address or network"):
+        ApiSettings(console_trusted_proxies=["proxy.example"])

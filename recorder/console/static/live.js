@@ -5,9 +5,40 @@ const rooms = document.getElementById('rooms');
 let first = true;
 let busy = false;
 
-function reasonFor(label) {
-  const reason = window.prompt(`Reason for ${label} (recorded in the manifest and the audit log):`);
-  return reason && reason.trim() ? reason.trim() : null;
+// The reason for a pause, asked in a modal dialog (keyboard: it takes the focus, Enter pauses, Escape
+// cancels, and the focus goes back to the button that opened it). Resolves to the reason, or null.
+const dialog = document.getElementById('pause-dialog');
+const reasonField = document.getElementById('pause-reason');
+const reasonError = document.getElementById('pause-error');
+let answer = null;
+
+document.getElementById('pause-form').addEventListener('submit', e => {
+  if (e.submitter?.value !== 'pause') return;  // Cancel: the dialog closes
+  if (!reasonField.value.trim()) {
+    e.preventDefault();
+    reasonError.textContent = 'A pause needs a reason.';
+    reasonField.focus();
+  }
+});
+dialog.addEventListener('close', () => {
+  const reason = reasonField.value.trim();
+  const done = answer;
+  answer = null;
+  if (done) done(dialog.returnValue === 'pause' && reason ? reason : null);
+});
+
+function reasonFor(who) {
+  if (answer) return Promise.resolve(null);
+  document.getElementById('pause-h').textContent = `Pause ${who}`;
+  document.getElementById('pause-what').textContent = `Nothing of ${who} is recorded until someone resumes it.`;
+  reasonField.value = '';
+  reasonError.textContent = '';
+  dialog.returnValue = '';
+  return new Promise(resolve => {
+    answer = resolve;
+    dialog.showModal();
+    reasonField.focus();
+  });
 }
 
 async function act(what, method, path, body) {
@@ -26,9 +57,12 @@ function pauseButtons(room, recId, participant, paused) {
     return [el('button', {type: 'button', text: 'Resume', 'aria-label': `Resume ${who}`,
       onclick: () => act(`Resume ${who}`, 'POST', `${path}/resume`)})];
   }
-  return [el('button', {type: 'button', text: 'Pause', 'aria-label': `Pause ${who}`, onclick: () => {
-    const reason = reasonFor(`pausing ${who}`);
-    if (reason) act(`Pause ${who}`, 'POST', `${path}/pause`, {reason});
+  const label = `Pause ${who}`;
+  return [el('button', {type: 'button', text: 'Pause', 'aria-label': label, onclick: async () => {
+    const reason = await reasonFor(who);
+    // The list was redrawn meanwhile: give the focus back to this room's (or participant's) button.
+    [...rooms.querySelectorAll('button')].find(b => b.getAttribute('aria-label') === label)?.focus();
+    if (reason) act(label, 'POST', `${path}/pause`, {reason});
   }})];
 }
 

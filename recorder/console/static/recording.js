@@ -152,7 +152,7 @@ function showIntegrity(result) {
   if (!result || result.checked_at === null) {
     badge.className = 'badge unknown';
     badge.textContent = 'not checked';
-    $('checked').textContent = can.verify ? '' : '(an auditor or admin can verify it)';
+    $('checked').textContent = can.verify ? '' : '(a supervisor, auditor or admin can verify it)';
     return;
   }
   badge.className = `badge ${result.ok ? 'ok' : 'bad'}`;
@@ -203,11 +203,18 @@ async function remove() {
 }
 
 async function loadAudit() {
-  if (!can.audit) return;
+  if (!can.trail) return;
   $('audit-section').hidden = false;
   try {
-    const page = await api('GET', `/v1/audit?target=${encodeURIComponent(rid)}&limit=1000`);
-    $('audit').querySelector('tbody').replaceChildren(...page.entries.reverse().map(e => el('tr', {},
+    // The recording's own trail (supervisors may read it too), oldest first, page by page; shown newest first.
+    const entries = [];
+    let after = 0;
+    for (let pages = 0; pages < 10 && after !== null; pages++) {
+      const page = await api('GET', `${base}/audit?limit=1000&after=${after}`);
+      entries.push(...page.entries);
+      after = page.next_after;
+    }
+    $('audit').querySelector('tbody').replaceChildren(...entries.reverse().map(e => el('tr', {},
       el('td', {text: String(e.seq)}), el('td', {text: utc(e.at)}), el('td', {text: `${e.actor} (${e.role ?? '—'})`}),
       el('td', {text: e.action}), el('td', {text: e.outcome}),
       el('td', {text: Object.entries(e.detail).map(([k, v]) => `${k}=${v}`).join(' ')}))));
