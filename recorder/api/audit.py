@@ -15,10 +15,12 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recorder.api.db import Database
+from recorder.db.url import parse_catalog_url
 
 GENESIS = "0" * 64
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -248,6 +250,27 @@ class AuditLog:
 
 class AuditReadError(Exception):
     """The audit log at a path cannot be read."""
+
+
+def read_audit_postgres(url: str) -> list[AuditEntry]:
+    """Entries of a PostgreSQL catalog (api.catalog_url), in order, read in a read-only transaction (no
+    migration, nothing written). AuditReadError names the database without its password."""
+    location = parse_catalog_url(url)
+    try:
+        from recorder.db.postgres import PgConnection  # noqa: PLC0415 (the postgres extra)
+
+        conn = PgConnection(location.conninfo or "")
+    except Exception as exc:  # ImportError, or psycopg's: one line either way
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AuditReadError(f"cannot read {location.redacted()}: {why}") from None
+    try:
+        conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        return query_entries(cast(sqlite3.Connection, conn))
+    except Exception as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AuditReadError(f"{location.redacted()}: not a CallVault catalog: {why}") from None
+    finally:
+        conn.close()
 
 
 def read_audit_file(path: Path) -> Iterator[AuditEntry]:

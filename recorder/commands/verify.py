@@ -19,7 +19,8 @@ The signature is checked against --public-key (or CALLVAULT_PUBLIC_KEY_FILE): a 
 private key whose public half is used. Without one, the key the manifest names is used and a note says so.
 
 `--audit PATH` checks the control API's audit log instead (or as well): PATH is the catalog database
-(data_dir/catalog.sqlite3, opened read-only) or a JSON Lines export (GET /v1/audit/export); every entry's
+(data_dir/catalog.sqlite3, opened read-only; or a postgresql:// URL, api.catalog_url, read in a read-only
+transaction) or a JSON Lines export (GET /v1/audit/export); every entry's
 hash and its link to the previous one are recomputed (`broken-chain: audit#SEQ: why`).
 
 Output: one line per failing object, `<kind>: <name>: <why>` (kinds: bad-signature, bad-manifest,
@@ -37,8 +38,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from recorder.api.audit import AuditReadError, read_audit_file, verify_audit_chain
+from recorder.api.audit import AuditReadError, read_audit_file, read_audit_postgres, verify_audit_chain
 from recorder.crypto.age import CryptoError, read_identities
+from recorder.db.url import CatalogUrlError, redact
 from recorder.lifecycle import bundle_verify
 from recorder.manifest.model import MANIFEST_NAME
 from recorder.manifest.signing import SigningKeyError, load_public_key
@@ -62,7 +64,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("target", metavar="TARGET", nargs="?")
     p.add_argument(
-        "--audit", type=Path, metavar="PATH", help="check an audit log (catalog database or export)"
+        "--audit",
+        metavar="PATH",
+        help="check an audit log (catalog database, its postgresql:// URL, or an export)",
     )
     p.add_argument("--public-key", type=Path, help="PEM Ed25519 public key to check the signature with")
     p.add_argument(
@@ -103,10 +107,12 @@ def run(args: argparse.Namespace) -> int:
     return max(status, run_recording(args))
 
 
-def run_audit(path: Path) -> int:
+def run_audit(source: str) -> int:
+    postgres = source.startswith(("postgresql://", "postgres://"))
+    path = redact(source) if postgres else Path(source)
     try:
-        entries = list(read_audit_file(path))
-    except AuditReadError as exc:
+        entries = read_audit_postgres(source) if postgres else list(read_audit_file(Path(source)))
+    except (AuditReadError, CatalogUrlError) as exc:
         print(f"callvault verify: error: {exc}", file=sys.stderr)
         return 2
     problems = verify_audit_chain(entries)

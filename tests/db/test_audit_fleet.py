@@ -11,10 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
+import pytest
 from postgres_kit import PostgresServer
 
 from recorder.api.audit import query_entries, verify_audit_chain
 from recorder.api.db import Database
+from recorder.cli import main
 from recorder.db import schema
 
 WRITERS = 4
@@ -26,6 +29,7 @@ import sys, time
 from pathlib import Path
 from recorder.api.audit import AuditLog
 from recorder.api.db import Database
+from recorder.cli import main
 
 url, name, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
 db = Database(url)
@@ -55,7 +59,9 @@ db.close()
 """
 
 
-def test_concurrent_writer_processes_keep_one_chain(postgres_server: PostgresServer, tmp_path: Path) -> None:
+def test_concurrent_writer_processes_keep_one_chain(
+    postgres_server: PostgresServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = postgres_server.create_database()
     go = tmp_path / "go"
     names = [f"node{n}" for n in range(WRITERS)]
@@ -94,3 +100,15 @@ def test_concurrent_writer_processes_keep_one_chain(postgres_server: PostgresSer
         assert [r[0] for r in rev] == [schema.head()]  # migrated once
     finally:
         db.close()
+
+    # `callvault verify --audit URL` says so too; and names an entry changed behind the triggers' back
+    assert main(["verify", "--audit", url]) == 0
+    assert (
+        f"OK audit {url.split('?')[0]}: {WRITERS * EACH} entries, hash chain verified"
+        in capsys.readouterr().out
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE audit DISABLE TRIGGER USER")  # what only a database superuser can do
+        conn.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 7")
+    assert main(["verify", "--audit", url]) == 1
+    assert "broken-chain: audit#7" in capsys.readouterr().out
