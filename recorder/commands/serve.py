@@ -135,8 +135,9 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
     transcriber: Transcriber | None = None
     if settings.transcripts.enabled or settings.transcripts.redact or settings.api.enabled:  # or by policy
         transcriber = Transcriber(settings.transcripts, settings.data_dir, archive)
-        if compositor is not None:
-            transcriber.busy.append(compositor.holding)  # one manifest revision at a time
+        if compositor is not None:  # one manifest revision at a time; redaction rebuilds composites
+            transcriber.busy.append(compositor.holding)
+            transcriber.composites = settings.composite
         if api is not None:
             routes_transcripts.attach(transcriber, api.ctx)
         manager.sinks.append(transcriber)  # before the archive: its hold must exist when the archive ends

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from postprocess.options import CompositeOptions
+from postprocess.settings import CompositeSettings
 from recorder.durable_json import read_models, remove_model, write_model
 from recorder.manifest import MANIFEST_NAME, Manifest
 from recorder.models import PauseInterval, SegmentInfo, TrackSummary
@@ -82,6 +84,8 @@ class Transcriber:
         self.workers = workers or TranscriptWorkers(settings)
         self.index: Index | None = None
         self.audit: Audit | None = None
+        self.composites: CompositeSettings | None = None
+        """How the service builds composites: a redacted copy includes those of the recording built again."""
         self.busy: list[Callable[[str], bool]] = []
         """Checks that hold a revision back (the compositor still building the recording's composites)."""
         self.poll = 0.1
@@ -210,6 +214,11 @@ class Transcriber:
         """The job, from its stage; True once it is done (or failed for good) and its file removed."""
         rid = job.info.recording_id
         if job.stage == "work":
+            if job.request.redact_auto or job.request.manual:
+                # the composites are built before the redacted copy is made (it rebuilds them)
+                await self._until(lambda: not any(b(rid) for b in self.busy))
+                job.request.composites = await asyncio.to_thread(self._composites_of, job.info.folder)
+                job.request.info = job.info
             try:
                 job.result = await self.workers.submit(job.request)
             except WorkError as exc:
@@ -290,8 +299,17 @@ class Transcriber:
                 for name in result.originals:
                     await asyncio.to_thread((info.folder / name).unlink, True)
                     log.info("recording %s: unredacted %s deleted (transcripts.keep_original)", rid, name)
+        for error in result.errors:
+            log.error("recording %s: %s", rid, error)
+            await self._audit(job, "failed", {"error": error}, action="recording.redaction")
         if job.error is not None:
             await self._audit(job, "failed", {"error": job.error})
+
+    def _composites_of(self, folder: Path) -> list[CompositeOptions]:
+        """(blocking) The composites in the folder that this service knows how to build again."""
+        if self.composites is None:
+            return []
+        return [o for o in self.composites.jobs(folder) if o.out is not None and o.out.is_file()]
 
     async def _until(self, check: Callable[[], bool]) -> None:
         """Polls the archive's state (it has no event for "announced" or "composites handed over")."""

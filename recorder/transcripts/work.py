@@ -21,7 +21,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from postprocess.options import CompositeError, CompositeOptions
 from postprocess.workers import _init_worker, _terminate, log_setup
+from recorder.recording import RecordingInfo
 from recorder.transcripts.settings import TranscriptSettings
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,11 @@ class WorkRequest(BaseModel):
     transcribe: bool
     redact_auto: bool = False
     manual: list[Interval] = Field(default_factory=list)
+    composites: list[CompositeOptions] = Field(
+        default_factory=list,
+        description="Composites of the recording to build again from the redacted tracks.",
+    )
+    info: RecordingInfo | None = None
 
 
 class WorkResult(BaseModel):
@@ -61,6 +68,7 @@ class WorkResult(BaseModel):
     redacted: list[str] = Field(default_factory=list, description="Files of the redacted copy.")
     redactions: list[Interval] = Field(default_factory=list)
     originals: list[str] = Field(default_factory=list, description="The audio tracks redacted copies of.")
+    errors: list[str] = Field(default_factory=list, description="Composites not built again, and why.")
 
 
 _engine: object | None = None
@@ -128,10 +136,47 @@ def do_work(request: WorkRequest, settings: TranscriptSettings) -> WorkResult:
             result.redacted = sorted(f"{target.name}/{p.name}" for p in target.iterdir() if p.is_file())
             result.redactions = [Interval.model_validate(r.model_dump()) for r in report.redactions]
             result.originals = [Path(t.file).name for t in report.tracks]
+            for options in request.composites:
+                try:
+                    built = rebuild_composite(folder, target, result.originals, options, request.info)
+                except WorkError as exc:  # the redacted tracks stand; the composite is reported
+                    result.errors.append(str(exc))
+                    continue
+                result.redacted.append(built)
+            result.redacted.sort()
     except (TranscriptError, RedactError) as exc:
         shutil.rmtree(folder / "redacted", ignore_errors=True)
         raise WorkError(str(exc)) from None
     return result
+
+
+def rebuild_composite(
+    folder: Path, target: Path, redacted: list[str], options: CompositeOptions, info: RecordingInfo | None
+) -> str:
+    """(worker process) The composite `options.out` names built again from the redacted audio tracks (in
+    `target`) and the other tracks as they are, into `target`; its name relative to `folder`."""
+    from postprocess.composite import build_composite  # noqa: PLC0415
+
+    assert options.out is not None
+    view = target / ".view"
+    shutil.rmtree(view, ignore_errors=True)
+    view.mkdir()
+    try:
+        for entry in folder.iterdir():
+            if entry.name.startswith((REDACTED_PREFIX, ".", "composite")) or entry.name in ("redacted",):
+                continue
+            source = target / entry.name if entry.name in redacted else entry
+            (view / entry.name).symlink_to(source.resolve())
+        out = target / options.out.name
+        try:
+            build_composite(view, options.model_copy(update={"out": out}), info)
+        except CompositeError as exc:
+            raise WorkError(
+                f"{options.out.name}: cannot build it again from the redacted tracks: {exc}"
+            ) from None
+    finally:
+        shutil.rmtree(view, ignore_errors=True)
+    return f"{target.name}/{out.name}"
 
 
 class TranscriptWorkers:

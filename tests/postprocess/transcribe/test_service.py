@@ -45,11 +45,12 @@ async def test_a_call_is_transcribed_searchable_and_its_card_number_redacted(
     tmp_path: Path, voices: list[tuple[str, Path]]
 ) -> None:
     async with webhook_receiver() as receiver:
-        settings = settings_for(tmp_path, receiver)
+        # the room's composites: an audio mix (and the smallest video, required): rebuilt redacted
+        composite = {"enabled": False, "profiles": ["sd"], "audio_mix": True, "fps": 5, "names": False}
+        settings = settings_for(tmp_path, receiver, composite=composite)
         async with running(settings) as service:
-            status, _ = await service.call(
-                "PUT", f"/v1/rooms/{ROOM}/policy", {"transcribe": True, "redact": True}
-            )
+            policy = {"transcribe": True, "redact": True, "outputs": ["tracks", "composite"]}
+            status, _ = await service.call("PUT", f"/v1/rooms/{ROOM}/policy", policy)
             assert status == 200
             rid = await service.speak_into(voices)
             await receiver.wait_for(rid, "recording.finished", 60)
@@ -88,16 +89,28 @@ async def test_a_call_is_transcribed_searchable_and_its_card_number_redacted(
             assert status == 200
         kinds = [r.event.type.value for r in receiver.of(rid)]
 
-    assert kinds[:4] == ["recording.started", "recording.finished", "transcript.ready", "redaction.finished"]
-    assert kinds[4:] == ["redaction.finished"]
+    assert kinds == [
+        "recording.started",
+        "recording.finished",
+        "composite.finished",
+        "composite.finished",
+        "transcript.ready",
+        "redaction.finished",
+        "redaction.finished",
+    ]
     event, done = ready.event.data, redacted.event.data
     assert isinstance(event, TranscriptReady) and isinstance(done, RedactionFinished)
-    assert event.manifest is not None and event.manifest.revision == 2
+    assert event.manifest is not None and event.manifest.revision == 3  # after the composites' revision
     assert {o.name for o in event.objects} == {"transcript.json", "transcript.vtt"}
     assert event.model == "tiny.en" and event.words > 20
     reasons = {r.reason for r in done.redactions}
     assert {"card-number", "card-expiry"} <= reasons and all(r.rule == "auto" for r in done.redactions)
-    assert "redacted-1/bob-audio-1.webm" in {o.name for o in done.objects}
+    copy_names = {o.name for o in done.objects}
+    assert {
+        "redacted-1/bob-audio-1.webm",
+        "redacted-1/composite-audio.m4a",
+        "redacted-1/composite-sd.mp4",
+    } <= copy_names
     actions = [(e["action"], e["outcome"]) for e in audit["entries"]]
     assert ("transcript.made", "ok") in actions and ("recording.redact", "ok") in actions
     assert (
@@ -109,7 +122,7 @@ async def test_a_call_is_transcribed_searchable_and_its_card_number_redacted(
     store = open_store(settings.archive.storage)  # type: ignore[union-attr]
     prefix = event.manifest.objects[0].key.rsplit("/", 1)[0] + "/"
     manifest = Manifest.model_validate_json(store.get_bytes(prefix + MANIFEST_NAME))
-    assert manifest.revision == 3
+    assert manifest.revision == 4
     names = {o.name for o in manifest.objects}
     assert {"transcript.json", "redacted-1/bob-audio-1.webm", "redacted-2/bob-audio-1.webm"} <= names
     pem = tmp_path / "pub.pem"
@@ -124,7 +137,12 @@ async def test_a_call_is_transcribed_searchable_and_its_card_number_redacted(
     # the card number is silence in the redacted copy, speech in the original
     work = tmp_path / "check"
     work.mkdir()
-    for name in ("bob-audio-1.webm", "redacted-1/bob-audio-1.webm"):
+    for name in (
+        "bob-audio-1.webm",
+        "redacted-1/bob-audio-1.webm",
+        "composite-audio.m4a",
+        "redacted-1/composite-audio.m4a",
+    ):
         (work / name.replace("/", "-")).write_bytes(store.get_bytes(prefix + name))
     original, _ = decode_track(work / "bob-audio-1.webm")
     copy, _ = decode_track(work / "redacted-1-bob-audio-1.webm")
@@ -133,6 +151,12 @@ async def test_a_call_is_transcribed_searchable_and_its_card_number_redacted(
     inner = (card.start + 0.3 - offset, card.end - 0.3 - offset)
     assert _rms(original, *inner) > 0.01
     assert _rms(copy, *inner) < SILENCE_FLOOR
+    # the audio mix, rebuilt from the redacted tracks (AAC: re-encoded, so a looser floor)
+    mix, _ = decode_track(work / "composite-audio.m4a")
+    mix_copy, _ = decode_track(work / "redacted-1-composite-audio.m4a")
+    inner = (card.start + 0.3, card.end - 0.3)  # the composite's zero is the transcript's origin
+    assert _rms(mix, *inner) > 0.005
+    assert _rms(mix_copy, *inner) < 1e-3
 
 
 async def _until(check: object, within: float = 120) -> None:

@@ -57,7 +57,11 @@ def opus_parameters(ssrc: int) -> dict[str, Any]:
 
 
 def settings_for(
-    work: Path, receiver: Receiver, encryption: dict[str, Any] | None = None, **transcripts: Any
+    work: Path,
+    receiver: Receiver,
+    encryption: dict[str, Any] | None = None,
+    composite: dict[str, Any] | None = None,
+    **transcripts: Any,
 ) -> ServiceSettings:
     port_base = free_port_base()
     return ServiceSettings.model_validate(
@@ -72,7 +76,7 @@ def settings_for(
             "recorder": {"segment_seconds": 1.0, "mux_threads": 1},
             "api": {"admin_key": ADMIN_KEY},
             "ingest": {"lease_seconds": 30, "empty_room_grace": 0.2},
-            "composite": {"enabled": False},
+            "composite": composite or {"enabled": False},
             "archive": {
                 "storage": {"backend": "local", "local": {"root": str(work / "store")}},
                 "signing": {
