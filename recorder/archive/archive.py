@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from recorder.archive.composites import CompositeStage
 from recorder.archive.naming import key_function, stored_object
-from recorder.archive.sealing import Sealing
+from recorder.archive.sealing import UNHASHED, Sealing
 from recorder.archive.settings import ArchiveSettings
 from recorder.archive.tickets import (
     TICKETS_DIR,
@@ -64,7 +64,7 @@ from recorder.manifest import (
 from recorder.models import MediaKind, PauseInterval, SegmentInfo, TrackSummary
 from recorder.recording import ParticipantInfo, RecordingInfo
 from recorder.storage import JobState, ObjectStore, Spool, SpoolHealth, Uploader, open_store
-from recorder.storage.base import PutResult
+from recorder.storage.base import PutResult, sha256_file
 from recorder.storage.spool import UploadJob
 from recorder.summaries import read_summary
 from recorder.webhooks import (
@@ -81,9 +81,11 @@ from recorder.webhooks import (
 
 log = logging.getLogger(__name__)
 
-FINISHING = 1
-"""Upload priority of a finished recording's objects (its last segments, track files, manifest): they
-go before the segments of calls still running, which nobody waits for yet."""
+FINISHING = 2**31 - 1
+"""Upload priority of the first recording to finish (its last segments, track files, manifest): above
+the segments of calls still running (0), which nobody waits for yet. Each recording finishing after it
+gets one less, so that recordings ending together are stored (and announced) one after the other rather
+than all at the end of the burst."""
 
 
 def participants_of(info: RecordingInfo) -> list[Participant]:
@@ -115,6 +117,8 @@ class _Recording:
     failure: Failure | None = None
     recipients: list[str] | None = None
     """age recipients its objects are encrypted to (None: stored unencrypted)."""
+    uploaded: dict[str, str] = field(default_factory=dict)
+    """Object key -> SHA-256 of the bytes the uploader sent (sealed segments' ciphertext hashes)."""
 
     @property
     def id(self) -> str:
@@ -156,8 +160,9 @@ class Archive:
         self._wake = asyncio.Event()
         self._touched: set[str] = set()
         """Recordings with an upload done since the completion loop last looked."""
-        self._finishing: set[str] = set()
-        """Recordings whose end is being stored: their objects go up first (FINISHING priority)."""
+        self._finishing: dict[str, int] = {}
+        """Recordings whose end is being stored -> the upload priority of their objects (FINISHING...)."""
+        self._finished_count = 0
         self._stopping = False
         self.sealing = Sealing(self.settings.spool.dir, self.settings.encryption)
         self._playback: tuple[list[object] | None] | None = None
@@ -202,8 +207,8 @@ class Archive:
         for path, why in bad:
             log.error("archive: unreadable finish ticket %s, left in place: %s", path, why)
         for ticket in tickets:
-            self._finishing.add(ticket.recording_id)
-            await asyncio.to_thread(spool.prioritize, ticket.recording_id, FINISHING)
+            priority = self._finish(ticket.recording_id)
+            await asyncio.to_thread(spool.prioritize, ticket.recording_id, priority)
             failure = await asyncio.to_thread(self._ensure_queued, ticket)
             if failure is not None and ticket.failure is None:
                 ticket.failure = failure
@@ -368,7 +373,7 @@ class Archive:
             log.warning("archive: recording %s finished without having been started here", info.recording_id)
             recording = self._register(info)
         recording.info = info.model_copy(deep=True)
-        self._finishing.add(recording.id)
+        self._finish(recording.id)
         await self._drain(recording)
         ticket = await asyncio.to_thread(self._seal, recording, tracks)
         self._forget(recording)
@@ -464,7 +469,8 @@ class Archive:
                 folder, recording.id, name, recording.key(name), kind, recording.recipients, sha256
             )
             metadata = {k: v for k, v in metadata.items() if k != "chain-link"} | {"encryption": "age"}
-            self._enqueue(self.sealing.path(recording.id, name), recording.id, obj.key, obj.sha256, metadata)
+            expected = None if obj.sha256 == UNHASHED else obj.sha256
+            self._enqueue(self.sealing.path(recording.id, name), recording.id, obj.key, expected, metadata)
             return obj, kind
         obj = stored_object(folder, name, recording.key(name), kind, sha256)
         self.spool_object(folder, recording.id, name, obj.key, obj.content_type, obj.sha256, metadata)
@@ -552,8 +558,14 @@ class Archive:
             priority=self._priority(recording_id),
         )
 
+    def _finish(self, recording_id: str) -> int:
+        if recording_id not in self._finishing:
+            self._finishing[recording_id] = max(1, FINISHING - self._finished_count)
+            self._finished_count += 1
+        return self._finishing[recording_id]
+
     def _priority(self, recording_id: str) -> int:
-        return FINISHING if recording_id in self._finishing else 0
+        return self._finishing.get(recording_id, 0)
 
     # -- sealing --------------------------------------------------------------------------------------
 
@@ -562,7 +574,7 @@ class Archive:
         info = recording.info
         folder = info.folder
         finished_at = _utc(info.finished_at) if info.finished_at else datetime.now(UTC)
-        self.running.spool.prioritize(recording.id, FINISHING)  # its last segments, track files
+        self.running.spool.prioritize(recording.id, self._priority(recording.id))  # last segments, tracks
         manifest = None
         failure = recording.failure
         try:
@@ -570,6 +582,7 @@ class Archive:
             encryption = None
             if recording.recipients is not None:
                 self._seal_rest(recording)
+                self._ciphertext_hashes(recording)
                 participants, encryption = self.sealing.sealed_participants(
                     participants, recording.recipients
                 )
@@ -625,6 +638,24 @@ class Archive:
                 self._enqueue(self.sealing.path(recording.id, name), recording.id, obj.key, obj.sha256)
                 recording.objects[name] = obj
 
+    def _ciphertext_hashes(self, recording: _Recording) -> None:
+        """(worker thread) Fill in the ciphertext hashes not taken when segments were sealed: what the
+        uploader sent (most segments went up during the call), else the spooled file hashed now."""
+        for name, obj in list(recording.objects.items()):
+            if obj.sha256 != UNHASHED:
+                continue
+            sha = recording.uploaded.get(obj.key) or self._sealed_sha256(recording.id, name, obj.key)
+            recording.objects[name] = obj.model_copy(update={"sha256": sha})
+
+    def _sealed_sha256(self, recording_id: str, name: str, key: str) -> str:
+        try:
+            return sha256_file(self.sealing.path(recording_id, name))
+        except FileNotFoundError:  # uploaded and deleted since: the uploader recorded what it sent
+            for job in self.running.spool.jobs(JobState.DONE, recording_id):
+                if job.key == key and job.uploaded_sha256:
+                    return job.uploaded_sha256
+            raise
+
     def _hash_rest(self, recording: _Recording) -> None:
         """(worker thread) List every file of the folder not queued yet (all of them after a restart),
         hashed now; files queued earlier keep the hash taken when they were written (segments at their
@@ -676,6 +707,9 @@ class Archive:
     def _uploaded(self, job: UploadJob, result: PutResult) -> None:
         if job.recording_id is not None:
             self._touched.add(job.recording_id)
+            recording = self._recordings.get(job.recording_id)
+            if recording is not None and recording.recipients is not None:
+                recording.uploaded[job.key] = result.sha256
         self._wake.set()
 
     async def _complete_loop(self) -> None:
@@ -741,7 +775,7 @@ class Archive:
         await run.dispatcher.publish(WebhookEvent.of(data), msg_id=f"msg_{rid}.end")
         await asyncio.to_thread(remove_ticket, self.tickets_dir, rid)
         self._tickets.pop(rid, None)
-        self._finishing.discard(rid)
+        self._finishing.pop(rid, None)
         ok = failure is None
         keep = self.held(rid) or self.composites.pending(rid)
         if ticket.manifest is not None and ticket.manifest.encryption is not None:

@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 SEALED_DIR = "sealed"
 KEYS_DIR = "encryption"
+UNHASHED = "0" * 64
+"""`StoredObject.sha256` of a sealed segment whose ciphertext hash is not taken at sealing: the uploader
+hashes what it sends, and the archive fills that in (or hashes the spooled file once) before the manifest
+is built (recorder/archive/archive.py `_ciphertext_hashes`); it never reaches a manifest."""
 
 
 class RecordingKeys(BaseModel):
@@ -142,17 +146,23 @@ class Sealing:
         """(blocking) Encrypt the recording's file `name`; the manifest's record of the stored object.
         `plaintext_sha256`: the file's hash taken when it was written (a segment's, at its close), not
         taken again (a file changed since would decrypt to other bytes than the manifest says, which
-        `callvault verify --identity` reports)."""
+        `callvault verify --identity` reports); such a file is uploaded during the call, so its
+        ciphertext hash is not taken either but comes from the upload (`sha256` is UNHASHED)."""
         target = self.path(recording_id, name)
         sealed = encrypt_file(
-            folder / name, target, self._recipients(recipients), durable=False, plain_sha256=plaintext_sha256
+            folder / name,
+            target,
+            self._recipients(recipients),
+            durable=False,
+            plain_sha256=plaintext_sha256,
+            hash_ciphertext=plaintext_sha256 is None,
         )
         return StoredObject(
             name=name,
             key=key + AGE_SUFFIX,
             size=sealed.size,
             content_type=AGE_CONTENT_TYPE,
-            sha256=sealed.sha256,
+            sha256=sealed.sha256 or UNHASHED,
             encryption="age",
             plaintext_sha256=sealed.plain_sha256,
             plaintext_size=sealed.plain_size,

@@ -117,7 +117,8 @@ class Sealed:
 
     plain_sha256: str
     plain_size: int
-    sha256: str
+    sha256: str | None
+    """The ciphertext's hash; None when the caller asked not to take it (`hash_ciphertext`)."""
     size: int
 
 
@@ -144,14 +145,17 @@ def encrypt_file(
     *,
     durable: bool = True,
     plain_sha256: str | None = None,
+    hash_ciphertext: bool = True,
 ) -> Sealed:
     """Encrypt `source` to `target` for every recipient (written to a temporary file beside it, fsynced
     unless `durable` is False, renamed into place) and hash both. pyrage encrypts file to file in native
     code (twice the throughput of feeding it Python file objects); each SHA-256 pass reads from the page
     cache at about 1.4 GB/s (OpenSSL with SHA-NI), a third of pyrage's ChaCha20-Poly1305 cost per byte.
     `plain_sha256`: the plaintext's hash when the caller took it already (a segment, hashed from the
-    bytes the muxer wrote when it closed): it is trusted, not taken again. Callers that encrypt many
-    small files pass durable=False and fsync them together before they rely on them (`fsync_tree`)."""
+    bytes the muxer wrote when it closed): it is trusted, not taken again. `hash_ciphertext` False: the
+    caller takes the ciphertext's hash elsewhere (the uploader hashes what it sends anyway). Callers that
+    encrypt many small files pass durable=False and fsync them together before they rely on them
+    (`fsync_tree`)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     try:
@@ -159,7 +163,7 @@ def encrypt_file(
             raise FileNotFoundError(f"{source}: no such file")
         pyrage.encrypt_file(str(source), str(tmp), list(recipients))
         plain_sha, plain_size = plain_sha256 or sha256_file(source), source.stat().st_size
-        sha, size = sha256_file(tmp), tmp.stat().st_size
+        sha, size = sha256_file(tmp) if hash_ciphertext else None, tmp.stat().st_size
         if durable:
             fd = os.open(tmp, os.O_RDONLY)
             try:

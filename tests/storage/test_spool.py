@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -172,4 +173,56 @@ def test_spool_over_limit_refuses_new_recordings(tmp_path: Path, caplog: pytest.
     (running / "a.webm").unlink()
     (running / "b.webm").unlink()
     assert spool.can_accept_new_recording()
+    spool.close()
+
+
+async def test_a_finishing_recordings_objects_go_up_before_running_calls_segments(tmp_path: Path) -> None:
+    """Two calls run; one ends: its last objects (and its earlier segments still waiting) are uploaded
+    before the segments the other call queued earlier, in the order the recordings ended."""
+    spool = fast_spool(tmp_path / "spool")
+    files = list(write_files(tmp_path / "files", 6, size=1000))
+    spool.enqueue(files[0], "running/seg-1", recording_id="running")
+    spool.enqueue(files[1], "ended-a/seg-1", recording_id="ended-a")
+    spool.enqueue(files[2], "running/seg-2", recording_id="running")
+    spool.enqueue(files[3], "ended-b/seg-1", recording_id="ended-b")
+    assert spool.prioritize("ended-a", 10) == 1
+    spool.enqueue(files[4], "ended-a/track.webm", recording_id="ended-a", priority=10)
+    spool.prioritize("ended-b", 9)
+    spool.enqueue(files[5], "ended-b/track.webm", recording_id="ended-b", priority=9)
+    assert [job.key for job in spool.due_jobs(10)] == [
+        "ended-a/seg-1",
+        "ended-a/track.webm",
+        "ended-b/seg-1",
+        "ended-b/track.webm",
+        "running/seg-1",
+        "running/seg-2",
+    ]
+    uploaded: list[set[str]] = []
+    uploader = Uploader(spool, LocalStore(tmp_path / "store"))
+    for _ in range(3):  # two in flight at a time (the default concurrency)
+        batch: set[str] = set()
+        uploader.on_uploaded[:] = [lambda job, result, batch=batch: batch.add(job.key)]
+        assert await uploader.run_once() == 2
+        uploaded.append(batch)
+    assert uploaded == [
+        {"ended-a/seg-1", "ended-a/track.webm"},
+        {"ended-b/seg-1", "ended-b/track.webm"},
+        {"running/seg-1", "running/seg-2"},
+    ]
+    spool.close()
+
+
+def test_a_spool_written_before_priorities_keeps_its_jobs(tmp_path: Path) -> None:
+    folder = tmp_path / "spool"
+    spool = fast_spool(folder)
+    (file,) = write_files(tmp_path / "files", 1)
+    spool.enqueue(file, "old/seg-1", recording_id="old")
+    spool.close()
+    db = sqlite3.connect(folder / "spool.sqlite3")
+    db.execute("ALTER TABLE jobs DROP COLUMN priority")  # the jobs table as it was before priorities
+    db.commit()
+    db.close()
+    spool = fast_spool(folder)
+    (job,) = spool.due_jobs(10)
+    assert job.key == "old/seg-1" and job.priority == 0
     spool.close()
