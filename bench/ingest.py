@@ -3,7 +3,7 @@ loopback to ONE CallVault recorder process, then the same N streams through ffmp
 process per stream, the usual recipe), side by side.
 
     .venv/bin/python bench/ingest.py --streams 100 --seconds 20
-    .venv/bin/python bench/ingest.py --curve 1,10,100,300 --seconds 15     # cost as load grows
+    .venv/bin/python bench/ingest.py --curve 1,10,100,300 --seconds 15 --runs 3   # cost as load grows
 
 Prints packets per second, CPU and memory per stream, the CPU cost per packet in microseconds, and loss
 for both, and the ratio. The replay is bounded in count and time and only targets 127.0.0.1.
@@ -288,21 +288,53 @@ def run_ffmpeg(video: Capture, audio: Capture, n: int, seconds: float, work: Pat
     return Result(f"ffmpeg -c copy ({n} processes)", cpu, peak[0], frames, expected, -1)
 
 
-def curve(video: Capture, audio: Capture, counts: list[int], seconds: float, skip_ffmpeg: bool) -> None:
-    """CPU per call and per packet for each load, CallVault and ffmpeg side by side at each."""
+def curve(
+    video: Capture, audio: Capture, counts: list[int], seconds: float, skip_ffmpeg: bool, runs: int
+) -> None:
+    """CPU per call and per packet for each load, CallVault and ffmpeg side by side in each run (the
+    machine's 1-minute load average printed before each), then min/median/max over the runs."""
     per_call = sum(1 for t in video.times if t < seconds) + sum(1 for t in audio.times if t < seconds)
-    print(f"{'calls':>5} {'recorder':32} {'CPU %/call':>10} {'us/packet':>9} {'frames kept':>15} {'lost':>6}")
+    print(f"{'calls':>5} {'run':>3} {'load':>5} {'recorder':32} {'CPU %/call':>10} {'us/packet':>9} "
+          f"{'frames kept':>15} {'lost':>6}")  # fmt: skip
+    table: dict[int, list[tuple[float, float, float | None, str]]] = {}
     for n in counts:
-        with tempfile.TemporaryDirectory() as tmp:
-            runs = [run_callvault(video, audio, n, seconds, Path(tmp))]
-            if not skip_ffmpeg:
-                runs.append(run_ffmpeg(video, audio, n, seconds, Path(tmp)))
-        for r in runs:
-            us = 1e6 * r.cpu_seconds / (per_call * n)
-            print(f"{n:>5} {r.name:32} {100 * r.cpu_seconds / seconds / n:10.3f} {us:9.2f} "
-                  f"{r.frames:>7}/{r.expected_frames:<7} {r.lost_packets:>6}")  # fmt: skip
-        if len(runs) == 2 and runs[0].cpu_seconds > 0:
-            print(f"{n:>5} ratio callvault/ffmpeg CPU: {runs[0].cpu_seconds / runs[1].cpu_seconds:.2f}")
+        for run in range(1, runs + 1):
+            load = os.getloadavg()[0]
+            with tempfile.TemporaryDirectory() as tmp:
+                results = [run_callvault(video, audio, n, seconds, Path(tmp))]
+                if not skip_ffmpeg:
+                    results.append(run_ffmpeg(video, audio, n, seconds, Path(tmp)))
+            for r in results:
+                us = 1e6 * r.cpu_seconds / (per_call * n)
+                print(f"{n:>5} {run:>3} {load:5.2f} {r.name:32} {100 * r.cpu_seconds / seconds / n:10.3f} "
+                      f"{us:9.2f} {r.frames:>7}/{r.expected_frames:<7} {r.lost_packets:>6}")  # fmt: skip
+            cv = results[0]
+            ratio = (
+                cv.cpu_seconds / results[1].cpu_seconds
+                if len(results) == 2 and results[1].cpu_seconds
+                else None
+            )
+            kept = f"{cv.frames}/{cv.expected_frames} lost {cv.lost_packets}"
+            if len(results) == 2:
+                kept += f"; ffmpeg {results[1].frames}/{results[1].expected_frames}"
+            table.setdefault(n, []).append((100 * cv.cpu_seconds / seconds / n, 1e6 * cv.cpu_seconds / (per_call * n),
+                                            ratio, kept))  # fmt: skip
+            if ratio is not None:
+                print(f"{n:>5} {run:>3} ratio callvault/ffmpeg CPU: {ratio:.2f}")
+    print()
+    print(
+        "calls | CallVault CPU %/call min/median/max | µs/packet min/median/max | CallVault/ffmpeg min/median/max"
+    )
+    for n, rows in table.items():
+        print(f"{n} | {_spread([r[0] for r in rows], 3)} | {_spread([r[1] for r in rows], 1)} | "
+              f"{_spread([r[2] for r in rows if r[2] is not None], 2)} | {'; '.join(r[3] for r in rows)}")  # fmt: skip
+
+
+def _spread(values: list[float], digits: int) -> str:
+    if not values:
+        return "n/a"
+    values = sorted(values)
+    return " / ".join(f"{v:.{digits}f}" for v in (values[0], values[len(values) // 2], values[-1]))
 
 
 def main() -> int:
@@ -311,6 +343,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--skip-ffmpeg", action="store_true")
     ap.add_argument("--curve", default=None, help="comma-separated call counts, e.g. 1,10,100,300")
+    ap.add_argument("--runs", type=int, default=1, help="runs per call count (--curve): min/median/max")
     args = ap.parse_args()
     if shutil.which("ffmpeg") is None:
         print("needs ffmpeg", file=sys.stderr)
@@ -318,7 +351,9 @@ def main() -> int:
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     video, audio = make_media(args.seconds)
     if args.curve:
-        curve(video, audio, [int(c) for c in args.curve.split(",")], args.seconds, args.skip_ffmpeg)
+        curve(
+            video, audio, [int(c) for c in args.curve.split(",")], args.seconds, args.skip_ffmpeg, args.runs
+        )
         return 0
     pkts = sum(1 for t in video.times if t < args.seconds) + sum(1 for t in audio.times if t < args.seconds)
     print(f"{args.streams} calls x (VP8 {len(video.packets) / args.seconds:.0f} pkt/s + Opus "

@@ -137,21 +137,15 @@ class FrameAssembler:
                 self._drop(len(payloads))
                 return
             self._waiting_keyframe = False
-        if frame.keyframe:
-            self.stats.keyframes += 1
+        stats = self.stats
+        keyframe = frame.keyframe
+        if keyframe:
+            stats.keyframes += 1
             if frame.width is not None:
                 self.width, self.height = frame.width, frame.height
-        self.stats.frames += 1
-        out.append(
-            Frame(
-                data=frame.data,
-                keyframe=frame.keyframe,
-                rtp_timestamp=timestamp,
-                arrival_time=arrival,
-                dropped_packets=self._dropped,
-                packets=len(payloads),
-            )
-        )
+        stats.frames += 1
+        # Frame(data, keyframe, rtp_timestamp, arrival_time, dropped_packets, packets), positional: per frame
+        out.append(Frame(frame.data, keyframe, timestamp, arrival, self._dropped, len(payloads)))
         self._dropped = 0
 
     def _drop(self, packets: int) -> None:

@@ -114,8 +114,17 @@ class StreamPipeline:
     def push(self, packet: RtpPacket, now: float) -> None:
         released = self._released
         self.reorder.push(packet, now, released)
-        if released:
-            self._assemble(now)
+        if released:  # _assemble and _place_frames, inlined: this runs for every packet
+            frames = self._frames
+            assemble = self.assembler.push
+            for item in released:
+                assemble(item, now, frames)
+            released.clear()
+            if frames:
+                place = self._place
+                for frame in frames:
+                    place(frame)
+                frames.clear()
 
     def tick(self, now: float) -> None:
         """Timer: give up on overdue holes, and ask for a keyframe when a segment is overdue or the

@@ -73,12 +73,13 @@ class ReorderBuffer(Generic[P]):
 
     def push(self, packet: P, now: float, out: list[P | Loss]) -> None:
         """Add one packet; append whatever can now be released to `out`."""
-        self.stats.received += 1
+        stats = self.stats
+        stats.received += 1
         seq = self._unwrapper.unwrap(packet.sequence_number)
         expected = self._next
         if seq == expected and not self._pending:
             self._next = seq + 1
-            self.stats.released += 1
+            stats.released += 1
             out.append(packet)
             return
         if expected is None:

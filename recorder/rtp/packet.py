@@ -189,6 +189,14 @@ class RtpPacket:
         packet.sequence_number = seq
         packet.timestamp = ts
         packet.ssrc = ssrc
+        if b0 == 0x80:  # the usual packet: no CSRC, no extension, no padding
+            packet.csrc = ()
+            packet.extension_profile = None
+            packet.extension_data = b""
+            packet.padding_size = 0
+            packet.payload = data[RTP_HEADER_SIZE:]
+            packet._padding = b""
+            return packet
         pos = RTP_HEADER_SIZE
         cc = b0 & 0x0F
         if cc:
