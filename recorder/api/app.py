@@ -167,6 +167,8 @@ class ControlApi:
         keys = KeyStore(db, bootstrap)
         audit = AuditLog(db)
         await keys.load()
+        if db.dialect == "postgresql":  # other nodes create and revoke keys in the shared catalog
+            keys.start_refresh()
         await policy.load()
         if control is not None:
             policy.install(control)
@@ -289,4 +291,5 @@ class ControlApi:
     async def close(self) -> None:
         if self.ingest is not None:
             await self.ingest.close()
+        await self.ctx.keys.close()
         await asyncio.to_thread(self.ctx.db.close)

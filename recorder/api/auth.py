@@ -8,8 +8,10 @@ list of working keys. The bootstrap admin key from the settings is compared the 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 import sqlite3
 import time
@@ -21,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from recorder.api.db import Database
 from recorder.api.problems import ApiError
 from recorder.api.times import Timestamp, utc
+
+log = logging.getLogger(__name__)
 
 
 class Role(StrEnum):
@@ -78,23 +82,50 @@ def presented_key(request: web.Request) -> str | None:
     return request.headers.get("X-API-Key") or None
 
 
+SHARED_REFRESH_SECONDS = 2.0
+"""On a catalog other nodes share (PostgreSQL), how often the key mirror is read again: a key created or
+revoked through one node is known to every other within this (plus one query)."""
+
+
 class KeyStore:
-    """Keys in the catalog database, mirrored in memory (they are few) so a request costs no query."""
+    """Keys in the catalog database, mirrored in memory (they are few) so a request costs no query. On a
+    shared catalog (PostgreSQL) the mirror is read again every SHARED_REFRESH_SECONDS (`start_refresh`)."""
 
     def __init__(self, db: Database, bootstrap: str | None) -> None:
         self.db = db
         self._bootstrap = digest(bootstrap) if bootstrap else None
         self._keys: dict[str, ApiKeyInfo] = {}
         self._hashes: dict[str, str] = {}
+        self._refresh: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
         def read() -> list[tuple[ApiKeyInfo, str]]:
             rows = self.db.connection.execute("SELECT * FROM api_keys").fetchall()
             return [(_info(r), r["sha256"]) for r in rows]
 
-        for info, sha in await self.db.run(read):
+        for info, sha in await self.db.run(read):  # merged: keys are never deleted, only revoked
             self._keys[info.key_id] = info
             self._hashes[info.key_id] = sha
+
+    def start_refresh(self, interval: float = SHARED_REFRESH_SECONDS) -> None:
+        """Read the keys again every `interval` seconds until `close` (other nodes create and revoke)."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await self.load()
+                except Exception as exc:  # the catalog unreachable a moment: keep the mirror, say so
+                    log.warning("API keys: cannot read the catalog again: %s", exc)
+
+        if self._refresh is None:
+            self._refresh = asyncio.create_task(loop(), name="api-keys-refresh")
+
+    async def close(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+            await asyncio.gather(self._refresh, return_exceptions=True)
+            self._refresh = None
 
     def authenticate(self, key: str | None) -> Principal:
         """The key's principal; ApiError 401 for a missing, unknown or revoked key."""
