@@ -1,5 +1,6 @@
 import {api, request, can, config, el, say, utc, seconds, bytes, statusBadge, failed} from './common.js';
 import {SyncGroup} from './sync.js';
+import './transcript.js';  // the transcript beside the players (recorder/transcripts)
 
 const rid = config.recording;
 const base = `/v1/recordings/${encodeURIComponent(rid)}`;
