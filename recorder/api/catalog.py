@@ -366,7 +366,8 @@ class Catalog:
             tags.setdefault((t["recording_id"], t["participant_id"]), {})[t["key"]] = t["value"]
         people: dict[str, list[ParticipantOut]] = {}
         for p in self._c.execute(
-            f"SELECT * FROM participants WHERE recording_id IN ({marks}) ORDER BY joined_at, participant_id",
+            f"SELECT * FROM participants WHERE recording_id IN ({marks})"
+            " ORDER BY joined_at NULLS FIRST, participant_id",  # SQLite's order, spelled for PostgreSQL too
             ids,
         ):
             people.setdefault(p["recording_id"], []).append(

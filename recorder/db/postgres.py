@@ -12,7 +12,9 @@ the few SQLite spellings PostgreSQL lacks, explicitly and only those:
   table's primary key (REPLACE_KEYS: a table not listed there is refused, never guessed);
 - `x IS ?` becomes `x IS NOT DISTINCT FROM %s`;
 - booleans bound as integers (the schema keeps SQLite's 0/1 columns), numeric results (SUM of integers)
-  come back as int or float, rows answer by name and by index like sqlite3.Row.
+  come back as int or float, rows answer by name and by index like sqlite3.Row;
+- a NUL character in a bound string (a hostile display name or tag: SQLite stores it, PostgreSQL's text
+  refuses the whole statement) is stored as U+FFFD, so the row is never lost for it.
 
 Full-text search (FTS5 MATCH vs tsvector) differs in meaning, not spelling: the catalog asks `dialect`.
 A connection lost while idle (PostgreSQL restarted) is reopened once and the statement retried; one lost
@@ -104,7 +106,11 @@ def _placeholders(sql: str) -> str:
 
 
 def _param(value: object) -> object:
-    return int(value) if isinstance(value, bool) else value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL: never lose the row for it
+    return value
 
 
 def _params(params: Sequence[object] | None) -> list[object]:
