@@ -23,6 +23,8 @@ from recorder.storage.base import StorageError
 
 ADMIN: set[Role] = set()
 EXPORTERS = {Role.AUDITOR, Role.SUPERVISOR}
+DECRYPTERS = {Role.ADMIN, Role.AUDITOR}
+"""Who may ask an export for decrypted originals (`decrypt`): plaintext leaves the service's custody."""
 TAG = "exports"
 
 
@@ -44,12 +46,22 @@ def register(reg: Registry, ctx: ApiContext, lifecycle: Lifecycle) -> None:
     )
     async def create_export(call: Call) -> ExportJobOut:
         request = call.body(ExportRequest)
+        if request.decrypt:
+            call.detail = {"decrypt": True}
+            if call.principal.role not in DECRYPTERS:
+                raise ApiError(
+                    403,
+                    f"role {call.principal.role.value} may not export decrypted recordings (admin, auditor)",
+                    "forbidden",
+                )
         try:
             job = await runner.create(request, call.principal.name)
         except ExportError as exc:
             raise ApiError(409, str(exc), "export-refused") from exc
         call.target = job.job_id
         call.detail = {"recordings": job.total, "destination": request.destination.label()}
+        if request.decrypt:
+            call.detail["decrypt"] = True
         return job
 
     @reg.add("GET", "/v1/exports", EXPORTERS, "Export jobs, newest first", TAG, None, response=ExportJobPage)

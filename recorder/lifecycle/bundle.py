@@ -11,7 +11,10 @@ Layout (entries stored uncompressed, so a changed byte stays in the entry it bel
     bundle.json.sig        base64 Ed25519 signature over the exact bytes of bundle.json, one newline
 
 Objects are copied as stored: a recording encrypted at rest is exported as its ciphertext objects plus
-manifests (decrypting for the recipient is a separate, deliberate step; not done here).
+manifests, unless the export asked for decryption (`decrypt`, admin/auditor, the service holding a
+playback identity): then each encrypted object `<name>.age` is handed over as its plaintext `<name>`,
+bundle.json says `decrypted: true` and lists, per such file, the ciphertext's name, size and SHA-256 and
+the plaintext's; the signed manifest's `plaintext_sha256` is what the verifier checks the plaintext against.
 """
 
 from __future__ import annotations
@@ -75,6 +78,17 @@ Files listed under "excluded" in bundle.json were not asked for in this export; 
 lists them.
 """
 
+DECRYPTED_README = """
+Decrypted files
+---------------
+This bundle holds DECRYPTED copies of files CallVault stored encrypted (bundle.json: "decrypted": true).
+For each, "decrypted_files" in bundle.json gives the stored (encrypted) object's name, size and SHA-256
+and the decrypted file's size and SHA-256. The signed manifest lists both hashes of every encrypted
+object ("sha256" of the ciphertext, "plaintext_sha256" of what decrypting gives), so step 3 above checks
+a decrypted file against "plaintext_sha256"; `callvault verify` does that by itself.
+Handle these files as the unencrypted personal data they are.
+"""
+
 
 class BundleFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -82,6 +96,19 @@ class BundleFile(BaseModel):
     name: str
     size: int = Field(ge=0)
     sha256: str
+
+
+class DecryptedFile(BaseModel):
+    """One object handed over decrypted: the entry's plaintext and the stored ciphertext it came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="The entry (recording/<name>), the plaintext.")
+    ciphertext_name: str = Field(description="The stored object's name in the recording (<name>.age).")
+    ciphertext_size: int = Field(ge=0)
+    ciphertext_sha256: str
+    plaintext_size: int = Field(ge=0)
+    plaintext_sha256: str
 
 
 class BundleIndex(BaseModel):
@@ -99,6 +126,8 @@ class BundleIndex(BaseModel):
     excluded: list[str] = Field(
         default_factory=list, description="Objects of the recording not asked for (names in recording/)."
     )
+    decrypted: bool = Field(default=False, description="Encrypted objects are handed over decrypted.")
+    decrypted_files: list[DecryptedFile] = Field(default_factory=list)
 
 
 class BundleResult(BaseModel):
@@ -129,15 +158,19 @@ def write_bundle(
     key: Ed25519PrivateKey,
     export_job: str | None = None,
     now: datetime | None = None,
+    decrypted: list[DecryptedFile] | None = None,
 ) -> BundleResult:
     """(blocking) Write the bundle to `out` (through a temporary file renamed at the end: a crash leaves
-    no half bundle under that name). Objects are streamed: memory stays flat whatever their size."""
+    no half bundle under that name). Objects are streamed: memory stays flat whatever their size.
+    `decrypted`: the objects handed over decrypted (their openers yield plaintext and fail when it is not
+    the manifest's), said in the README and the index."""
     tmp = out.with_name(f".{out.name}.tmp")
     files: list[BundleFile] = []
     pem = public_key_pem(key)
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            files.append(_write(zf, README_NAME, [README.encode()]))
+            readme = README + (DECRYPTED_README if decrypted else "")
+            files.append(_write(zf, README_NAME, [readme.encode()]))
             files.append(_write(zf, KEY_NAME, [pem]))
             for name, opener in objects:
                 files.append(_write(zf, RECORDING_DIR + name, opener()))
@@ -152,6 +185,8 @@ def write_bundle(
                 key_id=key_id(key.public_key()),
                 files=files,
                 excluded=sorted(excluded),
+                decrypted=bool(decrypted),
+                decrypted_files=sorted(decrypted or [], key=lambda d: d.name),
             )
             data = json.dumps(index.model_dump(mode="json"), indent=1, sort_keys=True).encode() + b"\n"
             zf.writestr(_info(INDEX_NAME), data)

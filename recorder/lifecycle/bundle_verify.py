@@ -6,6 +6,8 @@
 3. the recording's manifest (recording/manifest.json) checks as `callvault verify FOLDER` checks one:
    signature, chains, every object included (objects the export left out, bundle.json's `excluded`, are
    not counted missing);
+   A decrypting export's plaintext files (bundle.json `decrypted_files`) are checked against the signed
+   manifest's `plaintext_sha256`/`plaintext_size` of their encrypted object;
 4. every audit entry's own hash recomputes (the excerpt has holes, so links between entries are not
    checked: the whole log is checked with `callvault verify --audit`).
 
@@ -34,7 +36,7 @@ from recorder.lifecycle.bundle import (
     RECORDING_DIR,
     BundleIndex,
 )
-from recorder.manifest.model import MANIFEST_NAME
+from recorder.manifest.model import MANIFEST_NAME, Manifest, StoredObject
 from recorder.manifest.signing import SigningKeyError, key_id, load_public_key, signature_valid
 from recorder.manifest.verify import ProblemKind, Source, verify_recording
 
@@ -57,17 +59,25 @@ class BundleReport(BaseModel):
 
 
 class _ZipSource(Source):
-    """The recording's files inside the bundle, for the manifest verifier."""
+    """The recording's files inside the bundle, for the manifest verifier. A bundle of a decrypting export
+    holds some objects as plaintext: `plain` maps such an object's stored name ('<name>.age') to what the
+    signed manifest says of it; it counts as present, intact, when its plaintext entry has the manifest's
+    plaintext size and SHA-256 (the ciphertext itself is not in the bundle)."""
 
-    def __init__(self, zf: zipfile.ZipFile, label: str) -> None:
+    def __init__(self, zf: zipfile.ZipFile, label: str, plain: dict[str, StoredObject] | None = None) -> None:
         self.zf = zf
         self.label = label
+        self.plain = plain or {}
+        self.entries = {o.name: stored for stored, o in self.plain.items()}
 
     def names(self) -> set[str]:
         return {
-            n[len(RECORDING_DIR) :]
-            for n in self.zf.namelist()
-            if n.startswith(RECORDING_DIR) and not n.endswith("/")
+            self.entries.get(name, name)
+            for name in (
+                n[len(RECORDING_DIR) :]
+                for n in self.zf.namelist()
+                if n.startswith(RECORDING_DIR) and not n.endswith("/")
+            )
         }
 
     def read(self, name: str) -> bytes | None:
@@ -77,8 +87,13 @@ class _ZipSource(Source):
             return None
 
     def digest(self, name: str) -> tuple[int, str] | None:
-        found = _digest(self.zf, RECORDING_DIR + name)
-        return None if isinstance(found, str) else found
+        obj = self.plain.get(name)
+        found = _digest(self.zf, RECORDING_DIR + (obj.name if obj is not None else name))
+        if isinstance(found, str):
+            return None
+        if obj is not None and found == (obj.plaintext_size, obj.plaintext_sha256):
+            return obj.size, obj.sha256  # the plaintext the signed manifest names for this ciphertext
+        return found
 
 
 def _digest(zf: zipfile.ZipFile, name: str) -> tuple[int, str] | str:
@@ -144,7 +159,8 @@ def verify_bundle(path: Path, public_key: Ed25519PublicKey | None = None) -> Bun
             if name not in listed and name not in (INDEX_NAME, INDEX_SIGNATURE):
                 report.problems.append(f"extra: {name}: not listed in {INDEX_NAME}")
         if RECORDING_DIR + MANIFEST_NAME in listed:
-            _check_manifest(zf, path, key, set(index.excluded), report)
+            plain = _decrypted_objects(zf, index) if index.decrypted else None
+            _check_manifest(zf, path, key, set(index.excluded), report, plain)
         if AUDIT_NAME in listed:
             _check_audit(zf, report)
     return report
@@ -160,10 +176,30 @@ def _read(zf: zipfile.ZipFile, name: str, report: BundleReport) -> bytes | None:
     return None
 
 
+def _decrypted_objects(zf: zipfile.ZipFile, index: BundleIndex) -> dict[str, StoredObject]:
+    """The manifest's encrypted objects that bundle.json says were handed over decrypted (by stored name).
+    What they must decrypt to comes from the signed manifest, not from bundle.json."""
+    try:
+        manifest = Manifest.model_validate_json(zf.read(RECORDING_DIR + MANIFEST_NAME))
+    except (KeyError, zipfile.BadZipFile, OSError, ValidationError):
+        return {}  # the manifest check reports it
+    said = {d.ciphertext_name for d in index.decrypted_files}
+    return {
+        o.stored_name: o
+        for o in manifest.objects
+        if o.encryption is not None and o.stored_name in said and o.plaintext_sha256 is not None
+    }
+
+
 def _check_manifest(
-    zf: zipfile.ZipFile, path: Path, key: Ed25519PublicKey | None, excluded: set[str], report: BundleReport
+    zf: zipfile.ZipFile,
+    path: Path,
+    key: Ed25519PublicKey | None,
+    excluded: set[str],
+    report: BundleReport,
+    plain: dict[str, StoredObject] | None = None,
 ) -> None:
-    found = verify_recording(_ZipSource(zf, f"{path.name}:{RECORDING_DIR}"), key)
+    found = verify_recording(_ZipSource(zf, f"{path.name}:{RECORDING_DIR}", plain), key)
     for problem in found.problems:
         if problem.kind is ProblemKind.MISSING and problem.name in excluded:
             continue

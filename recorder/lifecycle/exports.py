@@ -18,18 +18,28 @@ import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cronsim import CronSim, CronSimError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
 
 from recorder.api.audit import AuditEntry, AuditLog
 from recorder.api.catalog import Catalog
 from recorder.api.db import Database
 from recorder.api.files import StorageAccess
-from recorder.lifecycle.bundle import BundleResult, Opener, canonical, sign, write_bundle
+from recorder.crypto.age import CryptoError, decrypt_chunks
+from recorder.lifecycle.bundle import (
+    RECORDING_DIR,
+    BundleResult,
+    DecryptedFile,
+    Opener,
+    canonical,
+    sign,
+    write_bundle,
+)
 from recorder.lifecycle.models import (
     BundleOut,
     ExportFilter,
@@ -42,6 +52,7 @@ from recorder.lifecycle.models import (
 )
 from recorder.lifecycle.rules import RECORD, ObjectKind, kind_of
 from recorder.lifecycle.settings import LifecycleSettings
+from recorder.manifest.model import MANIFEST_NAME, Manifest, StoredObject
 from recorder.storage.base import StorageError
 from recorder.storage.s3 import S3Store
 from recorder.webhooks.events import ExportFailed, ExportFinished, WebhookEvent
@@ -129,6 +140,13 @@ class ExportRunner:
             raise ExportError(
                 f"no export destination {dest.name!r} is configured (lifecycle.export_destinations)"
             )
+        if request.decrypt:
+            access = self.storage()
+            if access is None or not access.playback:
+                raise ExportError(
+                    "decrypt: the service holds no playback identity"
+                    " (archive.encryption.playback_identity*), so it cannot decrypt"
+                )
         job_id = new_id("exp")
         now = self.clock()
         flt = window(request.filter, datetime.fromtimestamp(now, UTC))
@@ -396,8 +414,13 @@ class ExportRunner:
         access = self.storage()
         include = request.include
 
+        decrypt = request.decrypt
+        decrypted: list[DecryptedFile] = []
+
         def build() -> BundleResult:
             objects, excluded = _objects(access, rid, detail.started_at, detail.room_id, folder, include)
+            if decrypt:
+                objects = _decrypting(access, objects, decrypted)
             return write_bundle(
                 out_dir / f"{rid}.zip",
                 recording_id=rid,
@@ -407,9 +430,25 @@ class ExportRunner:
                 audit=audit,
                 key=key,
                 export_job=job_id,
+                decrypted=decrypted,
             )
 
-        return await asyncio.to_thread(build)
+        result = await asyncio.to_thread(build)
+        if decrypted:  # plaintext left the service: one audit entry per recording, naming the files
+            await self.audit.append(
+                "system",
+                None,
+                "export.decrypted",
+                rid,
+                "ok",
+                None,
+                {
+                    "job_id": job_id,
+                    "files": len(decrypted),
+                    "names": ",".join(d.name for d in decrypted)[:500],
+                },
+            )
+        return result
 
     async def _index(
         self, job_id: str, out_dir: Path, key: Ed25519PrivateKey, target: tuple[S3Store, str] | None
@@ -653,6 +692,53 @@ def _objects(
         else:
             excluded.append(name)
     return chosen, excluded
+
+
+def _decrypting(
+    access: StorageAccess | None, objects: list[tuple[str, Opener]], decrypted: list[DecryptedFile]
+) -> list[tuple[str, Opener]]:
+    """(worker thread) The objects with every encrypted one the signed manifest lists replaced by its
+    plaintext (named without '.age'), decrypted with the playback identity as it streams; `decrypted`
+    gets one entry per such file. An opener raises CryptoError when the plaintext is not what the manifest
+    says (age authenticates every chunk, so this means the manifest and the object disagree)."""
+    by_name = dict(objects)
+    if access is None or not access.playback or MANIFEST_NAME not in by_name:
+        return objects
+    try:
+        manifest = Manifest.model_validate_json(b"".join(by_name[MANIFEST_NAME]()))
+    except ValidationError as exc:
+        raise CryptoError(f"{MANIFEST_NAME}: cannot be read to decrypt: {exc.error_count()} errors") from None
+    sealed = {o.stored_name: o for o in manifest.objects if o.encryption is not None}
+    identities = access.playback
+    out: list[tuple[str, Opener]] = []
+    for name, opener in objects:
+        obj = sealed.get(name)
+        if obj is None or obj.plaintext_sha256 is None or obj.plaintext_size is None:
+            out.append((name, opener))
+            continue
+        decrypted.append(
+            DecryptedFile(
+                name=RECORDING_DIR + obj.name,
+                ciphertext_name=name,
+                ciphertext_size=obj.size,
+                ciphertext_sha256=obj.sha256,
+                plaintext_size=obj.plaintext_size,
+                plaintext_sha256=obj.plaintext_sha256,
+            )
+        )
+        out.append((obj.name, lambda o=opener, s=obj: _plaintext(o, s, identities)))  # type: ignore[misc]
+    return out
+
+
+def _plaintext(opener: Opener, obj: StoredObject, identities: Sequence[object]) -> Iterator[bytes]:
+    h = hashlib.sha256()
+    size = 0
+    for chunk in decrypt_chunks(opener(), identities, obj.stored_name):
+        h.update(chunk)
+        size += len(chunk)
+        yield chunk
+    if h.hexdigest() != obj.plaintext_sha256 or size != obj.plaintext_size:
+        raise CryptoError(f"{obj.stored_name}: decrypts to other bytes than the manifest's plaintext_sha256")
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:

@@ -164,6 +164,12 @@ class ExportRequest(_Body):
         max_length=6,
     )
     destination: Destination = Field(default_factory=Destination)
+    decrypt: bool = Field(
+        default=False,
+        description="Hand over encrypted objects decrypted (their plaintext, named without '.age'), with"
+        " the service's playback identity; admin and auditor only, audited per recording. Each bundle's"
+        " index says so and lists the ciphertext's and the plaintext's SHA-256, so it still verifies.",
+    )
 
     @field_validator("include")
     @classmethod
