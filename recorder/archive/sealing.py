@@ -6,11 +6,15 @@ recipients are added to every encrypted recording. The choice is made once, when
 and written durably to `<spool>/encryption/<recording id>.json`, so a restart (a resumed call, a crash
 recovery, composites built later) encrypts the rest of the recording to the same keys.
 
-Where the bytes go: each file of the recording is encrypted (streamed, hashed on both sides: no second
-read) into `<spool>/sealed/<recording id>/<name>.age`, and that ciphertext is what the spool uploads
+Where the bytes go: each file of the recording is encrypted (pyrage, file to file) into
+`<spool>/sealed/<recording id>/<name>.age`, and that ciphertext is what the spool uploads
 (key: the file's key + `.age`). The manifest and its signature stay readable (they must verify without a
 key) and are copied there too, so that everything still to upload lives in the sealed folder and the
 recording's plaintext folder can be deleted as soon as nothing needs it (recorder/archive/archive.py).
+
+What is hashed: a segment is not read again for a hash (its plaintext hash is the one taken when it
+closed; its ciphertext hash is the one the uploader takes of what it sends, filled in before the manifest
+is built); a track file, summary or any file sealed at the end is hashed on both sides.
 """
 
 from __future__ import annotations
