@@ -29,6 +29,7 @@ from recorder.api.site import HttpSite
 from recorder.archive.archive import Archive
 from recorder.config_errors import describe
 from recorder.crypto.age import CryptoError
+from recorder.db.errors import CATALOG_ERRORS
 from recorder.mux.recovery import recover_folder
 from recorder.service.app import EVENTS_HTTP_PATH, EVENTS_WS_PATH, ReadinessCheck, build_app
 from recorder.service.manager import RecordingManager
@@ -67,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         eventloop.run(serve(settings))
     except OSError as exc:
         print(f"callvault: error: {exc}", file=sys.stderr)
+        return 1
+    except CATALOG_ERRORS as exc:  # unreachable, refused, or written by a newer CallVault: one line
+        print(f"callvault: error: catalog: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
         return 1
     return 0
 
