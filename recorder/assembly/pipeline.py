@@ -108,6 +108,7 @@ class StreamPipeline:
         self._layer_size: tuple[int | None, int | None] | None = None  # picture size of the open interval
         self._layer_frames = 0
         self._layer_end = 0.0
+        self._keyframe_requests = 0
 
     # -- input -------------------------------------------------------------------------------------
 
@@ -195,14 +196,14 @@ class StreamPipeline:
             return False
         self.assembler.keyframe_needed = False
         self._last_keyframe_request = now
-        self.summary.keyframe_requests += 1
+        self._keyframe_requests += 1  # into the summary by counters(): no model write per tick
         return True
 
     def keyframe_request_failed(self) -> None:
         """The request could not be sent (no sender address or SSRC yet): ask again at the next tick."""
         self.assembler.keyframe_needed = True
         self._last_keyframe_request = float("-inf")
-        self.summary.keyframe_requests -= 1
+        self._keyframe_requests -= 1
 
     def counters(self) -> TrackSummary:
         self._update_counters()
@@ -349,6 +350,7 @@ class StreamPipeline:
         s.packets_foreign = self.foreign_packets
         s.packets_unauthenticated = self.unauthenticated_packets
         s.packets_replayed = self.replayed_packets
+        s.keyframe_requests = self._keyframe_requests
         if self._last_rtp is not None:
             s.last_rtp_timestamp = self._last_rtp
             s.last_wallclock = self._last_wall
