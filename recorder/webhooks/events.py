@@ -156,7 +156,9 @@ class Redaction(BaseModel):
 
     start: float = Field(ge=0.0, description="Seconds on the recording's timeline.")
     end: float = Field(ge=0.0)
-    reason: str = Field(description="'card-number', 'card-expiry', 'card-security-code', or an admin's words.")
+    reason: str = Field(
+        description="'card-number', 'card-expiry', 'card-security-code', or an admin's words."
+    )
     rule: str = Field(description="'auto' (found in the transcript) or 'manual' (an admin, through the API).")
 
 
