@@ -8,7 +8,8 @@ than the recording itself. Here all the `DatagramSocket`s of one event loop are 
 `select.epoll` object (a `_Poller`), whose own descriptor is the only thing the loop watches. When it
 becomes readable, the loop stops watching it and, `BATCH_DELAY` later, drains it: each round asks the
 epoll object which sockets hold data (without waiting) and reads one datagram from each, until none
-does; then the loop watches it again. A busy recorder thus reads many datagrams per wakeup and never
+does (or `MAX_DRAIN` were read: the next drain then follows the loop's other work at once); then the
+loop watches it again. A busy recorder thus reads many datagrams per wakeup and never
 raises on an empty socket; an idle one costs nothing. Datagrams wait in the kernel's socket buffers
 (`RECEIVE_BUFFER`) at most `BATCH_DELAY` plus one drain, and are stamped with their arrival time when
 read, so arrival times are late by at most that much (the same for every track of the loop).
@@ -40,8 +41,9 @@ MAX_BATCH = 64
 """Without epoll: datagrams read per socket wakeup before the loop serves other sockets (fairness)."""
 BATCH_DELAY = 0.01
 """Seconds between the first datagram of a batch becoming readable and the batch being read."""
-MAX_ROUNDS = 256
-"""Rounds (one datagram per ready socket each) per drain before the loop serves its other work."""
+MAX_DRAIN = 2048
+"""Datagrams read per drain, about: when more wait, the next drain follows at once, after whatever else
+the loop has to do (the API of `serve`, the session's timer)."""
 RECEIVE_BUFFER = 1 << 20
 """SO_RCVBUF asked for each socket: room for a keyframe's burst (or a busy moment of the event loop)
 without the kernel dropping datagrams; the kernel caps it at net.core.rmem_max (raise that sysctl on hosts
@@ -89,12 +91,14 @@ class _Poller:
         if self.epoll.closed:
             return
         poll, sockets = self.epoll.poll, self.sockets
+        budget, more = MAX_DRAIN, False
         try:
-            for _ in range(MAX_ROUNDS):
-                ready = poll(0)
-                if not ready:
+            while ready := poll(0):
+                if budget <= 0:
+                    more = True
                     break
-                for fd, _events in ready:
+                budget -= len(ready)
+                for fd, _events in ready:  # one datagram from each socket holding any
                     sock = sockets.get(fd)
                     if sock is None:  # closed by a handler earlier in this round
                         continue
@@ -115,7 +119,11 @@ class _Poller:
                         log.exception("UDP port %d: datagram handler failed", sock.port)
         finally:
             if not self.epoll.closed:
-                self.loop.add_reader(self.fd, self._readable)
+                if more:
+                    self.waiting = True
+                    self.loop.call_soon(self._drain)
+                else:
+                    self.loop.add_reader(self.fd, self._readable)
 
 
 def _poller(loop: asyncio.AbstractEventLoop) -> _Poller | None:

@@ -119,3 +119,40 @@ async def test_without_epoll_each_socket_is_read_by_the_loop(
     finally:
         for s in sockets:
             s.close()
+
+
+async def test_a_backlog_larger_than_one_drain_is_read_over_several(
+    sender: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(udp, "MAX_DRAIN", 7)
+    ticks = 0
+    received: Received = {}
+    turns: list[int] = []  # the other work's turn at which each datagram was handled
+
+    def handler(index: int) -> Callable[[bytes, tuple[str, int]], None]:
+        keep = collector(received, index)
+
+        def handle(data: bytes, addr: tuple[str, int]) -> None:
+            turns.append(ticks)
+            keep(data, addr)
+
+        return handle
+
+    async def other_work() -> None:  # the loop's other work, one turn per iteration
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    sockets = [DatagramSocket("127.0.0.1", 0, handler(i)) for i in range(4)]
+    task = asyncio.create_task(other_work())
+    try:
+        sent = burst(sender, sockets, 30)
+        await until(lambda: sum(map(len, received.values())) == 4 * 30)
+        assert received == sent
+        # Between two turns of other work, one drain: at most MAX_DRAIN plus one round of datagrams.
+        assert max(turns.count(t) for t in set(turns)) <= 7 + 4
+    finally:
+        task.cancel()
+        for s in sockets:
+            s.close()
