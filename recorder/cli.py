@@ -29,6 +29,7 @@ COMMANDS = (
     "demo",
     "composite",
     "import_mjr",
+    "catalog_copy",
     "report",
     "transcribe",
     "redact",
