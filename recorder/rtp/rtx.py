@@ -105,8 +105,8 @@ class RtxRepair:
         rtx_payload_type: int,
         rtx_ssrc: int | None,
         *,
-        retry_interval: float = 0.02,
-        max_retries: int = 5,
+        retry_interval: float = 0.03,
+        max_retries: int = 3,
         max_age: float = 0.5,
         max_gap: int = 256,
     ) -> None:
