@@ -1,21 +1,25 @@
 """The uploader: an asyncio task that moves spooled jobs into the object store.
 
-Each due job is uploaded through `AsyncObjectStore` (worker threads). Success marks it done, checks the
-hash when the enqueuer gave one, deletes the local file when configured and calls the `on_uploaded`
-callbacks. Failure re-schedules it with exponential backoff, `retry_initial * 2**(attempts-1)` capped at
-`retry_max` (plus up to 10 % jitter). While the store is unreachable the whole uploader backs off the same
-way, so a queue of a thousand files makes one probe per interval, not a thousand. Jobs are never given up
-for a storage failure; only a vanished or changed local file fails a job.
+Each due job is uploaded in the uploader's own worker threads (`concurrency` + 1). Success marks it
+done, checks the hash when the enqueuer gave one, deletes the local file when configured and calls the
+`on_uploaded` callbacks. Failure re-schedules it with exponential backoff, `retry_initial *
+2**(attempts-1)` capped at `retry_max` (plus up to 10 % jitter). While the store is unreachable the
+whole uploader backs off the same way, so a queue of a thousand files makes one probe per interval, not
+a thousand. Jobs are never given up for a storage failure; only a vanished or changed local file fails
+a job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from recorder.storage.aio import AsyncObjectStore
 from recorder.storage.base import ObjectStore, PutResult, StorageError, StorageUnavailableError
@@ -23,6 +27,7 @@ from recorder.storage.spool import Spool, UploadJob
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 UploadedCallback = Callable[[UploadJob, PutResult], Awaitable[None] | None]
 
 
@@ -46,6 +51,7 @@ class Uploader:
         self._progress = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -65,6 +71,9 @@ class Uploader:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await asyncio.to_thread(pool.shutdown)
 
     def wake(self) -> None:
         """Look for due jobs now (thread-safe)."""
@@ -97,6 +106,14 @@ class Uploader:
 
     # -- work -----------------------------------------------------------------------------------------
 
+    async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking step (spool, file, store) in the uploader's own threads: when many
+        recordings end at once, uploads do not wait behind the rest of the process's worker-thread
+        work (queueing, hashing, catalog writes) in asyncio's default pool."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.settings.concurrency + 1, thread_name_prefix="uploader")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
+
     async def _run(self) -> None:
         """Keep up to `concurrency` uploads in flight: a new one starts as soon as one ends (not when
         the slowest of a batch ends), the finishing recordings' objects first (`Spool.due_jobs`)."""
@@ -120,7 +137,7 @@ class Uploader:
                             self._settled(task)
                     continue
                 now = time.time()
-                next_due = await asyncio.to_thread(self.spool.next_due_at)
+                next_due = await self._blocking(self.spool.next_due_at)
                 wait = self.settings.poll_interval
                 if next_due is not None:
                     wait = min(wait, max(0.0, next_due - now))
@@ -138,7 +155,7 @@ class Uploader:
         free = self.settings.concurrency - len(inflight)
         if free <= 0 or time.time() < self._paused_until:
             return
-        jobs = await asyncio.to_thread(self.spool.due_jobs, free + len(inflight))
+        jobs = await self._blocking(self.spool.due_jobs, free + len(inflight))
         for job in jobs:
             if job.id not in inflight and len(inflight) < self.settings.concurrency:
                 inflight[job.id] = asyncio.create_task(self._upload(job), name=f"upload {job.key}")
@@ -165,7 +182,7 @@ class Uploader:
         """Upload the jobs due now (up to `concurrency` at once); returns how many were attempted."""
         if time.time() < self._paused_until:
             return 0
-        jobs = await asyncio.to_thread(self.spool.due_jobs, self.settings.concurrency)
+        jobs = await self._blocking(self.spool.due_jobs, self.settings.concurrency)
         if not jobs:
             return 0
         results = await asyncio.gather(*(self._upload(job) for job in jobs))
@@ -177,25 +194,27 @@ class Uploader:
     async def _upload(self, job: UploadJob) -> bool:
         """Returns False when the store was unreachable."""
         path = job.local_path
-        if not await asyncio.to_thread(path.is_file):
-            await asyncio.to_thread(self.spool.mark_failed, job.id, f"local file {path} is gone")
+        if not await self._blocking(path.is_file):
+            await self._blocking(self.spool.mark_failed, job.id, f"local file {path} is gone")
             return True
         try:
-            result = await self.store.put_file(job.key, path, job.content_type, job.metadata)
+            result = await self._blocking(
+                self.store.store.put_file, job.key, path, job.content_type, job.metadata
+            )
         except StorageError as exc:
             await self._retry(job, exc)
             return not isinstance(exc, StorageUnavailableError)
         if job.sha256 is not None and result.sha256 != job.sha256:
-            await asyncio.to_thread(
+            await self._blocking(
                 self.spool.mark_failed,
                 job.id,
                 f"{path} changed after it was enqueued: sha256 {result.sha256}, expected {job.sha256}",
             )
             return True
-        await asyncio.to_thread(self.spool.mark_done, job.id, result.sha256)
+        await self._blocking(self.spool.mark_done, job.id, result.sha256)
         log.debug("uploaded %s -> %s (%d bytes)", path, job.key, result.size)
         if job.delete_after:
-            await asyncio.to_thread(path.unlink, True)
+            await self._blocking(path.unlink, True)
         for callback in self.on_uploaded:
             try:
                 maybe = callback(job, result)
@@ -207,7 +226,7 @@ class Uploader:
 
     async def _retry(self, job: UploadJob, exc: StorageError) -> None:
         delay = backoff_delay(job.attempts + 1, self.settings.retry_initial, self.settings.retry_max)
-        await asyncio.to_thread(self.spool.mark_retry, job.id, str(exc), delay)
+        await self._blocking(self.spool.mark_retry, job.id, str(exc), delay)
         self.last_error = str(exc)
         if isinstance(exc, StorageUnavailableError):
             self._failures += 1
