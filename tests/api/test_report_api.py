@@ -6,15 +6,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from api_kit import ApiFactory
+from postgres_kit import BACKENDS
 
 from recorder.cli import main
+
+pytestmark = BACKENDS  # the catalog in SQLite and in PostgreSQL
 
 MJR = sorted((Path(__file__).parents[1] / "recorder" / "mjr" / "data").glob("*.mjr"))
 
 
-async def test_report_of_a_recording_as_html_and_pdf(make_api: ApiFactory, tmp_path: Path) -> None:
+async def test_report_of_a_recording_as_html_and_pdf(
+    make_api: ApiFactory, tmp_path: Path, catalog_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     api = await make_api(sfu=False)
+    if catalog_url is not None:  # import-mjr lists into the catalog serve uses
+        monkeypatch.setenv("CALLVAULT_API__CATALOG_URL", catalog_url)
     data_dir = api.manager.settings.data_dir
     assert main(["import-mjr", "--data-dir", str(data_dir), *map(str, MJR)]) == 0
     (folder,) = (data_dir / "recordings").iterdir()

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 from api_kit import Api
+from postgres_kit import BACKENDS
+
+pytestmark = BACKENDS  # the catalog in SQLite and in PostgreSQL
 
 
 async def test_smoke(api: Api) -> None:
