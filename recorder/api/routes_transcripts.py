@@ -237,22 +237,25 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         transcriber = transcriber_of(ctx.manager.sinks)
         if transcriber is None:
             raise ApiError(503, "this service does not redact (no transcripts worker)", "no-redaction")
-        files = await ctx.files(rid)
-        folder = files.folder
-        if not await asyncio.to_thread(folder.is_dir):  # stored, local copy gone: restored for the job
-            folder = restored_dir / rid  # rid passed the API's id pattern (recorder/names.py)
-            if not await asyncio.to_thread(restore, files, folder):
-                raise ApiError(
-                    409, f"recording {rid} has no local copy and none can be restored", "no-local-copy"
-                )
-        info = RecordingInfo(
-            recording_id=rid,
-            folder=folder,
-            room_id=detail.room_id,
-            call_id=detail.call_id,
-            started_at=detail.started_at.timestamp(),
-        )
-        interval = Interval(start=body.start, end=body.end, reason=body.reason, rule="manual")
-        job = await transcriber.redact(info, [interval], by=call.principal.name)
+        async with transcriber.reserved(rid):  # the folder stays while the job is queued
+            files = await ctx.files(rid)
+            folder = files.folder
+            if not await asyncio.to_thread(folder.is_dir):  # stored, local copy gone: restored for the job
+                folder = restored_dir / rid  # rid passed the API's id pattern (recorder/names.py)
+                if not await asyncio.to_thread(folder.is_dir) and not await asyncio.to_thread(
+                    restore, files, folder
+                ):  # (one restored before, and still there, is current: its revisions are written into it)
+                    raise ApiError(
+                        409, f"recording {rid} has no local copy and none can be restored", "no-local-copy"
+                    )
+            info = RecordingInfo(
+                recording_id=rid,
+                folder=folder,
+                room_id=detail.room_id,
+                call_id=detail.call_id,
+                started_at=detail.started_at.timestamp(),
+            )
+            interval = Interval(start=body.start, end=body.end, reason=body.reason, rule="manual")
+            job = await transcriber.redact(info, [interval], by=call.principal.name)
         call.detail["job"] = job.id
         return RedactionAccepted(recording_id=rid, job_id=job.id, redaction=interval)

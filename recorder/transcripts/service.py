@@ -26,7 +26,7 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -92,6 +92,7 @@ class Transcriber:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._held: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._tidying: dict[str, asyncio.Lock] = {}
         self.done = 0
         self.failed = 0
 
@@ -116,6 +117,18 @@ class Transcriber:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await asyncio.to_thread(self.workers.shutdown)
+
+    @contextlib.asynccontextmanager
+    async def reserved(self, recording_id: str) -> AsyncIterator[None]:
+        """Hold the recording's local folder while the caller looks at it and queues a job (a tidy-up
+        already under way finishes first: the folder is then either whole or gone)."""
+        self._hold(recording_id)
+        try:
+            async with self._tidying.setdefault(recording_id, asyncio.Lock()):
+                pass
+            yield
+        finally:
+            self._release(recording_id)
 
     def holding(self, recording_id: str) -> bool:
         """Whether a job of the recording still needs its local folder."""
@@ -208,7 +221,11 @@ class Transcriber:
                 self._release(rid)
         if finished and not self.holding(rid):
             self._locks.pop(rid, None)
-            await self._tidy(job)
+            tidying = self._tidying.setdefault(rid, asyncio.Lock())
+            async with tidying:
+                if not self.holding(rid):  # (a manual redaction may have reserved it meanwhile)
+                    await self._tidy(job)
+            self._tidying.pop(rid, None)
 
     async def _do(self, job: TranscriptJob) -> bool:
         """The job, from its stage; True once it is done (or failed for good) and its file removed."""
