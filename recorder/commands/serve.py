@@ -152,6 +152,7 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
             archive.holds.append(compositor.holding)
         if transcriber is not None:
             archive.holds.append(transcriber.holding)
+            await transcriber.load()  # its interrupted jobs hold their folders before the archive starts
         await archive.start()
         manager.sinks.append(archive)
         stored = archive

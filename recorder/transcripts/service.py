@@ -93,18 +93,30 @@ class Transcriber:
         self._held: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._tidying: dict[str, asyncio.Lock] = {}
+        self._loaded: list[TranscriptJob] | None = None
         self.done = 0
         self.failed = 0
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Do again what a stop or a crash interrupted."""
+    async def load(self) -> None:
+        """Read the jobs a stop or a crash interrupted and hold their recordings' folders (before the
+        archive starts: it would otherwise delete a folder a job still needs)."""
+        if self._loaded is not None:
+            return
         jobs, bad = await asyncio.to_thread(read_models, self.jobs_dir, TranscriptJob)
         for path, why in bad:
             log.error("transcripts: unreadable job %s, left in place: %s", path, why)
-        for job in sorted(jobs, key=lambda j: j.queued_at):
-            self._spawn(job)
+        self._loaded = sorted(jobs, key=lambda j: j.queued_at)
+        for job in self._loaded:
+            self._hold(job.info.recording_id)
+
+    async def start(self) -> None:
+        """Do again what a stop or a crash interrupted (once the archive has started)."""
+        await self.load()
+        jobs, self._loaded = self._loaded or [], []
+        for job in jobs:
+            self._spawn(job, held=True)
         if jobs:
             log.info("transcripts: %d interrupted jobs resumed", len(jobs))
 
