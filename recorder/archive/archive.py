@@ -25,6 +25,7 @@ import contextlib
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -713,13 +714,16 @@ class Archive:
         self._wake.set()
 
     async def _complete_loop(self) -> None:
-        every = True
+        checked_all = float("-inf")
         while not self._stopping:
             self._wake.clear()
             # After an upload only the recordings it belongs to can have become complete: with ten
             # recordings finishing at once, checking all of them after each of their 200 uploads was
-            # 2,000 spool queries competing with the uploads for the worker threads. Every
-            # `completion_poll` (and at start) all are checked (failed jobs, composites).
+            # 2,000 spool queries competing with the uploads for the worker threads. At least every
+            # `completion_poll` (and at start) all are checked (a job that failed wakes nobody).
+            every = time.monotonic() - checked_all >= self.settings.completion_poll
+            if every:
+                checked_all = time.monotonic()
             touched, self._touched = self._touched, set()
             for ticket in list(self._tickets.values()):
                 if not every and ticket.recording_id not in touched:
@@ -733,11 +737,9 @@ class Archive:
                     await self.composites.advance(composite)
                 except Exception:
                     log.exception("recording %s: cannot announce its composites yet", composite.recording_id)
-            every = True
             with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow a cancel
                 async with asyncio.timeout(self.settings.completion_poll):
                     await self._wake.wait()
-                    every = False
 
     async def _try_complete(self, ticket: FinishTicket) -> None:
         run = self.running
