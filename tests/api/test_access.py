@@ -25,6 +25,8 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/recordings/{recording_id}/verify"): {A, S, U},
     ("GET", "/v1/recordings/{recording_id}/audit"): {A, S, U},
     ("GET", "/v1/recordings/{recording_id}/report"): {A, S, U},
+    ("GET", "/v1/recordings/{recording_id}/transcript"): {A, S},
+    ("POST", "/v1/recordings/{recording_id}/redactions"): {A},
     ("PUT", "/v1/recordings/{recording_id}/legal-hold"): {A},
     ("DELETE", "/v1/recordings/{recording_id}"): {A},
     ("GET", "/v1/policy"): {A, OP},
