@@ -34,10 +34,22 @@ from typing import Any
 import psycopg
 from psycopg import pq
 from psycopg.adapt import Loader
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from recorder.db.url import redact
 
 log = logging.getLogger(__name__)
+
+CONNECT_DEFAULTS: dict[str, str | int] = {
+    "connect_timeout": 10,
+    "application_name": "callvault",
+    # a server or network that vanished (no RST) is noticed in about a minute, not after the kernel's hours
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+"""libpq parameters used unless the catalog URL sets them."""
 
 WRITE_LOCK = 0x43_56_61_75_6C_74  # "CVault": pg_advisory_xact_lock key of BEGIN IMMEDIATE
 MIGRATION_LOCK = WRITE_LOCK + 1
@@ -160,19 +172,15 @@ class _NumericLoader(Loader):
 class PgConnection:
     """The catalog's connection to PostgreSQL, autocommit unless a statement opens a transaction."""
 
-    def __init__(self, conninfo: str, connect_timeout: float = 10.0) -> None:
+    def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
-        self._timeout = connect_timeout
         self._conn = self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            conn = psycopg.connect(
-                self._conninfo,
-                autocommit=True,
-                connect_timeout=max(1, int(self._timeout)),
-                application_name="callvault",
-            )
+            given = conninfo_to_dict(self._conninfo)
+            defaults = {k: v for k, v in CONNECT_DEFAULTS.items() if k not in given}  # the URL's win
+            conn = psycopg.connect(make_conninfo(self._conninfo, **defaults), autocommit=True)
         except psycopg.Error as exc:
             raise psycopg.OperationalError(
                 f"cannot connect to the catalog {redact(self._conninfo)}: {_first_line(exc)}"
