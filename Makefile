@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit system-deps venv clean mediasoup-worker
+.PHONY: demo test lint typecheck unit system-deps venv clean mediasoup-worker s3rver
 
 system-deps:
 	@missing=""; \
@@ -55,7 +55,12 @@ mediasoup-worker: system-deps
 	{ [ -f node_modules/mediasoup/package.json ] || \
 	  MEDIASOUP_WORKER_BIN=$$worker npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; }
 
-unit: system-deps venv mediasoup-worker
+# s3rver (npm, pinned in tests/lifecycle/s3rver): a second S3 server for the export-to-a-customer's-bucket test.
+s3rver: system-deps
+	@cd tests/lifecycle/s3rver && { [ -x node_modules/.bin/s3rver ] || \
+	  npm ci --no-audit --no-fund --loglevel=error; }
+
+unit: system-deps venv mediasoup-worker s3rver
 	$(BIN)/python -m pytest -q -ra
 
 test: system-deps venv lint typecheck unit
