@@ -155,7 +155,9 @@ def attach(transcriber: Transcriber, ctx: ApiContext) -> None:
     """The Transcriber indexes transcripts in the catalog (q= search) and audits what it does."""
 
     async def index(recording_id: str, path: Path) -> None:
-        def hits() -> list[TranscriptHit]:
+        def hits() -> list[TranscriptHit] | None:
+            if not path.is_file():  # a manual redaction of a recording without a transcript
+                return None
             data = json.loads(path.read_bytes())
             return [
                 TranscriptHit(speaker=s["speaker"], start=s["start"], end=s["end"], text=s["text"])
@@ -163,6 +165,8 @@ def attach(transcriber: Transcriber, ctx: ApiContext) -> None:
             ]
 
         found = await asyncio.to_thread(hits)
+        if found is None:
+            return
         await ctx.db.run(lambda: ctx.catalog.index_transcript(recording_id, found))
 
     async def audit(action: str, recording_id: str, outcome: str, detail: dict[str, Any]) -> None:
