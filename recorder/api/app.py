@@ -172,6 +172,8 @@ class ControlApi:
         await policy.load()
         if control is not None:
             policy.install(control)
+        if db.dialect == "postgresql":  # other nodes change the policy in the shared catalog
+            policy.follow(control)
         metrics = Metrics(manager, counters, _connection(control))
         metrics.watch(archive_of(manager.sinks))
         sink = CatalogSink(catalog, on_start=[policy.start_hook])
@@ -292,4 +294,5 @@ class ControlApi:
         if self.ingest is not None:
             await self.ingest.close()
         await self.ctx.keys.close()
+        await self.ctx.policy.close()
         await asyncio.to_thread(self.ctx.db.close)

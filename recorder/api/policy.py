@@ -3,12 +3,14 @@ kept in the catalog and applied at once to the SFU bridge (`RoomControl`, which 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import Literal, Protocol
 
+from recorder.api.auth import SHARED_REFRESH_SECONDS
 from recorder.api.db import Database
 from recorder.api.models import RoomPolicy, StartRequest
 from recorder.capture.policy import CAPTURE_TAG, capture_tag
@@ -47,6 +49,8 @@ class PolicyStore:
         self.pending: dict[str, StartRequest] = {}
         """What POST /rooms/{room}/start asked for the room's next recording (call id, tags)."""
         self.db = db
+        self._applying = asyncio.Lock()  # one apply at a time: the API's and the refresh's
+        self._refresh: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
         def read() -> tuple[str | None, dict[str, RoomPolicy]]:
@@ -106,7 +110,10 @@ class PolicyStore:
 
     async def apply(self, control: RoomControl, rooms: Iterable[str]) -> list[str]:
         """Bring the rooms' recording in line with the policy at once; returns the rooms switched."""
-        rooms = sorted(set(rooms))
+        async with self._applying:
+            return await self._apply(control, sorted(set(rooms)))
+
+    async def _apply(self, control: RoomControl, rooms: list[str]) -> list[str]:
         before = {room: control.records(room) for room in rooms}  # under the policy as it was
         control.settings.record_rooms = "all" if self.default == "all" else sorted(self.configured)
         switched = []
@@ -123,6 +130,42 @@ class PolicyStore:
                 else:
                     control.room_policy[room] = record
         return switched
+
+    # -- a catalog shared by several nodes (PostgreSQL) ----------------------------------------------------
+
+    def follow(self, control: RoomControl | None, interval: float = SHARED_REFRESH_SECONDS) -> None:
+        """Read the policy again every `interval` seconds until `close`, and apply what another node
+        changed to this node's rooms (an API node without an SFU only keeps its answers current)."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await self._refresh_once(control)
+                except Exception as exc:  # the catalog or the SFU unreachable a moment: next time
+                    log.warning("recording policy: cannot follow the shared catalog: %s", exc)
+
+        if self._refresh is None:
+            self._refresh = asyncio.create_task(loop(), name="policy-refresh")
+
+    async def _refresh_once(self, control: RoomControl | None) -> list[str]:
+        default, rooms = self.default, dict(self.rooms)
+        await self.load()
+        changed = {r for r in rooms.keys() | self.rooms.keys() if rooms.get(r) != self.rooms.get(r)}
+        if default != self.default and control is not None:
+            changed |= set(control.publishers) | set(control.room_policy)
+        if not changed or control is None:
+            return []
+        switched = await self.apply(control, changed)
+        if switched:
+            log.info("recording policy: changed elsewhere, rooms switched here: %s", ", ".join(switched))
+        return switched
+
+    async def close(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+            await asyncio.gather(self._refresh, return_exceptions=True)
+            self._refresh = None
 
     def start_hook(self, info: RecordingInfo) -> None:
         """CatalogSink start hook: a new recording gets its room's tags and what /start asked for."""

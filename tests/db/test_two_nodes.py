@@ -103,3 +103,28 @@ async def test_one_catalog_for_two_nodes(nodes: tuple[Api, Api]) -> None:
     assert status == 200 and verified["ok"] and verified["entries"] >= 2, verified
     status, log = await b.call("GET", "/v1/audit?action=key.revoke", role="admin")
     assert status == 200 and [e["target"] for e in log["entries"]] == [created["key_id"]], log
+
+
+async def test_a_policy_set_through_one_node_is_applied_by_the_other(nodes: tuple[Api, Api]) -> None:
+    a, b = nodes
+    assert b.sfu is not None
+    await b.sfu.publish("room-b", "bob", "Bob")  # node b follows the SFU where room-b lives
+    assert "room-b" in b.manager.rooms
+
+    status, _ = await a.call("PUT", "/v1/rooms/room-b/policy", role="admin", json={"record": False})
+    assert status == 200
+
+    async def b_stopped() -> bool:
+        return "room-b" not in b.manager.rooms
+
+    await _until(b_stopped, "node b kept recording a room switched off through node a")
+    status, policy = await b.call("GET", "/v1/policy", role="admin")
+    assert status == 200 and policy["rooms"]["room-b"]["record"] is False
+
+    status, _ = await a.call("PUT", "/v1/rooms/room-b/policy", role="admin", json={"record": True})
+    assert status == 200
+
+    async def b_records() -> bool:
+        return "room-b" in b.manager.rooms
+
+    await _until(b_records, "node b did not record a room switched on through node a")
