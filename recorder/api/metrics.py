@@ -132,6 +132,11 @@ SOURCES: dict[str, dict[str, Figure]] = {
         "built": _counter("callvault_composites_built", "composites built"),
         "failed": _counter("callvault_composites_failed", "composites that could not be built"),
     },
+    "transcripts": {  # recorder/transcripts/service.py: Transcriber.stats()
+        "pending": _gauge("callvault_transcript_jobs_pending", "transcript and redaction jobs to do"),
+        "done": _counter("callvault_transcript_jobs_done", "transcript and redaction jobs done"),
+        "failed": _counter("callvault_transcript_jobs_failed", "transcript and redaction jobs that failed"),
+    },
 }
 """Every figure of the counter sources `callvault serve` hands to the API, with its metric."""
 
