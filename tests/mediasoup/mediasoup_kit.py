@@ -115,7 +115,9 @@ class CallVault:
 
     folder: Path
     port: int = field(default_factory=free_port)
-    rtp_low: int = field(default_factory=lambda: random.randrange(20000, 30000, 2))
+    rtp_low: int = field(default_factory=lambda: random.randrange(26000, 32400, 2))
+    """Below the kernel's ephemeral ports (32768 up) and above 20000-21200, where bench/ingest.py binds
+    its ports one after another while it runs (a test's whole range was once taken by it)."""
     proc: subprocess.Popen[bytes] | None = None
     lease: float = 2.0
     webhook_url: str | None = None
@@ -245,7 +247,11 @@ class LossyRelay:
         self._seen: dict[int, int] = {}
         for port in range(low, low + count):
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.bind((host, port))
+            try:
+                sock.bind((host, port))
+            except OSError:  # taken (by another process): CallVault cannot allocate it either
+                sock.close()
+                continue
             sock.setblocking(False)
             self._selector.register(sock, selectors.EVENT_READ, port)
             self._sockets.append(sock)
