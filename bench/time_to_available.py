@@ -9,6 +9,10 @@ Settings are the defaults (spool concurrency 2, WORM off on a plain bucket) but 
 retry-free test endpoint.
 
     .venv/bin/python bench/time_to_available.py --recordings 20 --seconds 2 [--parallel 1] [--fast]
+
+Besides the latencies it prints the load average before the run and the CPU seconds the run took in
+this process (recording, archive, uploads' client side, webhook receiver) and in the S3 server: on a
+busy machine the latencies grow with the load, the CPU seconds much less.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import statistics
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the real recorder package before tests/recorder
@@ -52,6 +59,9 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
     moto = MotoServer()
     moto.start()
     moto.create_buckets()
+    assert moto.proc is not None
+    server = psutil.Process(moto.proc.pid)
+    cpu0, server0 = time.process_time(), sum(server.cpu_times()[:2])
     receiver = Receiver(free_port(), generate_secret())
     await receiver.start()
     settings = ArchiveSettings.model_validate(
@@ -112,6 +122,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
     started = time.monotonic()
     try:
         await asyncio.gather(*(limited(i) for i in range(args.recordings)))
+        cpu, server_cpu = time.process_time() - cpu0, sum(server.cpu_times()[:2]) - server0
     finally:
         await archive.stop()
         workers.shutdown()
@@ -124,6 +135,8 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         "seconds": args.seconds,
         "objects_per_recording": statistics.mean(objects),
         "wall_seconds": round(wall, 1),
+        "cpu_seconds": round(cpu, 2),
+        "s3_server_cpu_seconds": round(server_cpu, 2),
     }
     for part in ("total", "session_stop", "archive"):
         values = [r[part] for r in results]
@@ -148,6 +161,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="cv-tta-") as tmp:
         summary = asyncio.run(run(args, Path(tmp)))
     if args.json:
@@ -157,6 +171,10 @@ def main() -> None:
         f"{summary['recordings']} recordings, {summary['parallel']} at a time, {args.seconds:g} s of media,"
         f" 2 participants x VP8+Opus, {summary['objects_per_recording']:.1f} objects each,"
         f" {args.upload_concurrency} uploads in flight, wall {summary['wall_seconds']} s"
+    )
+    print(
+        f"load average before {load:.2f}; CPU: this process {summary['cpu_seconds']} s,"
+        f" S3 server {summary['s3_server_cpu_seconds']} s"
     )
     for part, label in (
         ("total", "stop() -> recording.finished delivered"),
