@@ -56,10 +56,9 @@ def populate(db: Database, store: LocalStore, access: StorageAccess, n: int, obj
 
     for start in range(0, n, 5000):
         db.submit(lambda s=start: insert(s, min(s + 5000, n))).result()  # type: ignore[misc]
-    date = datetime.fromtimestamp(T0, UTC)
 
-    def put(i: int) -> None:
-        prefix = access.prefix(f"{room}-{i:07d}", date, None)
+    def put(i: int) -> None:  # under its own start's date, as the archive stores it (T0 + i)
+        prefix = access.prefix(f"{room}-{i:07d}", datetime.fromtimestamp(T0 + i, UTC), None)
         for name in names:
             store.put_bytes(prefix + name, payload)
 
@@ -105,6 +104,7 @@ async def deletion(root: Path, n: int, objects: int, memory: bool = True) -> tup
     if memory:
         tracemalloc.stop()
     left = sum(1 for _ in (root / "store").rglob("*.webm"))
+    assert left == 0, f"{left} media files not deleted"
     await asyncio.to_thread(db.close)
     load = os.getloadavg()[0]
     per_pass = [c for _, c in passes]
