@@ -269,9 +269,7 @@ class Transcriber:
         if result is None:
             await self._audit(job, "failed", {"error": job.error or "unknown"})
             return
-        if result.transcript and self.index is not None:
-            await self.index(rid, info.folder / "transcript.json")
-        if result.redacted and self.index is not None:  # search shows the masked text
+        if (result.transcript or result.redacted) and self.index is not None:  # search shows the masked text
             await self.index(rid, info.folder / "transcript.json")
         archive = self.archive
         manifest = None
