@@ -12,6 +12,7 @@
 //   {"op":"connectWebRtc","id":"<transport id>","dtlsParameters":{...}}
 //   {"op":"produceOn","transport":"<transport id>","kind":"video","rtpParameters":{...}} -> {id}
 //   {"op":"consumerStats"} -> what the recording Consumers send (layers of simulcast ones)
+//   {"op":"produceSimulcast","participant":"fred","display":"Fred","pt":101,"ssrcs":[low, high]} -> {id, port}
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +76,26 @@ async function handle(cmd) {
     });
     producers.set(producer.id, { producer, transport });
     return { id: producer.id, port: transport.tuple.localPort, rtcpPort: transport.rtcpTuple.localPort };
+  }
+  if (cmd.op === 'produceSimulcast') {
+    // A VP8 simulcast Producer fed from ONE UDP socket (RTP and RTCP muxed): encodings by SSRC, smallest
+    // first (the spatial layer is the encoding's index).
+    const transport = await router.createPlainTransport({
+      listenIp: '127.0.0.1',
+      rtcpMux: true,
+      comedia: true,
+      appData: { participantId: cmd.participant, displayName: cmd.display },
+    });
+    const { kind, ...codec } = CODECS.vp8;
+    const producer = await transport.produce({
+      kind,
+      rtpParameters: {
+        codecs: [{ ...codec, payloadType: cmd.pt }],
+        encodings: cmd.ssrcs.map((ssrc) => ({ ssrc })),
+      },
+    });
+    producers.set(producer.id, { producer, transport });
+    return { id: producer.id, port: transport.tuple.localPort, type: producer.type };
   }
   if (cmd.op === 'webrtcTransport') {
     const transport = await router.createWebRtcTransport({
