@@ -38,7 +38,7 @@ venv: $(BIN)/.installed
 # The real thing on one machine, as root: Janus in a network namespace, two WebRTC publishers, callvault
 # serve with the local store, signed manifests, a composite and a webhook receiver (`callvault demo --help`).
 demo: system-deps venv
-	$(BIN)/pip install -q -e '.[demo]'
+	$(BIN)/pip install -q -e '.[demo,transcribe]'
 	$(BIN)/callvault demo
 
 lint: venv
