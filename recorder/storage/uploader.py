@@ -71,9 +71,9 @@ class Uploader:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-        if self._pool is not None:
+        if self._pool is not None:  # an upload still in a thread ends on its own (its job stays pending)
             pool, self._pool = self._pool, None
-            await asyncio.to_thread(pool.shutdown)
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def wake(self) -> None:
         """Look for due jobs now (thread-safe)."""
