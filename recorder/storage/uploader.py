@@ -164,8 +164,9 @@ class Uploader:
         if task.cancelled():
             return
         exc = task.exception()
-        if exc is not None:
+        if exc is not None:  # a bug, not the store: do not retry it in a tight loop
             log.error("uploader: unexpected error", exc_info=exc)
+            self._paused_until = max(self._paused_until, time.time() + self.settings.retry_initial)
             return
         if task.result():
             self._reachable()
