@@ -12,6 +12,7 @@ field) and, when the browser sends one, an Origin of this site.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import re
@@ -32,6 +33,7 @@ from recorder.console import pages
 from recorder.console.live import LiveSampler
 from recorder.console.routes_api import PREFIX, SAFE_METHODS, CsrfRefused, audit_csrf, endpoint
 from recorder.console.sessions import Session, SessionStore
+from recorder.storage.base import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ ROOT = "/console"
 STATIC = Path(str(resources.files("recorder.console").joinpath("static")))
 _ID = re.compile(ID_PATTERN)
 MAX_KEY_LENGTH = 256
+TRANSCRIPT = "transcript.json"
 
 ACTIONS: dict[str, tuple[str, str]] = {
     "recordings": ("GET", "/v1/recordings"),
@@ -58,6 +61,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "stop": ("POST", "/v1/rooms/{room_id}/stop"),
     "audit": ("GET", "/v1/audit"),
     "trail": ("GET", "/v1/recordings/{recording_id}/audit"),
+    "transcript": ("GET", "/v1/recordings/{recording_id}/transcript"),
 }
 """What the pages offer, by the API route that does it: a role sees an action only if it may call it."""
 
@@ -209,9 +213,27 @@ class Console:
         if not any(self.may(session.principal, a) for a in ("view", "verify", "trail")):
             return self._refused(request, session)
         body = pages.fill("recording.html", recording_id=rid)
-        return self._html(
-            request, f"Recording {rid}", "recordings", body, "recording.js", data={"recording": rid}
-        )
+        data: dict[str, object] = {"recording": rid}
+        if self.may(session.principal, "transcript"):  # asked only when there is one: no 404 in the page
+            data["transcript"] = await self._has_transcript(rid)
+        return self._html(request, f"Recording {rid}", "recordings", body, "recording.js", data=data)
+
+    async def _has_transcript(self, rid: str) -> bool:
+        """Whether the recording has a transcript (its local folder, else its stored objects)."""
+        try:
+            files = await self.ctx.files(rid)
+        except ApiError:
+            return False
+
+        def look() -> bool:
+            if files.local_path(TRANSCRIPT) is not None:
+                return True
+            try:
+                return bool({TRANSCRIPT, TRANSCRIPT + ".age"} & set(files.stored()))
+            except StorageError:
+                return True  # the store cannot say now: ask (the page handles the answer)
+
+        return await asyncio.to_thread(look)
 
     async def _to_root(self, request: web.Request) -> web.StreamResponse:
         return see_other(ROOT + "/")

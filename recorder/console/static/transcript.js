@@ -50,4 +50,7 @@ async function showTranscript() {
   jumpFromHash();
 }
 
-if (rid) showTranscript();
+// The server says whether there is one (config.transcript): a recording without one is not asked for it,
+// so the page makes no request that fails.
+if (rid && config.transcript) showTranscript();
+else if (rid) jumpFromHash();
