@@ -18,7 +18,9 @@ Where `select.epoll` does not exist (macOS), each socket is watched by the loop 
 empty on each readiness (`MAX_BATCH` datagrams at most), as before.
 
 Once `connect()`ed to its one sender, a socket is read with `recv` (no address to build per datagram:
-the kernel only delivers that sender's datagrams).
+the kernel only delivers that sender's datagrams), but only after it has been found empty once: datagrams
+that other senders got into its buffer before the `connect()` stay queued, and are read with `recvfrom`
+so that the handler sees (and drops) them by their real source address.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ class _Poller:
         self.epoll = select.epoll()
         self.fd = self.epoll.fileno()
         self.sockets: dict[int, DatagramSocket] = {}
+        self.connecting: list[DatagramSocket] = []
+        """Sockets connected since the last drain that emptied every socket (their buffers may still hold
+        datagrams from other sources, queued before the connect)."""
         self.waiting = False
         """True between the epoll descriptor becoming readable and the drain (the loop ignores it)."""
         loop.add_reader(self.fd, self._readable)
@@ -117,6 +122,10 @@ class _Poller:
                         sock.handler(data, addr)
                     except Exception:  # one stream's failure never stops the others' reading
                         log.exception("UDP port %d: datagram handler failed", sock.port)
+            else:  # every socket is empty now: what a connected one reads from here on is its peer's
+                for connected in self.connecting:
+                    connected.peer = connected.connected
+                self.connecting.clear()
         finally:
             if not self.epoll.closed:
                 if more:
@@ -150,6 +159,8 @@ class DatagramSocket:
         self.sock = sock
         self.handler = handler
         self.peer: Address | None = None
+        """The connected sender, once nothing queued before the connect is left: read with `recv`."""
+        self.connected: Address | None = None
         self.errors = 0
         self._loop = asyncio.get_running_loop()
         self._poller = _poller(self._loop)
@@ -179,6 +190,7 @@ class DatagramSocket:
                 for _ in range(MAX_BATCH):
                     handler(sock.recv(RECV_SIZE), peer)
         except (BlockingIOError, InterruptedError):
+            self.peer = self.connected  # empty: nothing queued before a connect is left
             return
         except OSError as exc:
             self.failed(exc)
@@ -190,7 +202,9 @@ class DatagramSocket:
         except OSError as exc:
             log.warning("cannot connect UDP port %d to %s:%d: %s", self.port, peer[0], peer[1], exc)
             return
-        self.peer = peer
+        self.connected = peer  # read with `recv` once found empty (see the module's docstring)
+        if self._poller is not None:
+            self._poller.connecting.append(self)
 
     def sendto(self, data: bytes, addr: Address) -> bool:
         """Send one datagram without blocking; False when the kernel refused it now."""
