@@ -30,6 +30,8 @@ from recorder.archive.archive import Archive
 from recorder.config_errors import describe
 from recorder.crypto.age import CryptoError
 from recorder.db.errors import CATALOG_ERRORS
+from recorder.jobs.fleet import JobNode
+from recorder.jobs.settings import Role
 from recorder.mux.recovery import recover_folder
 from recorder.service.app import EVENTS_HTTP_PATH, EVENTS_WS_PATH, ReadinessCheck, build_app
 from recorder.service.manager import RecordingManager
@@ -95,7 +97,9 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
     app = build_app(manager, checks, counters, warnings)
     bridge: JanusBridge | None = None
     intake: EventIntake | None = None
-    if settings.janus.enabled:
+    roles = set(settings.roles)
+    jobs = await JobNode.open(settings)  # None: the embedded SQLite catalog, composites in-process
+    if settings.janus.enabled and Role.RECORDER in roles:
         client = JanusClient(settings.janus.ws_url, api_secret=settings.janus.api_secret_value())
         bridge = JanusBridge(
             manager,
@@ -119,7 +123,7 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
             warnings["janus_events"] = OPEN_INTAKE
 
     api: ControlApi | None = None
-    if settings.api.enabled:  # REST API, catalog (a sink, first so room tags reach the others), metrics
+    if settings.api.enabled and Role.API in roles:  # REST API, catalog (a sink, first: room tags), metrics
         api = await ControlApi.open(settings, manager, control=bridge, counters=counters)
         manager.sinks.insert(0, api.sink)
         api.mount(app)
@@ -129,7 +133,9 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
         archive = Archive(settings.archive, settings.data_dir)
 
     compositor: Compositor | None = None
-    if settings.composite.enabled or settings.api.enabled:  # rooms can ask for composites by policy
+    if jobs is not None:  # PostgreSQL: composites through the shared job queue (recorder/jobs/)
+        jobs.attach(manager, counters)
+    elif Role.WORKER in roles and (settings.composite.enabled or settings.api.enabled):  # or by policy
         compositor = Compositor(
             settings.composite, settings.data_dir, archive.add_composites if archive is not None else None
         )
@@ -175,6 +181,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
     try:
         if compositor is not None:
             await compositor.start()
+        if jobs is not None:
+            jobs.start(stop)
         if transcriber is not None:
             await transcriber.start()
         starting = asyncio.create_task(bridge.start()) if bridge is not None else None
@@ -196,6 +204,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
             )
         if compositor is not None:
             await compositor.stop()
+        if jobs is not None:
+            await jobs.close()
         if transcriber is not None:
             await transcriber.stop()
         if archive is not None:

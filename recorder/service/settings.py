@@ -25,6 +25,7 @@ from recorder.api.settings import ApiSettings
 from recorder.archive.settings import ArchiveSettings
 from recorder.config import RecorderSettings
 from recorder.crypto.srtp import SrtpSuite
+from recorder.jobs.settings import ALL_ROLES, JobSettings, Role
 from recorder.lifecycle.settings import LifecycleSettings
 from recorder.logs import LogSettings
 from recorder.transcripts.settings import TranscriptSettings
@@ -235,6 +236,16 @@ class ServiceSettings(BaseSettings):
     log: LogSettings = Field(
         default_factory=LogSettings,
         description="Log level and format (text or JSON lines); --log-level/--log-format override them.",
+    )
+    roles: list[Role] = Field(
+        default_factory=lambda: list(ALL_ROLES),
+        min_length=1,
+        description="What this node does: recorder (follows its SFU, records, uploads), api (REST API,"
+        " console, metrics), worker (composites; from the job queue when the catalog is PostgreSQL).",
+    )
+    jobs: JobSettings = Field(
+        default_factory=JobSettings,
+        description="The job queue of a PostgreSQL catalog: worker concurrency, heartbeats, stalled jobs.",
     )
 
     @field_validator("data_dir")

@@ -1,0 +1,72 @@
+"""A `callvault serve` node's part in the job queue of a PostgreSQL catalog (service.roles).
+
+- recorder: a finished recording's composites are queued (recorder/jobs/sink.py), not built here;
+- api: the backlog per queue is a metric (callvault_jobs_pending{queue=...}) for the chart's autoscaler;
+- worker: takes jobs from every queue, highest priority first (recorder/jobs/queue.py).
+
+On the embedded SQLite catalog there is no queue: `JobNode.open` returns None and the service builds
+composites in-process as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import procrastinate
+
+from recorder.jobs.queue import Backlog, WorkerContext, ensure_schema, make_app, run_worker
+from recorder.jobs.settings import Role
+from recorder.jobs.sink import CompositeQueue
+
+if TYPE_CHECKING:
+    from recorder.service.manager import RecordingManager
+    from recorder.service.settings import ServiceSettings
+
+
+class JobNode:
+    def __init__(self, app: procrastinate.App, settings: ServiceSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.roles = set(settings.roles)
+        self.backlog = Backlog(app)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def open(cls, settings: ServiceSettings) -> JobNode | None:
+        location = settings.api.catalog_location(settings.data_dir)
+        if location.dialect != "postgresql" or location.conninfo is None:
+            return None
+        await ensure_schema(location.conninfo)
+        app = make_app(location.conninfo)
+        await app.open_async()
+        return cls(app, settings)
+
+    def attach(self, manager: RecordingManager, counters: dict[str, Callable[[], dict[str, int]]]) -> None:
+        if Role.RECORDER in self.roles:
+            sink = CompositeQueue(self.app, self.settings.composite)
+            manager.sinks.append(sink)
+            counters["composite_queue"] = sink.stats
+        if Role.API in self.roles:
+            counters["jobs"] = self.backlog.values
+
+    def start(self, stop: asyncio.Event) -> None:
+        if Role.API in self.roles:
+            self._tasks.append(asyncio.create_task(self.backlog.follow(), name="job backlog"))
+        if Role.WORKER in self.roles:
+            context = WorkerContext(data_dir=self.settings.data_dir, composite=self.settings.composite)
+            work = run_worker(self.app, context, self.settings.jobs, self._stop)
+            self._tasks.append(asyncio.create_task(work, name="job worker"))
+
+    async def close(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            if task.get_name() == "job backlog":
+                task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.app.close_async()

@@ -1,0 +1,193 @@
+"""The distributed job queue (procrastinate on the PostgreSQL catalog).
+
+A job carries only ids (a recording id, a profile); whichever worker node takes it reads the recording
+from the shared store (`<data_dir>/recordings/<id>/`, a volume every worker mounts) and writes its result
+there. Queues and priorities: composites (30) before exports (20) before transcripts (10); a worker takes
+the highest priority first. A worker that dies mid-job stops sending heartbeats; every worker looks for
+such stalled jobs every few seconds and puts them back in the queue (procrastinate's stalled-job retry),
+so another worker builds the same result again: the output is written to a work folder of its own job
+attempt and moved into place atomically, a half-written file of the dead worker is never seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import procrastinate
+import psycopg
+from pydantic import BaseModel, ConfigDict
+
+from postprocess.composite import build_composite
+from postprocess.options import CompositeError, Profile
+from postprocess.settings import CompositeSettings
+from recorder.jobs.settings import JobSettings
+from recorder.names import check_id, child
+
+log = logging.getLogger(__name__)
+
+PRIORITIES = {"composites": 30, "exports": 20, "transcripts": 10}
+"""Queue -> priority (higher first): the chart scales workers on callvault_jobs_pending."""
+SCHEMA_LOCK = 0x63765F6A6F6273  # advisory lock: nodes starting together create the schema once
+
+COMPOSITE_TASK = "callvault:composite"
+
+
+class WorkerContext(BaseModel):
+    """What a worker node knows that a job does not carry."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    data_dir: Path
+    composite: CompositeSettings
+
+
+def make_app(conninfo: str) -> procrastinate.App:
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
+    app.task(name=COMPOSITE_TASK, queue="composites", priority=PRIORITIES["composites"], pass_context=True)(
+        composite
+    )
+    return app
+
+
+async def ensure_schema(conninfo: str) -> None:
+    """Create procrastinate's tables once (nodes starting together take turns on an advisory lock)."""
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        try:
+            row = await (await conn.execute("SELECT to_regclass('procrastinate_jobs')")).fetchone()
+            if row is None or row[0] is None:
+                sql = procrastinate.schema.SchemaManager.get_schema()
+                await conn.execute(sql)
+                log.info("job queue: procrastinate schema created")
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+
+async def defer_composite(app: procrastinate.App, recording_id: str, profile: Profile) -> int:
+    """Queue the composite of one recording in one profile; returns the job id."""
+    check_id(recording_id, "recording id")
+    task = app.tasks[COMPOSITE_TASK]
+    return int(await task.defer_async(recording_id=recording_id, profile=profile.value))
+
+
+async def backlog(app: procrastinate.App) -> dict[str, int]:
+    """Jobs to do or being done, per queue (every known queue, 0 when empty)."""
+    counts = dict.fromkeys(PRIORITIES, 0)
+    for row in await app.job_manager.list_queues_async():
+        counts[str(row["name"])] = int(row["todo"]) + int(row["doing"])
+    return counts
+
+
+async def retry_stalled(app: procrastinate.App, stalled_seconds: float) -> int:
+    """Put the jobs of workers silent for `stalled_seconds` back in their queue; how many."""
+    stalled: Iterable[procrastinate.jobs.Job] = await app.job_manager.get_stalled_jobs(
+        seconds_since_heartbeat=stalled_seconds
+    )
+    n = 0
+    for job in stalled:
+        log.warning("job %s (%s) stalled: its worker stopped; queued again", job.id, job.task_name)
+        await app.job_manager.retry_job(job)
+        n += 1
+    return n
+
+
+async def run_worker(
+    app: procrastinate.App, context: WorkerContext, settings: JobSettings, stop: asyncio.Event
+) -> None:
+    """Take jobs from every queue (highest priority first) until `stop`; retry stalled jobs meanwhile."""
+
+    async def watch_stalled() -> None:
+        interval = max(settings.heartbeat_seconds, settings.stalled_seconds / 4)
+        while True:
+            try:
+                await retry_stalled(app, settings.stalled_seconds)
+            except psycopg.Error as exc:
+                log.warning("job queue: stalled jobs not checked: %s", str(exc).splitlines()[0])
+            await asyncio.sleep(interval)
+
+    worker = asyncio.create_task(
+        app.run_worker_async(
+            queues=list(PRIORITIES),
+            concurrency=settings.concurrency,
+            name=f"callvault-{os.getpid()}",
+            install_signal_handlers=False,
+            update_heartbeat_interval=settings.heartbeat_seconds,
+            stalled_worker_timeout=settings.stalled_seconds,
+            additional_context={"callvault": context},
+            wait=True,
+        )
+    )
+    watcher = asyncio.create_task(watch_stalled())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        worker.cancel()  # procrastinate: a cancelled worker ends after its running jobs (graceful)
+        stopping.cancel()
+        for t in (watcher, worker, stopping):
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+    if worker.done() and not worker.cancelled() and worker.exception() is not None:
+        raise worker.exception()  # type: ignore[misc]
+
+
+def _context(job_context: procrastinate.JobContext) -> WorkerContext:
+    extra: dict[str, Any] = job_context.additional_context or {}
+    ctx = extra.get("callvault")
+    if not isinstance(ctx, WorkerContext):
+        raise RuntimeError("a callvault job runs only in a callvault worker")
+    return ctx
+
+
+def build_one(ctx: WorkerContext, recording_id: str, profile: Profile, attempt: str) -> Path:
+    """(worker thread) Build the composite of the recording in `profile` into its folder; its path."""
+    folder = child(ctx.data_dir / "recordings", check_id(recording_id, "recording id"))
+    options = next((o for o in ctx.composite.jobs(folder) if o.profile == profile), None)
+    if options is None or options.out is None:
+        raise CompositeError(f"profile {profile.value} is not one of composite.profiles")
+    work = ctx.data_dir / "composites" / "work" / f"{recording_id}.{attempt}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        result = build_composite(folder, options.model_copy(update={"out": work / options.out.name}))
+        os.replace(result.path, options.out)  # atomic: a reader sees the old file or the whole new one
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log.info("recording %s: %s built (%.1f s of call)", recording_id, options.out.name, result.duration)
+    return options.out
+
+
+async def composite(job_context: procrastinate.JobContext, recording_id: str, profile: str) -> str:
+    ctx = _context(job_context)
+    job = job_context.job
+    attempt = f"{job.id}.{job.attempts}.{os.getpid()}"
+    path = await asyncio.to_thread(build_one, ctx, recording_id, Profile(profile), attempt)
+    return path.name
+
+
+class Backlog:
+    """The queue's backlog per queue, read every `interval` s (metrics are read synchronously)."""
+
+    def __init__(self, app: procrastinate.App, interval: float = 5.0) -> None:
+        self.app = app
+        self.interval = interval
+        self.counts = dict.fromkeys(PRIORITIES, 0)
+
+    def values(self) -> dict[str, int]:
+        return {f"{queue}_pending": n for queue, n in self.counts.items()}
+
+    async def follow(self) -> None:
+        while True:
+            try:
+                self.counts = await backlog(self.app)
+            except psycopg.Error as exc:
+                log.warning("job queue: backlog not read: %s", str(exc).splitlines()[0])
+            await asyncio.sleep(self.interval)
