@@ -13,6 +13,7 @@ from console_kit import Service, signed_in
 
 from postprocess.transcribe.models import MASK, RedactionInterval, Segment, Transcript
 from postprocess.transcribe.recording import write_transcript
+from recorder.api.models import TranscriptHit
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -57,4 +58,33 @@ async def test_transcript_beside_the_players_with_clickable_times(service: Servi
     await page.wait_for_function(f"Math.abs(({POSITION}) - 2) < 0.3")  # the search hit's moment
     await page.locator("#transcript li button").nth(1).click()
     await page.wait_for_function(f"Math.abs(({POSITION}) - 2.5) < 0.3")
+    await page.context.close()
+
+
+async def test_search_by_words_spoken_links_to_the_moment(service: Service, browser: Any) -> None:
+    """The search form's "Words spoken" field is the API's q=: each matching transcript segment is listed
+    under its recording's row, with a link that opens the recording at that second."""
+    from axe_playwright_python.async_playwright import Axe
+
+    rid = service.call_id
+    hits = [TranscriptHit(speaker=seg.speaker, start=seg.start, end=seg.end, text=seg.text)
+            for seg in _transcript(rid).segments]  # fmt: skip
+    catalog = service.api.ctx.catalog
+    await service.api.ctx.db.run(lambda: catalog.index_transcript(rid, hits))
+    errors: list[str] = []
+    page = await signed_in(browser, service, "supervisor", errors)
+    await page.fill("#f-q", "acme support")
+    await page.click("#search button[type=submit]")
+    link = page.locator("#results .hits a")
+    await link.first.wait_for()
+    assert await link.count() == 1  # one segment said it: the other recordings have no transcript
+    assert await link.first.get_attribute("href") == f"/console/recordings/{rid}#t=0"
+    assert "Acme support." in await page.inner_text("#results .hits")
+    assert "q=acme+support" in page.url  # the search can be bookmarked
+    results = await Axe().run(page)
+    assert results.violations_count == 0, results.generate_report()
+    await link.first.click()
+    await page.wait_for_selector("#transcript li button")
+    await page.wait_for_function(f"Math.abs(({POSITION}) - 0) < 0.3")
+    assert errors == []
     await page.context.close()

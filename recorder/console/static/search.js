@@ -11,7 +11,7 @@ let pending = 0;
 function query() {
   const data = new FormData(form);
   const q = new URLSearchParams();
-  for (const name of ['room', 'participant', 'call_id', 'status', 'min_duration', 'max_duration', 'sort', 'order', 'limit']) {
+  for (const name of ['q', 'room', 'participant', 'call_id', 'status', 'min_duration', 'max_duration', 'sort', 'order', 'limit']) {
     const v = String(data.get(name) || '').trim();
     if (v) q.set(name, v);
   }
@@ -53,14 +53,29 @@ function row(r) {
   const people = r.participants.map(p => p.display_name || p.id).join(', ');
   const tags = Object.entries(r.metadata).map(([k, v]) => `${k}: ${v}`).join(', ');
   const live = r.status === 'recording' || r.status === 'paused';
-  return el('tr', {class: live ? 'live' : ''},
-    el('td', {}, el('a', {href: `/console/recordings/${encodeURIComponent(r.recording_id)}`, text: utc(r.started_at)})),
+  const page = `/console/recordings/${encodeURIComponent(r.recording_id)}`;
+  const main = el('tr', {class: live ? 'live' : ''},
+    el('td', {}, el('a', {href: page, text: utc(r.started_at)})),
     el('td', {text: r.room_id ?? '—'}),
     el('td', {text: people || '—'}),
     el('td', {text: seconds(r.duration)}),
     el('td', {}, statusBadge(r.status)),
     el('td', {text: tags || '—'}),
     el('td', {text: bytes(r.bytes)}));
+  if (!r.transcript_hits.length) return [main];
+  // Words found in the transcript: each a link to that moment of the recording (the page's #t= seeks
+  // every player there).
+  const names = Object.fromEntries(r.participants.map(p => [p.id, p.display_name || p.id]));
+  const hits = el('ul', {class: 'hits', 'aria-label': 'Where the words were said'},
+    ...r.transcript_hits.map(h => el('li', {},
+      el('a', {href: `${page}#t=${Math.floor(h.start)}`, text: clock(h.start)}),
+      ` ${names[h.speaker] ?? h.speaker}: ${h.text.trim()}`)));
+  return [main, el('tr', {class: 'hit-row'}, el('td', {colspan: '7'}, hits))];
+}
+
+function clock(s) {
+  const whole = Math.floor(s);
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, '0')}`;
 }
 
 async function search() {
@@ -72,7 +87,7 @@ async function search() {
   try {
     const page = await api('GET', '/v1/recordings?' + q.toString());
     if (mine !== pending) return;  // a newer search answered or will answer
-    body.replaceChildren(...page.items.map(row));
+    body.replaceChildren(...page.items.flatMap(row));
     markSorted();
     const last = page.offset + page.items.length;
     say(page.total === 1 ? '1 recording' : page.total ? `${page.total} recordings` : 'No recording matches.');
