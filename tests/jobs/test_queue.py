@@ -11,26 +11,22 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import av
 import psycopg
 import pytest
 from postgres_kit import PostgresServer
-from service_kit import free_tcp_port
 
 from postprocess.options import Profile
 from recorder.jobs.queue import COMPOSITE_TASK, PRIORITIES, defer_composite, ensure_schema, make_app
 
 sys.path.insert(1, str(Path(__file__).parent.parent / "postprocess"))  # composite_kit
+sys.path.insert(1, str(Path(__file__).parent))  # jobs_kit
 from composite_kit import SyntheticParticipant, write_synthetic_call
+from jobs_kit import node, stop_all, wait_for
 
-T = TypeVar("T")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 RID = "rec-queue-1"
 CALL_SECONDS = 30.0
@@ -38,36 +34,6 @@ PARTS = [
     SyntheticParticipant("agent", 1000, start=0.0, phase=0.0, audio_drift_ppm=0, sender_skew=0.0),
     SyntheticParticipant("customer", 2500, start=0.0, phase=0.5, audio_drift_ppm=0, sender_skew=0.0),
 ]
-
-
-def node(tmp_path: Path, name: str, url: str, roles: list[str], data_dir: Path) -> subprocess.Popen[bytes]:
-    """`callvault serve` with these roles on the PostgreSQL catalog; its output in tmp_path/name.log."""
-    config = tmp_path / f"{name}.toml"
-    config.write_text(
-        f'data_dir = "{data_dir}"\nhttp_host = "127.0.0.1"\nhttp_port = {free_tcp_port()}\n'
-        f"roles = {roles!r}\n".replace("'", '"')
-        + "[janus]\nenabled = false\n"
-        + f'[api]\ncatalog_url = "{url}"\n'
-        + "[jobs]\nheartbeat_seconds = 0.5\nstalled_seconds = 3\n"
-        + '[composite]\nenabled = true\nprofiles = ["hd"]\nfps = 15\nlayout = "side-by-side"\n'
-    )
-    log = (tmp_path / f"{name}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "recorder.cli", "serve", "--config", str(config)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "CALLVAULT_COMPOSITE__ENABLED": "true"},
-    )
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(what)
 
 
 def job_row(url: str, job_id: int) -> tuple[str, int] | None:
@@ -93,7 +59,8 @@ def test_a_worker_killed_mid_composite_another_builds_it(
     folder = data_dir / "recordings" / RID
     write_synthetic_call(folder, PARTS, windows=[(0.0, CALL_SECONDS)], call_seconds=CALL_SECONDS)
     job_id = asyncio.run(_defer(url))  # queued before any worker: whichever starts first takes it
-    workers = {name: node(tmp_path, name, url, ["worker"], data_dir) for name in ("w1", "w2")}
+    off = "[janus]\nenabled = false\n"
+    workers = {name: node(tmp_path, name, url, ["worker"], data_dir, off)[0] for name in ("w1", "w2")}
     try:
         work = data_dir / "composites" / "work"
 
@@ -124,14 +91,7 @@ def test_a_worker_killed_mid_composite_another_builds_it(
             assert c.streams.video[0].codec_context.width == 1280
             assert c.duration is not None and abs(c.duration / 1e6 - CALL_SECONDS) < 1.0
     finally:
-        for p in workers.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in workers.values():
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(list(workers.values()))
         for name in workers:  # shown when the test fails
             print(f"== {name}", (tmp_path / f"{name}.log").read_text()[-3000:])
 
