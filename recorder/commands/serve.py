@@ -98,7 +98,7 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
     bridge: JanusBridge | None = None
     intake: EventIntake | None = None
     roles = set(settings.roles)
-    jobs = await JobNode.open(settings)  # None: the embedded SQLite catalog, composites in-process
+    jobs = await JobNode.open(settings)  # None: SQLite or all roles in one node: composites in-process
     if settings.janus.enabled and Role.RECORDER in roles:
         client = JanusClient(settings.janus.ws_url, api_secret=settings.janus.api_secret_value())
         bridge = JanusBridge(

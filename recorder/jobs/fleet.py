@@ -4,8 +4,9 @@
 - api: the backlog per queue is a metric (callvault_jobs_pending{queue=...}) for the chart's autoscaler;
 - worker: takes jobs from every queue, highest priority first (recorder/jobs/queue.py).
 
-On the embedded SQLite catalog there is no queue: `JobNode.open` returns None and the service builds
-composites in-process as before.
+On the embedded SQLite catalog, and on a node with all three roles (the default), there is no queue:
+`JobNode.open` returns None and the service builds composites in-process as before, handing them to its
+archive (manifest revision, upload, composite.finished), which a queue worker does not do yet.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 import procrastinate
 
 from recorder.jobs.queue import Backlog, WorkerContext, ensure_schema, make_app, run_worker
-from recorder.jobs.settings import Role
+from recorder.jobs.settings import ALL_ROLES, Role
 from recorder.jobs.sink import CompositeQueue
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class JobNode:
         location = settings.api.catalog_location(settings.data_dir)
         if location.dialect != "postgresql" or location.conninfo is None:
             return None
+        if set(settings.roles) >= set(ALL_ROLES):  # one node does it all: composites in-process, through
+            return None  # its archive (manifest revision, upload, composite.finished), as on SQLite
         await ensure_schema(location.conninfo)
         app = make_app(location.conninfo)
         await app.open_async()

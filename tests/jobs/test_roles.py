@@ -9,12 +9,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from archive_kit import new_info
 from postgres_kit import PostgresServer
 from serve_process import request
 from service_kit import free_tcp_port
 
 from postprocess.options import Profile
+from postprocess.settings import CompositeSettings
 from recorder.jobs.queue import defer_composite, ensure_schema, make_app
+from recorder.jobs.sink import CompositeQueue
+from recorder.models import Codec, MediaKind, TrackSummary
 
 sys.path.insert(1, str(Path(__file__).parent))  # jobs_kit
 from jobs_kit import node, stop_all, wait_for
@@ -85,3 +89,40 @@ def test_each_role_does_only_its_part(tmp_path: Path, postgres_server: PostgresS
         for name in ("api", "recorder", "worker"):  # shown when the test fails
             log = tmp_path / f"{name}.log"
             print(f"== {name}", log.read_text()[-3000:] if log.exists() else "")
+
+
+def test_a_finished_recording_queues_one_composite_per_profile(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.create_database()
+    settings = CompositeSettings(enabled=True, profiles=[Profile.SD, Profile.HD])
+    info = new_info(tmp_path / "rec-sink-1", "rec-sink-1")
+    audio = TrackSummary(
+        name="audio-1",
+        kind=MediaKind.AUDIO,
+        codec=Codec.OPUS,
+        clock_rate=48000,
+        payload_type=111,
+        container="webm",
+        file="audio-1.webm",
+    )
+    silent = audio.model_copy(update={"file": None})
+
+    async def run() -> None:
+        await ensure_schema(url)
+        app = make_app(url)
+        async with app.open_async():
+            sink = CompositeQueue(app, settings)
+            await sink.recording_finished(info, [silent])  # no media: nothing to compose
+            await sink.recording_finished(info, [audio])
+            assert sink.stats() == {"queued": 2}
+
+    asyncio.run(run())
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT queue_name, priority, args FROM procrastinate_jobs ORDER BY id"
+        ).fetchall()
+    assert [(q, p, a) for q, p, a in rows] == [
+        ("composites", 30, {"recording_id": "rec-sink-1", "profile": "sd"}),
+        ("composites", 30, {"recording_id": "rec-sink-1", "profile": "hd"}),
+    ]
