@@ -31,8 +31,8 @@ from postprocess.options import CompositeError
 from postprocess.settings import CompositeSettings
 from postprocess.workers import CompositeWorkers
 from recorder.durable_json import read_models, remove_model, write_model
-from recorder.models import PauseInterval, SegmentInfo, TrackSummary
-from recorder.recording import RecordingInfo
+from recorder.models import TrackSummary
+from recorder.recording import FinishedRecordingSink, RecordingInfo
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class CompositeJob(BaseModel):
     queued_at: float
 
 
-class Compositor:
+class Compositor(FinishedRecordingSink):
     """See the module documentation."""
 
     def __init__(
@@ -100,22 +100,7 @@ class Compositor:
         while self._jobs:
             await asyncio.gather(*self._jobs.values(), return_exceptions=True)
 
-    # -- RecordingSink ----------------------------------------------------------------------------------
-
-    def recording_started(self, info: RecordingInfo) -> None:
-        pass
-
-    def segment_closed(self, folder: Path, track: str, segment: SegmentInfo) -> None:
-        pass
-
-    def track_finished(self, folder: Path, summary: TrackSummary) -> None:
-        pass
-
-    def recording_paused(self, info: RecordingInfo, participant: str | None, pause: PauseInterval) -> None:
-        pass
-
-    def recording_resumed(self, info: RecordingInfo, participant: str | None, pause: PauseInterval) -> None:
-        pass
+    # -- RecordingSink (FinishedRecordingSink ignores the rest) -----------------------------------------
 
     async def recording_finished(self, info: RecordingInfo, tracks: list[TrackSummary]) -> None:
         rid = info.recording_id

@@ -66,3 +66,24 @@ class RecordingSink(Protocol):
         ...
 
     async def recording_finished(self, info: RecordingInfo, tracks: list[TrackSummary]) -> None: ...
+
+
+class FinishedRecordingSink:
+    """A `RecordingSink` that acts only when a recording has finished (post-call work: composites,
+    transcripts, queued jobs): every other notification is ignored. Subclasses define
+    `recording_finished`."""
+
+    def recording_started(self, info: RecordingInfo) -> None:
+        pass
+
+    def segment_closed(self, folder: Path, track: str, segment: SegmentInfo) -> None:
+        pass
+
+    def track_finished(self, folder: Path, summary: TrackSummary) -> None:
+        pass
+
+    def recording_paused(self, info: RecordingInfo, participant: str | None, pause: PauseInterval) -> None:
+        pass
+
+    def recording_resumed(self, info: RecordingInfo, participant: str | None, pause: PauseInterval) -> None:
+        pass

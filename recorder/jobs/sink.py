@@ -7,19 +7,18 @@ composite profile of a recording that wants composites (its room's `outputs`, el
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import procrastinate
 
 from postprocess.settings import CompositeSettings
 from recorder.jobs.queue import defer_composite
-from recorder.models import PauseInterval, SegmentInfo, TrackSummary
-from recorder.recording import RecordingInfo
+from recorder.models import TrackSummary
+from recorder.recording import FinishedRecordingSink, RecordingInfo
 
 log = logging.getLogger(__name__)
 
 
-class CompositeQueue:
+class CompositeQueue(FinishedRecordingSink):
     def __init__(self, app: procrastinate.App, settings: CompositeSettings) -> None:
         self.app = app
         self.settings = settings
@@ -27,21 +26,6 @@ class CompositeQueue:
 
     def stats(self) -> dict[str, int]:
         return {"queued": self.queued}
-
-    def recording_started(self, info: RecordingInfo) -> None:
-        pass
-
-    def segment_closed(self, folder: Path, track: str, segment: SegmentInfo) -> None:
-        pass
-
-    def track_finished(self, folder: Path, summary: TrackSummary) -> None:
-        pass
-
-    def recording_paused(self, info: RecordingInfo, participant: str | None, pause: PauseInterval) -> None:
-        pass
-
-    def recording_resumed(self, info: RecordingInfo, participant: str | None, pause: PauseInterval) -> None:
-        pass
 
     async def recording_finished(self, info: RecordingInfo, tracks: list[TrackSummary]) -> None:
         rid = info.recording_id

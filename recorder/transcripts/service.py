@@ -37,8 +37,8 @@ from postprocess.options import CompositeOptions
 from postprocess.settings import CompositeSettings
 from recorder.durable_json import read_models, remove_model, write_model
 from recorder.manifest import MANIFEST_NAME, Manifest
-from recorder.models import PauseInterval, SegmentInfo, TrackSummary
-from recorder.recording import RecordingInfo
+from recorder.models import TrackSummary
+from recorder.recording import FinishedRecordingSink, RecordingInfo
 from recorder.transcripts.revision import add_to_manifest
 from recorder.transcripts.settings import TranscriptSettings
 from recorder.transcripts.work import Interval, TranscriptWorkers, WorkError, WorkRequest, WorkResult
@@ -68,7 +68,7 @@ class TranscriptJob(BaseModel):
     error: str | None = None
 
 
-class Transcriber:
+class Transcriber(FinishedRecordingSink):
     """See the module documentation."""
 
     def __init__(
@@ -153,22 +153,7 @@ class Transcriber:
         while self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
-    # -- RecordingSink ----------------------------------------------------------------------------------
-
-    def recording_started(self, info: RecordingInfo) -> None:
-        pass
-
-    def segment_closed(self, folder: Path, track: str, segment: SegmentInfo) -> None:
-        pass
-
-    def track_finished(self, folder: Path, summary: TrackSummary) -> None:
-        pass
-
-    def recording_paused(self, info: RecordingInfo, participant: str | None, pause: PauseInterval) -> None:
-        pass
-
-    def recording_resumed(self, info: RecordingInfo, participant: str | None, pause: PauseInterval) -> None:
-        pass
+    # -- RecordingSink (FinishedRecordingSink ignores the rest) -----------------------------------------
 
     async def recording_finished(self, info: RecordingInfo, tracks: list[TrackSummary]) -> None:
         redact = self.settings.wants_redaction(info.metadata)
