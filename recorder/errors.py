@@ -23,3 +23,7 @@ class MuxError(CallVaultError):
 
 class RecordingRefusedError(CallVaultError):
     """A new recording was refused (for example the upload spool is near its disk limit)."""
+
+
+class MissingExtraError(CallVaultError):
+    """The settings need an optional extra that is not installed; the message names the pip command."""

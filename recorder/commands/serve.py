@@ -30,6 +30,7 @@ from recorder.archive.archive import Archive
 from recorder.config_errors import describe
 from recorder.crypto.age import CryptoError
 from recorder.db.errors import CATALOG_ERRORS
+from recorder.errors import MissingExtraError
 from recorder.jobs.fleet import JobNode
 from recorder.jobs.settings import Role
 from recorder.mux.recovery import recover_folder
@@ -71,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"callvault: error: {exc}", file=sys.stderr)
         return 1
+    except MissingExtraError as exc:
+        print(f"callvault: error: {exc}", file=sys.stderr)
+        return 2
     except CATALOG_ERRORS as exc:  # unreachable, refused, or written by a newer CallVault: one line
         print(f"callvault: error: catalog: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
         return 1

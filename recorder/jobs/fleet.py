@@ -16,19 +16,20 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import procrastinate
-
-from recorder.jobs.queue import Backlog, WorkerContext, ensure_schema, make_app, run_worker
+from recorder.errors import MissingExtraError
 from recorder.jobs.settings import ALL_ROLES, Role
-from recorder.jobs.sink import CompositeQueue
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # procrastinate is the `postgres` extra: imported only by a node that uses the queue
+    import procrastinate
+
     from recorder.service.manager import RecordingManager
     from recorder.service.settings import ServiceSettings
 
 
 class JobNode:
     def __init__(self, app: procrastinate.App, settings: ServiceSettings) -> None:
+        from recorder.jobs.queue import Backlog  # noqa: PLC0415  (the postgres extra)
+
         self.app = app
         self.settings = settings
         self.roles = set(settings.roles)
@@ -43,6 +44,13 @@ class JobNode:
             return None
         if set(settings.roles) >= set(ALL_ROLES):  # one node does it all: composites in-process, through
             return None  # its archive (manifest revision, upload, composite.finished), as on SQLite
+        try:
+            from recorder.jobs.queue import ensure_schema, make_app  # noqa: PLC0415  (the postgres extra)
+        except ImportError as exc:
+            raise MissingExtraError(
+                f"roles {sorted(settings.roles)} on PostgreSQL need the job queue: "
+                f"pip install 'callvault[postgres]' ({exc})"
+            ) from exc
         await ensure_schema(location.conninfo)
         app = make_app(location.conninfo)
         await app.open_async()
@@ -50,6 +58,8 @@ class JobNode:
 
     def attach(self, manager: RecordingManager, counters: dict[str, Callable[[], dict[str, int]]]) -> None:
         if Role.RECORDER in self.roles:
+            from recorder.jobs.sink import CompositeQueue  # noqa: PLC0415  (the postgres extra)
+
             sink = CompositeQueue(self.app, self.settings.composite)
             manager.sinks.append(sink)
             counters["composite_queue"] = sink.stats
@@ -60,6 +70,8 @@ class JobNode:
         if Role.API in self.roles:
             self._tasks.append(asyncio.create_task(self.backlog.follow(), name="job backlog"))
         if Role.WORKER in self.roles:
+            from recorder.jobs.queue import WorkerContext, run_worker  # noqa: PLC0415  (the postgres extra)
+
             context = WorkerContext(data_dir=self.settings.data_dir, composite=self.settings.composite)
             work = run_worker(self.app, context, self.settings.jobs, self._stop)
             self._tasks.append(asyncio.create_task(work, name="job worker"))
