@@ -2,45 +2,26 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
+from service_kit import free_port_base
 
 from recorder.api.app import ControlApi
+from recorder.api.auth import Role
 from recorder.api.site import HttpSite
 from recorder.models import Codec
-from recorder.recording import ParticipantInfo
+from recorder.recording import ParticipantInfo, RecordingSink
+from recorder.service.app import build_app
 from recorder.service.manager import RecordingManager, StreamRequest
 from recorder.service.settings import JanusSettings, ServiceSettings
 
 ADMIN_KEY = "bootstrap-admin-key-for-tests-0123456789abcdef"
-
-
-def free_port_base(span: int = 40) -> int:
-    """An even port with `span` ports after it that were free a moment ago."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1] & ~1
-        if base + span > 65535 or base < 20000:
-            continue
-        try:
-            socks = []
-            for port in range(base, base + span):
-                t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(t)
-                t.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for t in socks:
-                t.close()
-        return base
-    raise RuntimeError("no free UDP port range")
 
 
 class FakeSfu:
@@ -127,6 +108,42 @@ def service_settings(
         recorder={"segment_seconds": 1.0, "mux_threads": 1},
         api={"admin_key": ADMIN_KEY, **api},
     )
+
+
+@asynccontextmanager
+async def served_api(
+    settings: ServiceSettings,
+    sinks: Sequence[RecordingSink] = (),
+    sfu: bool = True,
+    roles: Iterable[Role] = tuple(r for r in Role if r is not Role.ADMIN),
+) -> AsyncIterator[Api]:
+    """The service's aiohttp app with the control API mounted, served on 127.0.0.1 by the site `callvault
+    serve` uses, over a real RecordingManager (its sinks after the API's own) and a FakeSfu; one key per
+    role in `roles` created through the API itself. The caller starts and stops the sinks (an archive)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    manager = RecordingManager(settings, list(sinks))
+    fake = FakeSfu(manager, settings.janus) if sfu else None
+    app = build_app(manager, [], {})
+    control = await ControlApi.open(settings, manager, control=fake)
+    manager.sinks.insert(0, control.sink)
+    control.mount(app)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = HttpSite(runner, "127.0.0.1", 0, settings.api)
+    await site.start()
+    made = Api(f"http://127.0.0.1:{site.port}", aiohttp.ClientSession(), control, manager, fake, site)
+    made.keys["admin"] = ADMIN_KEY
+    try:
+        for role in roles:
+            status, body = await made.call("POST", "/v1/keys", json={"name": f"{role.value}-1", "role": role})
+            assert status == 201, body
+            made.keys[role.value] = body["key"]
+        yield made
+    finally:
+        await made.http.close()
+        await manager.shutdown()
+        await runner.cleanup()
+        await control.close()
 
 
 ApiFactory = Callable[..., Any]

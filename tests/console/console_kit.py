@@ -16,18 +16,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from api_kit import ADMIN_KEY, FakeSfu, service_settings
+from api_kit import FakeSfu, served_api, service_settings
 from chromium import ARGS, executable, unavailable_reason
 from media import encode_reference, rtp_sender
 
 from recorder.api.app import ControlApi
 from recorder.api.auth import Role
 from recorder.api.models import RecordingStatus
-from recorder.api.site import HttpSite
 from recorder.archive import Archive, ArchiveSettings
 from recorder.recording import ParticipantInfo, RecordingInfo
-from recorder.service.app import build_app
 from recorder.service.manager import RecordingManager
 
 CALL_ROOM = "support-1"
@@ -112,32 +109,12 @@ async def served(tmp: Path, **api: Any) -> AsyncIterator[Service]:
         settings.data_dir,
     )
     await archive.start()
-    manager = RecordingManager(settings, [archive])
-    sfu = FakeSfu(manager, settings.janus)
-    app = build_app(manager, [], {})
-    control = await ControlApi.open(settings, manager, control=sfu)
-    manager.sinks.insert(0, control.sink)
-    control.mount(app)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = HttpSite(runner, "127.0.0.1", 0, settings.api)
-    await site.start()
-    http = aiohttp.ClientSession()
-    service = Service(f"http://127.0.0.1:{site.port}", http, control, manager, sfu, archive)
-    service.keys["admin"] = ADMIN_KEY
     try:
-        for role in (Role.OPERATOR, Role.SUPERVISOR, Role.AUDITOR):
-            status, body = await service.call(
-                "POST", "/v1/keys", json={"name": f"{role.value}-1", "role": role.value}
-            )
-            assert status == 201, body
-            service.keys[role.value] = body["key"]
-        yield service
+        roles = (Role.OPERATOR, Role.SUPERVISOR, Role.AUDITOR)
+        async with served_api(settings, [archive], roles=roles) as made:
+            assert made.sfu is not None
+            yield Service(made.base, made.http, made.api, made.manager, made.sfu, archive, keys=made.keys)
     finally:
-        await http.close()
-        await manager.shutdown()
-        await runner.cleanup()
-        await control.close()
         await archive.stop()
 
 

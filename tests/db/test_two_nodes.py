@@ -11,19 +11,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import aiohttp
 import pytest
-from aiohttp import web
 
 sys.path.append(str(Path(__file__).parents[1] / "api"))  # api_kit (appended: "conftest" stays ours)
 
-from api_kit import ADMIN_KEY, Api, FakeSfu, service_settings
+from api_kit import Api, served_api, service_settings
 
-from recorder.api.app import ControlApi
 from recorder.api.auth import SHARED_REFRESH_SECONDS
-from recorder.api.site import HttpSite
-from recorder.service.app import build_app
-from recorder.service.manager import RecordingManager
 
 pytestmark = pytest.mark.parametrize("catalog_backend", ["postgresql"], indirect=True)
 
@@ -32,29 +26,9 @@ WAIT = 60.0  # generous: a refresh is due every SHARED_REFRESH_SECONDS
 
 @pytest.fixture
 async def nodes(tmp_path: Path, catalog_url: str) -> AsyncIterator[tuple[Api, Api]]:
-    opened: list[tuple[Api, web.AppRunner]] = []
-    for name in ("node-a", "node-b"):
-        settings = service_settings(tmp_path / name, catalog_url=catalog_url)
-        settings.data_dir.mkdir(parents=True)
-        manager = RecordingManager(settings)
-        sfu = FakeSfu(manager, settings.janus)
-        app = build_app(manager, [], {})
-        control = await ControlApi.open(settings, manager, control=sfu)
-        manager.sinks.insert(0, control.sink)
-        control.mount(app)
-        runner = web.AppRunner(app, handle_signals=False)
-        await runner.setup()
-        site = HttpSite(runner, "127.0.0.1", 0, settings.api)
-        await site.start()
-        made = Api(f"http://127.0.0.1:{site.port}", aiohttp.ClientSession(), control, manager, sfu, site)
-        made.keys["admin"] = ADMIN_KEY
-        opened.append((made, runner))
-    yield opened[0][0], opened[1][0]
-    for made, runner in opened:
-        await made.http.close()
-        await made.manager.shutdown()
-        await runner.cleanup()
-        await made.api.close()
+    settings = [service_settings(tmp_path / name, catalog_url=catalog_url) for name in ("node-a", "node-b")]
+    async with served_api(settings[0], roles=()) as a, served_api(settings[1], roles=()) as b:
+        yield a, b
 
 
 async def _until(check: Callable[[], Awaitable[bool]], what: str) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,29 @@ def client() -> aiohttp.ClientSession:
 def free_tcp_port() -> int:
     """A port for a server the test starts later (janus_fixture.free_port: outside the ephemeral range)."""
     return free_port()
+
+
+def free_port_base(span: int = 40) -> int:
+    """An even UDP port with `span` ports after it that were free a moment ago."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1] & ~1
+        if base + span > 65535 or base < 20000:
+            continue
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + span):
+                t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(t)
+                t.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for t in socks:
+                t.close()
+        return base
+    raise RuntimeError("no free UDP port range")
 
 
 async def get_json(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:

@@ -17,25 +17,19 @@ import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from age_kit import age_decrypt, keygen
-from aiohttp import web
 from media import encode_reference, rtp_sender
 
 sys.path.append(str(Path(__file__).parents[1] / "api"))  # api_kit
 
-from api_kit import ADMIN_KEY, Api, FakeSfu, service_settings
+from api_kit import Api, served_api, service_settings
 
-from recorder.api.app import ControlApi
 from recorder.api.auth import Role
-from recorder.api.site import HttpSite
 from recorder.archive import Archive, ArchiveSettings
 from recorder.lifecycle.bundle_verify import verify_bundle
 from recorder.lifecycle.settings import LifecycleSettings
 from recorder.manifest.signing import public_key_pem
-from recorder.service.app import build_app
-from recorder.service.manager import RecordingManager
 
 pytestmark = pytest.mark.skipif(shutil.which("age") is None, reason="the age tool is installed by make")
 
@@ -62,35 +56,18 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[Api, Archive, str]]:
         settings.data_dir,
     )
     await archive.start()
-    manager = RecordingManager(settings, [archive])
-    sfu = FakeSfu(manager, settings.janus)
-    app = build_app(manager, [], {})
-    control = await ControlApi.open(settings, manager, control=sfu)
-    manager.sinks.insert(0, control.sink)
-    control.mount(app)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = HttpSite(runner, "127.0.0.1", 0, settings.api)
-    await site.start()
-    api = Api(f"http://127.0.0.1:{site.port}", aiohttp.ClientSession(), control, manager, sfu, site)
-    api.keys["admin"] = ADMIN_KEY
     try:
-        for role in (Role.SUPERVISOR, Role.AUDITOR, Role.OPERATOR):
-            status, body = await api.call("POST", "/v1/keys", json={"name": f"{role.value}-1", "role": role})
-            assert status == 201, body
-            api.keys[role.value] = body["key"]
-        await sfu.publish("room-d", "2001", "Customer")
-        (rid,) = [r.info.recording_id for r in manager.rooms.values()]
-        sender = rtp_sender(reference, sfu.port_of("room-d", "2001"))
-        await asyncio.to_thread(sender.wait, 30)
-        status, _ = await api.call("POST", "/v1/rooms/room-d/stop", role="operator")
-        assert status == 200
-        yield api, archive, rid
+        roles = (Role.SUPERVISOR, Role.AUDITOR, Role.OPERATOR)
+        async with served_api(settings, [archive], roles=roles) as api:
+            assert api.sfu is not None
+            await api.sfu.publish("room-d", "2001", "Customer")
+            (rid,) = [r.info.recording_id for r in api.manager.rooms.values()]
+            sender = rtp_sender(reference, api.sfu.port_of("room-d", "2001"))
+            await asyncio.to_thread(sender.wait, 30)
+            status, _ = await api.call("POST", "/v1/rooms/room-d/stop", role="operator")
+            assert status == 200
+            yield api, archive, rid
     finally:
-        await api.http.close()
-        await manager.shutdown()
-        await runner.cleanup()
-        await control.close()
         await archive.stop()
 
 

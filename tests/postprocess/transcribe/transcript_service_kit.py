@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any
 import aiohttp
 from archive_kit import Receiver
 from janus_fixture import free_port
-from service_kit import free_tcp_port, wait_ready
+from service_kit import free_port_base, free_tcp_port, wait_ready
 
 from recorder.commands.serve import serve
 from recorder.service.settings import ServiceSettings
@@ -24,29 +23,6 @@ from recorder.webhooks import generate_secret
 
 ADMIN_KEY = "transcript-admin-key-for-tests-0123456789abcdef"
 ROOM = "support-1"
-
-
-def free_port_base(span: int = 40) -> int:
-    """An even UDP port with `span` ports after it that were free a moment ago."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1] & ~1
-        if base + span > 65535 or base < 20000:
-            continue
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + span):
-                t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(t)
-                t.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for t in socks:
-                t.close()
-        return base
-    raise RuntimeError("no free UDP port range")
 
 
 def opus_parameters(ssrc: int) -> dict[str, Any]:
