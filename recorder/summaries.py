@@ -8,7 +8,9 @@ A summary is written beside its file (`.<track>.json.tmp`) and renamed over it. 
 - each checkpoint keeps space set aside for the final summary (`.<track>.json.reserve.tmp`: RESERVE_BYTES,
   or twice the checkpoint), so the final one can be written when the disk has filled meanwhile: it goes
   into blocks that file already holds, then is renamed into place;
-- a checkpoint never replaces a final summary (one that arrives late, after the track finished).
+- a checkpoint never replaces a final summary (one that arrives late, after the track finished). The
+  file on disk is read for that only when it is not the checkpoint this process wrote last (its inode,
+  mtime and size are remembered): a live track's checkpoints cost one stat each, not a read and a parse.
 
 A final summary ('complete', 'recovered', 'failed') uses up the reserved file and leaves no temporary
 file; when it cannot be written, OSError is raised and nothing half-written is left. The temporary files
@@ -21,6 +23,7 @@ import json
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -33,8 +36,20 @@ log = logging.getLogger(__name__)
 LIVE_STATE = "recording"
 RESERVE_BYTES = 64 * 1024
 
-_locks: dict[Path, threading.Lock] = {}
-_locks_guard = threading.Lock()
+Stamp = tuple[int, int, int]
+"""A file's (inode, mtime in ns, size): a file replaced by someone else has another."""
+
+
+@dataclass
+class _Track:
+    """A summary file this process writes: one writer at a time, and the stamp of its last checkpoint."""
+
+    lock: threading.Lock
+    checkpoint: Stamp | None = None
+
+
+_tracks: dict[Path, _Track] = {}
+_tracks_guard = threading.Lock()
 
 
 def summary_path(folder: Path, track: str) -> Path:
@@ -59,8 +74,9 @@ def write_summary(folder: Path, summary: TrackSummary) -> bool:
     reserve = reserve_path(folder, summary.name)
     data = summary.model_dump_json(indent=2).encode()
     live = summary.state == LIVE_STATE
-    with _lock(path):
-        if live and _final_on_disk(path):
+    track = _track(path)
+    with track.lock:
+        if live and _final_on_disk(path, track.checkpoint):
             log.warning("track %s: a late live summary is not written over its final one", summary.name)
             return False
         tmp = reserve if not live and reserve.exists() else temporary_path(folder, summary.name)
@@ -77,7 +93,10 @@ def write_summary(folder: Path, summary: TrackSummary) -> bool:
             log.error("cannot write the live summary %s, the previous one stays: %s", path, describe(exc))
             return False
         if live:
+            track.checkpoint = _stamp(path)
             _reserve(reserve, max(RESERVE_BYTES, 2 * len(data)))
+        else:
+            _forget(path, track)  # a finished track's entry goes (a service records tracks for months)
     return True
 
 
@@ -89,12 +108,31 @@ def read_summary(folder: Path, track: str) -> TrackSummary | None:
         return None
 
 
-def _lock(path: Path) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(path, threading.Lock())
+def _track(path: Path) -> _Track:
+    with _tracks_guard:
+        track = _tracks.get(path)
+        if track is None:
+            track = _tracks[path] = _Track(threading.Lock())
+        return track
 
 
-def _final_on_disk(path: Path) -> bool:
+def _forget(path: Path, track: _Track) -> None:
+    with _tracks_guard:
+        if _tracks.get(path) is track:
+            del _tracks[path]
+
+
+def _stamp(path: Path) -> Stamp | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _final_on_disk(path: Path, checkpoint: Stamp | None) -> bool:
+    if checkpoint is not None and _stamp(path) == checkpoint:
+        return False  # still the checkpoint this process wrote last
     try:
         state = json.loads(path.read_bytes()).get("state", LIVE_STATE)
     except (OSError, ValueError, AttributeError):
