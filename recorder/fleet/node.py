@@ -1,0 +1,302 @@
+"""A `callvault serve` node's part in the recorder fleet (docs/fleet.md, "Recorder fleet").
+
+- recorder role: registers its node name in the catalog's `recorders` table (refused if a live recorder
+  holds it), sends a heartbeat every fleet.heartbeat_seconds, claims each recording it starts
+  (`recordings.recorder`), lists each closed segment (`recording_segments`), lifts a peer's failure mark
+  from a recording it recovers after a restart, and marks its row stopped on a clean stop. Its recording
+  ids carry its node name on a PostgreSQL catalog, so they are unique across the fleet.
+- recorder and api roles: look for recorders silent for fleet.dead_after_seconds and mark their
+  recordings in progress failed (recorder/fleet/registry.py: conditional, with the recovered segments, an
+  audit entry, and recording.failed to this node's webhooks when it has an archive); only after this node
+  itself has reached the catalog without a break for that long (after a catalog outage every heartbeat is
+  old: nobody is declared dead until the recorders have had time to send one).
+- api role: the fleet for GET /v1/recorders and /metrics (callvault_recorders_alive, _dead).
+
+The writes go through the catalog's worker thread (recorder/api/db.py), after the catalog sink's own
+writes for the same recording (the sink is first in the manager's list).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from recorder import __version__
+from recorder.api.audit import AuditLog
+from recorder.api.catalog import Catalog, CatalogSink
+from recorder.api.db import Database
+from recorder.fleet import registry
+from recorder.fleet.registry import NodeNameInUseError, RecoveredSegment, Registration
+from recorder.jobs.settings import Role
+from recorder.models import PauseInterval, SegmentInfo, TrackSummary
+from recorder.recording import RecordingInfo
+
+if TYPE_CHECKING:
+    from recorder.api.app import ControlApi
+    from recorder.archive.archive import Archive
+    from recorder.service.manager import RecordingManager
+    from recorder.service.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class FleetNode:
+    def __init__(self, settings: ServiceSettings, db: Database) -> None:
+        self.settings = settings
+        self.fleet = settings.fleet
+        self.db = db
+        self.dialect = db.dialect
+        self.audit = AuditLog(db)
+        self.roles = set(settings.roles)
+        self.name = self.fleet.node()
+        self.me: Registration | None = None
+        self.archive: Archive | None = None
+        """Set by serve once the archive exists: recording.failed goes to its webhooks."""
+        self.alive = 0
+        self.dead = 0
+        self.reaped = 0
+        self._lock: IO[str] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._own: Database | None = None  # the catalog connection of a recorder without the api role
+        self._in_touch_since: float | None = None  # monotonic: the catalog answered without a break since
+
+    # -- start and stop -------------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls, settings: ServiceSettings, manager: RecordingManager, api: ControlApi | None
+    ) -> FleetNode | None:
+        """The node's part in the fleet, registered (recorder role), its sink in the manager's list right
+        after the catalog's. A recorder node without the api role writes its recordings to the catalog
+        itself (a CatalogSink of its own: the API nodes search them). None for a worker-only node."""
+        roles = set(settings.roles)
+        if not roles & {Role.RECORDER, Role.API}:
+            return None
+        own: Database | None = None
+        if api is not None:
+            db = api.ctx.db
+        else:
+            own = db = await asyncio.to_thread(Database, settings.api.catalog_location(settings.data_dir))
+            sink = CatalogSink(Catalog(own, settings.api.retention_days))
+            manager.sinks.insert(0, sink)
+        node = cls(settings, db)
+        node._own = own
+        if Role.RECORDER in roles:
+            manager.sinks.insert(1, node)
+        try:
+            await node.register(manager)
+        except BaseException:
+            await node.close()
+            raise
+        return node
+
+    async def register(self, manager: RecordingManager) -> None:
+        """Take this node's name in the fleet (recorder role). NodeNameInUseError when a live recorder
+        holds it; OSError when another process of this data_dir holds its lock."""
+        if Role.RECORDER not in self.roles:
+            return
+        self._lock, previous = await asyncio.to_thread(self._lock_name)
+        me = Registration(
+            node=self.name,
+            incarnation=secrets.token_hex(8),
+            sfu=self._sfu(),
+            rtp_port_min=self.settings.rtp_port_min,
+            rtp_port_max=self.settings.rtp_port_max,
+            version=__version__,
+        )
+        await self.db.run(
+            lambda: registry.register(
+                self.db.connection, self.dialect, me, self.fleet.dead_after_seconds, previous
+            )
+        )
+        await asyncio.to_thread(self._remember, me.incarnation)
+        self.me = me
+        if self.dialect == "postgresql":  # a fleet: ids unique across it (node names are)
+            manager.node_name = self.name
+        log.info("fleet: recorder %s registered (SFU %s)", self.name, me.sfu)
+
+    def _sfu(self) -> str:
+        if self.fleet.sfu:
+            return self.fleet.sfu
+        return self.settings.janus.ws_url if self.settings.janus.enabled else "ingest"
+
+    def _lock_name(self) -> tuple[IO[str], str | None]:
+        folder = self.settings.data_dir / "fleet"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.name}.lock"
+        handle = path.open("a+", encoding="ascii")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise NodeNameInUseError(
+                f"recorder node name {self.name!r} is in use by another process on {self.settings.data_dir}"
+            ) from None
+        handle.seek(0)
+        previous = handle.read().strip() or None
+        return handle, previous
+
+    def _remember(self, incarnation: str) -> None:
+        assert self._lock is not None
+        self._lock.seek(0)
+        self._lock.truncate()
+        self._lock.write(incarnation)
+        self._lock.flush()
+        os.fsync(self._lock.fileno())
+
+    def start(self) -> None:
+        if self.roles & {Role.RECORDER, Role.API}:
+            self._task = asyncio.create_task(self._run(), name="fleet")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        me = self.me
+        if me is not None:
+            try:
+                await self.db.run(lambda: registry.leave(self.db.connection, self.dialect, me))
+            except Exception as exc:  # the catalog is down: peers will find it silent
+                log.warning("fleet: could not mark recorder %s stopped: %s", me.node, exc)
+        if self._lock is not None:
+            self._lock.close()
+        if self._own is not None:
+            await asyncio.to_thread(self._own.close)
+
+    # -- the loop -------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the catalog is unreachable: try again next beat
+                self._in_touch_since = None
+                log.warning(
+                    "fleet: catalog unreachable: %s", str(exc).strip().splitlines()[0] if str(exc) else exc
+                )
+            await asyncio.sleep(self.fleet.heartbeat_seconds)
+
+    async def tick(self) -> None:
+        """One beat: heartbeat, the dead, the fleet's figures."""
+        me = self.me
+        if me is not None:
+            held = await self.db.run(lambda: registry.heartbeat(self.db.connection, self.dialect, me))
+            if not held:
+                log.error("fleet: recorder node name %s was taken by another recorder", me.node)
+        if self._in_touch_since is None:
+            self._in_touch_since = time.monotonic()
+        if time.monotonic() - self._in_touch_since >= self.fleet.dead_after_seconds:
+            await self._reap()
+        if Role.API in self.roles:
+            fleet = await self.db.run(
+                lambda: registry.list_recorders(
+                    self.db.connection, self.dialect, self.fleet.dead_after_seconds
+                )
+            )
+            self.alive, self.dead = fleet.alive, fleet.dead
+
+    async def _reap(self) -> None:
+        name = self.me.node if self.me is not None else ""
+        dead, failed = await self.db.run(
+            lambda: registry.reap(
+                self.db.connection, self.dialect, name, self.fleet.dead_after_seconds, self.audit
+            )
+        )
+        for node in dead:
+            log.warning(
+                "fleet: recorder %s is silent for more than %.0f s: dead", node, self.fleet.dead_after_seconds
+            )
+        for f in failed:
+            self.reaped += 1
+            log.error(
+                "fleet: recording %s failed: %s; %d segments recovered",
+                f.recording_id,
+                f.failure.reason,
+                len(f.failure.segments),
+            )
+            await self._announce(f)
+
+    async def _announce(self, f: registry.FailedRecording) -> None:
+        if self.archive is None:
+            return
+        from recorder.webhooks.events import RecordingFailed, WebhookEvent  # noqa: PLC0415
+
+        segments = f.failure.segments
+        data = RecordingFailed(
+            recording_id=f.recording_id,
+            room_id=f.room_id,
+            call_id=f.call_id,
+            failed_at=f.failure.detected_at,
+            stage="recorder",
+            error=f"{f.failure.reason}; {len(segments)} segments recovered"
+            f" ({sum(s.size for s in segments)} bytes): "
+            + ", ".join(s.path for s in segments[:50])
+            + (" ..." if len(segments) > 50 else ""),
+        )
+        try:
+            await self.archive.running.dispatcher.publish(
+                WebhookEvent.of(data), msg_id=f"msg_{f.recording_id}.lost"
+            )
+        except Exception:
+            log.exception("fleet: recording.failed of %s not queued", f.recording_id)
+
+    def counters(self) -> dict[str, int]:
+        return {"alive": self.alive, "dead": self.dead, "recordings_failed": self.reaped}
+
+    # -- RecordingSink (recorder role) ----------------------------------------------------------------
+
+    def _submit(self, what: str, fn: Callable[[], None]) -> None:
+        future = self.db.submit(fn)
+
+        def report(f: Future[None]) -> None:
+            exc = f.exception()
+            if exc is not None:
+                log.error("fleet: cannot record %s: %s", what, exc)
+
+        future.add_done_callback(report)
+
+    def recording_started(self, info: RecordingInfo) -> None:
+        if self.me is None:
+            return
+        rid, node = info.recording_id, self.me.node
+        self._submit(f"the recorder of {rid}", lambda: self._started(rid, node))
+
+    def _started(self, rid: str, node: str) -> None:
+        registry.claim(self.db.connection, rid, node)
+        registry.recovered(self.db.connection, rid, node, self.audit)
+
+    def segment_closed(self, folder: Path, track: str, segment: SegmentInfo) -> None:
+        if self.me is None:
+            return
+        rid = folder.name
+        seg = RecoveredSegment(
+            track=track, index=segment.index, path=segment.path, size=segment.size, sha256=segment.sha256
+        )
+        self._submit("a segment", lambda: registry.add_segment(self.db.connection, self.dialect, rid, seg))
+
+    def track_finished(self, folder: Path, summary: TrackSummary) -> None:
+        pass
+
+    def recording_paused(self, info: RecordingInfo, participant: str | None, pause: PauseInterval) -> None:
+        pass
+
+    def recording_resumed(self, info: RecordingInfo, participant: str | None, pause: PauseInterval) -> None:
+        pass
+
+    async def recording_finished(self, info: RecordingInfo, tracks: list[TrackSummary]) -> None:
+        if self.me is None:
+            return
+        rid, node = info.recording_id, self.me.node
+        await self.db.run(lambda: self._started(rid, node))
