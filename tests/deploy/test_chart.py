@@ -214,6 +214,9 @@ _OPAQUE = {
     "readinessProbe",
     "startupProbe",
     "networkPolicy.sfu.podSelector",
+    "fleet.api.resources",
+    "fleet.workers.resources",
+    "postgresql.resources",
 }
 
 
