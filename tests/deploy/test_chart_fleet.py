@@ -198,16 +198,18 @@ def test_recorders_and_workers_share_the_recordings(rendered: dict[str, list[dic
     for name, sts in _workloads(docs).items():
         volumes = {v["name"]: v for v in _pod(sts)["volumes"]}
         assert volumes["shared"]["persistentVolumeClaim"]["claimName"] == shared
-        mounts = {m["name"]: m for m in _container(sts)["volumeMounts"]}
+        mounts = {m["mountPath"]: m for m in _container(sts)["volumeMounts"]}
         if "recorder" in name:
-            assert mounts["shared"]["mountPath"] == f"{DATA_DIR}/recordings"
-            assert mounts["shared"]["subPath"] == "recordings"
-            assert mounts["data"]["mountPath"] == "/var/lib/callvault"  # its own claim
+            # recordings/ for the workers to read, composites/ for what they made of them (results)
+            for folder in ("recordings", "composites"):
+                assert mounts[f"{DATA_DIR}/{folder}"]["name"] == "shared"
+                assert mounts[f"{DATA_DIR}/{folder}"]["subPath"] == folder
+            assert mounts["/var/lib/callvault"]["name"] == "data"  # its own claim
             (template,) = sts["spec"]["volumeClaimTemplates"]
             assert template["spec"]["accessModes"] == ["ReadWriteOnce"]
             assert template["spec"]["resources"]["requests"]["storage"] == "50Gi"
         else:  # the data folder itself: recordings/ and the composites' work folders on one file system
-            assert mounts["shared"]["mountPath"] == DATA_DIR and "subPath" not in mounts["shared"]
+            assert mounts[DATA_DIR]["name"] == "shared" and "subPath" not in mounts[DATA_DIR]
 
 
 def test_an_existing_claim_is_used(helm_bin: str) -> None:
@@ -413,6 +415,11 @@ def test_a_fleet_without_a_catalog_is_refused(helm_bin: str) -> None:
             "the name sfu1 is used twice",
         ),
         (("postgresql.enabled=true", "postgresql.username=Robert'); DROP"), "/postgresql/username"),
+        # the RTP Service is the single StatefulSet's; a fleet's recorders are reached per pod
+        (
+            (*ONE_RECORDER, "rtp.service.enabled=true", "rtp.service.advertisedAddress=203.0.113.7"),
+            "/rtp/service/enabled",
+        ),
     ],
     ids=[
         "api-replicas-sqlite",
@@ -424,6 +431,7 @@ def test_a_fleet_without_a_catalog_is_refused(helm_bin: str) -> None:
         "small-range",
         "twice",
         "bad-user",
+        "rtp-service",
     ],
 )
 def test_wrong_combinations_are_refused(helm_bin: str, sets: tuple[str, ...], message: str) -> None:
