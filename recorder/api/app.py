@@ -162,7 +162,7 @@ class ControlApi:
         location = api.catalog_location(settings.data_dir)  # a SQLite file, or PostgreSQL (api.catalog_url)
         bootstrap = await asyncio.to_thread(api.bootstrap_key)  # before anything is created
         db = await asyncio.to_thread(Database, location)
-        catalog = Catalog(db, api.retention_days)
+        catalog = Catalog(db, api.retention_days, api.search_count_limit)
         policy = PolicyStore(db, api.default_policy, settings.janus)
         keys = KeyStore(db, bootstrap)
         audit = AuditLog(db)

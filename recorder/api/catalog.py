@@ -8,13 +8,13 @@ and queues the writes on the database's worker thread (never blocking the loop, 
 from __future__ import annotations
 
 import logging
-import re
 import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
+from recorder.api import search
 from recorder.api.db import Database
 from recorder.api.models import (
     ParticipantOut,
@@ -25,19 +25,24 @@ from recorder.api.models import (
     RecordingStatus,
     SearchQuery,
     SortField,
-    SortOrder,
     TrackOut,
     TranscriptHit,
 )
+from recorder.fleet.models import failure_of
 from recorder.models import PauseInterval, SegmentInfo, TrackSummary
 from recorder.recording import ParticipantInfo, RecordingInfo
 
 log = logging.getLogger(__name__)
 
+COUNT_LIMIT = 10_000
+"""api.search_count_limit's default."""
+
 
 class Catalog:
-    def __init__(self, db: Database, retention_days: float = 0.0) -> None:
+    def __init__(self, db: Database, retention_days: float = 0.0, count_limit: int = COUNT_LIMIT) -> None:
         self.db = db
+        self.count_limit = count_limit
+        """A search counts at most this many matches exactly (api.search_count_limit; 0: no limit)."""
         self.retention_seconds = retention_days * 86400
         self.hold_listeners: list[Callable[[str, bool], None]] = []
         """Called (on the worker thread) after a legal hold is placed or lifted (recorder/lifecycle)."""
@@ -87,6 +92,14 @@ class Catalog:
             " display_name = excluded.display_name, joined_at = excluded.joined_at,"
             " left_at = excluded.left_at",
             (recording_id, p.id, p.display_name, p.joined_at, p.left_at),
+        )
+        # the count the participants sort reads (migration 0008); written only when it changed (the live
+        # recordings' participants are upserted again before every search)
+        self._c.execute(
+            "UPDATE recordings SET participant_count = (SELECT COUNT(*) FROM participants"
+            " WHERE recording_id = ?) WHERE recording_id = ? AND participant_count !="
+            " (SELECT COUNT(*) FROM participants WHERE recording_id = ?)",
+            (recording_id, recording_id, recording_id),
         )
         self.replace_tags(recording_id, p.id, p.metadata)
 
@@ -247,82 +260,32 @@ class Catalog:
                 "SELECT * FROM tracks WHERE recording_id = ? ORDER BY name", (recording_id,)
             )
         ]
-        return RecordingDetail(**out.model_dump(), pauses=pauses, track_list=tracks)
+        return RecordingDetail(
+            **out.model_dump(),
+            recorder=row["recorder"],
+            failure=failure_of(row["failure"]),  # recorder/fleet: its recorder went silent mid-call
+            pauses=pauses,
+            track_list=tracks,
+        )
 
     def search(self, q: SearchQuery) -> RecordingPage:
-        where: list[str] = []
-        args: list[object] = []
-        if q.room is not None:
-            where.append("r.room_id = ?")
-            args.append(q.room)
-        if q.call_id is not None:
-            where.append("r.call_id = ?")
-            args.append(q.call_id)
-        if q.status is not None:
-            where.append("r.status = ?")
-            args.append(q.status.value)
-        else:
-            where.append("r.status != 'deleted'")
-        # Participant and tag filters as `IN (subquery)`: each subquery runs once on its index (a
-        # correlated EXISTS probed the tags' (key, value) index once per recording: seconds at 10,000
-        # recordings, see bench/console_search.py). {by_id} is "" for the count (each match looked up by
-        # id), and for the page too when few match; when many do, "+" (walk the started_at index and stop
-        # after the page: a tag matching a third of 100,000 recordings need not sort them all).
-        if q.participant is not None:
-            where.append(
-                "{by_id}r.recording_id IN (SELECT recording_id FROM participants WHERE participant_id = ?"
-                " UNION SELECT recording_id FROM participants WHERE display_name = ?)"
-            )
-            args += [q.participant, q.participant]
-        for tag in q.tag:
-            key, sep, value = tag.partition(":")
-            if sep:
-                where.append(
-                    "{by_id}r.recording_id IN (SELECT recording_id FROM tags WHERE key = ? AND value = ?)"
-                )
-                args += [key, value]
-            else:
-                where.append("{by_id}r.recording_id IN (SELECT recording_id FROM tags WHERE key = ?)")
-                args.append(key)
-        match = _match(q.q) if q.q is not None else None
-        if match is not None:
-            where.append(
-                "{by_id}r.recording_id IN (SELECT recording_id FROM transcript_segments"
-                f" WHERE {_MATCH[self.db.dialect]})"
-            )
-            args.append(match)
-        elif q.q is not None:
-            where.append("1 = 0")  # no word in q: nothing was said that matches
-        if q.started_after is not None:
-            where.append("r.started_at >= ?")
-            args.append(q.started_after.timestamp())
-        if q.started_before is not None:
-            where.append("r.started_at < ?")
-            args.append(q.started_before.timestamp())
+        """One page of the recordings matching `q` (the SQL: recorder/api/search.py). `total` is exact up to
+        `count_limit` matches; above, a lower bound with `total_exact` false."""
         now = time.time()
-        duration = "COALESCE(r.duration, ? - r.started_at)"
-        if q.min_duration is not None:
-            where.append(f"{duration} >= ?")
-            args += [now, q.min_duration]
-        if q.max_duration is not None:
-            where.append(f"{duration} <= ?")
-            args += [now, q.max_duration]
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        counted = clause.replace("{by_id}", "")
-        total = int(self._c.execute(f"SELECT COUNT(*) FROM recordings r {counted}", args).fetchone()[0])
-        key, key_args = _sort_key(q.sort, now)
-        direction = "ASC" if q.order is SortOrder.ASC else "DESC"
-        # (SQLite's planner hint; PostgreSQL's planner weighs the two plans itself)
-        hint = total > 2000 and q.sort is SortField.STARTED_AT and self.db.dialect == "sqlite"
-        walk = "+" if hint else ""
-        # Sorting by anything but started_at (no index) sorts every match: sort the ids alone (a small
-        # sorter row, about half the time of sorting whole rows on 100,000), then read the page's rows.
-        rows = self._c.execute(
-            f"SELECT {'r.*' if q.sort is SortField.STARTED_AT else 'r.recording_id'}"
-            f" FROM recordings r {clause.replace('{by_id}', walk)}"
-            f" ORDER BY {key} {direction}, r.recording_id {direction} LIMIT ? OFFSET ?",
-            [*args, *key_args, q.limit, q.offset],
-        ).fetchall()
+        f = search.build_filter(q, self.db.dialect, now)
+        sql, args = search.count_sql(f, self.count_limit)
+        counted = int(self._c.execute(sql, args).fetchone()[0])
+        exact = self.count_limit <= 0 or counted <= self.count_limit
+        # (SQLite's planner hint, see search.Filter; PostgreSQL's planner weighs the two plans itself)
+        walk = (
+            (not exact or counted > search.SQLITE_WALK_ABOVE)
+            and q.sort is SortField.STARTED_AT
+            and self.db.dialect == "sqlite"
+        )
+        sql, args = search.page_sql(q, f, now, walk)
+        rows = self._c.execute(sql, args).fetchall()
+        more = len(rows) > q.limit
+        rows = rows[: q.limit]
         if rows and q.sort is not SortField.STARTED_AT:
             page_ids = [r[0] for r in rows]
             by_id = {
@@ -334,24 +297,30 @@ class Catalog:
             }
             rows = [by_id[i] for i in page_ids]
         items = self._hydrate(rows)
-        if match is not None:
+        if f.matched_words is not None:
             for item in items:
-                item.transcript_hits = self._hits(item.recording_id, match)
+                item.transcript_hits = self._hits(item.recording_id, f.matched_words)
         following = q.offset + len(items)
+        if exact:
+            total = counted
+        else:  # at least the cap, and at least what this page shows to exist
+            total = max(self.count_limit, following + int(more)) if items else self.count_limit
         return RecordingPage(
             items=items,
             total=total,
+            total_exact=exact,
             limit=q.limit,
             offset=q.offset,
-            next_offset=following if following < total else None,
+            next_offset=following if more else None,
         )
 
     def _hits(self, recording_id: str, match: str, limit: int = 5) -> list[TranscriptHit]:
         return [
             TranscriptHit(speaker=h["speaker"], start=h["start"], end=h["end"], text=h["text"])
             for h in self._c.execute(
-                f'SELECT speaker, start, "end", text FROM transcript_segments WHERE {_MATCH[self.db.dialect]}'
-                " AND recording_id = ? ORDER BY CAST(start AS REAL) LIMIT ?",
+                'SELECT speaker, start, "end", text FROM transcript_segments'
+                f" WHERE {search.MATCH[self.db.dialect]} AND recording_id = ?"
+                " ORDER BY CAST(start AS REAL) LIMIT ?",
                 (match, recording_id, limit),
             )
         ]
@@ -402,41 +371,6 @@ class Catalog:
 
 
 RecordingHook = Callable[[RecordingInfo], None]
-
-
-MAX_TERMS = 16
-
-# "Every word in one segment": FTS5 in SQLite, the generated tsvector `words` in PostgreSQL (the same quoted
-# words: the 'simple' parser drops the quotes). recorder/db/postgres.py says why this is not translated.
-_MATCH = {
-    "sqlite": "transcript_segments MATCH ?",
-    "postgresql": "words @@ plainto_tsquery('simple', ?)",
-}
-
-
-def _sort_key(field: SortField, now: float) -> tuple[str, list[object]]:
-    """The ORDER BY expression of a sort field (from this fixed table, never from the request's text)."""
-    if field is SortField.DURATION:
-        return "COALESCE(r.duration, ? - r.started_at)", [now]
-    if field is SortField.FINISHED_AT:
-        return "COALESCE(r.finished_at, ?)", [now]
-    return _SORT_COLUMNS[field], []
-
-
-_SORT_COLUMNS: dict[SortField, str] = {
-    SortField.STARTED_AT: "r.started_at",
-    SortField.ROOM: "COALESCE(r.room_id, '')",
-    SortField.PARTICIPANTS: "(SELECT COUNT(*) FROM participants p WHERE p.recording_id = r.recording_id)",
-    SortField.BYTES: "r.bytes",
-    SortField.STATUS: "r.status",
-}
-
-
-def _match(text: str) -> str | None:
-    """An FTS5 query holding every word of `text` (each quoted: no FTS5 syntax from the caller), or None
-    when it has no word."""
-    words = re.findall(r"\w+", text)[:MAX_TERMS]
-    return " ".join(f'"{w}"' for w in words) if words else None
 
 
 class CatalogSink:

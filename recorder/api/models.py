@@ -154,7 +154,13 @@ class RecordingDetail(RecordingOut):
 
 class RecordingPage(_Body):
     items: list[RecordingOut]
-    total: int
+    total: int = Field(
+        description="How many recordings match: exact when total_exact is true; otherwise a lower bound"
+        " (more matched than the server counts, api.search_count_limit; the console shows 10,000+)."
+    )
+    total_exact: bool = Field(
+        default=True, description="False when total is a lower bound (more matches than the count limit)."
+    )
     limit: int
     offset: int
     next_offset: int | None = None

@@ -51,6 +51,14 @@ class ApiSettings(BaseModel):
         le=36500,
         description="Days after it finished during which a recording cannot be deleted through the API.",
     )
+    search_count_limit: int = Field(
+        default=10_000,
+        ge=0,
+        le=100_000_000,
+        description="A search counts its matches exactly up to this many; above, its total is a lower bound"
+        " (total_exact false; the console shows 10,000+), so broad searches of a large catalog stay fast."
+        " 0: always count exactly.",
+    )
     link_expiry_seconds: int = Field(
         default=900, ge=1, le=7 * 86400, description="Lifetime of presigned download links."
     )

@@ -90,8 +90,11 @@ async function search() {
     body.replaceChildren(...page.items.flatMap(row));
     markSorted();
     const last = page.offset + page.items.length;
-    say(page.total === 1 ? '1 recording' : page.total ? `${page.total} recordings` : 'No recording matches.');
-    info.textContent = page.total ? `${page.offset + 1}–${last} of ${page.total}` : '';
+    // Above the server's count limit, total is a lower bound (total_exact false): "10,000+"
+    const total = page.total.toLocaleString('en-US') + (page.total_exact === false ? '+' : '');
+    say(page.total === 1 && page.total_exact !== false ? '1 recording'
+      : page.total ? `${total} recordings` : 'No recording matches.');
+    info.textContent = page.total ? `${page.offset + 1}–${last} of ${total}` : '';
     prev.disabled = page.offset === 0;
     next.disabled = page.next_offset === null;
     next.dataset.offset = page.next_offset ?? '';
