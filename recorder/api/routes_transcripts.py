@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,13 @@ from recorder.api.files import RecordingFiles
 from recorder.api.models import RecordingStatus, TranscriptHit
 from recorder.api.problems import ApiError
 from recorder.api.registry import Call, Registry
-from recorder.manifest import MANIFEST_NAME, SIGNATURE_NAME
+from recorder.lifecycle import catalog as lc
+from recorder.lifecycle.rules import kind_of
+from recorder.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest
 from recorder.recording import RecordingInfo
 from recorder.storage import StorageError
 from recorder.transcripts.service import Transcriber
-from recorder.transcripts.work import Interval
+from recorder.transcripts.work import REDACTED_PREFIX, Interval
 from recorder.webhooks import examples as hooks
 
 TAG = "recordings"
@@ -94,6 +97,10 @@ def transcript_bytes(files: RecordingFiles, name: str) -> bytes | None:
     if prefix is None or files.storage is None:
         return None
     try:
+        manifest = files.manifest()
+        if manifest is not None and manifest.object(name) is None:
+            # deleted with the unredacted originals (transcripts.keep_original): the latest masked copy
+            name = latest_copy(manifest, name) or name
         sealed = files.encrypted_object(name)
         if sealed is not None:
             if not files.storage.playback or sealed.plaintext_size is None:
@@ -106,6 +113,18 @@ def transcript_bytes(files: RecordingFiles, name: str) -> bytes | None:
         raise ApiError(503, f"the store cannot be read now: {exc}", "storage-unavailable") from exc
 
 
+def latest_copy(manifest: Manifest, name: str) -> str | None:
+    """`redacted-<n>/name` of the highest n the manifest lists, None when there is none."""
+    best: tuple[int, str] | None = None
+    for obj in manifest.objects:
+        top, _, rest = obj.name.partition("/")
+        if rest == name and top.startswith(REDACTED_PREFIX) and top[len(REDACTED_PREFIX) :].isdigit():
+            n = int(top[len(REDACTED_PREFIX) :])
+            if best is None or n > best[0]:
+                best = (n, obj.name)
+    return best[1] if best is not None else None
+
+
 def _wanted_for_redaction(name: str) -> bool:
     """What a redaction reads: the top-level files but video tracks and composites (and their folders:
     segments, captures, earlier redacted copies)."""
@@ -115,7 +134,9 @@ def _wanted_for_redaction(name: str) -> bool:
 def restore(files: RecordingFiles, target: Path) -> bool:
     """(worker thread) The recording's audio tracks, summaries, transcript and signed manifest from the
     store into `target` (decrypted with the playback identity when encrypted); False: not stored, or
-    encrypted without a playback identity."""
+    encrypted without a playback identity. A track whose original was deleted after a redaction
+    (transcripts.keep_original = false) is restored from its latest redacted copy, under its own name: a
+    new redaction then adds to the earlier ones."""
     prefix = files.prefix()
     manifest = files.manifest()
     if prefix is None or files.storage is None or manifest is None:
@@ -127,17 +148,24 @@ def restore(files: RecordingFiles, target: Path) -> bool:
     try:
         for name in (MANIFEST_NAME, SIGNATURE_NAME):
             (partial / name).write_bytes(store.get_bytes(prefix + name))
-        for obj in manifest.objects:
-            if not _wanted_for_redaction(obj.name) or obj.name in (MANIFEST_NAME, SIGNATURE_NAME):
+        wanted = {o.name: o for o in manifest.objects if _wanted_for_redaction(o.name)}
+        for track in manifest.tracks:
+            if track.file and "/" not in track.file and track.file not in wanted:
+                copy = latest_copy(manifest, track.file)
+                copied = manifest.object(copy) if copy is not None else None
+                if copied is not None:
+                    wanted[track.file] = copied
+        for name, obj in wanted.items():
+            if name in (MANIFEST_NAME, SIGNATURE_NAME):
                 continue
             if obj.encryption is not None:
                 if not files.storage.playback or obj.plaintext_size is None:
                     return False
-                with (partial / obj.name).open("wb") as out:
+                with (partial / name).open("wb") as out:
                     for chunk in files.decrypted(obj, 0, max(0, obj.plaintext_size - 1)):
                         out.write(chunk)
             else:
-                store.download(prefix + obj.name, partial / obj.name)
+                store.download(prefix + obj.name, partial / name)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(partial, target)
     except StorageError as exc:
@@ -172,8 +200,35 @@ def attach(transcriber: Transcriber, ctx: ApiContext) -> None:
     async def audit(action: str, recording_id: str, outcome: str, detail: dict[str, Any]) -> None:
         await ctx.audit.append("callvault", None, action, recording_id, outcome, None, detail)
 
+    async def protected(recording_id: str) -> str | None:
+        detail = await ctx.db.run(lambda: ctx.catalog.get(recording_id))
+        if detail is None:
+            return None
+        if detail.legal_hold:
+            return "the recording is under legal hold"
+        until = detail.retention_until
+        if until is not None and until.timestamp() > time.time():
+            return f"the recording is under retention until {until.isoformat()}"
+        return None
+
+    async def forget(recording_id: str, names: list[str], rule: str, at: float) -> None:
+        def write() -> None:
+            c = ctx.db.connection
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                for name in names:
+                    lc.object_deleted(c, recording_id, name, str(kind_of(name)), rule, at)
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+        await ctx.db.run(write)
+
     transcriber.index = index
     transcriber.audit = audit
+    transcriber.protected = protected
+    transcriber.forget = forget
 
 
 def register(reg: Registry, ctx: ApiContext) -> None:

@@ -29,7 +29,11 @@ video) go into a new revision instead of an edited manifest, so the evidence of 
 - revision N+1 lists both archived files among its `objects`, keeps every object of revision N (same name,
   SHA-256 and size), its recording id, tracks and chains, and adds the new objects;
 - a verifier follows `previous` down to revision 1, checking each archived revision's hash, signature
-  (by the key that signed the current revision) and that nothing it listed was dropped or changed.
+  (by the key that signed the current revision) and that nothing it listed was dropped or changed;
+- the one exception: a revision may remove objects on purpose (the unredacted originals once a redacted
+  copy is stored, recorder/transcripts/originals.py): each is then listed under `removed` (name, SHA-256,
+  size, the revision that removed it, when, why) and every later revision keeps that list. `removed` is
+  left out of the canonical bytes while it is empty, so manifests without removals are unchanged.
 `recorder/manifest/revise.py` makes revisions; `recorder/manifest/verify.py` checks them.
 
 Encryption (archive.encryption; recorder/archive/sealing.py): an encrypted object is listed under its
@@ -50,7 +54,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from recorder.models import TrackSummary
 from recorder.storage.keys import check_name
@@ -189,6 +202,19 @@ class PreviousRevision(BaseModel):
     )
 
 
+class RemovedObject(BaseModel):
+    """An object a revision removed on purpose (see the module documentation)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ObjectName = Field(description="The removed object's name, as earlier revisions list it.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Its SHA-256, as earlier revisions list it.")
+    size: int = Field(ge=0, description="Its size, as earlier revisions list it.")
+    revision: int = Field(ge=2, description="The revision that removed it.")
+    removed_at: datetime = Field(description="When it was removed (UTC).")
+    reason: str = Field(min_length=1, max_length=300, description="Why it was removed.")
+
+
 class Manifest(BaseModel):
     """Everything stored for one recording, with hashes. See the module documentation."""
 
@@ -218,6 +244,18 @@ class Manifest(BaseModel):
         default=None, description="Set when the recording's objects are stored encrypted (age)."
     )
     signer: Signer | None = None
+    removed: list[RemovedObject] = Field(
+        default_factory=list,
+        description="Objects earlier revisions listed that a revision removed on purpose, and why (left out"
+        " of the canonical bytes while empty).",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_empty_removed(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        if not self.removed:
+            data.pop("removed", None)
+        return data
 
     def object(self, name: str) -> StoredObject | None:
         return next((o for o in self.objects if o.name == name), None)

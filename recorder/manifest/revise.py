@@ -22,6 +22,7 @@ from recorder.manifest.model import (
     SIGNATURE_NAME,
     Manifest,
     PreviousRevision,
+    RemovedObject,
     StoredObject,
     first_error,
 )
@@ -52,8 +53,12 @@ def revise_manifest(
     current_signature: bytes,
     added: Sequence[StoredObject],
     key_for: Callable[[str], str],
+    removed: Sequence[RemovedObject] = (),
 ) -> tuple[Manifest, dict[str, bytes]]:
     """(the next revision, unsigned; {archived file name: bytes} to write beside it).
+
+    `removed`: objects this revision drops on purpose, listed under the manifest's `removed` (each must be
+    a listed object, with its SHA-256 and size, and `revision` the new revision's number).
 
     `current` must be the manifest in `current_bytes`, signed by the key it names in `current_signature`.
     An added object already listed with the same SHA-256 and size is skipped (a re-run adds nothing twice);
@@ -69,6 +74,14 @@ def revise_manifest(
         if is_reserved(obj.name):
             raise ManifestError(f"{obj.name}: reserved for the manifest and its revisions")
         _merge(objects, obj)
+    for gone in removed:
+        listed = objects.pop(gone.name, None)
+        if listed is None or (listed.sha256, listed.size) != (gone.sha256, gone.size):
+            raise ManifestError(
+                f"{gone.name}: cannot remove it, revision {current.revision} lists no such object"
+            )
+        if gone.revision != current.revision + 1 or is_reserved(gone.name):
+            raise ManifestError(f"{gone.name}: not removable by revision {current.revision + 1}")
     previous = PreviousRevision(
         revision=current.revision,
         name=name,
@@ -82,6 +95,7 @@ def revise_manifest(
             "previous": previous,
             "objects": sorted(objects.values(), key=lambda o: o.name),
             "signer": None,
+            "removed": [*current.removed, *removed],
         },
     )
     return revised, archived
@@ -233,10 +247,15 @@ def _check_signature(
 
 
 def _check_kept(older: Manifest, current: Manifest, name: str, problems: list[tuple[str, str]]) -> None:
-    """Every object, track and chain of `older` (archived as `name`) is in `current`, unchanged."""
+    """Every object, track and chain of `older` (archived as `name`) is in `current`, unchanged, but the
+    objects a later revision removed on purpose (listed in `current.removed` with the same content); and
+    every removal `older` lists is still listed."""
     then, now = older.revision, current.revision
+    gone = {(r.name, r.sha256, r.size) for r in current.removed if r.revision > then}
     for obj in older.objects:
         kept = current.object(obj.name)
+        if kept is None and (obj.name, obj.sha256, obj.size) in gone:
+            continue
         if kept is None:
             problems.append((obj.name, f"listed in revision {then} ({name}), dropped by revision {now}"))
         elif (kept.sha256, kept.size) != (obj.sha256, obj.size):
@@ -254,3 +273,8 @@ def _check_kept(older: Manifest, current: Manifest, name: str, problems: list[tu
         for track in sorted(before.keys() | after.keys()):
             if before.get(track) != after.get(track):
                 problems.append((name, f"{what} {track} differs in revision {now}"))
+    for removal in older.removed:
+        if removal not in current.removed:
+            problems.append(
+                (removal.name, f"removed in revision {removal.revision}, not listed so in revision {now}")
+            )

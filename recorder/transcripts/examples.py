@@ -1,4 +1,5 @@
-"""Examples of transcript.ready and redaction.finished (the OpenAPI document's webhooks section)."""
+"""Examples of transcript.ready, redaction.finished, transcript.failed and redaction.failed (the OpenAPI
+document's webhooks section)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from typing import Any
 
 from recorder.manifest import PreviousRevision
 from recorder.manifest.model import StoredObject
-from recorder.webhooks import EventType, Redaction, RedactionFinished, TranscriptReady, WebhookEvent
+from recorder.webhooks import (
+    EventType,
+    Redaction,
+    RedactionFailed,
+    RedactionFinished,
+    TranscriptFailed,
+    TranscriptReady,
+    WebhookEvent,
+)
 from recorder.webhooks import examples as hooks
 
 
@@ -55,7 +64,25 @@ def payloads() -> dict[EventType, WebhookEvent]:
         manifest=revised,
         original_kept=True,
     )
+    job = hooks.RECORDING_ID
+    failed = TranscriptFailed(
+        **ids,
+        failed_at=at,
+        job_id=job,
+        error="bob-audio-1.webm: cannot decode the audio track: Invalid data found when processing input",
+        redaction_asked=True,
+    )
+    refused = RedactionFailed(
+        **ids,
+        failed_at=at,
+        job_id=f"{job}.redaction-1780000000000",
+        error="no audio track to redact",
+        rule="manual",
+        redactions=[Redaction(start=61.5, end=78.0, reason="customer read a card", rule="manual")],
+    )
     return {
         EventType.TRANSCRIPT_READY: WebhookEvent.of(ready, at),
         EventType.REDACTION_FINISHED: WebhookEvent.of(done, at),
+        EventType.TRANSCRIPT_FAILED: WebhookEvent.of(failed, at),
+        EventType.REDACTION_FAILED: WebhookEvent.of(refused, at),
     }

@@ -11,10 +11,14 @@ When a recording finishes and its tags (its room's policy: `transcribe`, `redact
    waits until the recording is announced and its composites are handed over (one revision at a time),
    then adds the files to the signed manifest as a new revision (recorder/transcripts/revision.py) and,
    once the spool has stored them, publishes transcript.ready and redaction.finished; each step is
-   audited (`audit`).
+   audited (`audit`). With `keep_original = false` the unredacted originals are deleted first
+   (recorder/transcripts/originals.py). A job that fails publishes transcript.failed or
+   redaction.failed.
 
 Only then is the job file removed: a restart at any point does the job again from its stage (start()
-reads the job files). While a recording has a job, `holding(recording_id)` is true, which keeps the
+reads the job files); an error on the way (the store unavailable) has the job tried again after
+`retry_delay` (doubling up to `retry_max`) without waiting for a restart.
+While a recording has a job, `holding(recording_id)` is true, which keeps the
 archive from deleting the local folder the job reads. A manual redaction (`redact`, the API's POST
 /v1/recordings/{id}/redactions) is a job of its own that goes the same way.
 """
@@ -36,13 +40,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from postprocess.options import CompositeOptions
 from postprocess.settings import CompositeSettings
 from recorder.durable_json import read_models, remove_model, write_model
-from recorder.manifest import MANIFEST_NAME, Manifest
+from recorder.manifest import MANIFEST_NAME, Manifest, StoredObject
 from recorder.models import TrackSummary
 from recorder.recording import FinishedRecordingSink, RecordingInfo
+from recorder.transcripts import originals
 from recorder.transcripts.revision import add_to_manifest
 from recorder.transcripts.settings import TranscriptSettings
 from recorder.transcripts.work import Interval, TranscriptWorkers, WorkError, WorkRequest, WorkResult
-from recorder.webhooks import Redaction, RedactionFinished, TranscriptReady, WebhookEvent
+from recorder.webhooks import (
+    Redaction,
+    RedactionFailed,
+    RedactionFinished,
+    TranscriptFailed,
+    TranscriptReady,
+    WebhookEvent,
+)
+from recorder.webhooks.events import RecordingDeleted
 
 if TYPE_CHECKING:
     from recorder.archive.archive import Archive
@@ -53,6 +66,10 @@ Index = Callable[[str, Path], Awaitable[None]]
 """(recording id, transcript.json) -> the transcript is searchable."""
 Audit = Callable[[str, str, str, dict[str, str | int | float | bool | None]], Awaitable[None]]
 """(action, recording id, outcome, detail) -> appended to the audit log."""
+Protected = Callable[[str], Awaitable[str | None]]
+"""(recording id) -> why the catalog keeps the recording's objects (legal hold, retention), or None."""
+Forget = Callable[[str, list[str], str, float], Awaitable[None]]
+"""(recording id, object names, rule, when) -> the catalog records them as deleted."""
 
 
 class TranscriptJob(BaseModel):
@@ -66,6 +83,9 @@ class TranscriptJob(BaseModel):
     stage: Literal["work", "publish"] = "work"
     result: WorkResult | None = None
     error: str | None = None
+    removal: list[StoredObject] | None = Field(
+        default=None, description="keep_original = false: the originals to delete, decided once."
+    )
 
 
 class Transcriber(FinishedRecordingSink):
@@ -84,6 +104,8 @@ class Transcriber(FinishedRecordingSink):
         self.workers = workers or TranscriptWorkers(settings)
         self.index: Index | None = None
         self.audit: Audit | None = None
+        self.protected: Protected | None = None
+        self.forget: Forget | None = None
         self.composites: CompositeSettings | None = None
         """How the service builds composites: a redacted copy includes those of the recording built again."""
         self.busy: list[Callable[[str], bool]] = []
@@ -210,9 +232,7 @@ class Transcriber(FinishedRecordingSink):
         finished = False
         try:
             async with lock:  # one job of a recording at a time, in the order asked
-                finished = await self._do(job)
-        except Exception:  # the job stays: the next start does it again
-            log.exception("recording %s: transcript job %s interrupted", rid, job.id)
+                finished = await self._attempts(job)
         finally:
             if finished:
                 self._release(rid)
@@ -223,6 +243,32 @@ class Transcriber(FinishedRecordingSink):
                 if not self.holding(rid):  # (a manual redaction may have reserved it meanwhile)
                     await self._tidy(job)
             self._tidying.pop(rid, None)
+
+    async def _attempts(self, job: TranscriptJob) -> bool:
+        """The job, tried again after an error (the store unavailable...) with a growing delay; its file
+        stays meanwhile, so a stop or a crash leaves it to the next start."""
+        attempt = 0
+        while True:
+            try:
+                return await self._do(job)
+            except Exception as exc:
+                attempt += 1
+                delay = self.settings.retry_delay(attempt)
+                log.exception(
+                    "recording %s: transcript job %s interrupted (try %d); again in %.1f s",
+                    job.info.recording_id,
+                    job.id,
+                    attempt,
+                    delay,
+                )
+                detail: dict[str, str | int | float | bool | None] = {
+                    "error": f"{type(exc).__name__}: {exc}"[:500],
+                    "attempt": attempt,
+                    "retry_in": delay,
+                }
+                with contextlib.suppress(Exception):  # the audit log may be what failed
+                    await self._audit(job, "retry", detail)
+                await asyncio.sleep(delay)
 
     async def _do(self, job: TranscriptJob) -> bool:
         """The job, from its stage; True once it is done (or failed for good) and its file removed."""
@@ -253,6 +299,7 @@ class Transcriber(FinishedRecordingSink):
         rid = info.recording_id
         if result is None:
             await self._audit(job, "failed", {"error": job.error or "unknown"})
+            await self._announce_failure(job)
             return
         if (result.transcript or result.redacted) and self.index is not None:  # search shows the masked text
             await self.index(rid, info.folder / "transcript.json")
@@ -270,6 +317,8 @@ class Transcriber(FinishedRecordingSink):
                     )
                 )
             )
+            if result.redacted and not self.settings.keep_original:
+                await self._plan_removal(job, result)  # (checked before the copy is announced anywhere)
             manifest = await asyncio.to_thread(add_to_manifest, archive, info, files)
             objects = [o for o in manifest.objects if o.name in set(files)]
             spool = archive.running.spool
@@ -290,13 +339,14 @@ class Transcriber(FinishedRecordingSink):
             await self._announce(ready, f"msg_{rid}.transcript")
             await self._audit(job, "ok", {"model": result.model, "segments": result.segments})
         if result.redacted:
+            kept = self.settings.keep_original or not await self._drop_originals(job, result)
             done = RedactionFinished(
                 **ids,
                 finished_at=now,
                 redactions=[Redaction.model_validate(r.model_dump()) for r in result.redactions],
                 objects=[o for o in objects if o.name in result.redacted],
                 manifest=manifest,
-                original_kept=self.settings.keep_original,
+                original_kept=kept,
             )
             await self._announce(done, f"msg_{job.id}.redaction")
             for r in result.redactions:
@@ -307,15 +357,111 @@ class Transcriber(FinishedRecordingSink):
                     "rule": r.rule,
                 }
                 await self._audit(job, "ok", detail, action="recording.redacted")
-            if not self.settings.keep_original:
-                for name in result.originals:
-                    await asyncio.to_thread((info.folder / name).unlink, True)
-                    log.info("recording %s: unredacted %s deleted (transcripts.keep_original)", rid, name)
         for error in result.errors:
             log.error("recording %s: %s", rid, error)
             await self._audit(job, "failed", {"error": error}, action="recording.redaction")
         if job.error is not None:
             await self._audit(job, "failed", {"error": job.error})
+
+    # -- keep_original = false --------------------------------------------------------------------------
+
+    async def _plan_removal(self, job: TranscriptJob, result: WorkResult) -> None:
+        """Decide once (kept in the job file) which originals the redacted copy replaces, and check that
+        the store lets them go (raises StorageError while the store cannot say: the job is tried again)."""
+        archive, info = self.archive, job.info
+        assert archive is not None
+        if job.removal is None:
+            copy = result.redacted[0].split("/", 1)[0]
+            current = await asyncio.to_thread(_manifest_of, info.folder)
+            masked = f"{copy}/transcript.json" in result.redacted
+            job.removal = originals.plan_removal(
+                current, copy, result.originals, transcript_too=masked and not job.request.transcribe
+            )
+            await asyncio.to_thread(write_model, self.jobs_dir, job.id, job)
+        await asyncio.to_thread(originals.protection, archive.store, job.removal)
+
+    async def _drop_originals(self, job: TranscriptJob, result: WorkResult) -> bool:
+        """Delete the unredacted originals (recorder/transcripts/originals.py); False when they are kept
+        (a legal hold, object lock)."""
+        info, archive = job.info, self.archive
+        rid = info.recording_id
+        copy = result.redacted[0].split("/", 1)[0]
+        reason = originals.reason_for(copy)
+        if archive is None:  # local files only
+            names = await asyncio.to_thread(originals.local_originals, info.folder, result.originals)
+            for name in names:
+                await asyncio.to_thread((info.folder / name).unlink, True)
+            log.info("recording %s: unredacted %s deleted (%s)", rid, ", ".join(names), originals.RULE)
+            return True
+        objects = job.removal or []
+        why = await self.protected(rid) if self.protected is not None else None
+        if why is None and objects:
+            why = await asyncio.to_thread(originals.protection, archive.store, objects)
+        if why is not None:
+            log.warning("recording %s: unredacted originals kept: %s", rid, why)
+            await self._audit(
+                job, "failed", {"error": f"originals kept: {why}"}, "recording.originals_delete"
+            )
+            return False
+        if not objects:
+            for name in result.originals:
+                await asyncio.to_thread((info.folder / name).unlink, True)
+            return True
+        manifest = await asyncio.to_thread(originals.revise, archive, info, objects, reason)
+        spool = archive.running.spool
+        while await asyncio.to_thread(spool.pending_count, rid):  # noqa: ASYNC110 - the spool's state
+            await asyncio.sleep(self.poll)
+        await asyncio.to_thread(originals.purge, archive.store, info.folder, objects)
+        for name in result.originals:  # (a track copied back from an earlier copy is not listed)
+            await asyncio.to_thread((info.folder / name).unlink, True)
+        names = sorted(o.name for o in objects)
+        at = time.time()
+        if self.forget is not None:
+            await self.forget(rid, names, originals.RULE, at)
+        detail: dict[str, str | int | float | bool | None] = {
+            "objects": len(names),
+            "names": ", ".join(names),
+            "reason": reason,
+            "revision": manifest.revision,
+        }
+        await self._audit(job, "ok", detail, action="recording.originals_delete")
+        log.info("recording %s: %d unredacted originals deleted (%s)", rid, len(names), originals.RULE)
+        deleted = RecordingDeleted(
+            recording_id=rid,
+            room_id=info.room_id,
+            call_id=info.call_id,
+            deleted_at=datetime.fromtimestamp(at, UTC),
+            whole=False,
+            rules=[originals.RULE],
+            objects=names,
+        )
+        await self._announce(deleted, f"deleted-{rid}-{copy}")
+        return True
+
+    async def _announce_failure(self, job: TranscriptJob) -> None:
+        """transcript.failed and/or redaction.failed (at most once each: fixed webhook ids)."""
+        info, request = job.info, job.request
+        ids: dict[str, Any] = {
+            "recording_id": info.recording_id,
+            "room_id": info.room_id,
+            "call_id": info.call_id,
+        }
+        now, error = datetime.now(UTC), job.error or "unknown"
+        if request.transcribe:
+            failed = TranscriptFailed(
+                **ids, failed_at=now, job_id=job.id, error=error, redaction_asked=request.redact_auto
+            )
+            await self._announce(failed, f"msg_{job.id}.transcript-failed")
+        if request.redact_auto or request.manual:
+            refused = RedactionFailed(
+                **ids,
+                failed_at=now,
+                job_id=job.id,
+                error=error,
+                rule="manual" if request.manual else "auto",
+                redactions=[Redaction.model_validate(i.model_dump()) for i in request.manual],
+            )
+            await self._announce(refused, f"msg_{job.id}.redaction-failed")
 
     def _composites_of(self, folder: Path) -> list[CompositeOptions]:
         """(blocking) The composites in the folder that this service knows how to build again."""
@@ -328,7 +474,11 @@ class Transcriber(FinishedRecordingSink):
         while not check():  # noqa: ASYNC110
             await asyncio.sleep(self.poll)
 
-    async def _announce(self, event: TranscriptReady | RedactionFinished, msg_id: str) -> None:
+    async def _announce(
+        self,
+        event: TranscriptReady | RedactionFinished | TranscriptFailed | RedactionFailed | RecordingDeleted,
+        msg_id: str,
+    ) -> None:
         if self.archive is not None:
             await self.archive.running.dispatcher.publish(WebhookEvent.of(event), msg_id=msg_id)
 
@@ -356,6 +506,11 @@ class Transcriber(FinishedRecordingSink):
             await archive.drop_plaintext(rid, job.info.folder, finished=True)
         elif archive.settings.delete_local_after_upload:
             await asyncio.to_thread(shutil.rmtree, job.info.folder, True)
+
+
+def _manifest_of(folder: Path) -> Manifest:
+    """(blocking) The recording's current manifest. Raises OSError, ValueError."""
+    return Manifest.model_validate_json((folder / MANIFEST_NAME).read_bytes())
 
 
 def _encrypted(folder: Path) -> bool:

@@ -32,8 +32,9 @@ class TranscriptSettings(BaseModel):
     )
     keep_original: bool = Field(
         default=True,
-        description="Keep the unredacted audio tracks' local copies after a redaction; false deletes them"
-        " once the redacted copy is stored (stored objects are left to retention).",
+        description="Keep the unredacted originals after a redaction; false deletes them (audio tracks and"
+        " their segments, composites, earlier copies, a transcript stored unmasked) from the store and the"
+        " local folder once the redacted copy is stored, in a manifest revision listing each and why.",
     )
     model: Path | None = Field(
         default=None, description="A local faster-whisper model folder; unset: the packaged Whisper tiny.en."
@@ -46,6 +47,20 @@ class TranscriptSettings(BaseModel):
     timeout: float = Field(
         default=3600.0, gt=0, description="Seconds one job may take before its worker process is replaced."
     )
+    retry_initial: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="Seconds before a job interrupted by an error (the store unavailable) is tried again;"
+        " doubled at each failure up to retry_max.",
+    )
+    retry_max: float = Field(
+        default=60.0, gt=0, le=3600, description="Longest wait between two tries of an interrupted job."
+    )
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds before try `attempt + 1` (attempt counts the failed tries, from 1)."""
+        return min(self.retry_max, self.retry_initial * 2.0 ** min(attempt - 1, 30))
 
     def wants_transcript(self, tags: Mapping[str, str]) -> bool:
         return _tag(tags, TRANSCRIBE_TAG, self.enabled)

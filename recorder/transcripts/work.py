@@ -102,6 +102,30 @@ def next_copy_number(folder: Path) -> int:
     return n
 
 
+def fill_from_copies(folder: Path) -> list[str]:
+    """Audio tracks the manifest names whose file is gone from the folder (deleted after a redaction,
+    transcripts.keep_original = false) copied back from their latest local redacted copy, so that a new
+    redaction adds to the earlier ones; the names copied."""
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return []
+    copied = []
+    for track in json.loads(manifest.read_bytes()).get("tracks", []):
+        name = str(track.get("file") or "")
+        if not name or "/" in name or name.startswith(".") or (folder / name).exists():
+            continue
+        copies = [
+            p
+            for p in folder.glob(f"{REDACTED_PREFIX}*/{name}")
+            if p.parent.name[len(REDACTED_PREFIX) :].isdigit()
+        ]
+        if copies:
+            latest = max(copies, key=lambda p: int(p.parent.name[len(REDACTED_PREFIX) :]))
+            shutil.copyfile(latest, folder / name)
+            copied.append(name)
+    return copied
+
+
 def do_work(request: WorkRequest, settings: TranscriptSettings) -> WorkResult:
     """(worker process) See the module documentation. Raises WorkError."""
     from postprocess.redact.audio import RedactError  # noqa: PLC0415
@@ -128,6 +152,7 @@ def do_work(request: WorkRequest, settings: TranscriptSettings) -> WorkResult:
             result.segments = len(transcript.segments)
             result.words = sum(len(s.words) for s in transcript.segments)
         if request.redact_auto or request.manual:
+            fill_from_copies(folder)
             manual = [RedactionInterval.model_validate(i.model_dump()) for i in request.manual]
             report = redact_recording(folder, manual, auto=request.redact_auto)
             n = next_copy_number(folder)

@@ -31,6 +31,8 @@ class EventType(StrEnum):
     EXPORT_FAILED = "export.failed"
     TRANSCRIPT_READY = "transcript.ready"
     REDACTION_FINISHED = "redaction.finished"
+    TRANSCRIPT_FAILED = "transcript.failed"
+    REDACTION_FAILED = "redaction.failed"
 
 
 class _Payload(BaseModel):
@@ -208,6 +210,32 @@ class ExportFailed(_JobPayload):
     error: str
 
 
+class TranscriptFailed(_Payload):
+    """The recording's transcript could not be made (no usable model, an audio track that cannot be
+    decoded, a worker that died or ran out of time): the recording itself is not affected."""
+
+    event_type = EventType.TRANSCRIPT_FAILED
+    kind: Literal["transcript.failed"] = "transcript.failed"
+    failed_at: datetime
+    job_id: str = Field(description="The transcript job (its audit entries carry the same id).")
+    error: str
+    redaction_asked: bool = Field(description="Whether a redaction was asked too (it was not made either).")
+
+
+class RedactionFailed(_Payload):
+    """A redaction (automatic, or an admin's interval) could not be made: nothing was silenced and the
+    unredacted originals are kept. `redactions` is what was asked (empty when the card numbers were to
+    be found in a transcript that could not be made)."""
+
+    event_type = EventType.REDACTION_FAILED
+    kind: Literal["redaction.failed"] = "redaction.failed"
+    failed_at: datetime
+    job_id: str = Field(description="The redaction job (its audit entries carry the same id).")
+    error: str
+    rule: Literal["auto", "manual"]
+    redactions: list[Redaction] = Field(default_factory=list, description="The intervals asked for.")
+
+
 Payload = Annotated[
     RecordingStarted
     | RecordingPaused
@@ -220,7 +248,9 @@ Payload = Annotated[
     | ExportFinished
     | ExportFailed
     | TranscriptReady
-    | RedactionFinished,
+    | RedactionFinished
+    | TranscriptFailed
+    | RedactionFailed,
     Field(discriminator="kind"),
 ]
 
@@ -238,6 +268,8 @@ PAYLOADS: tuple[type[_Payload] | type[_JobPayload], ...] = (
     ExportFailed,
     TranscriptReady,
     RedactionFinished,
+    TranscriptFailed,
+    RedactionFailed,
 )
 
 _TIMESTAMP = "When the event was published (RFC 3339, UTC); the same on every delivery attempt."
