@@ -34,6 +34,14 @@ TRIAL = (
     "networkPolicy.enabled=true",
 )
 KEDA = ("fleet.workers.autoscaling.via=keda",)
+# Janus outside the cluster sends to the nodes: each recorder its own range of host ports.
+HOST_PORT = (
+    "rtp.exposure=hostPort",
+    "fleet.recorders[0].rtp.portMax=40009",
+    "fleet.recorders[1].rtp.portMin=40010",
+    "fleet.recorders[1].rtp.portMax=40019",
+    "fleet.recorders[1].janus.forwardHost=198.51.100.20",
+)
 FIXED = ("fleet.api.autoscaling.enabled=false", "fleet.workers.autoscaling.enabled=false")
 
 
@@ -44,6 +52,7 @@ def rendered(helm_bin: str) -> dict[str, list[dict[str, Any]]]:
         "keda": render(helm_bin, FLEET_VALUES, sets=KEDA),
         "fixed": render(helm_bin, FLEET_VALUES, sets=FIXED),
         "trial": render(helm_bin, sets=TRIAL),
+        "hostPort": render(helm_bin, FLEET_VALUES, sets=HOST_PORT),
     }
 
 
@@ -486,3 +495,23 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
             _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
         )
     return out
+
+
+def test_recorders_on_host_ports(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """Janus outside the cluster: each recorder's own range becomes host ports of its node, and Janus is
+    told the node's address (or the recorder's forwardHost)."""
+    workloads = _workloads(rendered["hostPort"])
+    a, b = workloads["rel-callvault-recorder-janus-a"], workloads["rel-callvault-recorder-janus-b"]
+
+    def host_ports(sts: dict[str, Any]) -> list[int]:
+        return [p["hostPort"] for p in _container(sts)["ports"] if p["protocol"] == "UDP"]
+
+    assert host_ports(a) == list(range(40000, 40010))
+    assert host_ports(b) == list(range(40010, 40020))
+    assert _env(a)["CALLVAULT_JANUS__FORWARD_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.hostIP"
+    assert "CALLVAULT_JANUS__FORWARD_HOST" not in _env(b)
+    config = one(rendered["hostPort"], "ConfigMap", "rel-callvault-recorder-janus-b")["data"][
+        "callvault.toml"
+    ]
+    assert 'forward_host = "198.51.100.20"' in config
+    assert not any(p["protocol"] == "UDP" for p in _container(workloads["rel-callvault-worker"])["ports"])
