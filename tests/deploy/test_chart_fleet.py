@@ -450,10 +450,15 @@ def test_wrong_combinations_are_refused(helm_bin: str, sets: tuple[str, ...], me
 # -- helm's and Kubernetes' own checks -----------------------------------------------------------------
 
 
-def test_helm_lint_strict_fleet(helm_bin: str) -> None:
-    run_helm(
-        helm_bin, "lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION, "-f", str(FLEET_VALUES)
-    )
+@pytest.mark.parametrize("variant", ["values-fleet", "trial"])
+def test_helm_lint_strict_fleet(helm_bin: str, variant: str) -> None:
+    args = ["lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION]
+    if variant == "values-fleet":
+        args += ["-f", str(FLEET_VALUES)]
+    else:
+        for s in TRIAL:
+            args += ["--set", s]
+    run_helm(helm_bin, *args)
 
 
 def test_every_fleet_manifest_validates_against_kubernetes_schemas(
