@@ -18,6 +18,7 @@ import pytest
 import yaml
 from deploy_kit import CHART, KUBE_VERSION, by_kind, one, render, run_helm
 
+from recorder.db.url import parse_catalog_url
 from recorder.jobs.settings import Role
 from recorder.service.settings import ServiceSettings, load_settings
 
@@ -268,6 +269,19 @@ def test_workers_scale_on_the_backlog_and_the_api_on_cpu(rendered: dict[str, lis
     assert one(docs, "PodDisruptionBudget", "rel-callvault-api")["spec"]["minAvailable"] == 1
 
 
+def test_prometheus_scrapes_the_backlog_from_the_api_service(helm_bin: str) -> None:
+    """The worker autoscaler selects the backlog series by `service`: the ServiceMonitor must scrape the
+    API's Service (the Prometheus Operator labels each series with the Service's name)."""
+    docs = render(helm_bin, FLEET_VALUES, api_versions=("monitoring.coreos.com/v1/ServiceMonitor",))
+    monitor = one(docs, "ServiceMonitor")
+    api = one(docs, "Service", "rel-callvault-api")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= api["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] == "http" == api["spec"]["ports"][0]["name"]
+    assert (
+        monitor["spec"]["endpoints"][0]["authorization"]["credentials"]["name"] == "callvault-metrics-token"
+    )
+
+
 def test_keda_instead_of_the_hpa(rendered: dict[str, list[dict[str, Any]]]) -> None:
     docs = rendered["keda"]
     assert [h["metadata"]["name"] for h in by_kind(docs, "HorizontalPodAutoscaler")] == ["rel-callvault-api"]
@@ -323,6 +337,8 @@ def test_bundled_postgresql_for_trials(rendered: dict[str, list[dict[str, Any]]]
     assert re.fullmatch(r"[A-Za-z0-9]{32}", password)
     url = base64.b64decode(secret["data"]["url"]).decode()
     assert url == f"postgresql://callvault:{password}@rel-callvault-postgresql.media.svc:5432/callvault"
+    location = parse_catalog_url(url)  # as the service reads CALLVAULT_API__CATALOG_URL
+    assert location.dialect == "postgresql" and password not in location.redacted()
     pg = one(docs, "StatefulSet", "rel-callvault-postgresql")
     container = _pod(pg)["containers"][0]
     assert container["image"].startswith("postgres:")
