@@ -39,6 +39,7 @@ from recorder.api.metrics import Metrics
 from recorder.api.policy import PolicyStore, RoomControl
 from recorder.api.problems import Handler, problem_middleware
 from recorder.api.registry import Call, Registry, Webhook, problem_response
+from recorder.fleet import routes as fleet_routes
 from recorder.lifecycle import examples as lifecycle_hooks
 from recorder.lifecycle.service import Lifecycle
 from recorder.service.manager import RecordingManager
@@ -188,6 +189,7 @@ class ControlApi:
         routes_keys.register(registry, ctx)
         ingest = routes_ingest.register(registry, ctx)  # the mediasoup package's door
         routes_transcripts.register(registry, ctx)  # transcripts, manual redaction (recorder/transcripts)
+        fleet_routes.register(registry, ctx)  # GET /v1/recorders (recorder/fleet)
         lifecycle: Lifecycle | None = None
         if settings.lifecycle.enabled:  # retention, legal hold in the store, exports (recorder/lifecycle)
             lifecycle = Lifecycle(

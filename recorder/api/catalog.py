@@ -28,6 +28,7 @@ from recorder.api.models import (
     TrackOut,
     TranscriptHit,
 )
+from recorder.fleet.models import failure_of
 from recorder.models import PauseInterval, SegmentInfo, TrackSummary
 from recorder.recording import ParticipantInfo, RecordingInfo
 
@@ -259,7 +260,13 @@ class Catalog:
                 "SELECT * FROM tracks WHERE recording_id = ? ORDER BY name", (recording_id,)
             )
         ]
-        return RecordingDetail(**out.model_dump(), pauses=pauses, track_list=tracks)
+        return RecordingDetail(
+            **out.model_dump(),
+            recorder=row["recorder"],
+            failure=failure_of(row["failure"]),  # recorder/fleet: its recorder went silent mid-call
+            pauses=pauses,
+            track_list=tracks,
+        )
 
     def search(self, q: SearchQuery) -> RecordingPage:
         """One page of the recordings matching `q` (the SQL: recorder/api/search.py). `total` is exact up to

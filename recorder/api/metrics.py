@@ -132,6 +132,15 @@ SOURCES: dict[str, dict[str, Figure]] = {
         "built": _counter("callvault_composites_built", "composites built"),
         "failed": _counter("callvault_composites_failed", "composites that could not be built"),
     },
+    "recorders": {  # recorder/fleet/node.py: FleetNode.counters()
+        "alive": _gauge("callvault_recorders_alive", "recorder nodes of the fleet sending heartbeats"),
+        "dead": _gauge(
+            "callvault_recorders_dead", "recorder nodes silent for longer than fleet.dead_after_seconds"
+        ),
+        "recordings_failed": _counter(
+            "callvault_recordings_failed_by_peer", "recordings of dead recorders this node marked failed"
+        ),
+    },
     "transcripts": {  # recorder/transcripts/service.py: Transcriber.stats()
         "pending": _gauge("callvault_transcript_jobs_pending", "transcript and redaction jobs to do"),
         "done": _counter("callvault_transcript_jobs_done", "transcript and redaction jobs done"),

@@ -13,6 +13,7 @@ from recorder.api.audit import AuditEntry
 from recorder.api.auth import Role
 from recorder.api.times import Timestamp
 from recorder.crypto.age import CryptoError, check_recipient
+from recorder.fleet.models import RecordingFailure
 from recorder.manifest.model import Manifest
 from recorder.names import SAFE_ID_PATTERN
 
@@ -147,6 +148,11 @@ class RecordingOut(_Body):
 
 
 class RecordingDetail(RecordingOut):
+    recorder: str | None = Field(default=None, description="The recorder node that recorded it (fleet).")
+    failure: RecordingFailure | None = Field(
+        default=None,
+        description="Set when its recorder went silent mid-call: why, and the segments recovered (fleet).",
+    )
     pauses: list[PauseOut] = Field(default_factory=list)
     track_list: list[TrackOut] = Field(default_factory=list)
     manifest: Manifest | None = Field(default=None, description="The signed manifest, once there is one.")

@@ -31,6 +31,8 @@ from recorder.config_errors import describe
 from recorder.crypto.age import CryptoError
 from recorder.db.errors import CATALOG_ERRORS
 from recorder.errors import MissingExtraError
+from recorder.fleet.node import FleetNode
+from recorder.fleet.registry import NodeNameInUseError
 from recorder.jobs.fleet import JobNode
 from recorder.jobs.settings import Role
 from recorder.mux.recovery import recover_folder
@@ -73,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"callvault: error: {exc}", file=sys.stderr)
         return 1
     except MissingExtraError as exc:
+        print(f"callvault: error: {exc}", file=sys.stderr)
+        return 2
+    except NodeNameInUseError as exc:  # a second recorder with this fleet.node_name
         print(f"callvault: error: {exc}", file=sys.stderr)
         return 2
     except CATALOG_ERRORS as exc:  # unreachable, refused, or written by a newer CallVault: one line
@@ -131,6 +136,9 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
         api = await ControlApi.open(settings, manager, control=bridge, counters=counters)
         manager.sinks.insert(0, api.sink)
         api.mount(app)
+    fleet = await FleetNode.open(settings, manager, api)  # registers a recorder; its sink after the catalog
+    if fleet is not None:
+        counters["recorders"] = fleet.counters
 
     archive: Archive | None = None
     if settings.archive is not None:  # storage, signed manifests, webhooks
@@ -173,6 +181,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
         manager.admission.append(spool_problem)
         checks.append(ReadinessCheck("spool", spool_problem))
 
+        if fleet is not None:  # recording.failed of a dead peer's recordings to this node's webhooks
+            fleet.archive = archive
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     # api.* limits: request line and header sizes, header timeout, open connections; errors as problems;
@@ -195,6 +205,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
             for room in list(manager.resumable):
                 await manager.finish_abandoned(room)
         await stop.wait()
+        if fleet is not None:
+            fleet.start()
         if starting is not None and not starting.done():
             starting.cancel()
         log.info("stopping: finalizing %d open recordings", len(manager.rooms))
@@ -221,3 +233,5 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
             await api.close()
         for sig in handled:
             loop.remove_signal_handler(sig)
+        if fleet is not None:
+            await fleet.close()

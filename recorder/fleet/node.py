@@ -35,7 +35,8 @@ from recorder.api.audit import AuditLog
 from recorder.api.catalog import Catalog, CatalogSink
 from recorder.api.db import Database
 from recorder.fleet import registry
-from recorder.fleet.registry import NodeNameInUseError, RecoveredSegment, Registration
+from recorder.fleet.models import FailedRecording, RecoveredSegment, Registration
+from recorder.fleet.registry import NodeNameInUseError
 from recorder.jobs.settings import Role
 from recorder.models import PauseInterval, SegmentInfo, TrackSummary
 from recorder.recording import RecordingInfo
@@ -228,7 +229,7 @@ class FleetNode:
             )
             await self._announce(f)
 
-    async def _announce(self, f: registry.FailedRecording) -> None:
+    async def _announce(self, f: FailedRecording) -> None:
         if self.archive is None:
             return
         from recorder.webhooks.events import RecordingFailed, WebhookEvent  # noqa: PLC0415

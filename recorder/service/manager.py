@@ -107,9 +107,14 @@ class RoomRecording:
     open_pauses: dict[str | None, PauseInterval] = field(default_factory=dict)  # participant (None: all)
 
 
-def new_recording_id(room: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in room)[:40]
-    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{safe}-{secrets.token_hex(4)}"
+def new_recording_id(room: str, node: str | None = None) -> str:
+    """time-room-random; in a fleet (`node`: this recorder's unique name, at most 63 characters)
+    time-room-node-random, unique across the fleet: the room cut to 38 characters keeps it within the id
+    allow-list's 128 (16+1+38+1+63+1+8)."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in room)[: 40 if node is None else 38]
+    at = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    middle = safe if node is None else f"{safe}-{node}"
+    return f"{at}-{middle}-{secrets.token_hex(4)}"
 
 
 class RecordingManager:
@@ -128,6 +133,8 @@ class RecordingManager:
         self.forward_hosts = [*hosts, settings.janus.forward_host]
         """This run's forward address and earlier runs': forwarders to them into our range are ours."""
         """Rooms that were being recorded when the service last stopped without finishing them."""
+        self.node_name: str | None = None
+        """This recorder's name in a fleet (recorder/fleet): new recording ids carry it."""
         self.admission: list[Callable[[], str | None]] = []
         """Checks a new recording must pass: each returns None, or why recording must not start now."""
         self._lock = asyncio.Lock()
@@ -411,7 +418,7 @@ class RecordingManager:
             if reason is not None:
                 raise RecordingRefusedError(f"room {room}: not starting a recording: {reason}")
         previous = self.resumable.pop(room, None)
-        recording_id = previous.recording_id if previous else new_recording_id(room)
+        recording_id = previous.recording_id if previous else new_recording_id(room, self.node_name)
         folder = self.recordings_dir / recording_id
         info = RecordingInfo(recording_id=recording_id, folder=folder, room_id=room, started_at=time.time())
         session = RecordingSession(

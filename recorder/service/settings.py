@@ -25,6 +25,7 @@ from recorder.api.settings import ApiSettings
 from recorder.archive.settings import ArchiveSettings
 from recorder.config import RecorderSettings
 from recorder.crypto.srtp import SrtpSuite
+from recorder.fleet.settings import FleetSettings
 from recorder.jobs.settings import ALL_ROLES, JobSettings, Role
 from recorder.lifecycle.settings import LifecycleSettings
 from recorder.logs import LogSettings
@@ -246,6 +247,10 @@ class ServiceSettings(BaseSettings):
     jobs: JobSettings = Field(
         default_factory=JobSettings,
         description="The job queue of a PostgreSQL catalog: worker concurrency, heartbeats, stalled jobs.",
+    )
+    fleet: FleetSettings = Field(
+        default_factory=FleetSettings,
+        description="The recorder fleet: this recorder's node name, its heartbeat, when a silent one is dead",
     )
 
     @field_validator("data_dir")
