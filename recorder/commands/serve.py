@@ -31,8 +31,6 @@ from recorder.config_errors import describe
 from recorder.crypto.age import CryptoError
 from recorder.db.errors import CATALOG_ERRORS
 from recorder.errors import MissingExtraError
-from recorder.fleet.node import FleetNode
-from recorder.fleet.registry import NodeNameInUseError
 from recorder.jobs.fleet import JobNode
 from recorder.jobs.settings import Role
 from recorder.mux.recovery import recover_folder
@@ -75,9 +73,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"callvault: error: {exc}", file=sys.stderr)
         return 1
     except MissingExtraError as exc:
-        print(f"callvault: error: {exc}", file=sys.stderr)
-        return 2
-    except NodeNameInUseError as exc:  # a second recorder with this fleet.node_name
         print(f"callvault: error: {exc}", file=sys.stderr)
         return 2
     except CATALOG_ERRORS as exc:  # unreachable, refused, or written by a newer CallVault: one line
@@ -136,17 +131,15 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
         api = await ControlApi.open(settings, manager, control=bridge, counters=counters)
         manager.sinks.insert(0, api.sink)
         api.mount(app)
-    fleet = await FleetNode.open(settings, manager, api)  # registers a recorder; its sink after the catalog
-    if fleet is not None:
-        counters["recorders"] = fleet.counters
 
     archive: Archive | None = None
-    if settings.archive is not None:  # storage, signed manifests, webhooks
+    queue_worker_only = jobs is not None and roles == {Role.WORKER}  # builds what recorders archive
+    if settings.archive is not None and not queue_worker_only:  # storage, signed manifests, webhooks
         archive = Archive(settings.archive, settings.data_dir)
 
     compositor: Compositor | None = None
     if jobs is not None:  # PostgreSQL: composites through the shared job queue (recorder/jobs/)
-        jobs.attach(manager, counters)
+        jobs.attach(manager, counters, archive)  # handed to this node's archive once a worker built them
     elif Role.WORKER in roles and (settings.composite.enabled or settings.api.enabled):  # or by policy
         compositor = Compositor(
             settings.composite, settings.data_dir, archive.add_composites if archive is not None else None
@@ -155,10 +148,14 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
         counters["composites"] = compositor.stats
 
     transcriber: Transcriber | None = None
-    if settings.transcripts.enabled or settings.transcripts.redact or settings.api.enabled:  # or by policy
+    wants_transcripts = settings.transcripts.enabled or settings.transcripts.redact or settings.api.enabled
+    if wants_transcripts and not queue_worker_only:  # or by policy
         transcriber = Transcriber(settings.transcripts, settings.data_dir, archive)
         if compositor is not None:  # one manifest revision at a time; redaction rebuilds composites
             transcriber.busy.append(compositor.holding)
+            transcriber.composites = settings.composite
+        elif jobs is not None:  # the same for composites queued to the workers
+            transcriber.busy.append(jobs.holding)
             transcriber.composites = settings.composite
         if api is not None:
             routes_transcripts.attach(transcriber, api.ctx)
@@ -168,6 +165,9 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
     if archive is not None:
         if compositor is not None:
             archive.holds.append(compositor.holding)
+        if jobs is not None:  # queued composites: the workers read the folder until they are built
+            archive.holds.append(jobs.holding)
+            await jobs.load()
         if transcriber is not None:
             archive.holds.append(transcriber.holding)
             await transcriber.load()  # its interrupted jobs hold their folders before the archive starts
@@ -181,8 +181,6 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
         manager.admission.append(spool_problem)
         checks.append(ReadinessCheck("spool", spool_problem))
 
-        if fleet is not None:  # recording.failed of a dead peer's recordings to this node's webhooks
-            fleet.archive = archive
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     # api.* limits: request line and header sizes, header timeout, open connections; errors as problems;
@@ -205,8 +203,6 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
             for room in list(manager.resumable):
                 await manager.finish_abandoned(room)
         await stop.wait()
-        if fleet is not None:
-            fleet.start()
         if starting is not None and not starting.done():
             starting.cancel()
         log.info("stopping: finalizing %d open recordings", len(manager.rooms))
@@ -233,5 +229,3 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
             await api.close()
         for sig in handled:
             loop.remove_signal_handler(sig)
-        if fleet is not None:
-            await fleet.close()

@@ -1,12 +1,14 @@
 """A `callvault serve` node's part in the job queue of a PostgreSQL catalog (service.roles).
 
-- recorder: a finished recording's composites are queued (recorder/jobs/sink.py), not built here;
+- recorder: a finished recording's composites are queued (recorder/jobs/sink.py), not built here; once
+  the workers are done, the recorder hands what they built to its own archive (manifest revision,
+  encryption, upload, composite.finished), holding the recording's folder until then;
 - api: the backlog per queue is a metric (callvault_jobs_pending{queue=...}) for the chart's autoscaler;
 - worker: takes jobs from every queue, highest priority first (recorder/jobs/queue.py).
 
 On the embedded SQLite catalog, and on a node with all three roles (the default), there is no queue:
-`JobNode.open` returns None and the service builds composites in-process as before, handing them to its
-archive (manifest revision, upload, composite.finished), which a queue worker does not do yet.
+`JobNode.open` returns None and the service builds composites in-process, handing them to its archive
+the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from recorder.jobs.settings import ALL_ROLES, Role
 if TYPE_CHECKING:  # procrastinate is the `postgres` extra: imported only by a node that uses the queue
     import procrastinate
 
+    from recorder.archive.archive import Archive
+    from recorder.jobs.sink import CompositeQueue
     from recorder.service.manager import RecordingManager
     from recorder.service.settings import ServiceSettings
 
@@ -36,6 +40,8 @@ class JobNode:
         self.backlog = Backlog(app)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.composites: CompositeQueue | None = None
+        """The recorder's queued composites (None on a node without the recorder role)."""
 
     @classmethod
     async def open(cls, settings: ServiceSettings) -> JobNode | None:
@@ -56,17 +62,43 @@ class JobNode:
         await app.open_async()
         return cls(app, settings)
 
-    def attach(self, manager: RecordingManager, counters: dict[str, Callable[[], dict[str, int]]]) -> None:
+    def attach(
+        self,
+        manager: RecordingManager,
+        counters: dict[str, Callable[[], dict[str, int]]],
+        archive: Archive | None = None,
+    ) -> None:
+        """Queue the composites of the recordings this node finishes (recorder role), handing them to
+        `archive` once built; register before the archive among the sinks (the hold must exist first)."""
         if Role.RECORDER in self.roles:
-            from recorder.jobs.sink import CompositeQueue  # noqa: PLC0415  (the postgres extra)
+            from recorder.jobs.sink import TICKETS_DIR, CompositeQueue  # noqa: PLC0415  (the postgres extra)
 
-            sink = CompositeQueue(self.app, self.settings.composite)
+            sink = CompositeQueue(
+                self.app,
+                self.settings.composite,
+                data_dir=self.settings.data_dir,
+                tickets_dir=archive.settings.spool.dir / TICKETS_DIR if archive is not None else None,
+                publish=archive.add_composites if archive is not None else None,
+            )
             manager.sinks.append(sink)
             counters["composite_queue"] = sink.stats
+            self.composites = sink
         if Role.API in self.roles:
             counters["jobs"] = self.backlog.values
 
+    def holding(self, recording_id: str) -> bool:
+        """Whether composites of the recording are queued and not handed to the archive yet."""
+        return self.composites is not None and self.composites.holding(recording_id)
+
+    async def load(self) -> None:
+        """Hold the folders of recordings whose queued composites an earlier run left (before the archive
+        starts)."""
+        if self.composites is not None:
+            await self.composites.load()
+
     def start(self, stop: asyncio.Event) -> None:
+        if self.composites is not None:
+            self.composites.start()
         if Role.API in self.roles:
             self._tasks.append(asyncio.create_task(self.backlog.follow(), name="job backlog"))
         if Role.WORKER in self.roles:
@@ -77,6 +109,8 @@ class JobNode:
             self._tasks.append(asyncio.create_task(work, name="job worker"))
 
     async def close(self) -> None:
+        if self.composites is not None:
+            await self.composites.stop()
         self._stop.set()
         for task in self._tasks:
             if task.get_name() == "job backlog":

@@ -25,8 +25,9 @@ import psycopg
 from pydantic import BaseModel, ConfigDict
 
 from postprocess.composite import build_composite
-from postprocess.options import CompositeError, Profile
+from postprocess.options import CompositeError, CompositeOptions, Profile
 from postprocess.settings import CompositeSettings
+from recorder.durable_json import write_model
 from recorder.jobs.settings import JobSettings
 from recorder.names import check_id, child
 
@@ -37,6 +38,39 @@ PRIORITIES = {"composites": 30, "exports": 20, "transcripts": 10}
 SCHEMA_LOCK = 0x63765F6A6F6273  # advisory lock: nodes starting together create the schema once
 
 COMPOSITE_TASK = "callvault:composite"
+AUDIO_MIX = "audio"
+"""The output name of the audio-only mix (composite.audio_mix) beside the profiles' names."""
+RESULTS_DIR = Path("composites") / "results"
+"""Under data_dir: `<recording id>.<job id>.json`, what a worker made of one job (a CompositeResult)."""
+DONE = frozenset({"succeeded", "failed", "cancelled", "aborted"})
+"""procrastinate's job states after which nothing more happens to the job."""
+
+
+class CompositeResult(BaseModel):
+    """What a worker made of one composite job: the file it built in the recording folder, or why not."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str | None = None
+    error: str | None = None
+
+
+def outputs(settings: CompositeSettings) -> list[str]:
+    """The composite jobs of one recording: one per profile, then the audio mix (as settings.jobs)."""
+    return [p.value for p in dict.fromkeys(settings.profiles)] + ([AUDIO_MIX] if settings.audio_mix else [])
+
+
+def options_for(settings: CompositeSettings, folder: Path, output: str) -> CompositeOptions:
+    """The options of one output (a profile's name or AUDIO_MIX) of the recording in `folder`."""
+    for options in settings.jobs(folder):
+        name = AUDIO_MIX if options.audio_only else options.profile.value
+        if name == output and options.out is not None:
+            return options
+    raise CompositeError(f"composite {output!r} is not one of composite.profiles (or the audio mix)")
+
+
+def result_path(data_dir: Path, recording_id: str, job_id: int) -> Path:
+    return data_dir / RESULTS_DIR / f"{check_id(recording_id, 'recording id')}.{int(job_id)}.json"
 
 
 class WorkerContext(BaseModel):
@@ -70,11 +104,34 @@ async def ensure_schema(conninfo: str) -> None:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
 
-async def defer_composite(app: procrastinate.App, recording_id: str, profile: Profile) -> int:
-    """Queue the composite of one recording in one profile; returns the job id."""
+async def defer_composite(app: procrastinate.App, recording_id: str, profile: Profile | str) -> int:
+    """Queue the composite of one recording in one profile (or AUDIO_MIX); returns the job id."""
     check_id(recording_id, "recording id")
     task = app.tasks[COMPOSITE_TASK]
-    return int(await task.defer_async(recording_id=recording_id, profile=profile.value))
+    output = profile.value if isinstance(profile, Profile) else str(profile)
+    return int(await task.defer_async(recording_id=recording_id, profile=output))
+
+
+async def composite_jobs(app: procrastinate.App, recording_id: str) -> dict[str, int]:
+    """The newest composite job of the recording per output (profile) already in the queue."""
+    rows = await app.connector.execute_query_all_async(
+        "SELECT id, args->>'profile' AS output FROM procrastinate_jobs"
+        " WHERE task_name = %(task)s AND args->>'recording_id' = %(rid)s ORDER BY id",
+        task=COMPOSITE_TASK,
+        rid=check_id(recording_id, "recording id"),
+    )
+    return {str(row["output"]): int(row["id"]) for row in rows}
+
+
+async def job_states(app: procrastinate.App, ids: Iterable[int]) -> dict[int, str]:
+    """procrastinate's state of each job (a job no longer in the table is missing from the answer)."""
+    wanted = sorted({int(i) for i in ids})
+    if not wanted:
+        return {}
+    rows = await app.connector.execute_query_all_async(
+        "SELECT id, status::text AS status FROM procrastinate_jobs WHERE id = ANY(%(ids)s)", ids=wanted
+    )
+    return {int(row["id"]): str(row["status"]) for row in rows}
 
 
 async def backlog(app: procrastinate.App) -> dict[str, int]:
@@ -147,12 +204,14 @@ def _context(job_context: procrastinate.JobContext) -> WorkerContext:
     return ctx
 
 
-def build_one(ctx: WorkerContext, recording_id: str, profile: Profile, attempt: str) -> Path:
-    """(worker thread) Build the composite of the recording in `profile` into its folder; its path."""
+def build_one(ctx: WorkerContext, recording_id: str, output: str, attempt: str) -> Path:
+    """(worker thread) Build the recording's composite `output` (a profile, or AUDIO_MIX) into its
+    folder; its path."""
     folder = child(ctx.data_dir / "recordings", check_id(recording_id, "recording id"))
-    options = next((o for o in ctx.composite.jobs(folder) if o.profile == profile), None)
-    if options is None or options.out is None:
-        raise CompositeError(f"profile {profile.value} is not one of composite.profiles")
+    if not folder.is_dir():
+        raise CompositeError(f"recording {recording_id} is not in the shared data folder")
+    options = options_for(ctx.composite, folder, output)
+    assert options.out is not None
     work = ctx.data_dir / "composites" / "work" / f"{recording_id}.{attempt}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -166,10 +225,24 @@ def build_one(ctx: WorkerContext, recording_id: str, profile: Profile, attempt: 
 
 
 async def composite(job_context: procrastinate.JobContext, recording_id: str, profile: str) -> str:
+    """Build one composite; its result (the file, or why not) is written beside the shared recordings
+    for the recorder that queued it (recorder/jobs/sink.py), which archives and announces it."""
     ctx = _context(job_context)
     job = job_context.job
+    assert job.id is not None
     attempt = f"{job.id}.{job.attempts}.{os.getpid()}"
-    path = await asyncio.to_thread(build_one, ctx, recording_id, Profile(profile), attempt)
+    results = ctx.data_dir / RESULTS_DIR
+    try:
+        path = await asyncio.to_thread(build_one, ctx, recording_id, profile, attempt)
+    except Exception as exc:
+        why = str(exc) if isinstance(exc, CompositeError) else f"{type(exc).__name__}: {exc}"
+        log.error("recording %s: composite %s failed: %s", recording_id, profile, why)
+        with contextlib.suppress(ValueError):  # an id that names no folder gets no result file
+            name = result_path(ctx.data_dir, recording_id, job.id).stem
+            await asyncio.to_thread(write_model, results, name, CompositeResult(error=why))
+        raise
+    name = result_path(ctx.data_dir, recording_id, job.id).stem
+    await asyncio.to_thread(write_model, results, name, CompositeResult(file=path.name))
     return path.name
 
 

@@ -15,11 +15,22 @@ from service_kit import free_tcp_port
 T = TypeVar("T")
 
 
+HD_COMPOSITE = '[composite]\nenabled = true\nprofiles = ["hd"]\nfps = 15\nlayout = "side-by-side"\n'
+
+
 def node(
-    tmp_path: Path, name: str, url: str, roles: list[str], data_dir: Path, extra: str = ""
+    tmp_path: Path,
+    name: str,
+    url: str,
+    roles: list[str],
+    data_dir: Path,
+    extra: str = "",
+    composite: str = HD_COMPOSITE,
+    api: str = "",
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """`callvault serve` with these roles on the PostgreSQL catalog (its output in tmp_path/name.log);
-    (process, HTTP port)."""
+    (process, HTTP port). `extra`: top-level settings and whole tables; `api`: more [api] lines."""
     port = free_tcp_port()
     config = tmp_path / f"{name}.toml"
     roles_toml = "[" + ", ".join(f'"{r}"' for r in roles) + "]"
@@ -27,15 +38,16 @@ def node(
         f'data_dir = "{data_dir}"\nhttp_host = "127.0.0.1"\nhttp_port = {port}\nroles = {roles_toml}\n'
         + extra
         + f'[api]\ncatalog_url = "{url}"\nmetrics_require_key = false\n'
+        + api
         + "[jobs]\nheartbeat_seconds = 0.5\nstalled_seconds = 3\n"
-        + '[composite]\nenabled = true\nprofiles = ["hd"]\nfps = 15\nlayout = "side-by-side"\n'
+        + composite
     )
     log = (tmp_path / f"{name}.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "recorder.cli", "serve", "--config", str(config)],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "CALLVAULT_COMPOSITE__ENABLED": "true"},
+        env={**os.environ, "CALLVAULT_COMPOSITE__ENABLED": "true", **(env or {})},
     )
     return proc, port
 

@@ -115,7 +115,7 @@ def test_a_finished_recording_queues_one_composite_per_profile(
             sink = CompositeQueue(app, settings)
             await sink.recording_finished(info, [silent])  # no media: nothing to compose
             await sink.recording_finished(info, [audio])
-            assert sink.stats() == {"queued": 2}
+            assert sink.stats()["queued"] == 2
 
     asyncio.run(run())
     with psycopg.connect(url, autocommit=True) as conn:
