@@ -223,7 +223,11 @@ def test_recorders_and_workers_share_the_recordings(rendered: dict[str, list[dic
 
 
 def test_an_existing_claim_is_used(helm_bin: str) -> None:
-    docs = render(helm_bin, FLEET_VALUES, sets=("fleet.sharedVolume.existingClaim=recordings-nfs",))
+    docs = render(
+        helm_bin,
+        FLEET_VALUES,
+        sets=("fleet.sharedVolume.existingClaim=recordings-nfs", "persistence.enabled=false"),
+    )
     assert not by_kind(docs, "PersistentVolumeClaim")
     claims = {
         v["persistentVolumeClaim"]["claimName"]
@@ -232,6 +236,10 @@ def test_an_existing_claim_is_used(helm_bin: str) -> None:
         if v["name"] == "shared"
     }
     assert claims == {"recordings-nfs"}
+    # Without persistence a recorder's own folder is an emptyDir (state and spool go with the pod).
+    recorder = _workloads(docs)["rel-callvault-recorder-janus-a"]
+    assert "volumeClaimTemplates" not in recorder["spec"]
+    assert {"name": "data", "emptyDir": {}} in _pod(recorder)["volumes"]
 
 
 # -- autoscaling ---------------------------------------------------------------------------------------
