@@ -31,6 +31,8 @@ from recorder.config_errors import describe
 from recorder.crypto.age import CryptoError
 from recorder.db.errors import CATALOG_ERRORS
 from recorder.errors import MissingExtraError
+from recorder.fleet.node import FleetNode
+from recorder.fleet.registry import NodeNameInUseError
 from recorder.jobs.fleet import JobNode
 from recorder.jobs.settings import Role
 from recorder.mux.recovery import recover_folder
@@ -73,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"callvault: error: {exc}", file=sys.stderr)
         return 1
     except MissingExtraError as exc:
+        print(f"callvault: error: {exc}", file=sys.stderr)
+        return 2
+    except NodeNameInUseError as exc:  # a second recorder with this fleet.node_name
         print(f"callvault: error: {exc}", file=sys.stderr)
         return 2
     except CATALOG_ERRORS as exc:  # unreachable, refused, or written by a newer CallVault: one line
@@ -131,6 +136,9 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
         api = await ControlApi.open(settings, manager, control=bridge, counters=counters)
         manager.sinks.insert(0, api.sink)
         api.mount(app)
+    fleet = await FleetNode.open(settings, manager, api)  # registers a recorder; its sink after the catalog
+    if fleet is not None:
+        counters["recorders"] = fleet.counters
 
     archive: Archive | None = None
     queue_worker_only = jobs is not None and roles == {Role.WORKER}  # builds what recorders archive
@@ -173,6 +181,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
             await transcriber.load()  # its interrupted jobs hold their folders before the archive starts
         await archive.start()
         manager.sinks.append(archive)
+        if fleet is not None:  # recording.failed of a dead peer's recordings to this node's webhooks
+            fleet.archive = archive
         stored = archive
 
         def spool_problem() -> str | None:
@@ -195,6 +205,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
             await compositor.start()
         if jobs is not None:
             jobs.start(stop)
+        if fleet is not None:
+            fleet.start()
         if transcriber is not None:
             await transcriber.start()
         starting = asyncio.create_task(bridge.start()) if bridge is not None else None
@@ -225,6 +237,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
         if bridge is not None:
             await bridge.close()
         await runner.cleanup()
+        if fleet is not None:
+            await fleet.close()
         if api is not None:
             await api.close()
         for sig in handled:
