@@ -42,6 +42,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/audit"): {A, U},
     ("GET", "/v1/audit/export"): {A, U},
     ("GET", "/v1/audit/verify"): {A, U},
+    ("GET", "/v1/recorders"): {A, U},
     ("GET", "/v1/signing-key"): {A, OP, S, U},
     ("GET", "/metrics"): {A, OP},
     ("GET", "/v1/lifecycle/rules"): {A, U},
