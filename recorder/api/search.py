@@ -41,6 +41,7 @@ class Filter:
     where: list[str] = field(default_factory=list)
     args: list[object] = field(default_factory=list)
     matched_words: str | None = None
+    time_range: bool = False
 
     def clause(self, by_id: str = "") -> str:
         return f"WHERE {' AND '.join(self.where)}".replace("{by_id}", by_id) if self.where else ""
@@ -88,6 +89,7 @@ def build_filter(q: SearchQuery, dialect: str, now: float) -> Filter:
         args.append(f.matched_words)
     elif q.q is not None:
         where.append("1 = 0")  # no word in q: nothing was said that matches
+    f.time_range = q.started_after is not None or q.started_before is not None
     if q.started_after is not None:
         where.append("r.started_at >= ?")
         args.append(q.started_after.timestamp())
@@ -105,11 +107,14 @@ def build_filter(q: SearchQuery, dialect: str, now: float) -> Filter:
 
 
 def count_sql(f: Filter, count_limit: int) -> tuple[str, list[object]]:
-    """How many match, counting at most count_limit + 1 (0: no cap)."""
+    """How many match, counting at most count_limit + 1 (0: no cap). With a time range, the first matches
+    counted are taken along the started_at index: the rows are stored about in start order, so a scan of
+    the table would read every older recording before the range (200 ms for the last week of a million)."""
     if count_limit <= 0:
         return f"SELECT COUNT(*) FROM recordings r {f.clause()}", list(f.args)
+    along = " ORDER BY r.started_at DESC" if f.time_range else ""
     return (
-        f"SELECT COUNT(*) FROM (SELECT 1 FROM recordings r {f.clause()} LIMIT ?) matched",
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM recordings r {f.clause()}{along} LIMIT ?) matched",
         [*f.args, count_limit + 1],
     )
 
