@@ -47,6 +47,7 @@ from recorder.jobs.queue import (
     outputs,
     result_path,
 )
+from recorder.manifest import MANIFEST_NAME, Manifest
 from recorder.models import TrackSummary
 from recorder.recording import FinishedRecordingSink, RecordingInfo
 
@@ -96,6 +97,8 @@ class CompositeQueue(FinishedRecordingSink):
         self.queued = 0
         self.handed = 0
         self._tickets: dict[str, QueuedComposites] = {}
+        self._resumed: set[str] = set()
+        """Tickets an earlier run left: handed over already if the manifest lists their composites."""
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -117,6 +120,7 @@ class CompositeQueue(FinishedRecordingSink):
         for path, why in bad:
             log.error("composite queue: unreadable ticket %s, left in place: %s", path, why)
         self._tickets = {t.recording_id: t for t in tickets}
+        self._resumed = set(self._tickets)
         if tickets:
             log.info("composite queue: %d recordings wait for their queued composites", len(tickets))
 
@@ -196,8 +200,12 @@ class CompositeQueue(FinishedRecordingSink):
     async def _hand_over(self, ticket: QueuedComposites, states: dict[int, str]) -> None:
         rid = ticket.recording_id
         files, errors = await asyncio.to_thread(self._results, ticket, states)
-        if self.publish is not None:
+        folder = ticket.info.folder
+        if rid in self._resumed and files and await asyncio.to_thread(listed, folder, files):
+            log.info("recording %s: queued composites were handed over before a restart", rid)
+        elif self.publish is not None:
             await self.publish(ticket.info, files, errors)  # raises: kept, tried again next time
+        self._resumed.discard(rid)
         self.handed += 1
         assert self.tickets_dir is not None
         await asyncio.to_thread(remove_model, self.tickets_dir, rid)
@@ -240,3 +248,12 @@ class CompositeQueue(FinishedRecordingSink):
             )
         except (OSError, ValueError, ValidationError):
             return None
+
+
+def listed(folder: Path, files: list[str]) -> bool:
+    """(blocking) Whether the recording's manifest (a revision the archive made) lists every file."""
+    try:
+        manifest = Manifest.model_validate_json((folder / MANIFEST_NAME).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return set(files) <= {o.name for o in manifest.objects}
