@@ -128,6 +128,8 @@ def fill_from_copies(folder: Path) -> list[str]:
 
 def do_work(request: WorkRequest, settings: TranscriptSettings) -> WorkResult:
     """(worker process) See the module documentation. Raises WorkError."""
+    import av  # noqa: PLC0415
+
     from postprocess.redact.audio import RedactError  # noqa: PLC0415
     from postprocess.redact.mask import mask_transcript  # noqa: PLC0415
     from postprocess.redact.recording import REDACTED_DIR, redact_recording  # noqa: PLC0415
@@ -172,6 +174,10 @@ def do_work(request: WorkRequest, settings: TranscriptSettings) -> WorkResult:
     except (TranscriptError, RedactError) as exc:
         shutil.rmtree(folder / "redacted", ignore_errors=True)
         raise WorkError(str(exc)) from None
+    except av.error.FFmpegError as exc:  # a file that cannot be decoded: one line naming it
+        shutil.rmtree(folder / "redacted", ignore_errors=True)
+        where = Path(exc.filename).name if getattr(exc, "filename", None) else folder.name
+        raise WorkError(f"{where}: cannot decode it: {exc.strerror or exc}") from None
     return result
 
 
@@ -241,6 +247,11 @@ class TranscriptWorkers:
                 log.error("a transcript worker died on %s; restarting the pool", request.folder)
                 self._restart()
                 raise WorkError("the worker process died") from None
+            except (WorkError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # raised by the job itself: the same again would fail the same way
+                log.exception("transcript of %s failed", request.folder)
+                raise WorkError(f"{type(exc).__name__}: {exc}") from None
 
     def _restart(self) -> None:
         old, self._pool = self._pool, None

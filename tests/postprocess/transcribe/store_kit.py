@@ -61,3 +61,10 @@ async def verify_cli(settings: ServiceSettings, endpoint: str, prefix: str, work
     args = ["verify", f"s3://{PLAIN_BUCKET}/{prefix}", "--public-key", str(pem), "--s3-endpoint", endpoint,
             "--s3-access-key", ACCESS_KEY, "--s3-secret-key", SECRET_KEY, "--no-s3-secure"]  # fmt: skip
     return await asyncio.to_thread(main, args)
+
+
+def with_archive(settings: ServiceSettings, **archive: Any) -> ServiceSettings:
+    """`settings` with `archive` fields overridden."""
+    raw = settings.model_dump(mode="python", exclude_unset=True)
+    raw["archive"].update(archive)
+    return ServiceSettings.model_validate(raw)
