@@ -203,6 +203,9 @@ async def test_a_worker_built_composite_is_in_the_manifest_the_store_and_announc
         links = {f["name"] for f in api_get(port, f"/v1/recordings/{rid}/links")["files"]}
         assert {"composite-sd.mp4", "composite-audio.m4a"} <= links
         assert "composite-sd.mp4 built" in (tmp_path / "worker.log").read_text()
+        metrics = request(f"http://127.0.0.1:{port}/metrics")[1].splitlines()
+        assert "callvault_composite_queue_handed_over 1.0" in metrics
+        assert "callvault_composite_queue_waiting 0.0" in metrics
     finally:
         stop_all(procs)
         show_logs(tmp_path, ["recorder", "worker"])
