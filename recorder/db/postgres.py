@@ -19,6 +19,7 @@ the few SQLite spellings PostgreSQL lacks, explicitly and only those:
 Full-text search (FTS5 MATCH vs tsvector) differs in meaning, not spelling: the catalog asks `dialect`.
 A connection lost while idle (PostgreSQL restarted) is reopened once and the statement retried; one lost
 inside a transaction fails that transaction (its ROLLBACK then does nothing: the server already undid it).
+A reopening that failed (the server still down) is tried again by the next statement.
 """
 
 from __future__ import annotations
@@ -205,6 +206,8 @@ class PgConnection:
                 raise psycopg.OperationalError("the catalog connection was lost: the transaction is undone")
             self._reconnect()
             return self._conn.cursor()
+        if self._conn.closed:  # an earlier reconnect failed (the server was still down): try again now
+            self._reconnect()
         statement = translate(sql)
         values = _params(params)
         idle = self._idle()
@@ -217,6 +220,8 @@ class PgConnection:
             return self._conn.execute(statement, values, prepare=False)
 
     def executemany(self, sql: str, seq: Iterable[Sequence[object]]) -> psycopg.Cursor[Any]:
+        if self._conn.closed:
+            self._reconnect()
         cursor = self._conn.cursor()
         cursor.executemany(translate(sql), [_params(p) for p in seq])
         return cursor
