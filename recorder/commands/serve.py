@@ -96,7 +96,10 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
         loop.add_signal_handler(sig, stop.set)
     recordings = settings.data_dir / "recordings"
     await asyncio.to_thread(recordings.mkdir, parents=True, exist_ok=True)
-    for summary in await asyncio.to_thread(recover_folder, recordings):
+    # only a recorder's own crash leaves tracks to finalize: an api or worker node sharing the folder
+    # would "recover" the tracks a recorder is writing
+    crashed = await asyncio.to_thread(recover_folder, recordings) if Role.RECORDER in settings.roles else []
+    for summary in crashed:
         log.info("finalized track %s left by a crash", summary.name)
 
     manager = RecordingManager(settings)

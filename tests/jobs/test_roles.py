@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from archive_kit import new_info
+from archive_kit import FakeTrack, new_info
 from postgres_kit import PostgresServer
 from serve_process import request
 from service_kit import free_tcp_port
@@ -75,10 +75,16 @@ def test_each_role_does_only_its_part(tmp_path: Path, postgres_server: PostgresS
         assert request(f"{rec}/v1/recordings")[0] == 404
         assert request(f"{rec}/janus/events", "POST", b"[]")[0] != 404
         assert status(url, job_id) == "todo"
-        # worker: no API, no intake; takes the job (it fails: the recording is not in the store)
+        # worker: no API, no intake; takes the job (it fails: the recording is not in the store); it
+        # leaves alone a recording in progress in the shared folder (only a recorder recovers its own)
+        live = new_info(data_dir / "recordings" / "rec-live-1", "rec-live-1").folder
+        track = FakeTrack(live, "video-0", Codec.VP8)
+        track.segment(0)
+        before = {p.name: p.read_bytes() for p in live.rglob("*") if p.is_file()}
         worker, worker_port = node(tmp_path, "worker", url, ["worker"], data_dir, off)
         procs.append(worker)
         wait_for("worker", lambda: answers(worker_port), 60)
+        assert {p.name: p.read_bytes() for p in live.rglob("*") if p.is_file()} == before
         wait = f"http://127.0.0.1:{worker_port}"
         assert request(f"{wait}/metrics")[0] == 404
         assert request(f"{wait}/janus/events", "POST", b"[]")[0] == 404
