@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--url", help="a PostgreSQL database: empty (filled) or filled by an earlier run")
     parser.add_argument("--only", default="", help="only the queries whose name contains this")
     parser.add_argument("--old", action="store_true", help="also time the old query shape, side by side")
+    parser.add_argument("--old-repeat", type=int, default=5, help="repeats of the old shape (seconds each)")
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of each query's SQL")
     args = parser.parse_args()
     server = None
@@ -161,7 +162,7 @@ def run(url: str, args: argparse.Namespace) -> None:
             figures, shown = "", ""
             for shape, answer in shapes.items():
                 times: list[float] = []
-                for _ in range(args.repeat):
+                for _ in range(args.repeat if shape == "new" else args.old_repeat):
                     t0 = time.perf_counter()
                     page = db.submit(lambda q=q, answer=answer: answer(q)).result()  # type: ignore[misc]
                     times.append((time.perf_counter() - t0) * 1000)

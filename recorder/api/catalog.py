@@ -303,8 +303,10 @@ class Catalog:
         following = q.offset + len(items)
         if exact:
             total = counted
+        elif items and not more:  # the last page: now the total is known
+            total, exact = following, True
         else:  # at least the cap, and at least what this page shows to exist
-            total = max(self.count_limit, following + int(more)) if items else self.count_limit
+            total = max(self.count_limit, following + 1) if items else self.count_limit
         return RecordingPage(
             items=items,
             total=total,
