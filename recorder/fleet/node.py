@@ -212,7 +212,7 @@ class FleetNode:
         name = self.me.node if self.me is not None else ""
         dead, failed = await self.db.run(
             lambda: registry.reap(
-                self.db.connection, self.dialect, name, self.fleet.dead_after_seconds, self.audit
+                self.db.connection, self.dialect, name, self.fleet.dead_after_seconds, self.audit, self.name
             )
         )
         for node in dead:

@@ -172,7 +172,7 @@ def list_recorders(c: sqlite3.Connection, dialect: str, dead_after: float) -> Re
 
 
 def reap(
-    c: sqlite3.Connection, dialect: str, me: str, dead_after: float, audit: AuditLog
+    c: sqlite3.Connection, dialect: str, me: str, dead_after: float, audit: AuditLog, by: str = ""
 ) -> tuple[list[str], list[FailedRecording]]:
     """Find the recorders silent for `dead_after` s (other than `me`); mark their recordings in progress
     failed, each with the segments recovered and an audit entry. Returns (nodes found dead now, recordings
@@ -230,7 +230,7 @@ def reap(
                 reason=f"its recorder {row['recorder']} went silent (no heartbeat for {silent:.0f} s)",
                 recorder=row["recorder"],
                 last_heartbeat_at=row["heartbeat_at"],
-                detected_by=me or "api",
+                detected_by=by or me or "api",
                 detected_at=datetime.fromtimestamp(at, UTC),
                 segments=segments,
             )
@@ -259,7 +259,7 @@ def reap(
             audit.append_many_in(
                 [
                     (
-                        me or "api",
+                        by or me or "api",
                         None,
                         "recording.failed",
                         f.recording_id,
