@@ -60,9 +60,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
-    SerializerFunctionWrapHandler,
     ValidationError,
-    model_serializer,
 )
 
 from recorder.models import TrackSummary
@@ -248,14 +246,8 @@ class Manifest(BaseModel):
         default_factory=list,
         description="Objects earlier revisions listed that a revision removed on purpose, and why (left out"
         " of the canonical bytes while empty).",
+        exclude_if=lambda removed: not removed,
     )
-
-    @model_serializer(mode="wrap")
-    def _without_empty_removed(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
-        data: dict[str, object] = handler(self)
-        if not self.removed:
-            data.pop("removed", None)
-        return data
 
     def object(self, name: str) -> StoredObject | None:
         return next((o for o in self.objects if o.name == name), None)
