@@ -229,7 +229,9 @@ class Console:
             if files.local_path(TRANSCRIPT) is not None:
                 return True
             try:
-                return bool({TRANSCRIPT, TRANSCRIPT + ".age"} & set(files.stored()))
+                # (or only a redacted copy's, the unmasked one deleted: transcripts.keep_original)
+                names = {n.rsplit("/", 1)[-1] for n in files.stored()}
+                return bool({TRANSCRIPT, TRANSCRIPT + ".age"} & names)
             except StorageError:
                 return True  # the store cannot say now: ask (the page handles the answer)
 

@@ -6,14 +6,20 @@ service's Transcriber writes it (the model itself is tested in tests/postprocess
 from __future__ import annotations
 
 import asyncio
+import shutil
+from datetime import datetime
 from typing import Any
 
 import pytest
-from console_kit import Service, signed_in
+from console_kit import Service, signed_in, until
 
 from postprocess.transcribe.models import MASK, RedactionInterval, Segment, Transcript
 from postprocess.transcribe.recording import write_transcript
 from recorder.api.models import TranscriptHit
+from recorder.manifest import MANIFEST_NAME, Manifest
+from recorder.recording import RecordingInfo
+from recorder.transcripts import originals
+from recorder.transcripts.revision import add_to_manifest
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -88,3 +94,59 @@ async def test_search_by_words_spoken_links_to_the_moment(service: Service, brow
     await page.wait_for_function(f"Math.abs(({POSITION}) - 0) < 0.3")
     assert errors == []
     await page.context.close()
+
+
+async def _players(service: Service, browser: Any, rid: str) -> list[tuple[str, str, bool]]:
+    """(caption, file, muted) of each player of the recording page."""
+    page = await signed_in(browser, service, "supervisor")
+    await page.goto(f"{service.base}/console/recordings/{rid}")
+    await page.wait_for_selector("#players figure")
+    found = await page.eval_on_selector_all(
+        "#players figure",
+        "fs => fs.map(f => [f.querySelector('figcaption').textContent,"
+        " f.querySelector('audio, video').dataset.file, f.querySelector('audio, video').muted])",
+    )
+    await page.context.close()
+    return [(str(c), str(n), bool(m)) for c, n, m in found]
+
+
+async def test_a_redacted_composite_leads_and_replaces_a_deleted_original(
+    service: Service, browser: Any
+) -> None:
+    """A redacted copy of the composite (recorder/transcripts) is the first player, carrying the sound and
+    labelled, the original after it muted and labelled unredacted; once the original is deleted
+    (transcripts.keep_original = false) the redacted one stands alone."""
+    rid, folder, archive = service.call_id, service.folder, service.archive
+    copy = folder / "redacted-1" / "composite.webm"
+    copy.parent.mkdir(exist_ok=True)
+    await asyncio.to_thread(shutil.copyfile, folder / "composite.webm", copy)
+    _, detail = await service.call("GET", f"/v1/recordings/{rid}", role="supervisor")
+    info = RecordingInfo(
+        recording_id=rid,
+        folder=folder,
+        room_id=detail["room_id"],
+        call_id=detail["call_id"],
+        started_at=datetime.fromisoformat(detail["started_at"]).timestamp(),
+    )
+
+    async def stored() -> bool:
+        return not await asyncio.to_thread(archive.spool.pending_count, rid)
+
+    await asyncio.to_thread(add_to_manifest, archive, info, ["redacted-1/composite.webm"])
+    await until(stored, 30, "the redacted copy stored")
+    players = await _players(service, browser, rid)
+    assert players[:2] == [
+        ("Composite — redacted", "redacted-1/composite.webm", False),
+        ("Composite — original, unredacted", "composite.webm", True),
+    ]
+    assert all(muted for _, _, muted in players[2:])  # the participants' tracks: the composite has the mix
+
+    manifest = Manifest.model_validate_json((folder / MANIFEST_NAME).read_bytes())
+    original = manifest.object("composite.webm")
+    assert original is not None
+    await asyncio.to_thread(originals.revise, archive, info, [original], originals.reason_for("redacted-1"))
+    await until(stored, 30, "the revision stored")
+    await asyncio.to_thread(originals.purge, archive.store, folder, [original])
+    players = await _players(service, browser, rid)
+    assert players[0] == ("Composite — redacted (original deleted)", "redacted-1/composite.webm", False)
+    assert "composite.webm" not in [name for _, name, _ in players]

@@ -75,18 +75,44 @@ function showEvents(d, group) {
       onclick: () => group && group.seek(e.at), text: `${seconds(e.at)} ${e.text}`}))));
 }
 
+// The newest redacted copy of each file: original name -> 'redacted-<n>/name' (recorder/transcripts).
+function latestCopies(files) {
+  const best = new Map();
+  for (const f of files) {
+    const m = /^redacted-(\d+)\/(.+)$/.exec(f.name);
+    if (m && !((best.get(m[2])?.n ?? 0) >= Number(m[1]))) best.set(m[2], {n: Number(m[1]), name: f.name});
+  }
+  return best;
+}
+
 function players(d, files, isEncrypted) {
   const t0 = when(d.started_at);
   const wanted = [];
-  for (const f of files.filter(f => isComposite(f.name))) {
-    wanted.push({name: f.name, label: 'Composite', kind: f.name.includes('audio') ? 'audio' : 'video', start: null});
+  const listed = new Set(files.map(f => f.name));
+  const copies = latestCopies(files);
+  const kindOf = n => (/audio|\.(m4a|mka)$/i.test(n) ? 'audio' : 'video');
+  // A redacted composite leads (it carries the sound); the original, when it is still kept, follows muted.
+  for (const [orig, c] of copies) {
+    if (isComposite(orig)) {
+      wanted.push({name: c.name, label: `Composite — redacted${listed.has(orig) ? '' : ' (original deleted)'}`,
+        composite: true, kind: kindOf(orig), start: null});
+    }
+  }
+  for (const f of files.filter(f => isComposite(f.name) && !f.name.startsWith('redacted-'))) {
+    wanted.push({name: f.name, label: copies.has(f.name) ? 'Composite — original, unredacted' : 'Composite',
+      composite: true, kind: kindOf(f.name), start: null});
   }
   const tracks = (d.manifest?.tracks || []).filter(t => t.file);
   const first = Math.min(...tracks.map(t => t.first_wallclock ?? Infinity));
   const name = pid => { const p = d.participants.find(x => x.id === pid); return p ? (p.display_name || p.id) : pid; };
   for (const t of tracks) {
-    wanted.push({name: t.file, label: `${name(t.participant_id)} — ${t.kind} (${t.codec})`, kind: t.kind,
-      start: t.first_wallclock ?? first});
+    const label = `${name(t.participant_id)} — ${t.kind} (${t.codec})`;
+    const copy = copies.get(t.file);
+    if (listed.has(t.file) || !copy) {  // the original (a deleted one without a copy still says so when played)
+      wanted.push({name: t.file, label, kind: t.kind, start: t.first_wallclock ?? first});
+    } else {  // deleted after a redaction: its redacted copy instead
+      wanted.push({name: copy.name, label: `${label} — redacted`, kind: t.kind, start: t.first_wallclock ?? first});
+    }
   }
   if (!wanted.length) return null;
   const origin = isFinite(first) ? first : t0;
@@ -94,14 +120,16 @@ function players(d, files, isEncrypted) {
     const media = el(w.kind === 'audio' ? 'audio' : 'video', {controls: true, preload: 'auto',
       src: `/console/play/${encodeURIComponent(rid)}?name=${encodeURIComponent(w.name)}`,
       'aria-label': `${w.label}`, 'data-file': w.name});
-    media.muted = w.label !== 'Composite' && wanted[0].label === 'Composite';  // the composite carries the mix
+    // the leading composites carry the mix (the redacted ones when there are: never both at once)
+    const leading = wanted[0].composite ? wanted[0].label.startsWith('Composite — redacted') : null;
+    media.muted = leading !== null && !(w.composite && w.label.startsWith('Composite — redacted') === leading);
     const problem = el('p', {class: 'error', hidden: true});
     media.addEventListener('error', () => {
       problem.hidden = false;
       problem.textContent = isEncrypted ? ENCRYPTED_NOTICE
         : `This browser cannot play ${w.name} (${w.kind}); download it below.`;
     });
-    const figure = el('figure', {class: `player ${w.label === 'Composite' ? 'composite' : ''}`},
+    const figure = el('figure', {class: `player ${w.composite ? 'composite' : ''}`},
       media, el('figcaption', {text: w.label}), problem);
     $('players').append(figure);
     return {media, offset: w.start === null ? 0 : Math.max(0, w.start - origin)};
