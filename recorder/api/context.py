@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from recorder.api.audit import AuditLog
 from recorder.api.auth import KeyStore
@@ -15,6 +16,9 @@ from recorder.api.policy import PolicyStore, RoomControl
 from recorder.api.problems import ApiError
 from recorder.api.settings import ApiSettings
 from recorder.service.manager import RecordingManager, RoomRecording
+
+if TYPE_CHECKING:
+    from recorder.fleet.commands_api import FleetRooms
 
 
 @dataclass
@@ -28,6 +32,8 @@ class ApiContext:
     keys: KeyStore
     audit: AuditLog
     control: RoomControl | None = None
+    fleet_rooms: FleetRooms | None = None
+    """A fleet API node without an SFU: room commands go to the recorders (recorder/fleet/commands_api)."""
 
     def storage(self) -> StorageAccess | None:
         return StorageAccess.of(self.manager.sinks)

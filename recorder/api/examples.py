@@ -218,6 +218,10 @@ PROBLEM_DETAILS = {
     422: ("invalid-request", "query.limit: Input should be less than or equal to 200"),
     502: ("sfu-error", "policy saved, but the SFU refused or is unreachable: Janus is not connected"),
     503: ("storage-unavailable", "the store cannot presign links now: connection refused"),
+    504: (
+        "recorder-timeout",
+        "recorder rec-b did not take the command for room 1234 within 10 s: not executed",
+    ),
 }
 
 

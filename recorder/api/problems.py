@@ -28,6 +28,7 @@ TITLES = {
     500: "Internal error",
     502: "SFU error",
     503: "Unavailable",
+    504: "Gateway timeout",
 }
 
 

@@ -380,7 +380,8 @@ _ERROR_TEXT = {
     416: "the Range asked for is outside the file",
     422: "a request field is invalid: the problem names it",
     502: "the SFU refused or cannot be reached",
-    503: "the store cannot be reached now; retry later",
+    503: "the store cannot be reached now, or (a fleet) the recorder concerned is not alive; retry later",
+    504: "a fleet's recorder did not answer the command in time (fleet.command_timeout_seconds)",
 }
 
 

@@ -188,6 +188,16 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         async def handler(call: Call) -> PauseState:
             rid = call.path["recording_id"]
             pid = call.path.get("participant_id")
+            if ctx.fleet_rooms is not None and ctx.live(rid) is None:  # a fleet: on its recorder
+                call.target = rid if pid is None else f"{rid}/{pid}"
+                reason = call.body(PauseRequest).reason if pause else None
+                if reason is not None:
+                    call.detail["reason"] = reason
+                if not await ctx.fleet_rooms.pause(call, rid, pid, pause, reason):
+                    raise ApiError(
+                        404, f"recording {rid} has no participant {pid} being recorded", "not-found"
+                    )
+                return PauseState(recording_id=rid, participant=pid, paused=pause)
             room, _ = ctx.require_live(rid)
             call.target = rid if pid is None else f"{rid}/{pid}"
             try:
@@ -221,7 +231,7 @@ def register(reg: Registry, ctx: ApiContext) -> None:
             f"recording.{verb}",
             body=PauseRequest if pause else None,
             response=PauseState,
-            errors=(404,),
+            errors=(404, 503, 504),
         )(handler)
 
     for participant in (False, True):

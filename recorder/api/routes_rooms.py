@@ -18,6 +18,7 @@ from recorder.api.models import (
 )
 from recorder.api.problems import ApiError
 from recorder.api.registry import Call, Registry
+from recorder.fleet.commands_api import RoomTarget
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +131,23 @@ def register(reg: Registry, ctx: ApiContext) -> None:
 
     async def switch(call: Call, on: bool) -> RoomOut:
         room = call.path["room_id"]
-        current = policy.room(room)
-        await policy.set_room(room, current.model_copy(update={"record": on}))
+        named = call.query(RoomTarget).recorder
+        fleet = ctx.fleet_rooms if ctx.control is None else None
+        if named is not None and fleet is None:
+            raise ApiError(
+                409, "?recorder= names a recorder of a fleet; this node follows its own SFU", "not-a-fleet"
+            )
+        if named is None:  # the room's policy is fleet-wide (by room id): not when one recorder is named
+            current = policy.room(room)
+            await policy.set_room(room, current.model_copy(update={"record": on}))
+        if fleet is not None:  # a fleet's API node: the recorders act (recorder/fleet/commands_api.py)
+            request = call.body(StartRequest) if on else None
+            if request is not None:
+                call.detail = {"call_id": request.call_id, "tags": ",".join(sorted(request.metadata))}
+            await fleet.switch(call, room, on, request, named)
+            out = room_out(room)
+            out.recording = on
+            return out
         if on:
             request = call.body(StartRequest)
             call.detail = {"call_id": request.call_id, "tags": ",".join(sorted(request.metadata))}
@@ -159,8 +175,9 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         TAG,
         "room.start",
         body=StartRequest,
+        query=RoomTarget,
         response=RoomOut,
-        errors=(409, 502),
+        errors=(404, 409, 502, 503, 504),
     )
     async def start_room(call: Call) -> RoomOut:
         return await switch(call, True)
@@ -172,8 +189,9 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         "Stop recording a room (finishes its recording)",
         TAG,
         "room.stop",
+        query=RoomTarget,
         response=RoomOut,
-        errors=(502,),
+        errors=(404, 409, 502, 503, 504),
     )
     async def stop_room(call: Call) -> RoomOut:
         return await switch(call, False)

@@ -31,6 +31,7 @@ from recorder.config_errors import describe
 from recorder.crypto.age import CryptoError
 from recorder.db.errors import CATALOG_ERRORS
 from recorder.errors import MissingExtraError
+from recorder.fleet.commands_node import RoomCommands
 from recorder.fleet.node import FleetNode
 from recorder.fleet.registry import NodeNameInUseError
 from recorder.jobs.fleet import JobNode
@@ -142,6 +143,7 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
     fleet = await FleetNode.open(settings, manager, api)  # registers a recorder; its sink after the catalog
     if fleet is not None:
         counters["recorders"] = fleet.counters
+    room_commands = RoomCommands.open(settings, manager, bridge, api, fleet)  # a fleet's room control
 
     archive: Archive | None = None
     queue_worker_only = jobs is not None and roles == {Role.WORKER}  # builds what recorders archive
@@ -210,6 +212,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
             jobs.start(stop)
         if fleet is not None:
             fleet.start()
+        if room_commands is not None:
+            await room_commands.start()
         if transcriber is not None:
             await transcriber.start()
         starting = asyncio.create_task(bridge.start()) if bridge is not None else None
@@ -222,6 +226,8 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
             starting.cancel()
         log.info("stopping: finalizing %d open recordings", len(manager.rooms))
     finally:
+        if room_commands is not None:  # first: a command from now on expires unexecuted (504), not lost
+            await room_commands.close()
         try:
             async with asyncio.timeout(settings.shutdown_grace):  # not wait_for: it can swallow a cancel
                 await manager.shutdown()

@@ -35,6 +35,21 @@ class FleetSettings(BaseModel):
         " are marked failed with what was recovered, unless it comes back first. At least two heartbeats.",
     )
 
+    command_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="An API node without an SFU of its own: how long a room command (pause, resume, start,"
+        " stop) waits for the recorder concerned to take it, and again for its result; then 504.",
+    )
+    command_poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="A recorder looks for room commands this often besides being woken by PostgreSQL's"
+        " NOTIFY (a lost notification only delays a command this long).",
+    )
+
     @field_validator("node_name")
     @classmethod
     def _name(cls, value: str) -> str:
