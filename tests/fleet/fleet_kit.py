@@ -7,9 +7,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,8 +66,9 @@ class Node:
         return self.log.read_text(errors="replace")
 
 
-def recorder_node(tmp_path: Path, name: str, url: str, node_name: str | None = None) -> Node:
-    """A recorder + api node named `node_name` (default `name`) with its own data_dir and RTP range."""
+def recorder_node(tmp_path: Path, name: str, url: str, node_name: str | None = None, extra: str = "") -> Node:
+    """A recorder + api node named `node_name` (default `name`) with its own data_dir and RTP range;
+    `extra`: TOML tables appended (an [archive])."""
     port, rtp = free_tcp_port(), free_port_base(40)
     data_dir = tmp_path / name
     config = tmp_path / f"{name}.toml"
@@ -79,7 +82,7 @@ def recorder_node(tmp_path: Path, name: str, url: str, node_name: str | None = N
         f'[api]\ncatalog_url = "{url}"\nadmin_key = "{KEY}"\nmetrics_require_key = false\n'
         "[composite]\nenabled = false\n"
         f'[fleet]\nnode_name = "{node_name or name}"\nheartbeat_seconds = {HEARTBEAT}\n'
-        f"dead_after_seconds = {DEAD_AFTER}\n"
+        f"dead_after_seconds = {DEAD_AFTER}\n" + extra
     )
     return Node(name, config, data_dir, port, tmp_path / f"{name}.log")
 
@@ -93,6 +96,49 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float) -> T:
             return value
         time.sleep(0.05)
     raise TimeoutError(what)
+
+
+class Hooks:
+    """A webhook endpoint in a thread: keeps every event posted to it (JSON bodies)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        events = self.events
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                events.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def archive(self, secret: str) -> str:
+        """An [archive] (local store) whose webhooks come here."""
+        return (
+            "[archive.spool]\npoll_interval = 0.1\n[archive.webhooks]\npoll_interval = 0.1\n"
+            f'[[archive.webhooks.endpoints]]\nid = "crm"\nurl = "{self.url}"\nsecret = "{secret}"\n'
+        )
+
+    def of(self, kind: str, recording_id: str) -> dict[str, Any] | None:
+        return next(
+            (e for e in list(self.events) if e["type"] == kind and e["data"]["recording_id"] == recording_id),
+            None,
+        )
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def opus_parameters(ssrc: int) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""The recorder fleet with real `callvault serve` processes on a real PostgreSQL (tests/fleet/fleet_kit.py):
-recorders register and send heartbeats (GET /v1/recorders, /metrics), a second recorder with a name in use
-refuses to start; a recorder SIGKILLed mid-call and restarted in time finishes its recording itself, one
-that stays dead has its recording marked failed by a peer with the segments recovered listed (and an audit
-entry), and its later restart still finishes it (the recorder's recovery wins over the peer's mark)."""
+"""The recorder fleet with real `callvault serve` processes on a real PostgreSQL (tests/fleet/fleet_kit.py),
+in one test (each node start costs seconds): recorders register and send heartbeats (GET /v1/recorders,
+/metrics), a second recorder with a name in use refuses to start; a recorder SIGKILLed mid-call and
+restarted in time finishes its recording itself; one that stays dead has its recording marked failed by a
+peer with the segments recovered listed (catalog entry, audit entry, recording.failed webhook), and its
+later restart still finishes it (the recorder's recovery wins over the peer's mark); a clean stop shows
+`stopped`."""
 
 from __future__ import annotations
 
@@ -18,8 +20,10 @@ from media import encode_reference
 from postgres_kit import PostgresServer
 from serve_process import request
 
+from recorder.webhooks import generate_secret
+
 sys.path.insert(1, str(Path(__file__).parent))  # fleet_kit
-from fleet_kit import DEAD_AFTER, Node, recorder_node, start_call, stop, wait_for
+from fleet_kit import DEAD_AFTER, Hooks, Node, recorder_node, start_call, stop, wait_for
 
 pytestmark = [pytest.mark.timeout(240)]
 START = 60.0  # seconds a node may take to start on a loaded machine
@@ -48,15 +52,20 @@ def _audit(node: Node, action: str) -> list[str]:
     return [e["target"] for e in out["entries"]]
 
 
-def test_recorders_register_beat_and_one_name_is_refused(
-    tmp_path: Path, postgres_server: PostgresServer
-) -> None:
+def test_recorder_fleet(tmp_path: Path, postgres_server: PostgresServer) -> None:
     url = postgres_server.create_database()
-    a, b = recorder_node(tmp_path, "rec-a", url).start(), recorder_node(tmp_path, "rec-b", url).start()
+    reference = encode_reference("opus", tmp_path, seconds=15.0)
+    hooks = Hooks()  # rec-b's webhooks (its archive): the recording.failed it finds
+    a = recorder_node(tmp_path, "rec-a", url)
+    b = recorder_node(tmp_path, "rec-b", url, extra=hooks.archive(generate_secret()))
     twin = recorder_node(tmp_path, "twin", url, node_name="rec-a")
+    a.start(), b.start()
+    senders = []
     try:
         for node in (a, b):
             wait_for(f"{node.name} answers", node.answers, START)
+
+        # 0. both registered and beating; a second recorder named rec-a (its own data_dir) is refused
         fleet = wait_for("both registered", lambda: len(f := _fleet(b)) == 2 and f, 30)
         assert {n: (r["state"], r["sfu"], r["version"]) for n, r in fleet.items()} == {
             "rec-a": ("alive", "ingest", "0.1.0"),
@@ -73,30 +82,10 @@ def test_recorders_register_beat_and_one_name_is_refused(
         )
         assert wait_for("alive 2 in metrics", lambda: _metric(a, "callvault_recorders_alive") == "2.0", 30)
         assert _metric(a, "callvault_recorders_dead") == "0.0"
-        # a second recorder named rec-a (its own data_dir) while rec-a is alive: refused, one clear line
         twin.start()
         assert twin.proc is not None and twin.proc.wait(START) == 2
         assert "recorder node name 'rec-a' is in use by a running recorder" in twin.output()
         assert _fleet(b)["rec-a"]["state"] == "alive"  # the running one keeps its name
-        # a clean stop: stopped (not dead)
-        stop([a.proc])
-        assert _fleet(b)["rec-a"]["state"] == "stopped"
-    finally:
-        stop([a.proc, b.proc, twin.proc])
-
-
-def test_a_recorder_killed_mid_call_is_finished_by_its_restart_or_failed_by_a_peer(
-    tmp_path: Path, postgres_server: PostgresServer
-) -> None:
-    url = postgres_server.create_database()
-    reference = encode_reference("opus", tmp_path, seconds=30.0)
-    a, b = recorder_node(tmp_path, "rec-a", url), recorder_node(tmp_path, "rec-b", url)
-    a.start(), b.start()
-    senders = []
-    try:
-        for node in (a, b):
-            wait_for(f"{node.name} answers", node.answers, START)
-        wait_for("both registered", lambda: len(_fleet(b)) == 2, 30)
 
         # 1. killed mid-call, restarted at once: its own restart finishes the recording
         rid1, sender = start_call(a, "room-1", "alice", reference, 1111)
@@ -112,7 +101,9 @@ def test_a_recorder_killed_mid_call_is_finished_by_its_restart_or_failed_by_a_pe
         wait_for("rec-a back", a.answers, START)
         back = time.monotonic() - killed
         done = wait_for(
-            "call 1 finished by rec-a", lambda: (r := _recording(b, rid1))["status"] == "finished" and r, 60
+            "call 1 finished by rec-a",
+            lambda: (r := _recording(b, rid1))["status"] == "finished" and r["failure"] is None and r,
+            60,
         )
         assert done["failure"] is None and done["recorder"] == "rec-a"
         assert done["tracks"] == 1 and done["bytes"] > 0
@@ -140,6 +131,9 @@ def test_a_recorder_killed_mid_call_is_finished_by_its_restart_or_failed_by_a_pe
         for s in segments:  # each listed segment is on rec-a's disk, whole
             assert (folder / s["path"]).stat().st_size == s["size"]
         assert rid2 in _audit(b, "recording.failed")
+        hook = wait_for("recording.failed webhook", lambda: hooks.of("recording.failed", rid2), 30)["data"]
+        assert hook["stage"] == "recorder" and f"{len(segments)} segments recovered" in hook["error"]
+        assert segments[0]["path"] in hook["error"]
         assert _fleet(b)["rec-a"]["state"] == "dead"
         assert wait_for("dead 1 in metrics", lambda: _metric(b, "callvault_recorders_dead") == "1.0", 30)
         assert rid1 not in _audit(b, "recording.failed") or back >= DEAD_AFTER
@@ -148,10 +142,17 @@ def test_a_recorder_killed_mid_call_is_finished_by_its_restart_or_failed_by_a_pe
         a.start()
         wait_for("rec-a back again", a.answers, START)
         done = wait_for(
-            "call 2 finished by rec-a", lambda: (r := _recording(b, rid2))["status"] == "finished" and r, 60
+            "call 2 finished by rec-a",
+            lambda: (r := _recording(b, rid2))["status"] == "finished" and r["failure"] is None and r,
+            60,
         )
         assert done["failure"] is None
         assert rid2 in _audit(b, "recording.recovered")
         assert _fleet(b)["rec-a"]["state"] == "alive"
+
+        # 4. a clean stop: stopped, not dead
+        stop([a.proc])
+        assert _fleet(b)["rec-a"]["state"] == "stopped"
     finally:
-        stop([*senders, a.proc, b.proc])
+        stop([*senders, a.proc, b.proc, twin.proc])
+        hooks.close()
