@@ -281,8 +281,12 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         errors=(404, 409, 503),
         description="Silences the interval in a redacted copy of every audio track (`redacted-<n>/` in the"
         " manifest's next revision, with the masked transcript and redactions.json) in a worker process"
-        " (from the local folder, else from audio tracks restored from the store);"
-        " redaction.finished announces it. The interval, its reason and who asked are in the audit log.",
+        " (from the local folder, else from audio tracks restored from the store: the newest redacted copy"
+        " of a track whose original was deleted; 409 no-local-copy when none can be, encrypted without a"
+        " playback identity); redaction.finished announces it, redaction.failed when it cannot be made."
+        " With transcripts.keep_original = false the originals it replaces are deleted (a manifest"
+        " revision lists them, recording.deleted). The interval, its reason and who asked are in the audit"
+        " log.",
     )
     async def redact(call: Call) -> RedactionAccepted:
         rid = call.path["recording_id"]
