@@ -1,0 +1,163 @@
+"""Room control across a fleet with real `callvault serve` processes on a real PostgreSQL
+(tests/fleet/fleet_kit.py): an API-only node, which follows no SFU, pauses and resumes a call recorded by a
+recorder node (through the ingest API, real RTP from ffmpeg) — the recording shows the pause interval and
+the packets dropped in it, the audit log names who paused it and from which API node — and stops the room
+there; a recording or recorder it does not know is 404; a recorder SIGKILLed mid-call answers nothing: the
+command expires unexecuted with a 504 naming the room, and once the recorder is dead it is a 503 at once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from media import encode_reference
+from postgres_kit import PostgresServer
+from serve_process import request
+from service_kit import free_tcp_port
+
+sys.path.insert(1, str(Path(__file__).parent))  # fleet_kit
+from fleet_kit import DEAD_AFTER, HEARTBEAT, KEY, Node, recorder_node, start_call, stop, wait_for
+
+pytestmark = [pytest.mark.timeout(240)]
+START = 60.0  # seconds a node may take to start on a loaded machine
+COMMAND_TIMEOUT = 4.0
+
+
+def api_node(tmp_path: Path, name: str, url: str) -> Node:
+    """An API-only node (no SFU, no recorder) of the fleet named `name`."""
+    port = free_tcp_port()
+    data_dir = tmp_path / name
+    config = tmp_path / f"{name}.toml"
+    config.write_text(
+        f'data_dir = "{data_dir}"\nhttp_host = "127.0.0.1"\nhttp_port = {port}\nroles = ["api"]\n'
+        "[janus]\nenabled = false\n"
+        f'[api]\ncatalog_url = "{url}"\nadmin_key = "{KEY}"\nmetrics_require_key = false\n'
+        "[composite]\nenabled = false\n"
+        f'[fleet]\nnode_name = "{name}"\nheartbeat_seconds = {HEARTBEAT}\ndead_after_seconds = {DEAD_AFTER}\n'
+        f"command_timeout_seconds = {COMMAND_TIMEOUT}\n"
+    )
+    return Node(name, config, data_dir, port, tmp_path / f"{name}.log")
+
+
+def _call(node: Node, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """One request, waiting long enough for any bounded answer (the API's own timeouts decide)."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    req = urllib.request.Request(node.base + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10 * COMMAND_TIMEOUT) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _recording(node: Node, rid: str) -> dict[str, Any]:
+    status, out = _call(node, "GET", f"/v1/recordings/{rid}")
+    assert status == 200, out
+    return dict(out)
+
+
+def _packets_paused(node: Node) -> float:
+    """RTP packets the node dropped unread while paused (its /metrics)."""
+    text = request(f"{node.base}/metrics")[1]
+    found = [ln.split()[-1] for ln in text.splitlines() if ln.startswith("callvault_packets_paused_total ")]
+    return float(found[0]) if found else 0.0
+
+
+def test_pause_resume_and_stop_through_an_api_node_reach_the_recorder(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.create_database()
+    reference = encode_reference("opus", tmp_path, seconds=30.0)
+    rec, api = recorder_node(tmp_path, "rec-a", url).start(), api_node(tmp_path, "api-1", url).start()
+    senders: list[subprocess.Popen[bytes] | None] = []
+    try:
+        for node in (rec, api):
+            wait_for(f"{node.name} answers", node.answers, START)
+        # an API-only node knows no SFU: an unknown recording or recorder is 404, as on a single node
+        status, out = _call(api, "POST", "/v1/recordings/nobody-1/pause", {"reason": "card number"})
+        assert status == 404 and "not in progress" in out["detail"], out
+        status, out = _call(api, "POST", "/v1/rooms/room-7/stop?recorder=rec-zz")
+        assert status == 404 and "no recorder rec-zz" in out["detail"], out
+
+        rid, sender = start_call(rec, "room-7", "alice", reference, 7777)
+        senders.append(sender)
+        wait_for("recorded by rec-a", lambda: (r := _recording(api, rid))["bytes"] > 0 and r["recorder"], 30)
+
+        # pause through the API node: the recorder pauses at once (its own API says so) ...
+        status, out = _call(api, "POST", f"/v1/recordings/{rid}/pause", {"reason": "card number"})
+        assert status == 200 and out == {"recording_id": rid, "participant": None, "paused": True}, out
+        status, room = _call(rec, "GET", "/v1/rooms/room-7")
+        assert status == 200 and room["paused"] is True, room
+        paused = wait_for("the pause in the catalog", lambda: _recording(api, rid)["pauses"], 30)
+        assert paused[0]["by"] == "bootstrap-admin" and paused[0]["reason"] == "card number"
+        # ... while packets keep arriving (counted as dropped: nothing of them is written)
+        wait_for(
+            "packets dropped while paused",
+            lambda: _packets_paused(rec) > 0,
+            30,
+        )
+        status, out = _call(api, "POST", f"/v1/recordings/{rid}/resume")
+        assert status == 200 and out["paused"] is False, out
+        status, room = _call(rec, "GET", "/v1/rooms/room-7")
+        assert room["paused"] is False, room
+
+        # the audit log of the fleet: who paused what, from which API node, on which recorder
+        status, audit = _call(api, "GET", "/v1/audit?action=recording.pause&limit=10")
+        assert status == 200, audit
+        [entry] = [e for e in audit["entries"] if e["target"] == rid]
+        assert entry["actor"] == "bootstrap-admin" and entry["outcome"] == "ok"
+        detail = entry["detail"]
+        assert (detail["recorder"], detail["api_node"], detail["room"]) == ("rec-a", "api-1", "room-7")
+
+        # stop the room through the API node: the recorder finishes the recording
+        status, out = _call(api, "POST", "/v1/rooms/room-7/stop")
+        assert status == 200 and out["recording"] is False, out
+        sender.kill()
+        done = wait_for(
+            "finished",
+            lambda: (r := _recording(api, rid))["status"] == "finished" and r["track_list"] and r,
+            60,
+        )
+        [pause] = done["pauses"]
+        assert pause["start_time"] < pause["end_time"]  # the interval, closed by the resume
+        [track] = done["track_list"]
+        assert track["packets_paused"] > 0 and track["bytes"] > 0  # nothing written in the pause
+
+        # a recorder killed mid-call: a command it never takes expires unexecuted (504), then 503
+        rid2, sender2 = start_call(rec, "room-8", "bob", reference, 8888)
+        senders.append(sender2)
+        wait_for("call 2 recorded", lambda: (r := _recording(api, rid2))["bytes"] > 0 and r["recorder"], 30)
+        assert rec.proc is not None
+        rec.proc.send_signal(signal.SIGKILL)
+        rec.proc.wait(10)
+        started = time.monotonic()
+        status, out = _call(api, "POST", f"/v1/recordings/{rid2}/pause", {"reason": "card number"})
+        answered = time.monotonic() - started
+        assert status == 504, out
+        assert out["detail"] == (
+            f"recorder rec-a did not take the command for room room-8 within {COMMAND_TIMEOUT:.0f} s:"
+            " not executed"
+        )
+        assert out["type"].endswith("/recorder-timeout")
+        assert answered >= COMMAND_TIMEOUT  # it waited its bounded time for the recorder, then answered
+        wait_for("rec-a dead", lambda: _fleet_state(api, "rec-a") == "dead", DEAD_AFTER + 30)
+        status, out = _call(api, "POST", "/v1/rooms/room-8/stop?recorder=rec-a")
+        assert status == 503, out
+        assert out["detail"].startswith("recorder rec-a, which has room room-8, is not alive"), out
+    finally:
+        stop([*senders, rec.proc, api.proc])
+
+
+def _fleet_state(node: Node, name: str) -> str | None:
+    status, out = _call(node, "GET", "/v1/recorders")
+    assert status == 200, out
+    return next((r["state"] for r in out["recorders"] if r["node"] == name), None)
