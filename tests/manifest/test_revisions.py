@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from recorder.manifest import (
     FolderSource,
     Manifest,
     ManifestError,
+    RemovedObject,
     StoredObject,
     StoreSource,
     VerifyReport,
@@ -329,3 +331,35 @@ def test_revised_recording_in_a_store(recording: Recording, tmp_path: Path) -> N
     store.put_bytes(prefix + "manifest.1.json.sig", sign(b"something else", recording.key))
     report = verify_recording(source, recording.key.public_key())
     assert pairs(report) == {("changed", "manifest.1.json.sig"), ("bad-revision", "manifest.1.json.sig")}
+
+
+def test_a_revision_may_remove_objects_it_lists_as_removed(recording: Recording) -> None:
+    """An object removed on purpose (the unredacted original after a redaction, recorder/transcripts/
+    originals.py) is listed under `removed` with its content and why: the recording verifies without it;
+    a later revision that drops the removal record, or a removal of other content, does not."""
+    rec, key = recording, recording.key
+    added = composite(rec)
+    revise(rec, [added])
+    data = (rec.folder / "manifest.json").read_bytes()
+    signature = (rec.folder / "manifest.json.sig").read_bytes()
+    current = Manifest.model_validate_json(data)
+    assert b"removed" not in data  # left out while empty: manifests without removals are unchanged
+    gone = RemovedObject(
+        name=COMPOSITE, sha256=added.sha256, size=added.size, revision=3, removed_at=datetime.now(UTC),
+        reason="unredacted; replaced by the redacted copy redacted-1/",
+    )  # fmt: skip
+    other = gone.model_copy(update={"sha256": "0" * 64})
+    with pytest.raises(ManifestError, match="cannot remove it"):
+        revise_manifest(current, data, signature, [], key_for(rec.recording_id), [other])
+    revised, archived = revise_manifest(current, data, signature, [], key_for(rec.recording_id), [gone])
+    for name, content in archived.items():
+        (rec.folder / name).write_bytes(content)
+    write_signed_manifest(rec.folder, revised, key)
+    (rec.folder / COMPOSITE).unlink()
+    report = check(rec.folder, key.public_key())
+    assert report.ok, report.problems
+    assert revised.object(COMPOSITE) is None and [r.name for r in revised.removed] == [COMPOSITE]
+
+    forged = revise(rec, [])  # revision 4 keeps the record; one that drops it is named
+    write_signed_manifest(rec.folder, forged.model_copy(update={"removed": []}), key)
+    assert ("bad-revision", COMPOSITE) in pairs(check(rec.folder, key.public_key()))
