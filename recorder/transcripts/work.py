@@ -94,7 +94,8 @@ def next_copy_number(folder: Path) -> int:
     taken: set[str] = {p.name for p in folder.glob(f"{REDACTED_PREFIX}*")}
     manifest = folder / "manifest.json"
     if manifest.is_file():
-        objects = json.loads(manifest.read_bytes()).get("objects", [])
+        listed = json.loads(manifest.read_bytes())
+        objects = [*listed.get("objects", []), *listed.get("removed", [])]  # (a removed copy's n stays taken)
         taken |= {str(o.get("name", "")).split("/", 1)[0] for o in objects}
     n = 1
     while f"{REDACTED_PREFIX}{n}" in taken:
