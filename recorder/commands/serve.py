@@ -33,10 +33,10 @@ from recorder.db.errors import CATALOG_ERRORS
 from recorder.errors import MissingExtraError
 from recorder.fleet.commands_node import RoomCommands
 from recorder.fleet.node import FleetNode
+from recorder.fleet.recovery import recover_own
 from recorder.fleet.registry import NodeNameInUseError
 from recorder.jobs.fleet import JobNode
 from recorder.jobs.settings import Role
-from recorder.mux.recovery import recover_folder
 from recorder.service.app import EVENTS_HTTP_PATH, EVENTS_WS_PATH, ReadinessCheck, build_app
 from recorder.service.manager import RecordingManager
 from recorder.service.settings import ServiceSettings, load_settings
@@ -99,7 +99,9 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, si
     await asyncio.to_thread(recordings.mkdir, parents=True, exist_ok=True)
     # only a recorder's own crash leaves tracks to finalize: an api or worker node sharing the folder
     # would "recover" the tracks a recorder is writing
-    crashed = await asyncio.to_thread(recover_folder, recordings) if Role.RECORDER in settings.roles else []
+    # (in a fleet, recorders sharing the folder: only this recorder's own recordings, recorder/fleet)
+    records = Role.RECORDER in settings.roles
+    crashed = await asyncio.to_thread(recover_own, settings, recordings) if records else []
     for summary in crashed:
         log.info("finalized track %s left by a crash", summary.name)
 

@@ -109,11 +109,11 @@ class RoomRecording:
 
 def new_recording_id(room: str, node: str | None = None) -> str:
     """time-room-random; in a fleet (`node`: this recorder's unique name, at most 63 characters)
-    time-room-node-random, unique across the fleet: the room cut to 38 characters keeps it within the id
+    time-room_node-random, unique across the fleet: the room cut to 38 characters keeps it within the id
     allow-list's 128 (16+1+38+1+63+1+8)."""
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in room)[: 40 if node is None else 38]
     at = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    middle = safe if node is None else f"{safe}-{node}"
+    middle = safe if node is None else f"{safe}_{node}"  # node names have no '_': recorder/fleet/recovery.py
     return f"{at}-{middle}-{secrets.token_hex(4)}"
 
 

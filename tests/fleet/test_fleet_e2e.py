@@ -186,7 +186,7 @@ async def test_two_janus_two_recorders_one_api(
             by_recorder[detail["recorder"]] = detail
         assert sorted(by_recorder) == ["rec-a", "rec-b"]
         for name, detail in by_recorder.items():
-            assert detail["room_id"] == str(ROOM) and f"-{name}-" in detail["recording_id"]
+            assert detail["room_id"] == str(ROOM) and f"_{name}-" in detail["recording_id"]
             assert detail["tracks"] >= 1 and detail["duration"] > 3
             assert detail["participants"] and detail["participants"][0]["display_name"] == f"agent-{name}"
 

@@ -90,7 +90,7 @@ def test_recorder_fleet(tmp_path: Path, postgres_server: PostgresServer) -> None
         # 1. killed mid-call, restarted at once: its own restart finishes the recording
         rid1, sender = start_call(a, "room-1", "alice", reference, 1111)
         senders.append(sender)
-        assert "-rec-a-" in rid1  # ids carry the node name: unique across the fleet
+        assert "_rec-a-" in rid1  # ids carry the node name: unique across the fleet
         wait_for("segments of call 1", lambda: _recording(b, rid1)["bytes"] > 0, 30)
         assert a.proc is not None
         a.proc.send_signal(signal.SIGKILL)
