@@ -85,7 +85,9 @@ async def test_keep_original_false_deletes_the_originals_everywhere(
             } <= names
             originals = {"bob-audio-1.webm", "alice-audio-1.webm"}
             assert not originals & names
-            assert not any(n.startswith(("bob-audio-1/", "alice-audio-1/")) for n in names)  # segments
+            segments = ("bob-audio-1.segments/", "alice-audio-1.segments/")
+            assert any(n.startswith(segments) for n in deleted.objects)  # the tracks' segments went too
+            assert not any(n.startswith(segments) for n in names)
             assert originals <= set(deleted.objects)
             manifest = Manifest.model_validate_json(
                 moto_server.client().get_object("plain", prefix + MANIFEST_NAME).read()
