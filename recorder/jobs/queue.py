@@ -22,7 +22,7 @@ from typing import Any
 
 import procrastinate
 import psycopg
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from postprocess.composite import build_composite
 from postprocess.options import CompositeError, CompositeOptions, Profile
@@ -51,8 +51,19 @@ class CompositeResult(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    file: str | None = None
+    file: str | None = Field(default=None, description="The composite's name ('composite-hd.mp4').")
+    staged: str | None = Field(
+        default=None, description="Where the attempt left it in the recording folder (a hidden '.*.tmp')."
+    )
     error: str | None = None
+
+
+def staged_name(name: str, attempt: str) -> str:
+    """The hidden name one attempt leaves its composite under in the recording folder: only the recorder
+    gives it its real name (once, when it hands it to its archive), so an attempt that ends after another
+    one (a worker found stalled but still alive) never replaces a composite the manifest already lists.
+    '.*.tmp' files are in no manifest and no listing."""
+    return f".{name}.{attempt}.tmp"
 
 
 def outputs(settings: CompositeSettings) -> list[str]:
@@ -206,7 +217,7 @@ def _context(job_context: procrastinate.JobContext) -> WorkerContext:
 
 def build_one(ctx: WorkerContext, recording_id: str, output: str, attempt: str) -> Path:
     """(worker thread) Build the recording's composite `output` (a profile, or AUDIO_MIX) into its
-    folder; its path."""
+    folder under the attempt's hidden name (`staged_name`); its path."""
     folder = child(ctx.data_dir / "recordings", check_id(recording_id, "recording id"))
     if not folder.is_dir():
         raise CompositeError(f"recording {recording_id} is not in the shared data folder")
@@ -217,11 +228,12 @@ def build_one(ctx: WorkerContext, recording_id: str, output: str, attempt: str) 
     work.mkdir(parents=True)
     try:
         result = build_composite(folder, options.model_copy(update={"out": work / options.out.name}))
-        os.replace(result.path, options.out)  # atomic: a reader sees the old file or the whole new one
+        staged = folder / staged_name(options.out.name, attempt)
+        os.replace(result.path, staged)  # atomic: the whole file or none
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info("recording %s: %s built (%.1f s of call)", recording_id, options.out.name, result.duration)
-    return options.out
+    return staged
 
 
 async def composite(job_context: procrastinate.JobContext, recording_id: str, profile: str) -> str:
@@ -242,8 +254,9 @@ async def composite(job_context: procrastinate.JobContext, recording_id: str, pr
             await asyncio.to_thread(write_model, results, name, CompositeResult(error=why))
         raise
     name = result_path(ctx.data_dir, recording_id, job.id).stem
-    await asyncio.to_thread(write_model, results, name, CompositeResult(file=path.name))
-    return path.name
+    out = path.name.removeprefix(".").removesuffix(f".{attempt}.tmp")
+    await asyncio.to_thread(write_model, results, name, CompositeResult(file=out, staged=path.name))
+    return out
 
 
 class Backlog:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -49,6 +50,7 @@ from recorder.jobs.queue import (
 )
 from recorder.manifest import MANIFEST_NAME, Manifest
 from recorder.models import TrackSummary
+from recorder.names import UnsafeNameError, child
 from recorder.recording import FinishedRecordingSink, RecordingInfo
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,8 @@ class CompositeQueue(FinishedRecordingSink):
         """Tickets an earlier run left: handed over already if the manifest lists their composites."""
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._queueing = asyncio.Lock()
+        """One queueing at a time: the follow task and recording_finished must not queue a job twice."""
 
     def stats(self) -> dict[str, int]:
         return {"queued": self.queued, "waiting": len(self._tickets), "handed_over": self.handed}
@@ -158,6 +162,12 @@ class CompositeQueue(FinishedRecordingSink):
 
     async def _queue(self, ticket: QueuedComposites) -> None:
         """Queue the ticket's outputs that have no job yet (one already in the queue is taken over)."""
+        if all(o in ticket.jobs for o in ticket.outputs):
+            return
+        async with self._queueing:
+            await self._queue_missing(ticket)
+
+    async def _queue_missing(self, ticket: QueuedComposites) -> None:
         rid = ticket.recording_id
         missing = [o for o in ticket.outputs if o not in ticket.jobs]
         if not missing:
@@ -194,7 +204,8 @@ class CompositeQueue(FinishedRecordingSink):
         ids = [job for t in self._tickets.values() for job in t.jobs.values()]
         states = await job_states(self.app, ids)
         for ticket in list(self._tickets.values()):
-            if all(states.get(job, "gone") in DONE | {"gone"} for job in ticket.jobs.values()):
+            queued = set(ticket.jobs) >= set(ticket.outputs)  # not a ticket still being queued
+            if queued and all(states.get(job, "gone") in DONE | {"gone"} for job in ticket.jobs.values()):
                 await self._hand_over(ticket, states)
 
     async def _hand_over(self, ticket: QueuedComposites, states: dict[int, str]) -> None:
@@ -231,7 +242,7 @@ class CompositeQueue(FinishedRecordingSink):
                 name = f"composite-{output}"
             result = self._result(ticket.recording_id, job)
             state = states.get(job, "gone")
-            if state == "succeeded" and (folder / name).is_file():
+            if state == "succeeded" and _place(folder, name, result):
                 files.append(name)
             elif result is not None and result.error:
                 errors.append(f"{name}: {result.error}")
@@ -257,3 +268,15 @@ def listed(folder: Path, files: list[str]) -> bool:
     except (OSError, ValueError):
         return False
     return set(files) <= {o.name for o in manifest.objects}
+
+
+def _place(folder: Path, name: str, result: CompositeResult | None) -> bool:
+    """(blocking) Give the composite an attempt staged its real name (the recorder alone does, once); what
+    other attempts staged is removed. Whether the recording folder has it."""
+    staged = result.staged if result is not None and result.file == name else None
+    if staged is not None and staged.startswith(f".{name}.") and staged.endswith(".tmp"):
+        with contextlib.suppress(FileNotFoundError, UnsafeNameError):  # moved before a restart
+            os.replace(child(folder, staged), folder / name)
+    for stray in folder.glob(f".{name}.*.tmp"):
+        stray.unlink(missing_ok=True)
+    return (folder / name).is_file()

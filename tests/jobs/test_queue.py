@@ -20,7 +20,15 @@ import pytest
 from postgres_kit import PostgresServer
 
 from postprocess.options import Profile
-from recorder.jobs.queue import COMPOSITE_TASK, PRIORITIES, defer_composite, ensure_schema, make_app
+from recorder.jobs.queue import (
+    COMPOSITE_TASK,
+    PRIORITIES,
+    CompositeResult,
+    defer_composite,
+    ensure_schema,
+    make_app,
+    result_path,
+)
 
 sys.path.insert(1, str(Path(__file__).parent.parent / "postprocess"))  # composite_kit
 sys.path.insert(1, str(Path(__file__).parent))  # jobs_kit
@@ -87,7 +95,11 @@ def test_a_worker_killed_mid_composite_another_builds_it(
         survivor = next(name for name in workers if name != victim)
         out = (tmp_path / f"{survivor}.log").read_text()
         assert "composite-hd.mp4 built" in out
-        with av.open(str(folder / "composite-hd.mp4")) as c:
+        # left under the attempt's hidden name for the recorder that queued it (none here) to take
+        result = CompositeResult.model_validate_json(result_path(data_dir, RID, job_id).read_bytes())
+        assert result.file == "composite-hd.mp4" and result.staged is not None and result.error is None
+        assert not (folder / "composite-hd.mp4").exists()
+        with av.open(str(folder / result.staged)) as c:
             assert c.streams.video[0].codec_context.width == 1280
             assert c.duration is not None and abs(c.duration / 1e6 - CALL_SECONDS) < 1.0
     finally:
