@@ -34,6 +34,7 @@ from recorder import __version__
 from recorder.api.audit import AuditLog
 from recorder.api.catalog import Catalog, CatalogSink
 from recorder.api.db import Database
+from recorder.api.models import RecordingStatus
 from recorder.fleet import registry
 from recorder.fleet.models import FailedRecording, RecoveredSegment, Registration
 from recorder.fleet.registry import NodeNameInUseError
@@ -68,7 +69,10 @@ class FleetNode:
         self._lock: IO[str] | None = None
         self._task: asyncio.Task[None] | None = None
         self._own: Database | None = None  # the catalog connection of a recorder without the api role
-        self._in_touch_since: float | None = None  # monotonic: the catalog answered without a break since
+        self._in_touch_since: float | None = None
+        self._resync = False  # the catalog was unreachable: write the live recordings again once it answers
+        self._catalog = Catalog(db)
+        self.manager: RecordingManager | None = None  # monotonic: the catalog answered without a break since
 
     # -- start and stop -------------------------------------------------------------------------------
 
@@ -90,6 +94,7 @@ class FleetNode:
             sink = CatalogSink(Catalog(own, settings.api.retention_days))
             manager.sinks.insert(0, sink)
         node = cls(settings, db)
+        node.manager = manager
         node._own = own
         if Role.RECORDER in roles:
             manager.sinks.insert(1, node)
@@ -184,6 +189,7 @@ class FleetNode:
                 raise
             except Exception as exc:  # the catalog is unreachable: try again next beat
                 self._in_touch_since = None
+                self._resync = True
                 log.warning(
                     "fleet: catalog unreachable: %s", str(exc).strip().splitlines()[0] if str(exc) else exc
                 )
@@ -196,6 +202,9 @@ class FleetNode:
             held = await self.db.run(lambda: registry.heartbeat(self.db.connection, self.dialect, me))
             if not held:
                 log.error("fleet: recorder node name %s was taken by another recorder", me.node)
+            if self._resync and self.manager is not None:
+                await self._resync_live(self.manager, me.node)
+            self._resync = False
         if self._in_touch_since is None:
             self._in_touch_since = time.monotonic()
         if time.monotonic() - self._in_touch_since >= self.fleet.dead_after_seconds:
@@ -207,6 +216,24 @@ class FleetNode:
                 )
             )
             self.alive, self.dead = fleet.alive, fleet.dead
+
+    async def _resync_live(self, manager: RecordingManager, node: str) -> None:
+        """After a catalog outage: write this recorder's live recordings again (one that started during
+        the outage, or whose start was lost with it, would be unknown to the fleet), claimed by this node."""
+        live = [
+            (r.info.model_copy(deep=True), RecordingStatus.PAUSED if r.paused else RecordingStatus.RECORDING)
+            for r in manager.rooms.values()
+            if not r.finishing
+        ]
+
+        def write() -> None:
+            for info, status in live:
+                self._catalog.upsert_recording(info, status)
+                self._started(info.recording_id, node)
+
+        await self.db.run(write)
+        if live:
+            log.info("fleet: %d live recordings written to the catalog again after an outage", len(live))
 
     async def _reap(self) -> None:
         name = self.me.node if self.me is not None else ""

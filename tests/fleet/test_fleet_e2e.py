@@ -1,10 +1,11 @@
 """A fleet end to end (issue 15 item 6, the recorder part): two real Janus 1.1.2 instances in the test's
 network namespace, each followed by its own recorder process (role recorder only: it writes the shared
 catalog itself), one API process, a real PostgreSQL of the test's own. Real aiortc publishers call on both
-Janus; PostgreSQL is restarted mid-call; both calls are found through the one API, each with the recorder
-that made it (the same Janus room id on both SFUs, distinct recording ids). Then a recorder is SIGKILLed
-mid-call and a peer (the API node or the other recorder, whichever looks first) marks its recording
-failed with the segments recovered.
+Janus; PostgreSQL is stopped mid-call and a call starts during the outage: once PostgreSQL is back its
+recorder writes it into the catalog while it goes on; both calls are found through the one API, each with
+the recorder that made it (the same Janus room id on both SFUs, distinct recording ids). Then a recorder
+is SIGKILLed mid-call and a peer (the API node or the other recorder, whichever looks first) marks its
+recording failed with the segments recovered.
 
 Not here (see docs/fleet.md): worker processes building composites (the workers read the recordings from
 a data_dir shared with the recorders; two recorders in one data_dir would share their state and crash
@@ -167,15 +168,28 @@ async def test_two_janus_two_recorders_one_api(
         )
         assert {r["node"]: r["sfu"] for r in fleet["recorders"]} == {n: janus[n].ws_url for n in ports}
 
-        # a call on each Janus; PostgreSQL restarted while both are recording
-        calls = {name: await publish(janus[name], ns, f"agent-{name}", 8.0) for name in ports}
+        # a call on each Janus; PostgreSQL stopped while the first is recording, the second starts during
+        # the outage: once PostgreSQL is back, its recorder writes it into the catalog while it goes on
+        calls = {"rec-a": await publish(janus["rec-a"], ns, "agent-rec-a", 8.0)}
         publishers += calls.values()
-        for p in calls.values():
-            await p.event("media", within=30)
-        await asyncio.sleep(1.5)
+        await calls["rec-a"].event("media", within=30)
         await asyncio.to_thread(pg.stop_server)
-        await asyncio.sleep(1.0)
+        calls["rec-b"] = await publish(janus["rec-b"], ns, "agent-rec-b", 14.0)
+        publishers.append(calls["rec-b"])
+        await calls["rec-b"].event("media", within=30)
+        await asyncio.sleep(1.0)  # the recording started, its catalog writes failed
         await asyncio.to_thread(pg.run_server)
+
+        def live_on_b() -> dict[str, Any] | None:
+            status, page = api.get("/v1/recordings?status=recording&limit=50")
+            for item in page["items"] if status == 200 else []:
+                detail = api.get(f"/v1/recordings/{item['recording_id']}")[1]
+                if detail["recorder"] == "rec-b":
+                    return dict(detail)
+            return None
+
+        started_in_outage = await wait_for("the call started in the outage, catalogued", live_on_b, 30)
+        assert calls["rec-b"].proc.returncode is None  # found while it is still going on
         for p in calls.values():
             await p.finish(within=60)
         items = await wait_for("both calls finished", lambda: (f := finished(api)) and len(f) == 2 and f, 60)
@@ -185,6 +199,7 @@ async def test_two_janus_two_recorders_one_api(
             assert status == 200 and detail["failure"] is None
             by_recorder[detail["recorder"]] = detail
         assert sorted(by_recorder) == ["rec-a", "rec-b"]
+        assert by_recorder["rec-b"]["recording_id"] == started_in_outage["recording_id"]
         for name, detail in by_recorder.items():
             assert detail["room_id"] == str(ROOM) and f"_{name}-" in detail["recording_id"]
             assert detail["tracks"] >= 1 and detail["duration"] > 3
