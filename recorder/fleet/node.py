@@ -69,10 +69,10 @@ class FleetNode:
         self._lock: IO[str] | None = None
         self._task: asyncio.Task[None] | None = None
         self._own: Database | None = None  # the catalog connection of a recorder without the api role
-        self._in_touch_since: float | None = None
+        self._in_touch_since: float | None = None  # monotonic: the catalog answered without a break since
         self._resync = False  # the catalog was unreachable: write the live recordings again once it answers
         self._catalog = Catalog(db)
-        self.manager: RecordingManager | None = None  # monotonic: the catalog answered without a break since
+        self.manager: RecordingManager | None = None
 
     # -- start and stop -------------------------------------------------------------------------------
 
