@@ -19,6 +19,7 @@ from speech import AGENT_SAYS, CARD, CUSTOMER_SAYS, speak
 from transcript_service_kit import ROOM, running, settings_for, webhook_receiver
 
 from postprocess.transcribe.audio import SAMPLE_RATE, decode_track
+from recorder.crypto.age import read_identities
 from recorder.manifest import MANIFEST_NAME, Manifest, StoreSource, verify_recording
 from recorder.manifest.signing import load_public_key
 from recorder.storage import open_store
@@ -189,22 +190,32 @@ async def test_a_restart_in_the_middle_of_a_job_does_it_again(
     assert kinds.index("recording.finished") < kinds.index("transcript.ready")
 
 
-async def test_the_transcript_of_an_encrypted_recording_is_stored_encrypted(
+async def test_the_transcript_of_an_encrypted_recording_is_stored_encrypted_and_redacted_from_the_store(
     tmp_path: Path, voices: list[tuple[str, Path]]
 ) -> None:
     identity = tmp_path / "identity.txt"
     recipient = keygen(identity)
     encryption = {"recipients": [recipient], "playback_identity_file": str(identity)}
     async with webhook_receiver() as receiver:
-        settings = settings_for(tmp_path, receiver, encryption, enabled=True)
+        settings = settings_for(tmp_path, receiver, encryption, enabled=True, keep_original=False)
         async with running(settings) as service:
             rid = await service.speak_into(voices[:1])
             ready = await receiver.wait_for(rid, "transcript.ready", 180)
             folder = settings.data_dir / "recordings" / rid
             await _until(lambda: not folder.exists(), 30)  # the plaintext working copy goes
             status, transcript = await service.call("GET", f"/v1/recordings/{rid}/transcript")
-    event = ready.event.data
-    assert isinstance(event, TranscriptReady) and event.manifest is not None
+            event = ready.event.data
+            assert isinstance(event, TranscriptReady)
+            store = open_store(settings.archive.storage)  # type: ignore[union-attr]
+            stored = next(o for o in event.objects if o.name == "transcript.json")
+            sealed = await asyncio.to_thread(store.get_bytes, stored.key)
+            # an admin's redaction: restored from the store with the playback identity, the originals
+            # then deleted (keep_original = false), the copy stored encrypted
+            body = {"start": 0.5, "end": 1.0, "reason": "agent's name"}
+            status_redact, accepted = await service.call("POST", f"/v1/recordings/{rid}/redactions", body)
+            assert status_redact == 202, accepted
+            done = (await receiver.wait_for(rid, "redaction.finished", 120)).event.data
+    assert event.manifest is not None
     assert event.manifest.encryption is not None
     assert {o.name: o.encryption for o in event.objects} == {
         "transcript.json": "age",
@@ -212,7 +223,22 @@ async def test_the_transcript_of_an_encrypted_recording_is_stored_encrypted(
     }
     # through the API: decrypted from the store with the playback identity
     assert status == 200 and "help" in " ".join(s["text"] for s in transcript["segments"]).lower()
-    store = open_store(settings.archive.storage)  # type: ignore[union-attr]
-    stored = next(o for o in event.objects if o.name == "transcript.json")
-    assert store.get_bytes(stored.key)[:21] == b"age-encryption.org/v1"
-    assert json.loads(age_decrypt(identity, store.get_bytes(stored.key))) == transcript
+    assert sealed[:21] == b"age-encryption.org/v1"
+    assert json.loads(age_decrypt(identity, sealed)) == transcript
+    assert isinstance(done, RedactionFinished) and not done.original_kept and done.manifest is not None
+    copy = next(o for o in done.objects if o.name == "redacted-1/alice-audio-1.webm")
+    assert copy.encryption == "age" and store.get_bytes(copy.key)[:21] == b"age-encryption.org/v1"
+    prefix = copy.key[: -len(copy.stored_name)]
+    names = {o.key[len(prefix) :] for o in store.list(prefix)}
+    assert "alice-audio-1.webm.age" not in names and "redacted-1/alice-audio-1.webm.age" in names
+    assert "transcript.json.age" not in names  # stored unmasked before the manual redaction: replaced
+    manifest = Manifest.model_validate_json(store.get_bytes(prefix + MANIFEST_NAME))
+    assert "alice-audio-1.webm" in {r.name for r in manifest.removed}
+    pem = tmp_path / "pub.pem"
+    from recorder.manifest.signing import load_signing_key, public_key_pem
+
+    pem.write_bytes(public_key_pem(load_signing_key(settings.archive.signing)))  # type: ignore[union-attr]
+    report = verify_recording(
+        StoreSource(store, prefix), load_public_key(pem), identities=read_identities(identity)
+    )
+    assert report.ok, report.problems
