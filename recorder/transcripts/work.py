@@ -173,13 +173,22 @@ def do_work(request: WorkRequest, settings: TranscriptSettings) -> WorkResult:
                 result.redacted.append(built)
             result.redacted.sort()
     except (TranscriptError, RedactError) as exc:
-        shutil.rmtree(folder / "redacted", ignore_errors=True)
+        _undo(folder, request, result)
         raise WorkError(str(exc)) from None
     except av.error.FFmpegError as exc:  # a file that cannot be decoded: one line naming it
-        shutil.rmtree(folder / "redacted", ignore_errors=True)
+        _undo(folder, request, result)
         where = Path(exc.filename).name if getattr(exc, "filename", None) else folder.name
         raise WorkError(f"{where}: cannot decode it: {exc.strerror or exc}") from None
     return result
+
+
+def _undo(folder: Path, request: WorkRequest, result: WorkResult) -> None:
+    """A failed job leaves nothing half made: no partial copy, and no transcript it wrote unmasked when the
+    redaction that was to mask it failed (the API would serve it from the folder)."""
+    shutil.rmtree(folder / "redacted", ignore_errors=True)
+    if request.redact_auto:
+        for name in result.transcript:
+            (folder / name).unlink(missing_ok=True)
 
 
 def rebuild_composite(
