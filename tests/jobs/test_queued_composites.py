@@ -65,9 +65,9 @@ def recorder_config(moto: MotoServer, receiver: Receiver, spool: Path, recipient
     )
 
 
-def composite_config(profile: str, audio_mix: bool) -> str:
+def composite_config(profile: str, audio_mix: bool, fps: int = 10) -> str:
     return (
-        f'[composite]\nenabled = true\nprofiles = ["{profile}"]\nfps = 10\nlayout = "side-by-side"\n'
+        f'[composite]\nenabled = true\nprofiles = ["{profile}"]\nfps = {fps}\nlayout = "side-by-side"\n'
         f"audio_mix = {str(audio_mix).lower()}\n"
     )
 
@@ -219,7 +219,7 @@ async def test_a_worker_killed_mid_build_an_encrypted_recording_is_still_announc
     identity = tmp_path / "auditor.key"
     recipient = keygen(identity)
     refs = await asyncio.to_thread(references, tmp_path / "refs", CALLERS)
-    composite = composite_config("hd", audio_mix=False)
+    composite = composite_config("hd", audio_mix=False, fps=30)  # a build long enough to be caught in
     rec, port = node(
         tmp_path, "recorder", url, ["recorder", "api"], data_dir,
         recorder_config(moto_server, receiver, tmp_path / "spool", [recipient]), composite,
