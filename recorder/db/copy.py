@@ -30,6 +30,9 @@ TABLES = (
     "export_items",
     "export_schedules",
     "transcript_segments",
+    "recorders",  # the recorder fleet (recorder/fleet)
+    "recording_segments",
+    "room_commands",  # room control across the fleet (recorder/fleet/commands.py)
 )
 COLUMNS = {"transcript_segments": ("text", "recording_id", "speaker", "start", "end")}
 """Tables whose columns differ by dialect (PostgreSQL adds an id and the generated tsvector): these only."""
