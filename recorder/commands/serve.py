@@ -39,6 +39,7 @@ from recorder.jobs.fleet import JobNode
 from recorder.jobs.settings import Role
 from recorder.service.app import EVENTS_HTTP_PATH, EVENTS_WS_PATH, ReadinessCheck, build_app
 from recorder.service.manager import RecordingManager
+from recorder.service.node_folders import FolderInUseError, FolderLocks, folders_of
 from recorder.service.settings import ServiceSettings, load_settings
 from recorder.transcripts.service import Transcriber
 
@@ -78,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
     except MissingExtraError as exc:
         print(f"callvault: error: {exc}", file=sys.stderr)
         return 2
+    except FolderInUseError as exc:  # two nodes on one data_dir's own folders
+        print(f"callvault: error: {exc}", file=sys.stderr)
+        return 2
     except NodeNameInUseError as exc:  # a second recorder with this fleet.node_name
         print(f"callvault: error: {exc}", file=sys.stderr)
         return 2
@@ -89,6 +93,15 @@ def run(args: argparse.Namespace) -> int:
 
 async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None, signals: bool = True) -> None:
     """Run until `stop` is set (or SIGINT/SIGTERM when `signals`), then finalize every recording."""
+    own = FolderLocks()  # this node's own folders (state, spool, outbox, transcript jobs): never shared
+    await asyncio.to_thread(own.claim, folders_of(settings), settings.fleet.node())
+    try:
+        await _serve(settings, stop, signals)
+    finally:
+        own.release()
+
+
+async def _serve(settings: ServiceSettings, stop: asyncio.Event | None, signals: bool) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     log.debug("event loop: %s.%s", type(loop).__module__, type(loop).__name__)
