@@ -2,7 +2,9 @@
 (tests/fleet/fleet_kit.py): an API-only node, which follows no SFU, pauses and resumes a call recorded by a
 recorder node (through the ingest API, real RTP from ffmpeg) — the recording shows the pause interval and
 the packets dropped in it, the audit log names who paused it and from which API node — and stops the room
-there; a recording or recorder it does not know is 404; a recorder SIGKILLed mid-call answers nothing: the
+there, while another recorder's room with the same id is left alone (a stop must name the recorder); a
+start reaches recorders without an SFU as a 409, as on one node; a recording or recorder it does not know
+is 404; a recorder SIGKILLed mid-call answers nothing: the
 command expires unexecuted with a 504 naming the room, and once the recorder is dead it is a 503 at once."""
 
 from __future__ import annotations
@@ -78,9 +80,10 @@ def test_pause_resume_and_stop_through_an_api_node_reach_the_recorder(
     url = postgres_server.create_database()
     reference = encode_reference("opus", tmp_path, seconds=30.0)
     rec, api = recorder_node(tmp_path, "rec-a", url).start(), api_node(tmp_path, "api-1", url).start()
+    other = recorder_node(tmp_path, "rec-b", url).start()  # another SFU's recorder, a room of the same id
     senders: list[subprocess.Popen[bytes] | None] = []
     try:
-        for node in (rec, api):
+        for node in (rec, api, other):
             wait_for(f"{node.name} answers", node.answers, START)
         # an API-only node knows no SFU: an unknown recording or recorder is 404, as on a single node
         status, out = _call(api, "POST", "/v1/recordings/nobody-1/pause", {"reason": "card number"})
@@ -91,12 +94,17 @@ def test_pause_resume_and_stop_through_an_api_node_reach_the_recorder(
         rid, sender = start_call(rec, "room-7", "alice", reference, 7777)
         senders.append(sender)
         wait_for("recorded by rec-a", lambda: (r := _recording(api, rid))["bytes"] > 0 and r["recorder"], 30)
+        rid_b, sender_b = start_call(other, "room-7", "bob", reference, 7778)
+        senders.append(sender_b)
+        wait_for("recorded by rec-b", lambda: _recording(api, rid_b)["recorder"] == "rec-b", 30)
 
         # pause through the API node: the recorder pauses at once (its own API says so) ...
         status, out = _call(api, "POST", f"/v1/recordings/{rid}/pause", {"reason": "card number"})
         assert status == 200 and out == {"recording_id": rid, "participant": None, "paused": True}, out
         status, room = _call(rec, "GET", "/v1/rooms/room-7")
         assert status == 200 and room["paused"] is True, room
+        status, room = _call(other, "GET", "/v1/rooms/room-7")  # the other SFU's room-7: untouched
+        assert status == 200 and room["paused"] is False and room["recording_id"] == rid_b, room
         paused = wait_for("the pause in the catalog", lambda: _recording(api, rid)["pauses"], 30)
         assert paused[0]["by"] == "bootstrap-admin" and paused[0]["reason"] == "card number"
         # ... while packets keep arriving (counted as dropped: nothing of them is written)
@@ -118,8 +126,16 @@ def test_pause_resume_and_stop_through_an_api_node_reach_the_recorder(
         detail = entry["detail"]
         assert (detail["recorder"], detail["api_node"], detail["room"]) == ("rec-a", "api-1", "room-7")
 
-        # stop the room through the API node: the recorder finishes the recording
+        # starting a room: every live recorder is asked; these follow no SFU (ingest): the single node's 409
+        status, out = _call(api, "POST", "/v1/rooms/room-9/start", {})
+        assert status == 409 and out["type"].endswith("/no-sfu"), out
+        assert "follows no SFU to start recording" in out["detail"] and "room room-9" in out["detail"]
+
+        # room-7 on two SFUs: a stop must name the recorder; named, only that one stops
         status, out = _call(api, "POST", "/v1/rooms/room-7/stop")
+        assert status == 409 and out["type"].endswith("/ambiguous-room"), out
+        assert "room room-7 is recorded by recorders rec-a, rec-b" in out["detail"]
+        status, out = _call(api, "POST", "/v1/rooms/room-7/stop?recorder=rec-a")
         assert status == 200 and out["recording"] is False, out
         sender.kill()
         done = wait_for(
@@ -131,6 +147,8 @@ def test_pause_resume_and_stop_through_an_api_node_reach_the_recorder(
         assert pause["start_time"] < pause["end_time"]  # the interval, closed by the resume
         [track] = done["track_list"]
         assert track["packets_paused"] > 0 and track["bytes"] > 0  # nothing written in the pause
+        still = _recording(api, rid_b)
+        assert still["status"] == "recording" and not still["pauses"], still  # rec-b's room-7 goes on
 
         # a recorder killed mid-call: a command it never takes expires unexecuted (504), then 503
         rid2, sender2 = start_call(rec, "room-8", "bob", reference, 8888)
@@ -154,7 +172,7 @@ def test_pause_resume_and_stop_through_an_api_node_reach_the_recorder(
         assert status == 503, out
         assert out["detail"].startswith("recorder rec-a, which has room room-8, is not alive"), out
     finally:
-        stop([*senders, rec.proc, api.proc])
+        stop([*senders, rec.proc, api.proc, other.proc])
 
 
 def _fleet_state(node: Node, name: str) -> str | None:
