@@ -115,6 +115,15 @@ def test_pause_resume_and_stop_through_an_api_node_reach_the_recorder(
         )
         status, out = _call(api, "POST", f"/v1/recordings/{rid}/resume")
         assert status == 200 and out["paused"] is False, out
+        # one participant: paused on its recorder; one the recorder does not have is 404 there
+        status, out = _call(api, "POST", f"/v1/recordings/{rid}/participants/alice/pause", {"reason": "card"})
+        assert status == 200 and out["participant"] == "alice" and out["paused"] is True, out
+        status, out = _call(api, "POST", f"/v1/recordings/{rid}/participants/alice/resume")
+        assert status == 200 and out["paused"] is False, out
+        status, out = _call(api, "POST", f"/v1/recordings/{rid}/participants/zed/pause", {"reason": "card"})
+        assert status == 404 and out["detail"] == f"recording {rid} has no participant zed being recorded", (
+            out
+        )
         status, room = _call(rec, "GET", "/v1/rooms/room-7")
         assert room["paused"] is False, room
 
@@ -143,8 +152,9 @@ def test_pause_resume_and_stop_through_an_api_node_reach_the_recorder(
             lambda: (r := _recording(api, rid))["status"] == "finished" and r["track_list"] and r,
             60,
         )
-        [pause] = done["pauses"]
+        [pause, alice] = done["pauses"]
         assert pause["start_time"] < pause["end_time"]  # the interval, closed by the resume
+        assert pause["participant"] is None and alice["participant"] == "alice" and alice["end_time"]
         [track] = done["track_list"]
         assert track["packets_paused"] > 0 and track["bytes"] > 0  # nothing written in the pause
         still = _recording(api, rid_b)
