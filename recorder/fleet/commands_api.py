@@ -181,9 +181,9 @@ class FleetRooms:
         )
 
     async def _send(self, call: Call, node: str, command: Command, many: bool = False) -> Result:
-        call.detail["recorder"] = node if not many else call.detail.get("recorder", node)
         call.detail["api_node"] = self.node
-        if not many:
+        if not many:  # several: `recorders` lists them
+            call.detail["recorder"] = node
             call.detail["command"] = command.command_id
         timeout = self.timeout
         await self.db.run(lambda: commands.submit(self.db.connection, self.dialect, node, command, timeout))
