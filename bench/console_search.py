@@ -22,7 +22,10 @@ import aiohttp
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "helpers"), str(ROOT / "tests" / "api")]
+# The repository first (tests/recorder would otherwise shadow the package), tests/ last: janus_fixture,
+# which api_kit's service_kit needs.
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "helpers"), str(ROOT / "tests" / "api")]
+sys.path.append(str(ROOT / "tests"))
 from api_kit import ADMIN_KEY, service_settings  # noqa: E402
 
 from recorder.api.app import ControlApi  # noqa: E402
