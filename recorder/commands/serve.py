@@ -185,6 +185,7 @@ async def _serve(settings: ServiceSettings, stop: asyncio.Event | None, signals:
         elif jobs is not None:  # the same for composites queued to the workers
             transcriber.busy.append(jobs.holding)
             transcriber.composites = settings.composite
+            jobs.attach_transcripts(transcriber)  # done by the workers, published by this recorder
         if api is not None:
             routes_transcripts.attach(transcriber, api.ctx)
         manager.sinks.append(transcriber)  # before the archive: its hold must exist when the archive ends

@@ -25,9 +25,11 @@ if TYPE_CHECKING:  # procrastinate is the `postgres` extra: imported only by a n
     import procrastinate
 
     from recorder.archive.archive import Archive
+    from recorder.jobs.queue import WorkerContext
     from recorder.jobs.sink import CompositeQueue
     from recorder.service.manager import RecordingManager
     from recorder.service.settings import ServiceSettings
+    from recorder.transcripts.service import Transcriber
 
 
 class JobNode:
@@ -41,6 +43,7 @@ class JobNode:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.composites: CompositeQueue | None = None
+        self._context: WorkerContext | None = None
         """The recorder's queued composites (None on a node without the recorder role)."""
 
     @classmethod
@@ -86,6 +89,14 @@ class JobNode:
         if Role.API in self.roles:
             counters["jobs"] = self.backlog.values
 
+    def attach_transcripts(self, transcriber: Transcriber) -> None:
+        """A recorder's transcripts (and their redactions) done by the workers (the queue `transcripts`);
+        the recorder publishes them (manifest revision, upload, transcript.ready) as in one process."""
+        if Role.RECORDER in self.roles:
+            from recorder.jobs.transcripts import QueuedTranscripts  # noqa: PLC0415  (the postgres extra)
+
+            transcriber.workers = QueuedTranscripts(self.app, self.settings.data_dir)
+
     def holding(self, recording_id: str) -> bool:
         """Whether composites of the recording are queued and not handed to the archive yet."""
         return self.composites is not None and self.composites.holding(recording_id)
@@ -104,7 +115,12 @@ class JobNode:
         if Role.WORKER in self.roles:
             from recorder.jobs.queue import WorkerContext, run_worker  # noqa: PLC0415  (the postgres extra)
 
-            context = WorkerContext(data_dir=self.settings.data_dir, composite=self.settings.composite)
+            context = WorkerContext(
+                data_dir=self.settings.data_dir,
+                composite=self.settings.composite,
+                transcripts=self.settings.transcripts,
+            )
+            self._context = context
             work = run_worker(self.app, context, self.settings.jobs, self._stop)
             self._tasks.append(asyncio.create_task(work, name="job worker"))
 
@@ -118,4 +134,7 @@ class JobNode:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._context is not None:
+            for pool in self._context.transcribers.values():
+                await asyncio.to_thread(pool.shutdown)
         await self.app.close_async()

@@ -30,6 +30,8 @@ from postprocess.settings import CompositeSettings
 from recorder.durable_json import write_model
 from recorder.jobs.settings import JobSettings
 from recorder.names import check_id, child
+from recorder.transcripts.settings import TranscriptSettings
+from recorder.transcripts.work import TranscriptWorkers
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,9 @@ class WorkerContext(BaseModel):
 
     data_dir: Path
     composite: CompositeSettings
+    transcripts: TranscriptSettings = Field(default_factory=TranscriptSettings)
+    transcribers: dict[str, TranscriptWorkers] = Field(default_factory=dict)
+    """The node's pool of transcript processes (made on the first transcript job)."""
 
 
 def make_app(conninfo: str) -> procrastinate.App:
@@ -98,6 +103,11 @@ def make_app(conninfo: str) -> procrastinate.App:
     app.task(name=COMPOSITE_TASK, queue="composites", priority=PRIORITIES["composites"], pass_context=True)(
         composite
     )
+    from recorder.jobs.transcripts import TRANSCRIPT_TASK, transcript  # noqa: PLC0415  (it imports us)
+
+    app.task(
+        name=TRANSCRIPT_TASK, queue="transcripts", priority=PRIORITIES["transcripts"], pass_context=True
+    )(transcript)
     return app
 
 

@@ -46,7 +46,14 @@ from recorder.recording import FinishedRecordingSink, RecordingInfo
 from recorder.transcripts import originals
 from recorder.transcripts.revision import add_to_manifest
 from recorder.transcripts.settings import TranscriptSettings
-from recorder.transcripts.work import Interval, TranscriptWorkers, WorkError, WorkRequest, WorkResult
+from recorder.transcripts.work import (
+    Interval,
+    TranscriptWorkers,
+    WorkError,
+    Workers,
+    WorkRequest,
+    WorkResult,
+)
 from recorder.webhooks import (
     Redaction,
     RedactionFailed,
@@ -101,7 +108,7 @@ class Transcriber(FinishedRecordingSink):
         self.settings = settings
         self.jobs_dir = data_dir / "transcripts" / "jobs"
         self.archive = archive
-        self.workers = workers or TranscriptWorkers(settings)
+        self.workers: Workers = workers or TranscriptWorkers(settings)
         self.index: Index | None = None
         self.audit: Audit | None = None
         self.protected: Protected | None = None
@@ -280,7 +287,7 @@ class Transcriber(FinishedRecordingSink):
                 job.request.composites = await asyncio.to_thread(self._composites_of, job.info.folder)
                 job.request.info = job.info
             try:
-                job.result = await self.workers.submit(job.request)
+                job.result = await self.workers.submit(job.request, job.id)
             except WorkError as exc:
                 job.error = str(exc)
                 log.error("recording %s: transcript job %s failed: %s", rid, job.id, exc)

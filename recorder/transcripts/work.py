@@ -18,6 +18,7 @@ import shutil
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -220,6 +221,15 @@ def rebuild_composite(
     return f"{target.name}/{out.name}"
 
 
+class Workers(Protocol):
+    """Who does the jobs: TranscriptWorkers in this process's pool, or the job queue's worker nodes
+    (recorder/jobs/transcripts.py)."""
+
+    async def submit(self, request: WorkRequest, ticket: str | None = None) -> WorkResult: ...
+
+    def shutdown(self) -> None: ...
+
+
 class TranscriptWorkers:
     def __init__(self, settings: TranscriptSettings) -> None:
         self.settings = settings
@@ -235,8 +245,9 @@ class TranscriptWorkers:
             initargs=log_setup(),
         )
 
-    async def submit(self, request: WorkRequest) -> WorkResult:
-        """Do the job in a worker process. Raises WorkError (also for a timeout or a worker that died)."""
+    async def submit(self, request: WorkRequest, ticket: str | None = None) -> WorkResult:
+        """Do the job in a worker process. Raises WorkError (also for a timeout or a worker that died).
+        `ticket`: the Transcriber's job id (used by the queued kind, recorder/jobs/transcripts.py)."""
         async with self._slots:
             if self._pool is None:  # started on first use: no idle process while nothing is transcribed
                 self._pool = self._new_pool()

@@ -1,0 +1,272 @@
+"""Transcripts (and the redactions that follow them) through the job queue (queue `transcripts`).
+
+The recorder that finished a recording queues one job per transcript job of its Transcriber (ids and the
+work asked: transcribe, redact the card numbers, an admin's intervals); a worker node does the CPU-heavy
+part (recorder/transcripts/work.py, in its own pool of processes) on the shared recording folder, in a
+folder of its own attempt, `<data_dir>/transcripts/work/<recording id>.<attempt>/`, which sees the
+recording's files through symbolic links: what the attempt writes (transcript.json, transcript.vtt,
+redacted-<n>/) stays in it, and a worker killed mid-job leaves nothing in the recording folder. The
+result (what was made, or why not) goes to `<data_dir>/transcripts/results/<recording id>.<job id>.json`;
+the recorder, the only writer of the recording's manifest, moves the attempt's files into place and
+publishes them
+(recorder/transcripts/service.py: index, manifest revision, upload, transcript.ready, redaction.finished
+or transcript.failed, once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import procrastinate
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from recorder.durable_json import write_model
+from recorder.names import check_id, child
+from recorder.transcripts.work import Interval, TranscriptWorkers, WorkError, WorkRequest, WorkResult
+
+log = logging.getLogger(__name__)
+
+TRANSCRIPT_TASK = "callvault:transcript"
+WORK_DIR = Path("transcripts") / "work"
+"""Under data_dir: `<recording id>.<attempt>/`, the folder one attempt works in (the recorder moves what
+it made into the recording folder and removes it)."""
+RESULTS_DIR = Path("transcripts") / "results"
+"""Under data_dir: `<recording id>.<job id>.json`, what a worker made of one job (a QueuedResult)."""
+TICKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(\.redaction-[0-9]{1,20})?$")
+"""A Transcriber's job id: the recording id, or `<recording id>.redaction-<ms>`."""
+MISSING_EXTRA = (
+    "this worker node cannot transcribe: the transcribe extra is not installed"
+    " (pip install 'callvault[transcribe]')"
+)
+
+
+class QueuedResult(BaseModel):
+    """What a worker made of one transcript job: its WorkResult and the attempt folder holding the files,
+    or why not."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    result: WorkResult | None = None
+    staged: str | None = Field(default=None, description="The attempt's hidden folder in the recording's.")
+    error: str | None = None
+
+
+def check_ticket(ticket: str) -> str:
+    """A Transcriber's job id (see TICKET), or ValueError."""
+    if not isinstance(ticket, str) or TICKET.match(ticket) is None:
+        raise ValueError("not a transcript job id")
+    return ticket
+
+
+def staged_dir(recording_id: str, attempt: str) -> str:
+    return f"{check_id(recording_id, 'recording id')}.{attempt}"
+
+
+def result_path(data_dir: Path, recording_id: str, job_id: int) -> Path:
+    return data_dir / RESULTS_DIR / f"{check_id(recording_id, 'recording id')}.{int(job_id)}.json"
+
+
+def job_args(recording_id: str, ticket: str, request: WorkRequest) -> dict[str, Any]:
+    """A job's arguments: ids and the work asked (never a path: the worker finds the folder by the id)."""
+    check_id(recording_id, "recording id")
+    check_ticket(ticket)
+    return {
+        "recording_id": recording_id,
+        "ticket": ticket,
+        "transcribe": request.transcribe,
+        "redact_auto": request.redact_auto,
+        "manual": [i.model_dump() for i in request.manual],
+        "composites": sorted(o.out.name for o in request.composites if o.out is not None),
+    }
+
+
+def view(folder: Path, target: Path) -> None:
+    """(blocking) `target` made a folder that shows the recording's files (not hidden ones) as links."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir()
+    for entry in folder.iterdir():
+        if not entry.name.startswith("."):
+            (target / entry.name).symlink_to(entry.resolve())
+
+
+def made(target: Path) -> set[str]:
+    """(blocking) Names in the attempt's folder that are its own (not links to the recording's files)."""
+    return {p.name for p in target.iterdir() if not p.is_symlink()}
+
+
+async def transcript(
+    job_context: procrastinate.JobContext,
+    recording_id: str,
+    ticket: str,
+    transcribe: bool,
+    redact_auto: bool,
+    manual: list[dict[str, Any]],
+    composites: list[str],
+) -> str:
+    """(worker) Do one transcript job in an attempt folder; its result file for the recorder."""
+    from recorder.jobs.queue import _context  # noqa: PLC0415  (queue.py registers this task)
+
+    ctx = _context(job_context)
+    job = job_context.job
+    assert job.id is not None
+    attempt = f"{job.id}.{job.attempts}.{os.getpid()}"
+    results = ctx.data_dir / RESULTS_DIR
+    name = result_path(ctx.data_dir, recording_id, job.id).stem  # (ValueError: a bad id, no result file)
+    target: Path | None = None
+    try:
+        check_ticket(ticket)
+        folder = child(ctx.data_dir / "recordings", recording_id)
+        if not await asyncio.to_thread(folder.is_dir):
+            raise WorkError(f"recording {recording_id} is not in the shared data folder")
+        if transcribe and importlib.util.find_spec("faster_whisper") is None:
+            raise WorkError(MISSING_EXTRA)
+        model = ctx.transcripts.model
+        if transcribe and model is not None and not await asyncio.to_thread(model.is_dir):
+            raise WorkError(f"this worker node cannot transcribe: transcripts.model {model} is not a folder")
+        try:
+            intervals = [Interval.model_validate(i) for i in manual]
+        except ValidationError as exc:
+            raise WorkError(f"bad redaction intervals: {exc.errors()[0]['msg']}") from None
+        target = ctx.data_dir / WORK_DIR / staged_dir(recording_id, attempt)
+        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(view, folder, target)
+        wanted = set(composites)
+        options = [
+            o
+            for o in ctx.composite.jobs(target)
+            if o.out is not None and o.out.name in wanted and (folder / o.out.name).is_file()
+        ]
+        request = WorkRequest(
+            folder=target,
+            transcribe=transcribe,
+            redact_auto=redact_auto,
+            manual=intervals,
+            composites=options,
+        )
+        workers = ctx.transcribers.setdefault("pool", TranscriptWorkers(ctx.transcripts))
+        result = await workers.submit(request)
+    except WorkError as exc:
+        log.error("recording %s: transcript job %s failed: %s", recording_id, job.id, exc)
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(write_model, results, name, QueuedResult(error=str(exc)))
+        if target is not None:
+            await asyncio.to_thread(shutil.rmtree, target, True)
+        raise
+    await asyncio.to_thread(write_model, results, name, QueuedResult(result=result, staged=target.name))
+    log.info("recording %s: transcript job %s done (%d words)", recording_id, job.id, result.words)
+    return target.name
+
+
+def place(data_dir: Path, folder: Path, queued: QueuedResult) -> WorkResult:
+    """(blocking, recorder) The attempt's files moved into the recording folder (the recorder alone does,
+    once: what is already in place stays); every attempt folder of the recording removed. Raises
+    WorkError."""
+    if queued.result is None:
+        raise WorkError(queued.error or "the worker gave no result")
+    result = queued.result
+    staged = queued.staged or ""
+    if not staged.startswith(f"{folder.name}."):
+        raise WorkError("the worker's result names no attempt folder of the recording")
+    try:
+        source: Path | None = child(data_dir / WORK_DIR, staged)
+    except ValueError:
+        raise WorkError("the worker's result names no attempt folder of the recording") from None
+    if source is not None and not source.is_dir():
+        source = None
+    tops = {n.split("/", 1)[0] for n in [*result.transcript, *result.redacted]}
+    for top in sorted(tops):
+        if top.startswith(".") or "/" in top or top in ("", ".."):
+            raise WorkError(f"the worker's result names {top!r}")
+        there = folder / top
+        if source is not None and (source / top).exists() and not (source / top).is_symlink():
+            if there.is_dir() and top.startswith("redacted-"):
+                continue  # (moved before a restart)
+            os.replace(source / top, there)
+        if not there.exists():
+            raise WorkError(f"{top}: the worker's file is missing from the recording folder")
+    _tidy(data_dir, folder.name)
+    return result
+
+
+def _tidy(data_dir: Path, recording_id: str) -> None:
+    """(blocking) Every attempt folder of the recording removed."""
+    for stray in (data_dir / WORK_DIR).glob(f"{check_id(recording_id, 'recording id')}.*"):
+        shutil.rmtree(stray, ignore_errors=True)
+
+
+async def transcript_job(app: procrastinate.App, ticket: str) -> tuple[int, str] | None:
+    """The newest queue job of a Transcriber's job and its state, if any."""
+    rows = await app.connector.execute_query_all_async(
+        "SELECT id, status::text AS status FROM procrastinate_jobs"
+        " WHERE task_name = %(task)s AND args->>'ticket' = %(ticket)s ORDER BY id DESC LIMIT 1",
+        task=TRANSCRIPT_TASK,
+        ticket=check_ticket(ticket),
+    )
+    return (int(rows[0]["id"]), str(rows[0]["status"])) if rows else None
+
+
+class QueuedTranscripts:
+    """A recorder's Transcriber.workers on split roles: each job goes to the queue and a worker node does
+    it; `submit` waits for it and moves what the worker made into the recording folder. A job already in
+    the queue for the same Transcriber job (a restart, a catalog outage on the way) is followed, never
+    queued twice."""
+
+    def __init__(self, app: procrastinate.App, data_dir: Path, poll: float = 0.5) -> None:
+        self.app = app
+        self.data_dir = data_dir
+        self.poll = poll
+        self.queued = 0
+
+    async def submit(self, request: WorkRequest, ticket: str | None = None) -> WorkResult:
+        from recorder.jobs.queue import DONE  # noqa: PLC0415
+
+        folder = request.folder
+        rid = check_id(folder.name, "recording id")
+        ticket = check_ticket(ticket or rid)
+        known = await transcript_job(self.app, ticket)
+        path = None if known is None else result_path(self.data_dir, rid, known[0])
+        if known is None or (known[1] in DONE and not await asyncio.to_thread(path.is_file)):  # type: ignore[union-attr]
+            task = self.app.tasks[TRANSCRIPT_TASK]
+            job = int(await task.defer_async(**job_args(rid, ticket, request)))
+            self.queued += 1
+            log.info("recording %s: transcript job %s queued (job %d)", rid, ticket, job)
+        else:
+            job = known[0]
+            log.info("recording %s: transcript job %s follows queue job %d", rid, ticket, job)
+        while True:
+            rows = await self.app.connector.execute_query_all_async(
+                "SELECT status::text AS status FROM procrastinate_jobs WHERE id = %(id)s", id=job
+            )
+            state = str(rows[0]["status"]) if rows else "gone"
+            if state in DONE | {"gone"}:
+                break
+            await asyncio.sleep(self.poll)
+        path = result_path(self.data_dir, rid, job)
+        queued = await asyncio.to_thread(_read, path)
+        if queued is None:
+            raise WorkError(f"queue job {job} {state} without a result (see the worker's log)")
+        try:
+            return await asyncio.to_thread(place, self.data_dir, folder, queued)
+        except WorkError:
+            await asyncio.to_thread(_tidy, self.data_dir, rid)
+            raise
+        finally:
+            await asyncio.to_thread(path.unlink, True)
+
+    def shutdown(self) -> None:
+        """(nothing runs here: the workers are other nodes)"""
+
+
+def _read(path: Path) -> QueuedResult | None:
+    try:
+        return QueuedResult.model_validate_json(path.read_bytes())
+    except (OSError, ValueError, ValidationError):
+        return None
