@@ -187,6 +187,17 @@ def interrupted(c: sqlite3.Connection, dialect: str, recorder: str) -> int:
     return int(cursor.rowcount)
 
 
+def prune(c: sqlite3.Connection, dialect: str, recorder: str, older_than: float) -> int:
+    """Forget this recorder's commands older than `older_than` seconds that are over: answered, expired,
+    or pending past their expiry (the API node that wrote them gone); the audit log keeps what was asked."""
+    cursor = c.execute(
+        "DELETE FROM room_commands WHERE recorder = ? AND (state NOT IN (?, ?) OR (state = ? AND"
+        f" expires_at < {NOW[dialect]})) AND created_at < {NOW[dialect]} - ?",
+        (recorder, State.PENDING.value, State.TAKEN.value, State.PENDING.value, float(older_than)),
+    )
+    return int(cursor.rowcount)
+
+
 def recorder_state(c: sqlite3.Connection, dialect: str, node: str, dead_after: float) -> RecorderState:
     row = c.execute(
         f"SELECT stopped_at, {NOW[dialect]} - heartbeat_at AS silent FROM recorders WHERE node = ?", (node,)

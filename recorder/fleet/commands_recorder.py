@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from recorder.api.db import Database
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from recorder.service.manager import RecordingManager
 
 log = logging.getLogger(__name__)
+
+KEEP_SECONDS = 7 * 24 * 3600.0
+"""Answered or expired commands are kept a week (then the audit log alone tells of them)."""
+PRUNE_EVERY = 3600.0
 
 
 class CommandExecutor:
@@ -49,6 +54,7 @@ class CommandExecutor:
         self.poll_seconds = poll_seconds
         self.executed = 0
         self._wake = asyncio.Event()
+        self._next_prune = 0.0
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -101,6 +107,11 @@ class CommandExecutor:
 
     async def once(self) -> int:
         """Take and execute this node's pending commands; returns how many."""
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_EVERY
+            await self.db.run(
+                lambda: commands.prune(self.db.connection, self.dialect, self.node, KEEP_SECONDS)
+            )
         taken = await self.db.run(lambda: commands.take(self.db.connection, self.dialect, self.node))
         for command in taken:
             try:

@@ -66,6 +66,12 @@ def test_a_command_runs_at_most_once(tmp_path: Path, catalog_url: str | None) ->
         run(lambda: commands.finish(c, dialect, "cmd-4", Result(done=True)))  # a late answer changes nothing
         assert run(lambda: commands.outcome(c, "cmd-4")).state is State.FAILED
 
+        # answered and expired commands are forgotten after a while; pending ones never
+        run(lambda: commands.submit(c, dialect, "rec-a", _command("cmd-5"), 30))
+        assert run(lambda: commands.prune(c, dialect, "rec-a", 3600)) == 0  # all younger than an hour
+        assert run(lambda: commands.prune(c, dialect, "rec-a", -60)) == 4  # cmd-1..4, not the pending cmd-5
+        assert run(lambda: commands.outcome(c, "cmd-5")).state is State.PENDING
+
         # which recorders are alive, by their heartbeat on the database's clock
         me = Registration(
             node="rec-a", incarnation="a1", sfu="ws://janus-a:8188", rtp_port_min=40000, rtp_port_max=40999,
