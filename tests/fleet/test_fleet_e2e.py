@@ -1,15 +1,17 @@
-"""A fleet end to end (issue 15 item 6, the recorder part): two real Janus 1.1.2 instances in the test's
-network namespace, each followed by its own recorder process (role recorder only: it writes the shared
-catalog itself), one API process, a real PostgreSQL of the test's own. Real aiortc publishers call on both
-Janus; PostgreSQL is stopped mid-call and a call starts during the outage: once PostgreSQL is back its
-recorder writes it into the catalog while it goes on; both calls are found through the one API, each with
-the recorder that made it (the same Janus room id on both SFUs, distinct recording ids). Then a recorder
-is SIGKILLed mid-call and a peer (the API node or the other recorder, whichever looks first) marks its
-recording failed with the segments recovered.
+"""A fleet end to end (issue 15 item 6): two real Janus 1.1.2 instances in the test's network namespace,
+each followed by its own recorder process (role recorder only: it writes the shared catalog itself, its
+recordings on a shared folder as the chart mounts it), one API process, two worker processes, a real
+PostgreSQL of the test's own. Real aiortc publishers call on both Janus; PostgreSQL is stopped mid-call and
+a call starts during the outage: once PostgreSQL is back its recorder writes it into the catalog while it
+goes on; both calls are found through the one API, each with the recorder that made it (the same Janus
+room id on both SFUs, distinct recording ids). Their composites are queued to the workers; the worker
+building first is SIGKILLed mid-build and the other builds it again (the stalled-job retry). Then a
+recorder is SIGKILLed mid-call and a peer (the API node or the other recorder, whichever looks first)
+marks its recording failed with the segments recovered.
 
-Not here (see docs/fleet.md): worker processes building composites (the workers read the recordings from
-a data_dir shared with the recorders; two recorders in one data_dir would share their state and crash
-recovery), a worker SIGKILLed mid-composite (tests/jobs/test_queue.py and test_queued_composites.py)."""
+The recorders have no archive here: a composite a worker built stays under its staged name in the
+recording folder (only a recorder's archive gives it its name, a manifest revision and an upload:
+tests/jobs/test_queued_composites.py)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from typing import Any, TypeVar
 
 import pytest
 from janus_fixture import ADMIN_KEY, ROOM, ROOM_SECRET, JanusServer, start_or_skip
+from media import ffprobe_errors
 from netns import NetNamespace, network_namespace
 from postgres_kit import PostgresServer, postgres_bin
 from serve_process import request
@@ -37,6 +40,8 @@ T = TypeVar("T")
 KEY = "fleet-e2e-admin-key-0123456789abcdefghijkl"
 EVENTS = "evt-fleet-e2e"
 DEAD_AFTER = 6.0
+COMPOSITE = '[composite]\nenabled = true\nprofiles = ["sd"]\nfps = 15\nlayout = "side-by-side"\n'
+JOBS = "[jobs]\nheartbeat_seconds = 0.5\nstalled_seconds = 3\n"
 
 
 @pytest.fixture
@@ -69,6 +74,7 @@ class Proc:
                 [sys.executable, "-m", "recorder.cli", "serve", "--config", str(self.config)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, "CALLVAULT_COMPOSITE__ENABLED": "true"},  # tests turn it off by default
             )
         return self
 
@@ -85,11 +91,13 @@ class Proc:
             return status, text
 
 
-def _serve(tmp_path: Path, name: str, url: str, body: str, port: int | None = None) -> Proc:
+def _serve(
+    tmp_path: Path, name: str, url: str, body: str, port: int | None = None, data_dir: Path | None = None
+) -> Proc:
     port = port or free_tcp_port()
     config = tmp_path / f"{name}.toml"
     config.write_text(
-        f'data_dir = "{tmp_path / name}"\nhttp_host = "127.0.0.1"\nhttp_port = {port}\n' + body
+        f'data_dir = "{data_dir or tmp_path / name}"\nhttp_host = "127.0.0.1"\nhttp_port = {port}\n' + body
         + f'[api]\ncatalog_url = "{url}"\nadmin_key = "{KEY}"\nmetrics_require_key = false\n'
         + f'[fleet]\nnode_name = "{name}"\nheartbeat_seconds = 0.5\ndead_after_seconds = {DEAD_AFTER}\n'
     )  # fmt: skip
@@ -103,10 +111,23 @@ def recorder(tmp_path: Path, name: str, url: str, janus: JanusServer, port: int)
         f'rtp_bind = "127.0.0.1"\nrtp_port_min = {rtp}\nrtp_port_max = {rtp + 39}\nroles = ["recorder"]\n'
         "[recorder]\nsegment_seconds = 1.0\n"
         f'[janus]\nws_url = "{janus.ws_url}"\nadmin_key = "{ADMIN_KEY}"\nroom_secret = "{ROOM_SECRET}"\n'
-        f'events_token = "{EVENTS}"\nempty_room_grace = 1.0\n',
+        f'events_token = "{EVENTS}"\nempty_room_grace = 1.0\n' + COMPOSITE,
         port,  # chosen before Janus, which posts its events there
     )  # fmt: skip
+    # its own data_dir (state, spool, outbox), the recordings and composites on the shared volume (the chart)
+    shared = tmp_path / "shared"
+    for name_ in ("recordings", "composites"):
+        (shared / name_).mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).mkdir(exist_ok=True)
+        (tmp_path / name / name_).symlink_to(shared / name_)
     return proc
+
+
+def worker(tmp_path: Path, name: str, url: str) -> Proc:
+    return _serve(
+        tmp_path, name, url, 'roles = ["worker"]\n[janus]\nenabled = false\n' + COMPOSITE + JOBS,
+        data_dir=tmp_path / "shared",
+    )  # fmt: skip
 
 
 async def wait_for(what: str, check: Callable[[], T | None], within: float) -> T:
@@ -156,8 +177,9 @@ async def test_two_janus_two_recorders_one_api(
         start_or_skip(server)
     recs = {name: recorder(tmp_path, name, url, janus[name], ports[name]) for name in ports}
     api = _serve(tmp_path, "api", url, 'roles = ["api"]\n[janus]\nenabled = false\n')
+    workers = [worker(tmp_path, "w1", url), worker(tmp_path, "w2", url)]
     publishers: list[PublisherProcess] = []
-    procs = [api, *recs.values()]
+    procs = [api, *recs.values(), *workers]
     try:
         for p in procs:
             p.start()
@@ -204,6 +226,36 @@ async def test_two_janus_two_recorders_one_api(
             assert detail["room_id"] == str(ROOM) and f"_{name}-" in detail["recording_id"]
             assert detail["tracks"] >= 1 and detail["duration"] > 3
             assert detail["participants"] and detail["participants"][0]["display_name"] == f"agent-{name}"
+
+        # composites built by whichever worker is free; the one building first is SIGKILLed mid-build
+        shared = tmp_path / "shared"
+        work = await wait_for(
+            "a composite being built", lambda: next((shared / "composites" / "work").glob("*"), None), 60
+        )
+        builder = int(work.name.rsplit(".", 1)[1])
+        victim = next(w for w in workers if w.proc is not None and w.proc.pid == builder)
+        os.kill(builder, signal.SIGKILL)
+        rid_killed = work.name.split(".", 1)[0]
+        results = shared / "composites" / "results"
+
+        def result(rid: str) -> dict[str, Any] | None:  # a worker's result of a job on the recording
+            for path in results.glob(f"{rid}.*.json"):
+                found = json.loads(path.read_text())
+                if found.get("file"):
+                    return dict(found)
+            return None
+
+        unbuilt = result(rid_killed) is None  # measured right after the kill: it died mid-build
+        assert victim.proc is not None and victim.proc.wait(10) == -signal.SIGKILL
+        for item in items:
+            rid = item["recording_id"]
+            done = await wait_for(f"composite of {rid}", lambda r=rid: result(r), 120)  # type: ignore[misc]
+            staged = (
+                shared / "recordings" / rid / done["staged"]
+            )  # the recorder (no archive here) keeps it staged
+            assert done["file"] == "composite-sd.mp4" and ffprobe_errors(staged) == ""
+            if rid == rid_killed and unbuilt:  # built again by the other worker
+                assert int(done["staged"].split(".")[-2]) != builder
 
         # a recorder SIGKILLed mid-call: the API node finds it silent and marks its recording failed
         caller = await publish(janus["rec-b"], ns, "agent-b2", 30.0)
