@@ -1,0 +1,205 @@
+"""Transcripts made by queue workers end as in-process ones do (recorder/jobs/transcripts.py): a recorder
+node (recorder + api roles, ingest API, moto S3 store, webhooks) records a real call in which espeak-ng
+says a card number; a separate worker node transcribes it with the packaged Whisper tiny.en and redacts
+the card number; the recorder adds both to the recording's manifest, stores them, indexes the transcript
+(search finds a spoken word through the API) and announces each once — also when the worker doing it is
+SIGKILLed mid-transcription and another one does it again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.parse
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from archive_kit import Receiver
+from postgres_kit import PostgresServer
+from s3_fixture import ACCESS_KEY, PLAIN_BUCKET, SECRET_KEY, MotoServer, free_port
+from serve_process import request
+from service_kit import free_port_base
+
+from recorder.webhooks import generate_secret
+
+sys.path.insert(1, str(Path(__file__).parent.parent / "postprocess"))  # composite_kit
+sys.path.insert(1, str(Path(__file__).parent.parent / "postprocess" / "transcribe"))  # speech
+sys.path.insert(1, str(Path(__file__).parent))  # jobs_kit, ingest_call_kit
+from composite_kit import Publisher
+from ingest_call_kit import record_call
+from jobs_kit import node, stop_all, wait_for
+from speech import speak
+
+pytest.importorskip("faster_whisper")
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+KEY = "queued-transcripts-admin-key-0123456789abcdef"
+SAYS = (
+    "My card number is four five three nine, one four eight eight, zero three four three, six four six seven."
+)
+NO_COMPOSITES = {"CALLVAULT_COMPOSITE__ENABLED": "false"}
+OFF = "[janus]\nenabled = false\n"
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = Receiver(free_port(), generate_secret())
+    await r.start()
+    yield r
+    await r.stop()
+
+
+def spoken_reference(folder: Path) -> list[tuple[Publisher, Path]]:
+    """One publisher: black VP8 video and the sentence said (Opus), in WebM."""
+    folder.mkdir(parents=True, exist_ok=True)
+    speech = speak(folder, "speech", SAYS)
+    out = folder / "pub-bob.webm"
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", "color=c=black:s=320x240:r=15", "-i", str(speech),
+         "-map", "0:v", "-map", "1:a", "-shortest", "-c:v", "libvpx", "-b:v", "100k", "-g", "15",
+         "-deadline", "realtime", "-cpu-used", "8", "-c:a", "copy", str(out)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    return [(Publisher("bob", tone=0, seconds=0), out)]
+
+
+def recorder_config(moto: MotoServer, receiver: Receiver, spool: Path) -> str:
+    base = free_port_base()
+    return (
+        f'rtp_bind = "127.0.0.1"\nrtp_port_min = {base}\nrtp_port_max = {base + 39}\n'
+        + OFF
+        + "[transcripts]\nenabled = true\nredact = true\n"
+        "[archive]\ncompletion_poll = 0.2\n"
+        f'[archive.storage]\nbackend = "s3"\n[archive.storage.s3]\nendpoint = "{moto.endpoint}"\n'
+        f'bucket = "{PLAIN_BUCKET}"\nsecure = false\n'
+        f'access_key = "{ACCESS_KEY}"\nsecret_key = "{SECRET_KEY}"\n'
+        f'[archive.spool]\ndir = "{spool}"\npoll_interval = 0.1\nretry_initial = 0.1\n'
+        f'[archive.webhooks]\noutbox_path = "{spool / "webhooks.sqlite3"}"\npoll_interval = 0.1\n'
+        f'[[archive.webhooks.endpoints]]\nid = "crm"\nurl = "{receiver.url}"\nsecret = "{receiver.secret}"\n'
+    )
+
+
+def worker_node(tmp_path: Path, name: str, url: str, data_dir: Path) -> subprocess.Popen[bytes]:
+    return node(tmp_path, name, url, ["worker"], data_dir, OFF, "", env=NO_COMPOSITES)[0]
+
+
+def stored(moto: MotoServer, rid: str) -> dict[str, bytes]:
+    """The recording's objects in the store: name -> bytes."""
+    client = moto.client()
+    found = {}
+    for obj in client.list_objects(PLAIN_BUCKET, recursive=True):
+        key = str(obj.object_name)
+        if f"/{rid}/" in key:
+            response = client.get_object(PLAIN_BUCKET, key)
+            try:
+                found[key.split(f"/{rid}/", 1)[1]] = response.read()
+            finally:
+                response.close()
+                response.release_conn()
+    return found
+
+
+def api_get(port: int, path: str) -> Any:
+    status, body = request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {KEY}"})
+    assert status == 200, body
+    return json.loads(body)
+
+
+def up(proc: subprocess.Popen[bytes], port: int) -> bool:
+    assert proc.poll() is None, f"the node exited with {proc.returncode}"
+    try:
+        return request(f"http://127.0.0.1:{port}/healthz")[0] == 200
+    except OSError:
+        return False
+
+
+def kinds(receiver: Receiver, rid: str) -> list[str]:
+    return [r.event.type.value for r in receiver.of(rid)]
+
+
+def show_logs(tmp_path: Path, names: list[str]) -> None:
+    for name in names:  # shown when the test fails
+        log = tmp_path / f"{name}.log"
+        print(f"== {name}", log.read_text()[-4000:] if log.exists() else "")
+
+
+async def recording_id(receiver: Receiver, within: float) -> str:
+    async with asyncio.timeout(within):
+        while True:
+            started = [r for r in receiver.received if r.event.type.value == "recording.started"]
+            if started:
+                return str(started[0].event.data.recording_id)
+            receiver.changed.clear()
+            await receiver.changed.wait()
+
+
+def transcript_jobs(url: str, rid: str) -> list[tuple[str, int, str, int]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT status, attempts, queue_name, priority FROM procrastinate_jobs"
+            " WHERE task_name = 'callvault:transcript' AND args->>'recording_id' = %s",
+            (rid,),
+        ).fetchall()
+    return [(str(s), int(a), str(q), int(p)) for s, a, q, p in rows]
+
+
+async def check_published(
+    tmp_path: Path, moto: MotoServer, receiver: Receiver, port: int, data_dir: Path, rid: str
+) -> None:
+    """Transcript and redacted copy in the manifest and the store, found by search, announced once."""
+    await receiver.wait_for(rid, "transcript.ready", 240)
+    await receiver.wait_for(rid, "redaction.finished", 120)
+    folder = data_dir / "recordings" / rid
+    await asyncio.to_thread(wait_for, "the local folder deleted", lambda: not folder.exists(), 60)
+    events = kinds(receiver, rid)
+    assert events.count("transcript.ready") == 1 and events.count("redaction.finished") == 1, events
+    assert "transcript.failed" not in events and "redaction.failed" not in events
+    objects = await asyncio.to_thread(stored, moto, rid)
+    manifest = json.loads(objects["manifest.json"])
+    listed = {o["name"] for o in manifest["objects"]}
+    assert {"transcript.json", "transcript.vtt"} <= listed
+    redacted = {n for n in listed if n.startswith("redacted-1/")}
+    assert "redacted-1/transcript.json" in redacted and "redacted-1/redactions.json" in redacted
+    assert set(objects) >= listed
+    said = json.loads(objects["transcript.json"])
+    text = " ".join(s["text"] for s in said["segments"]).lower()
+    assert "card" in text
+    masked = json.loads(objects["redacted-1/transcript.json"])
+    assert "4539" not in json.dumps(masked) and "four five three nine" not in json.dumps(masked).lower()
+    page = api_get(port, "/v1/recordings?" + urllib.parse.urlencode({"q": "card"}))
+    assert [item["recording_id"] for item in page["items"]] == [rid]
+    assert page["items"][0]["transcript_hits"]
+    # nothing left behind: the attempt folders and the result files
+    assert not list((data_dir / "transcripts" / "work").glob("*"))
+    assert not list((data_dir / "transcripts" / "results").glob("*"))
+
+
+async def test_a_worker_made_transcript_is_in_the_manifest_the_store_search_and_announced_once(
+    tmp_path: Path, postgres_server: PostgresServer, moto_server: MotoServer, receiver: Receiver
+) -> None:
+    url = postgres_server.create_database()
+    data_dir = tmp_path / "data"
+    refs = await asyncio.to_thread(spoken_reference, tmp_path / "refs")
+    rec, port = node(
+        tmp_path, "recorder", url, ["recorder", "api"], data_dir,
+        recorder_config(moto_server, receiver, tmp_path / "spool"), "", f'admin_key = "{KEY}"\n',
+        env=NO_COMPOSITES,
+    )  # fmt: skip
+    worker = worker_node(tmp_path, "worker", url, data_dir)
+    procs = [rec, worker]
+    try:
+        await asyncio.to_thread(wait_for, "recorder", lambda: up(rec, port), 60)
+        await record_call(f"http://127.0.0.1:{port}", KEY, "room-t1", refs)
+        rid = await recording_id(receiver, 30)
+        await check_published(tmp_path, moto_server, receiver, port, data_dir, rid)
+        assert transcript_jobs(url, rid) == [("succeeded", 1, "transcripts", 10)]  # one job, queue, priority
+        assert "transcript job" in (tmp_path / "worker.log").read_text()
+    finally:
+        stop_all(procs)
+        show_logs(tmp_path, ["recorder", "worker"])
