@@ -10,11 +10,15 @@ stuck job's pool is replaced); the job files of recorder/transcripts/service.py 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import json
 import logging
 import multiprocessing
 import os
 import shutil
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -24,12 +28,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from postprocess.options import CompositeError, CompositeOptions
 from postprocess.workers import _init_worker, _terminate, log_setup
+from recorder import logs
 from recorder.recording import RecordingInfo
 from recorder.transcripts.settings import TranscriptSettings
 
 log = logging.getLogger(__name__)
 
 REDACTED_PREFIX = "redacted-"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class WorkError(Exception):
@@ -221,6 +227,19 @@ def rebuild_composite(
     return f"{target.name}/{out.name}"
 
 
+def _init_transcript_worker(level: logs.LogLevel, log_format: logs.LogFormat, parent: int) -> None:
+    """(worker process) Logging as the service's, and killed with the service: a `callvault serve`
+    SIGKILLed mid-job (a queue worker whose job another worker takes up) leaves no process behind still
+    transcribing into a folder that is about to go."""
+    _init_worker(level, log_format)
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:  # the service died before the call
+                os._exit(1)
+
+
 class Workers(Protocol):
     """Who does the jobs: TranscriptWorkers in this process's pool, or the job queue's worker nodes
     (recorder/jobs/transcripts.py)."""
@@ -241,8 +260,8 @@ class TranscriptWorkers:
         return ProcessPoolExecutor(
             self.settings.processes,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=log_setup(),
+            initializer=_init_transcript_worker,
+            initargs=(*log_setup(), os.getpid()),
         )
 
     async def submit(self, request: WorkRequest, ticket: str | None = None) -> WorkResult:

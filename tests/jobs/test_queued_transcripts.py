@@ -203,3 +203,44 @@ async def test_a_worker_made_transcript_is_in_the_manifest_the_store_search_and_
     finally:
         stop_all(procs)
         show_logs(tmp_path, ["recorder", "worker"])
+
+
+async def test_a_worker_killed_mid_transcription_another_one_does_it_and_it_is_announced_once(
+    tmp_path: Path, postgres_server: PostgresServer, moto_server: MotoServer, receiver: Receiver
+) -> None:
+    url = postgres_server.create_database()
+    data_dir = tmp_path / "data"
+    refs = await asyncio.to_thread(spoken_reference, tmp_path / "refs")
+    rec, port = node(
+        tmp_path, "recorder", url, ["recorder", "api"], data_dir,
+        recorder_config(moto_server, receiver, tmp_path / "spool"), "", f'admin_key = "{KEY}"\n',
+        env=NO_COMPOSITES,
+    )  # fmt: skip
+    workers = {name: worker_node(tmp_path, name, url, data_dir) for name in ("w1", "w2")}
+    procs = [rec, *workers.values()]
+    try:
+        await asyncio.to_thread(wait_for, "recorder", lambda: up(rec, port), 60)
+        await record_call(f"http://127.0.0.1:{port}", KEY, "room-t2", refs)
+        rid = await recording_id(receiver, 30)
+        work = data_dir / "transcripts" / "work"
+
+        def working() -> Path | None:  # the attempt's folder: <rid>.<job>.<attempt>.<pid>
+            if not work.is_dir():
+                return None
+            return next((p for p in work.iterdir() if p.name.startswith(f"{rid}.")), None)
+
+        first = await asyncio.to_thread(wait_for, "a worker transcribing", working, 120)
+        pid = int(first.name.rsplit(".", 1)[1])
+        victim = next(name for name, p in workers.items() if p.pid == pid)
+        os.kill(pid, signal.SIGKILL)
+        workers[victim].wait(10)
+
+        await check_published(tmp_path, moto_server, receiver, port, data_dir, rid)
+        assert transcript_jobs(url, rid) == [
+            ("succeeded", 2, "transcripts", 10)
+        ]  # taken again after the kill
+        survivor = next(name for name in workers if name != victim)
+        assert "transcript job" in (tmp_path / f"{survivor}.log").read_text()
+    finally:
+        stop_all(procs)
+        show_logs(tmp_path, ["recorder", "w1", "w2"])
