@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recorder.durable_json import write_model
 from recorder.names import check_id, child
+from recorder.transcripts.settings import TranscriptSettings
 from recorder.transcripts.work import Interval, TranscriptWorkers, WorkError, WorkRequest, WorkResult
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,19 @@ def job_args(recording_id: str, ticket: str, request: WorkRequest) -> dict[str, 
     }
 
 
+def cannot_transcribe(settings: TranscriptSettings) -> str | None:
+    """(blocking) Why this node cannot run the model (the transcribe extra, transcripts.model), or None."""
+    try:
+        found = importlib.util.find_spec("faster_whisper") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        return MISSING_EXTRA
+    if settings.model is not None and not settings.model.is_dir():
+        return f"this worker node cannot transcribe: transcripts.model {settings.model} is not a folder"
+    return None
+
+
 def view(folder: Path, target: Path) -> None:
     """(blocking) `target` made a folder that shows the recording's files (not hidden ones) as links."""
     shutil.rmtree(target, ignore_errors=True)
@@ -126,11 +140,9 @@ async def transcript(
         folder = child(ctx.data_dir / "recordings", recording_id)
         if not await asyncio.to_thread(folder.is_dir):
             raise WorkError(f"recording {recording_id} is not in the shared data folder")
-        if transcribe and importlib.util.find_spec("faster_whisper") is None:
-            raise WorkError(MISSING_EXTRA)
-        model = ctx.transcripts.model
-        if transcribe and model is not None and not await asyncio.to_thread(model.is_dir):
-            raise WorkError(f"this worker node cannot transcribe: transcripts.model {model} is not a folder")
+        why = await asyncio.to_thread(cannot_transcribe, ctx.transcripts) if transcribe else None
+        if why is not None:
+            raise WorkError(why)
         try:
             intervals = [Interval.model_validate(i) for i in manual]
         except ValidationError as exc:
@@ -211,6 +223,17 @@ async def transcript_job(app: procrastinate.App, ticket: str) -> tuple[int, str]
         ticket=check_ticket(ticket),
     )
     return (int(rows[0]["id"]), str(rows[0]["status"])) if rows else None
+
+
+async def transcript_jobs_of(app: procrastinate.App, ticket: str) -> list[tuple[str, int]]:
+    """(state, attempts) of every queue job of a Transcriber's job, oldest first."""
+    rows = await app.connector.execute_query_all_async(
+        "SELECT status::text AS status, attempts FROM procrastinate_jobs"
+        " WHERE task_name = %(task)s AND args->>'ticket' = %(ticket)s ORDER BY id",
+        task=TRANSCRIPT_TASK,
+        ticket=check_ticket(ticket),
+    )
+    return [(str(row["status"]), int(row["attempts"])) for row in rows]
 
 
 class QueuedTranscripts:

@@ -1,0 +1,100 @@
+"""A worker node that cannot transcribe (no model, no transcribe extra) fails a queued transcript job once,
+with one clear line the recorder hands on (transcript.failed), never a retry loop; a worker's result that
+names a path outside its attempt folder is refused (recorder/jobs/transcripts.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+from postgres_kit import PostgresServer
+
+from recorder.jobs.queue import ensure_schema, make_app
+from recorder.jobs.transcripts import (
+    MISSING_EXTRA,
+    WORK_DIR,
+    QueuedResult,
+    QueuedTranscripts,
+    cannot_transcribe,
+    place,
+    transcript_jobs_of,
+)
+from recorder.transcripts.settings import TranscriptSettings
+from recorder.transcripts.work import WorkError, WorkRequest, WorkResult
+
+sys.path.insert(1, str(Path(__file__).parent))  # jobs_kit
+from jobs_kit import node, stop_all
+
+pytestmark = [pytest.mark.timeout(120)]
+RID = "rec-no-model-1"
+
+
+async def test_a_worker_without_the_model_fails_the_job_once_with_one_clear_error(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.create_database()
+    data_dir = tmp_path / "data"
+    folder = data_dir / "recordings" / RID
+    folder.mkdir(parents=True)
+    (folder / "audio-bob.webm").write_bytes(b"not read: the model is checked first")
+    missing = tmp_path / "no-model"
+    worker, _ = node(
+        tmp_path, "worker", url, ["worker"], data_dir,
+        f'[janus]\nenabled = false\n[transcripts]\nmodel = "{missing}"\n', "",
+        env={"CALLVAULT_COMPOSITE__ENABLED": "false"},
+    )  # fmt: skip
+    await ensure_schema(url)
+    app = make_app(url)
+    await app.open_async()
+    try:
+        queued = QueuedTranscripts(app, data_dir, poll=0.1)
+        request = WorkRequest(folder=folder, transcribe=True, redact_auto=True)
+        with pytest.raises(WorkError) as caught:
+            async with asyncio.timeout(90):
+                await queued.submit(request, RID)
+        assert (
+            str(caught.value)
+            == f"this worker node cannot transcribe: transcripts.model {missing} is not a folder"
+        )
+        assert await transcript_jobs_of(app, RID) == [("failed", 1)]  # once: no retry loop
+        assert worker.poll() is None  # the worker goes on
+        assert not list((data_dir / "transcripts" / "results").glob("*"))  # the recorder took the result
+        assert not list((data_dir / WORK_DIR).glob("*"))
+        assert sorted(p.name for p in folder.iterdir()) == ["audio-bob.webm"]  # the recording untouched
+    finally:
+        await app.close_async()
+        stop_all([worker])
+        print((tmp_path / "worker.log").read_text()[-3000:])
+
+
+def test_a_worker_without_the_transcribe_extra_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cannot_transcribe(TranscriptSettings()) is None  # (this test's venv has it)
+    monkeypatch.setitem(sys.modules, "faster_whisper", None)  # as if not installed
+    assert cannot_transcribe(TranscriptSettings()) == MISSING_EXTRA
+    assert "pip install 'callvault[transcribe]'" in MISSING_EXTRA
+
+
+def test_a_result_naming_a_file_outside_the_attempt_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "recordings" / RID
+    folder.mkdir(parents=True)
+    attempt = tmp_path / WORK_DIR / f"{RID}.7.1.99"
+    attempt.mkdir(parents=True)
+    (attempt / "transcript.json").write_text("{}")
+    for staged, names in [
+        ("other-recording.7.1.99", ["transcript.json"]),  # another recording's attempt
+        (f"{RID}.7.1.99", ["../manifest.json"]),
+        (f"{RID}.7.1.99", [".hidden"]),
+        (f"{RID}.7.1.99", ["transcript.vtt"]),  # not made by the attempt
+    ]:
+        bad = QueuedResult(result=WorkResult(transcript=names), staged=staged)
+        with pytest.raises(WorkError):
+            place(tmp_path, folder, bad)
+        assert not (folder / "manifest.json").exists()
+    good = QueuedResult(result=WorkResult(transcript=["transcript.json"]), staged=f"{RID}.7.1.99")
+    assert place(tmp_path, folder, good).transcript == ["transcript.json"]
+    assert (folder / "transcript.json").read_text() == "{}"
+    assert not attempt.exists()
