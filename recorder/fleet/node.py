@@ -119,11 +119,21 @@ class FleetNode:
             rtp_port_max=self.settings.rtp_port_max,
             version=__version__,
         )
-        await self.db.run(
+        keep = {state.recording_id for state in manager.resumable.values()}  # what this run takes up
+        lost = await self.db.run(
             lambda: registry.register(
-                self.db.connection, self.dialect, me, self.fleet.dead_after_seconds, previous
+                self.db.connection,
+                self.dialect,
+                me,
+                self.fleet.dead_after_seconds,
+                previous,
+                keep,
+                self.audit,
             )
         )
+        for f in lost:
+            self.reaped += 1
+            log.error("fleet: recording %s failed: %s", f.recording_id, f.failure.reason)
         await asyncio.to_thread(self._remember, me.incarnation)
         self.me = me
         if self.dialect == "postgresql":  # a fleet: ids unique across it (node names are)

@@ -43,10 +43,20 @@ def now(c: sqlite3.Connection, dialect: str) -> float:
 
 
 def register(
-    c: sqlite3.Connection, dialect: str, me: Registration, dead_after: float, previous: str | None
-) -> None:
+    c: sqlite3.Connection,
+    dialect: str,
+    me: Registration,
+    dead_after: float,
+    previous: str | None,
+    keep: set[str] | None = None,
+    audit: AuditLog | None = None,
+) -> list[FailedRecording]:
     """Take the node name for this run, unless another live recorder holds it (`previous`: the token of
-    this node's earlier run on this data_dir, which may take its own name back at once after a crash)."""
+    this node's earlier run on this data_dir, which may take its own name back at once after a crash).
+
+    `keep`: the recordings this run will take up (its state file's); every other recording of this node
+    still in progress cannot be finished by anybody (its earlier run's data folder was lost, or its finish
+    never reached the catalog): marked failed now with what was recovered, never left `recording`."""
     c.execute("BEGIN IMMEDIATE")
     try:
         at = now(c, dialect)
@@ -71,10 +81,78 @@ def register(
             " heartbeat_at = excluded.heartbeat_at, stopped_at = NULL, dead_at = NULL",
             (me.node, me.incarnation, me.sfu, me.rtp_port_min, me.rtp_port_max, me.version, at, at),
         )
+        failed: list[FailedRecording] = []
+        if keep is not None and audit is not None:
+            last = datetime.fromtimestamp(row["heartbeat_at"] if row is not None else at, UTC)
+            for r in c.execute(
+                "SELECT recording_id, room_id, call_id FROM recordings"
+                " WHERE recorder = ? AND status IN (?, ?)",
+                (me.node, *IN_PROGRESS),
+            ).fetchall():
+                if r["recording_id"] in keep:
+                    continue
+                failure = RecordingFailure(
+                    reason=f"its recorder {me.node} restarted without it (not in its state: its data folder"
+                    " was lost, or its end never reached the catalog)",
+                    recorder=me.node,
+                    last_heartbeat_at=last,
+                    detected_by=me.node,
+                    detected_at=datetime.fromtimestamp(at, UTC),
+                    segments=_segments(c, r["recording_id"]),
+                )
+                cursor = c.execute(
+                    "UPDATE recordings SET status = 'failed', failure = ?, updated_at = ?"
+                    " WHERE recording_id = ? AND recorder = ? AND status IN (?, ?)",
+                    (failure.model_dump_json(), at, r["recording_id"], me.node, *IN_PROGRESS),
+                )
+                if cursor.rowcount == 1:
+                    failed.append(
+                        FailedRecording(
+                            recording_id=r["recording_id"],
+                            room_id=r["room_id"],
+                            call_id=r["call_id"],
+                            failure=failure,
+                        )
+                    )
+            _audit_failed(audit, me.node, failed)
         c.execute("COMMIT")
     except BaseException:
         c.execute("ROLLBACK")
         raise
+    return failed
+
+
+def _segments(c: sqlite3.Connection, recording_id: str) -> list[RecoveredSegment]:
+    return [
+        RecoveredSegment(track=s["track"], index=s["idx"], path=s["path"], size=s["size"], sha256=s["sha256"])
+        for s in c.execute(
+            "SELECT * FROM recording_segments WHERE recording_id = ? ORDER BY track, idx", (recording_id,)
+        )
+    ]
+
+
+def _audit_failed(audit: AuditLog, by: str, failed: list[FailedRecording]) -> None:
+    """(inside the caller's transaction) One recording.failed entry per recording marked failed."""
+    if failed:
+        audit.append_many_in(
+            [
+                (
+                    by,
+                    None,
+                    "recording.failed",
+                    f.recording_id,
+                    "failed",
+                    None,
+                    {
+                        "reason": f.failure.reason,
+                        "recorder": f.failure.recorder,
+                        "segments_recovered": len(f.failure.segments),
+                        "bytes_recovered": sum(s.size for s in f.failure.segments),
+                    },
+                )
+                for f in failed
+            ]
+        )
 
 
 def heartbeat(c: sqlite3.Connection, dialect: str, me: Registration) -> bool:
@@ -217,14 +295,7 @@ def reap(
         failed: list[FailedRecording] = []
         for row in rows:
             rid = row["recording_id"]
-            segments = [
-                RecoveredSegment(
-                    track=s["track"], index=s["idx"], path=s["path"], size=s["size"], sha256=s["sha256"]
-                )
-                for s in c.execute(
-                    "SELECT * FROM recording_segments WHERE recording_id = ? ORDER BY track, idx", (rid,)
-                )
-            ]
+            segments = _segments(c, rid)
             silent = at - row["heartbeat_at"]
             failure = RecordingFailure(
                 reason=f"its recorder {row['recorder']} went silent (no heartbeat for {silent:.0f} s)",
@@ -255,26 +326,7 @@ def reap(
                         recording_id=rid, room_id=row["room_id"], call_id=row["call_id"], failure=failure
                     )
                 )
-        if failed:
-            audit.append_many_in(
-                [
-                    (
-                        by or me or "api",
-                        None,
-                        "recording.failed",
-                        f.recording_id,
-                        "failed",
-                        None,
-                        {
-                            "reason": f.failure.reason,
-                            "recorder": f.failure.recorder,
-                            "segments_recovered": len(f.failure.segments),
-                            "bytes_recovered": sum(s.size for s in f.failure.segments),
-                        },
-                    )
-                    for f in failed
-                ]
-            )
+        _audit_failed(audit, by or me or "api", failed)
         c.execute("COMMIT")
     except BaseException:
         c.execute("ROLLBACK")

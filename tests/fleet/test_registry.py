@@ -114,6 +114,25 @@ def test_names_heartbeats_and_the_dead(tmp_path: Path, catalog_url: str | None) 
         _age(db, "rec-b", 60)
         assert run(lambda: registry.heartbeat(c, dialect, b)).result()
         assert run(lambda: registry.reap(c, dialect, "rec-a", 30, audit)).result() == ([], [])
+        # rec-b restarts having lost its data folder (no token: it waits until its row is old), its state
+        # names none of its recordings: the one it still had in progress is failed at once, not left open
+        _age(db, "rec-b", 60)
+        b2 = _me("rec-b", "b2")
+        lost = run(lambda: registry.register(c, dialect, b2, 30, None, set(), audit)).result()
+        assert [f.recording_id for f in lost] == ["r-b1"] and "restarted without it" in lost[0].failure.reason
+        assert run(lambda: catalog.get("r-b1")).result().status is RecordingStatus.FAILED  # type: ignore[union-attr]
+        assert ("recording.failed", "r-b1") in run(lambda: audit_entries(db)).result()
+        b = b2
+        # a recording its state names is kept for it to take up
+        info = RecordingInfo(
+            recording_id="r-b2", folder=tmp_path / "r-b2", room_id="room", started_at=time.time()
+        )
+        run(lambda: catalog.upsert_recording(info, RecordingStatus.RECORDING)).result()
+        run(lambda: registry.claim(c, "r-b2", "rec-b")).result()
+        b3 = _me("rec-b", "b3")
+        assert run(lambda: registry.register(c, dialect, b3, 30, "b2", {"r-b2"}, audit)).result() == []
+        assert run(lambda: catalog.get("r-b2")).result().status is RecordingStatus.RECORDING  # type: ignore[union-attr]
+        b = b3
         # a clean stop: stopped, not dead; a heartbeat of a run that lost its name says so
         run(lambda: registry.leave(c, dialect, b)).result()
         states = {
