@@ -3,12 +3,12 @@
 The recorder that finished a recording queues one job per transcript job of its Transcriber (ids and the
 work asked: transcribe, redact the card numbers, an admin's intervals); a worker node does the CPU-heavy
 part (recorder/transcripts/work.py, in its own pool of processes) on the shared recording folder, in a
-folder of its own attempt, `<data_dir>/transcripts/work/<recording id>.<attempt>/`, which sees the
+hidden folder of its own attempt, `<folder>/.transcript.<job>.<attempt>.<pid>.tmp/`, which sees the
 recording's files through symbolic links: what the attempt writes (transcript.json, transcript.vtt,
-redacted-<n>/) stays in it, and a worker killed mid-job leaves nothing in the recording folder. The
-result (what was made, or why not) goes to `<data_dir>/transcripts/results/<recording id>.<job id>.json`;
-the recorder, the only writer of the recording's manifest, moves the attempt's files into place and
-publishes them
+redacted-<n>/) stays in it (a worker killed mid-job leaves only that hidden folder). The result (what was
+made, or why not) goes to `<folder>/.transcript-result.<job>.tmp`. The recorder, the only writer of the
+recording's manifest, moves the attempt's files into place (a rename inside the recording folder: one
+volume, whatever else the node mounts) and publishes them
 (recorder/transcripts/service.py: index, manifest revision, upload, transcript.ready, redaction.finished
 or transcript.failed, once).
 """
@@ -28,7 +28,7 @@ from typing import Any
 import procrastinate
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from recorder.durable_json import write_model
+from recorder.manifest import MANIFEST_NAME
 from recorder.names import check_id, child
 from recorder.transcripts.settings import TranscriptSettings
 from recorder.transcripts.work import Interval, TranscriptWorkers, WorkError, WorkRequest, WorkResult
@@ -36,11 +36,6 @@ from recorder.transcripts.work import Interval, TranscriptWorkers, WorkError, Wo
 log = logging.getLogger(__name__)
 
 TRANSCRIPT_TASK = "callvault:transcript"
-WORK_DIR = Path("transcripts") / "work"
-"""Under data_dir: `<recording id>.<attempt>/`, the folder one attempt works in (the recorder moves what
-it made into the recording folder and removes it)."""
-RESULTS_DIR = Path("transcripts") / "results"
-"""Under data_dir: `<recording id>.<job id>.json`, what a worker made of one job (a QueuedResult)."""
 TICKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(\.redaction-[0-9]{1,20})?$")
 """A Transcriber's job id: the recording id, or `<recording id>.redaction-<ms>`."""
 MISSING_EXTRA = (
@@ -67,12 +62,14 @@ def check_ticket(ticket: str) -> str:
     return ticket
 
 
-def staged_dir(recording_id: str, attempt: str) -> str:
-    return f"{check_id(recording_id, 'recording id')}.{attempt}"
+def staged_dir(attempt: str) -> str:
+    """The hidden folder one attempt works in, in the recording folder ('.*.tmp': in no manifest)."""
+    return f".transcript.{attempt}.tmp"
 
 
-def result_path(data_dir: Path, recording_id: str, job_id: int) -> Path:
-    return data_dir / RESULTS_DIR / f"{check_id(recording_id, 'recording id')}.{int(job_id)}.json"
+def result_name(job_id: int) -> str:
+    """The hidden file, in the recording folder, of what a worker made of one job (a QueuedResult)."""
+    return f".transcript-result.{int(job_id)}.tmp"
 
 
 def job_args(recording_id: str, ticket: str, request: WorkRequest) -> dict[str, Any]:
@@ -132,12 +129,10 @@ async def transcript(
     job = job_context.job
     assert job.id is not None
     attempt = f"{job.id}.{job.attempts}.{os.getpid()}"
-    results = ctx.data_dir / RESULTS_DIR
-    name = result_path(ctx.data_dir, recording_id, job.id).stem  # (ValueError: a bad id, no result file)
+    folder = child(ctx.data_dir / "recordings", check_id(recording_id, "recording id"))  # (no result)
     target: Path | None = None
     try:
         check_ticket(ticket)
-        folder = child(ctx.data_dir / "recordings", recording_id)
         if not await asyncio.to_thread(folder.is_dir):
             raise WorkError(f"recording {recording_id} is not in the shared data folder")
         why = await asyncio.to_thread(cannot_transcribe, ctx.transcripts) if transcribe else None
@@ -147,8 +142,7 @@ async def transcript(
             intervals = [Interval.model_validate(i) for i in manual]
         except ValidationError as exc:
             raise WorkError(f"bad redaction intervals: {exc.errors()[0]['msg']}") from None
-        target = ctx.data_dir / WORK_DIR / staged_dir(recording_id, attempt)
-        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+        target = folder / staged_dir(attempt)
         await asyncio.to_thread(view, folder, target)
         wanted = set(composites)
         options = [
@@ -167,17 +161,28 @@ async def transcript(
         result = await workers.submit(request)
     except WorkError as exc:
         log.error("recording %s: transcript job %s failed: %s", recording_id, job.id, exc)
-        with contextlib.suppress(OSError):
-            await asyncio.to_thread(write_model, results, name, QueuedResult(error=str(exc)))
+        with contextlib.suppress(OSError):  # (no folder: no result; the recorder says so)
+            await asyncio.to_thread(_write, folder, job.id, QueuedResult(error=str(exc)))
         if target is not None:
             await asyncio.to_thread(shutil.rmtree, target, True)
         raise
-    await asyncio.to_thread(write_model, results, name, QueuedResult(result=result, staged=target.name))
+    await asyncio.to_thread(_write, folder, job.id, QueuedResult(result=result, staged=target.name))
     log.info("recording %s: transcript job %s done (%d words)", recording_id, job.id, result.words)
     return target.name
 
 
-def place(data_dir: Path, folder: Path, queued: QueuedResult) -> WorkResult:
+def _write(folder: Path, job_id: int, queued: QueuedResult) -> None:
+    """(blocking) The result file, written beside and renamed into place (the whole file or none)."""
+    path = folder / result_name(job_id)
+    tmp = folder / f"{path.name}.{os.getpid()}"
+    with tmp.open("wb") as f:
+        f.write(queued.model_dump_json().encode())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def place(folder: Path, queued: QueuedResult) -> WorkResult:
     """(blocking, recorder) The attempt's files moved into the recording folder (the recorder alone does,
     once: what is already in place stays); every attempt folder of the recording removed. Raises
     WorkError."""
@@ -185,12 +190,12 @@ def place(data_dir: Path, folder: Path, queued: QueuedResult) -> WorkResult:
         raise WorkError(queued.error or "the worker gave no result")
     result = queued.result
     staged = queued.staged or ""
-    if not staged.startswith(f"{folder.name}."):
-        raise WorkError("the worker's result names no attempt folder of the recording")
+    if not (staged.startswith(".transcript.") and staged.endswith(".tmp")):
+        raise WorkError("the worker's result names no attempt folder")
     try:
-        source: Path | None = child(data_dir / WORK_DIR, staged)
+        source: Path | None = child(folder, staged)
     except ValueError:
-        raise WorkError("the worker's result names no attempt folder of the recording") from None
+        raise WorkError("the worker's result names no attempt folder") from None
     if source is not None and not source.is_dir():
         source = None
     tops = {n.split("/", 1)[0] for n in [*result.transcript, *result.redacted]}
@@ -204,13 +209,13 @@ def place(data_dir: Path, folder: Path, queued: QueuedResult) -> WorkResult:
             os.replace(source / top, there)
         if not there.exists():
             raise WorkError(f"{top}: the worker's file is missing from the recording folder")
-    _tidy(data_dir, folder.name)
+    _tidy(folder)
     return result
 
 
-def _tidy(data_dir: Path, recording_id: str) -> None:
+def _tidy(folder: Path) -> None:
     """(blocking) Every attempt folder of the recording removed."""
-    for stray in (data_dir / WORK_DIR).glob(f"{check_id(recording_id, 'recording id')}.*"):
+    for stray in folder.glob(".transcript.*.tmp"):
         shutil.rmtree(stray, ignore_errors=True)
 
 
@@ -242,9 +247,11 @@ class QueuedTranscripts:
     the queue for the same Transcriber job (a restart, a catalog outage on the way) is followed, never
     queued twice."""
 
-    def __init__(self, app: procrastinate.App, data_dir: Path, poll: float = 0.5) -> None:
+    def __init__(self, app: procrastinate.App, manifest_first: bool, poll: float = 0.5) -> None:
         self.app = app
-        self.data_dir = data_dir
+        self.manifest_first = manifest_first
+        """With an archive: queue once the recording's first manifest is in its folder (built from the
+        folder's files: an attempt's folder must not be there then)."""
         self.poll = poll
         self.queued = 0
 
@@ -255,7 +262,10 @@ class QueuedTranscripts:
         rid = check_id(folder.name, "recording id")
         ticket = check_ticket(ticket or rid)
         known = await transcript_job(self.app, ticket)
-        path = None if known is None else result_path(self.data_dir, rid, known[0])
+        path = None if known is None else folder / result_name(known[0])
+        if self.manifest_first:
+            while not await asyncio.to_thread((folder / MANIFEST_NAME).is_file):  # noqa: ASYNC110
+                await asyncio.sleep(self.poll)
         if known is None or (known[1] in DONE and not await asyncio.to_thread(path.is_file)):  # type: ignore[union-attr]
             task = self.app.tasks[TRANSCRIPT_TASK]
             job = int(await task.defer_async(**job_args(rid, ticket, request)))
@@ -272,14 +282,14 @@ class QueuedTranscripts:
             if state in DONE | {"gone"}:
                 break
             await asyncio.sleep(self.poll)
-        path = result_path(self.data_dir, rid, job)
+        path = folder / result_name(job)
         queued = await asyncio.to_thread(_read, path)
         if queued is None:
             raise WorkError(f"queue job {job} {state} without a result (see the worker's log)")
         try:
-            return await asyncio.to_thread(place, self.data_dir, folder, queued)
+            return await asyncio.to_thread(place, folder, queued)
         except WorkError:
-            await asyncio.to_thread(_tidy, self.data_dir, rid)
+            await asyncio.to_thread(_tidy, folder)
             raise
         finally:
             await asyncio.to_thread(path.unlink, True)

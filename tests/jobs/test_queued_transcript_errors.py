@@ -14,7 +14,6 @@ from postgres_kit import PostgresServer
 from recorder.jobs.queue import ensure_schema, make_app
 from recorder.jobs.transcripts import (
     MISSING_EXTRA,
-    WORK_DIR,
     QueuedResult,
     QueuedTranscripts,
     cannot_transcribe,
@@ -49,7 +48,7 @@ async def test_a_worker_without_the_model_fails_the_job_once_with_one_clear_erro
     app = make_app(url)
     await app.open_async()
     try:
-        queued = QueuedTranscripts(app, data_dir, poll=0.1)
+        queued = QueuedTranscripts(app, manifest_first=False, poll=0.1)
         request = WorkRequest(folder=folder, transcribe=True, redact_auto=True)
         with pytest.raises(WorkError) as caught:
             async with asyncio.timeout(90):
@@ -60,9 +59,8 @@ async def test_a_worker_without_the_model_fails_the_job_once_with_one_clear_erro
         )
         assert await transcript_jobs_of(app, RID) == [("failed", 1)]  # once: no retry loop
         assert worker.poll() is None  # the worker goes on
-        assert not list((data_dir / "transcripts" / "results").glob("*"))  # the recorder took the result
-        assert not list((data_dir / WORK_DIR).glob("*"))
-        assert sorted(p.name for p in folder.iterdir()) == ["audio-bob.webm"]  # the recording untouched
+        # the recording untouched: no attempt folder, the result file taken by the recorder
+        assert sorted(p.name for p in folder.iterdir()) == ["audio-bob.webm"]
     finally:
         await app.close_async()
         stop_all([worker])
@@ -80,21 +78,22 @@ def test_a_worker_without_the_transcribe_extra_says_what_to_install(
 
 def test_a_result_naming_a_file_outside_the_attempt_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "recordings" / RID
-    folder.mkdir(parents=True)
-    attempt = tmp_path / WORK_DIR / f"{RID}.7.1.99"
+    attempt = folder / ".transcript.7.1.99.tmp"
     attempt.mkdir(parents=True)
     (attempt / "transcript.json").write_text("{}")
+    (tmp_path / "recordings" / ".transcript.7.1.99.tmp").mkdir()  # beside the recording's folder
     for staged, names in [
-        ("other-recording.7.1.99", ["transcript.json"]),  # another recording's attempt
-        (f"{RID}.7.1.99", ["../manifest.json"]),
-        (f"{RID}.7.1.99", [".hidden"]),
-        (f"{RID}.7.1.99", ["transcript.vtt"]),  # not made by the attempt
+        ("../.transcript.7.1.99.tmp", ["transcript.json"]),
+        ("audio-bob.webm", ["transcript.json"]),  # not an attempt folder
+        (attempt.name, ["../manifest.json"]),
+        (attempt.name, [".hidden"]),
+        (attempt.name, ["transcript.vtt"]),  # not made by the attempt
     ]:
         bad = QueuedResult(result=WorkResult(transcript=names), staged=staged)
         with pytest.raises(WorkError):
-            place(tmp_path, folder, bad)
-        assert not (folder / "manifest.json").exists()
-    good = QueuedResult(result=WorkResult(transcript=["transcript.json"]), staged=f"{RID}.7.1.99")
-    assert place(tmp_path, folder, good).transcript == ["transcript.json"]
+            place(folder, bad)
+        assert not (folder / "transcript.json").exists() and not (tmp_path / "manifest.json").exists()
+    good = QueuedResult(result=WorkResult(transcript=["transcript.json"]), staged=attempt.name)
+    assert place(folder, good).transcript == ["transcript.json"]
     assert (folder / "transcript.json").read_text() == "{}"
     assert not attempt.exists()
