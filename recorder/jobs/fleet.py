@@ -95,7 +95,12 @@ class JobNode:
         if Role.RECORDER in self.roles:
             from recorder.jobs.transcripts import QueuedTranscripts  # noqa: PLC0415  (the postgres extra)
 
-            transcriber.workers = QueuedTranscripts(self.app, manifest_first=transcriber.archive is not None)
+            transcriber.workers = QueuedTranscripts(
+                self.app,
+                manifest_first=transcriber.archive is not None,
+                recordings=self.settings.data_dir / "recordings",
+                local=transcriber.workers,
+            )
 
     def holding(self, recording_id: str) -> bool:
         """Whether composites of the recording are queued and not handed to the archive yet."""

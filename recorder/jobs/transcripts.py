@@ -31,7 +31,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from recorder.manifest import MANIFEST_NAME
 from recorder.names import check_id, child
 from recorder.transcripts.settings import TranscriptSettings
-from recorder.transcripts.work import Interval, TranscriptWorkers, WorkError, WorkRequest, WorkResult
+from recorder.transcripts.work import (
+    Interval,
+    TranscriptWorkers,
+    WorkError,
+    Workers,
+    WorkRequest,
+    WorkResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -247,8 +254,19 @@ class QueuedTranscripts:
     the queue for the same Transcriber job (a restart, a catalog outage on the way) is followed, never
     queued twice."""
 
-    def __init__(self, app: procrastinate.App, manifest_first: bool, poll: float = 0.5) -> None:
+    def __init__(
+        self,
+        app: procrastinate.App,
+        manifest_first: bool,
+        recordings: Path,
+        local: Workers,
+        poll: float = 0.5,
+    ) -> None:
         self.app = app
+        self.recordings = recordings
+        self.local = local
+        """For a folder the workers cannot see: an admin's redaction of a recording whose local copy is
+        gone, restored from the store into this node's own `<data_dir>/transcripts/restored/`."""
         self.manifest_first = manifest_first
         """With an archive: queue once the recording's first manifest is in its folder (built from the
         folder's files: an attempt's folder must not be there then)."""
@@ -259,6 +277,8 @@ class QueuedTranscripts:
         from recorder.jobs.queue import DONE  # noqa: PLC0415
 
         folder = request.folder
+        if folder.parent != self.recordings:  # (a redaction needs no model: this node's pool does it)
+            return await self.local.submit(request, ticket)
         rid = check_id(folder.name, "recording id")
         ticket = check_ticket(ticket or rid)
         known = await transcript_job(self.app, ticket)
@@ -295,7 +315,7 @@ class QueuedTranscripts:
             await asyncio.to_thread(path.unlink, True)
 
     def shutdown(self) -> None:
-        """(nothing runs here: the workers are other nodes)"""
+        self.local.shutdown()
 
 
 def _read(path: Path) -> QueuedResult | None:

@@ -21,7 +21,7 @@ from recorder.jobs.transcripts import (
     transcript_jobs_of,
 )
 from recorder.transcripts.settings import TranscriptSettings
-from recorder.transcripts.work import WorkError, WorkRequest, WorkResult
+from recorder.transcripts.work import TranscriptWorkers, WorkError, WorkRequest, WorkResult
 
 sys.path.insert(1, str(Path(__file__).parent))  # jobs_kit
 from jobs_kit import node, stop_all
@@ -48,7 +48,10 @@ async def test_a_worker_without_the_model_fails_the_job_once_with_one_clear_erro
     app = make_app(url)
     await app.open_async()
     try:
-        queued = QueuedTranscripts(app, manifest_first=False, poll=0.1)
+        local = TranscriptWorkers(TranscriptSettings())  # (not used: the folder is a shared one)
+        queued = QueuedTranscripts(
+            app, manifest_first=False, recordings=data_dir / "recordings", local=local, poll=0.1
+        )
         request = WorkRequest(folder=folder, transcribe=True, redact_auto=True)
         with pytest.raises(WorkError) as caught:
             async with asyncio.timeout(90):

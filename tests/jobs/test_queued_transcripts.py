@@ -197,6 +197,27 @@ async def test_a_worker_made_transcript_is_in_the_manifest_the_store_search_and_
         await check_published(tmp_path, moto_server, receiver, port, data_dir, rid)
         assert transcript_jobs(url, rid) == [("succeeded", 1, "transcripts", 10)]  # one job, queue, priority
         assert "transcript job" in (tmp_path / "worker.log").read_text()
+
+        # an admin's redaction once the local folder is gone: the recorder restores the audio from the store
+        # into a folder of its own, which the workers cannot see: its own pool redacts it (no model needed)
+        body = json.dumps({"start": 0.0, "end": 1.0, "reason": "asked by the customer"}).encode()
+        status, text = request(
+            f"http://127.0.0.1:{port}/v1/recordings/{rid}/redactions",
+            "POST",
+            body,
+            {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+        )
+        assert status == 202, text
+        await asyncio.to_thread(
+            wait_for,
+            "the admin's redaction announced",
+            lambda: kinds(receiver, rid).count("redaction.finished") == 2,
+            120,
+        )
+        assert "redaction.failed" not in kinds(receiver, rid)
+        manifest = json.loads((await asyncio.to_thread(stored, moto_server, rid))["manifest.json"])
+        assert any(o["name"].startswith("redacted-2/") for o in manifest["objects"])
+        assert transcript_jobs(url, rid) == [("succeeded", 1, "transcripts", 10)]  # not queued
     finally:
         stop_all(procs)
         show_logs(tmp_path, ["recorder", "worker"])
