@@ -1,10 +1,13 @@
 """A worker node that cannot transcribe (no model, no transcribe extra) fails a queued transcript job once,
-with one clear line the recorder hands on (transcript.failed), never a retry loop; a worker's result that
+with one clear line the recorder hands on (transcript.failed), never a retry loop (and a recorder that
+stopped while its job waited follows the same job when it asks again); a worker's result that
 names a path outside its attempt folder is refused (recorder/jobs/transcripts.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
 import sys
 from pathlib import Path
 
@@ -39,20 +42,30 @@ async def test_a_worker_without_the_model_fails_the_job_once_with_one_clear_erro
     folder.mkdir(parents=True)
     (folder / "audio-bob.webm").write_bytes(b"not read: the model is checked first")
     missing = tmp_path / "no-model"
-    worker, _ = node(
-        tmp_path, "worker", url, ["worker"], data_dir,
-        f'[janus]\nenabled = false\n[transcripts]\nmodel = "{missing}"\n', "",
-        env={"CALLVAULT_COMPOSITE__ENABLED": "false"},
-    )  # fmt: skip
     await ensure_schema(url)
     app = make_app(url)
     await app.open_async()
+    worker: subprocess.Popen[bytes] | None = None
     try:
         local = TranscriptWorkers(TranscriptSettings())  # (not used: the folder is a shared one)
         queued = QueuedTranscripts(
             app, manifest_first=False, recordings=data_dir / "recordings", local=local, poll=0.1
         )
         request = WorkRequest(folder=folder, transcribe=True, redact_auto=True)
+        # the recorder stops while its job waits in the queue (no worker yet); started again, it follows
+        # the same job: never queued twice
+        first = asyncio.create_task(queued.submit(request, RID))
+        async with asyncio.timeout(30):
+            while not await transcript_jobs_of(app, RID):  # noqa: ASYNC110 - the queue's table
+                await asyncio.sleep(0.05)
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        worker, _ = node(
+            tmp_path, "worker", url, ["worker"], data_dir,
+            f'[janus]\nenabled = false\n[transcripts]\nmodel = "{missing}"\n', "",
+            env={"CALLVAULT_COMPOSITE__ENABLED": "false"},
+        )  # fmt: skip
         with pytest.raises(WorkError) as caught:
             async with asyncio.timeout(90):
                 await queued.submit(request, RID)
@@ -66,8 +79,9 @@ async def test_a_worker_without_the_model_fails_the_job_once_with_one_clear_erro
         assert sorted(p.name for p in folder.iterdir()) == ["audio-bob.webm"]
     finally:
         await app.close_async()
-        stop_all([worker])
-        print((tmp_path / "worker.log").read_text()[-3000:])
+        if worker is not None:
+            stop_all([worker])
+            print((tmp_path / "worker.log").read_text()[-3000:])
 
 
 def test_a_worker_without_the_transcribe_extra_says_what_to_install(
