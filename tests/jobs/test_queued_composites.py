@@ -15,7 +15,6 @@ import sys
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -25,7 +24,6 @@ from media import ffprobe_errors
 from postgres_kit import PostgresServer
 from s3_fixture import ACCESS_KEY, PLAIN_BUCKET, SECRET_KEY, MotoServer, free_port
 from serve_process import request
-from service_kit import free_port_base
 
 from recorder.webhooks import generate_secret
 
@@ -34,6 +32,7 @@ sys.path.insert(1, str(Path(__file__).parent))  # jobs_kit, ingest_call_kit
 from composite_kit import Publisher
 from ingest_call_kit import record_call, references
 from jobs_kit import node, stop_all, wait_for
+from queued_kit import api_get, archive_config, kinds, recording_id, show_logs, stored, up
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 KEY = "queued-composites-admin-key-0123456789abcdef"
@@ -49,20 +48,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 def recorder_config(moto: MotoServer, receiver: Receiver, spool: Path, recipients: list[str]) -> str:
-    base = free_port_base()
     encryption = f"[archive.encryption]\nrecipients = {json.dumps(recipients)}\n" if recipients else ""
-    return (
-        f'rtp_bind = "127.0.0.1"\nrtp_port_min = {base}\nrtp_port_max = {base + 39}\n'
-        "[janus]\nenabled = false\n"
-        "[archive]\ncompletion_poll = 0.2\n"
-        f'[archive.storage]\nbackend = "s3"\n[archive.storage.s3]\nendpoint = "{moto.endpoint}"\n'
-        f'bucket = "{PLAIN_BUCKET}"\nsecure = false\n'
-        f'access_key = "{ACCESS_KEY}"\nsecret_key = "{SECRET_KEY}"\n'
-        f'[archive.spool]\ndir = "{spool}"\npoll_interval = 0.1\nretry_initial = 0.1\n'
-        f'[archive.webhooks]\noutbox_path = "{spool / "webhooks.sqlite3"}"\npoll_interval = 0.1\n'
-        f'[[archive.webhooks.endpoints]]\nid = "crm"\nurl = "{receiver.url}"\nsecret = "{receiver.secret}"\n'
-        + encryption
-    )
+    return archive_config(moto, receiver, spool) + encryption
 
 
 def composite_config(profile: str, audio_mix: bool, fps: int = 10) -> str:
@@ -70,28 +57,6 @@ def composite_config(profile: str, audio_mix: bool, fps: int = 10) -> str:
         f'[composite]\nenabled = true\nprofiles = ["{profile}"]\nfps = {fps}\nlayout = "side-by-side"\n'
         f"audio_mix = {str(audio_mix).lower()}\n"
     )
-
-
-def api_get(port: int, path: str) -> Any:
-    status, body = request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {KEY}"})
-    assert status == 200, body
-    return json.loads(body)
-
-
-def stored(moto: MotoServer, rid: str) -> dict[str, bytes]:
-    """The recording's objects in the store: name -> bytes."""
-    client = moto.client()
-    found = {}
-    for obj in client.list_objects(PLAIN_BUCKET, recursive=True):
-        key = str(obj.object_name)
-        if f"/{rid}/" in key:
-            response = client.get_object(PLAIN_BUCKET, key)
-            try:
-                found[key.split(f"/{rid}/", 1)[1]] = response.read()
-            finally:
-                response.close()
-                response.release_conn()
-    return found
 
 
 def prefix_of(moto: MotoServer, rid: str) -> str:
@@ -106,7 +71,7 @@ def verify(
     moto: MotoServer, rid: str, tmp_path: Path, port: int, *identity: str
 ) -> subprocess.CompletedProcess[str]:
     pem = tmp_path / "signing.pub"
-    pem.write_text(api_get(port, "/v1/signing-key")["pem"])
+    pem.write_text(api_get(port, "/v1/signing-key", KEY)["pem"])
     env = {
         **os.environ,
         "CALLVAULT_S3_ENDPOINT": moto.endpoint,
@@ -123,26 +88,6 @@ def verify(
         env=env,
         timeout=120,
     )
-
-
-def kinds(receiver: Receiver, rid: str) -> list[str]:
-    return [r.event.type.value for r in receiver.of(rid)]
-
-
-def show_logs(tmp_path: Path, names: list[str]) -> None:
-    for name in names:  # shown when the test fails
-        log = tmp_path / f"{name}.log"
-        print(f"== {name}", log.read_text()[-4000:] if log.exists() else "")
-
-
-async def recording_id(receiver: Receiver, within: float) -> str:
-    async with asyncio.timeout(within):
-        while True:
-            started = [r for r in receiver.received if r.event.type.value == "recording.started"]
-            if started:
-                return str(started[0].event.data.recording_id)
-            receiver.changed.clear()
-            await receiver.changed.wait()
 
 
 async def test_a_worker_built_composite_is_in_the_manifest_the_store_and_announced_once(
@@ -198,9 +143,9 @@ async def test_a_worker_built_composite_is_in_the_manifest_the_store_and_announc
         checked = await asyncio.to_thread(verify, moto_server, rid, tmp_path, port)
         assert checked.returncode == 0, checked.stdout + checked.stderr
         # the API lists and serves it from the store
-        detail = api_get(port, f"/v1/recordings/{rid}")
+        detail = api_get(port, f"/v1/recordings/{rid}", KEY)
         assert detail["manifest"]["revision"] == 2
-        links = {f["name"] for f in api_get(port, f"/v1/recordings/{rid}/links")["files"]}
+        links = {f["name"] for f in api_get(port, f"/v1/recordings/{rid}/links", KEY)["files"]}
         assert {"composite-sd.mp4", "composite-audio.m4a"} <= links
         assert "composite-sd.mp4 built" in (tmp_path / "worker.log").read_text()
         metrics = request(f"http://127.0.0.1:{port}/metrics")[1].splitlines()
@@ -280,19 +225,6 @@ async def test_a_worker_killed_mid_build_an_encrypted_recording_is_still_announc
 def fetch(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=10) as response:
         return bytes(response.read())
-
-
-def up(proc: subprocess.Popen[bytes], port: int) -> bool:
-    """Whether the node answers (AssertionError when it exited)."""
-    assert proc.poll() is None, f"the node exited with {proc.returncode}"
-    return request_ok(port)
-
-
-def request_ok(port: int) -> bool:
-    try:
-        return request(f"http://127.0.0.1:{port}/healthz")[0] == 200
-    except OSError:
-        return False
 
 
 def ffprobe_errors_of(tmp_path: Path, name: str, data: bytes) -> str:

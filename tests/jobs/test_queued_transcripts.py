@@ -16,15 +16,13 @@ import sys
 import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 from archive_kit import Receiver
 from postgres_kit import PostgresServer
-from s3_fixture import ACCESS_KEY, PLAIN_BUCKET, SECRET_KEY, MotoServer, free_port
+from s3_fixture import MotoServer, free_port
 from serve_process import request
-from service_kit import free_port_base
 
 from recorder.webhooks import generate_secret
 
@@ -34,6 +32,7 @@ sys.path.insert(1, str(Path(__file__).parent))  # jobs_kit, ingest_call_kit
 from composite_kit import Publisher
 from ingest_call_kit import record_call
 from jobs_kit import node, stop_all, wait_for
+from queued_kit import api_get, archive_config, kinds, recording_id, show_logs, stored, up
 from speech import speak
 
 pytest.importorskip("faster_whisper")
@@ -70,73 +69,11 @@ def spoken_reference(folder: Path) -> list[tuple[Publisher, Path]]:
 
 
 def recorder_config(moto: MotoServer, receiver: Receiver, spool: Path) -> str:
-    base = free_port_base()
-    return (
-        f'rtp_bind = "127.0.0.1"\nrtp_port_min = {base}\nrtp_port_max = {base + 39}\n'
-        + OFF
-        + "[transcripts]\nenabled = true\nredact = true\n"
-        "[archive]\ncompletion_poll = 0.2\n"
-        f'[archive.storage]\nbackend = "s3"\n[archive.storage.s3]\nendpoint = "{moto.endpoint}"\n'
-        f'bucket = "{PLAIN_BUCKET}"\nsecure = false\n'
-        f'access_key = "{ACCESS_KEY}"\nsecret_key = "{SECRET_KEY}"\n'
-        f'[archive.spool]\ndir = "{spool}"\npoll_interval = 0.1\nretry_initial = 0.1\n'
-        f'[archive.webhooks]\noutbox_path = "{spool / "webhooks.sqlite3"}"\npoll_interval = 0.1\n'
-        f'[[archive.webhooks.endpoints]]\nid = "crm"\nurl = "{receiver.url}"\nsecret = "{receiver.secret}"\n'
-    )
+    return archive_config(moto, receiver, spool) + "[transcripts]\nenabled = true\nredact = true\n"
 
 
 def worker_node(tmp_path: Path, name: str, url: str, data_dir: Path) -> subprocess.Popen[bytes]:
     return node(tmp_path, name, url, ["worker"], data_dir, OFF, "", env=NO_COMPOSITES)[0]
-
-
-def stored(moto: MotoServer, rid: str) -> dict[str, bytes]:
-    """The recording's objects in the store: name -> bytes."""
-    client = moto.client()
-    found = {}
-    for obj in client.list_objects(PLAIN_BUCKET, recursive=True):
-        key = str(obj.object_name)
-        if f"/{rid}/" in key:
-            response = client.get_object(PLAIN_BUCKET, key)
-            try:
-                found[key.split(f"/{rid}/", 1)[1]] = response.read()
-            finally:
-                response.close()
-                response.release_conn()
-    return found
-
-
-def api_get(port: int, path: str) -> Any:
-    status, body = request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {KEY}"})
-    assert status == 200, body
-    return json.loads(body)
-
-
-def up(proc: subprocess.Popen[bytes], port: int) -> bool:
-    assert proc.poll() is None, f"the node exited with {proc.returncode}"
-    try:
-        return request(f"http://127.0.0.1:{port}/healthz")[0] == 200
-    except OSError:
-        return False
-
-
-def kinds(receiver: Receiver, rid: str) -> list[str]:
-    return [r.event.type.value for r in receiver.of(rid)]
-
-
-def show_logs(tmp_path: Path, names: list[str]) -> None:
-    for name in names:  # shown when the test fails
-        log = tmp_path / f"{name}.log"
-        print(f"== {name}", log.read_text()[-4000:] if log.exists() else "")
-
-
-async def recording_id(receiver: Receiver, within: float) -> str:
-    async with asyncio.timeout(within):
-        while True:
-            started = [r for r in receiver.received if r.event.type.value == "recording.started"]
-            if started:
-                return str(started[0].event.data.recording_id)
-            receiver.changed.clear()
-            await receiver.changed.wait()
 
 
 def transcript_jobs(url: str, rid: str) -> list[tuple[str, int, str, int]]:
@@ -172,7 +109,7 @@ async def check_published(
     assert "card" in text
     masked = json.loads(objects["redacted-1/transcript.json"])
     assert "4539" not in json.dumps(masked) and "four five three nine" not in json.dumps(masked).lower()
-    page = api_get(port, "/v1/recordings?" + urllib.parse.urlencode({"q": "card"}))
+    page = api_get(port, "/v1/recordings?" + urllib.parse.urlencode({"q": "card"}), KEY)
     assert [item["recording_id"] for item in page["items"]] == [rid]
     assert page["items"][0]["transcript_hits"]
 
