@@ -15,6 +15,7 @@ from recorder.api.registry import TAGS, Call, Registry
 from recorder.api.times import utc
 from recorder.lifecycle import catalog as lc
 from recorder.lifecycle import examples as lifecycle_examples
+from recorder.lifecycle.fleet_pass import PassBusyError
 from recorder.lifecycle.models import (
     DryRunPage,
     DryRunQuery,
@@ -199,9 +200,17 @@ def register(reg: Registry, ctx: ApiContext, lifecycle: Lifecycle) -> None:
         TAG,
         "lifecycle.run",
         response=PassOut,
+        errors=(409,),
+        description="On a fleet one pass runs at a time across the nodes: this one waits (up to 60 s) for"
+        " another node's pass to end, else 409 `lifecycle-busy`.",
     )
     async def run_lifecycle_pass(call: Call) -> PassOut:
-        report, holds = await lifecycle.run_pass()
+        try:
+            ran = await lifecycle.run_pass()
+        except PassBusyError as exc:
+            raise ApiError(409, str(exc), "lifecycle-busy") from exc
+        assert ran is not None  # a pass that waits runs or raises
+        report, holds = ran
         call.detail = {"deleted": len(report.deleted_whole), "objects": report.objects_deleted}
         return PassOut(
             evaluated=report.evaluated,

@@ -1,7 +1,11 @@
 """The forensic report of a recording (postprocess/forensics/, the same as `callvault report`): GET
 /v1/recordings/{id}/report, as HTML (default) or PDF. Made in a worker thread from the recording's local
 folder and kept under `<data_dir>/reports/<id>/`; made again when the recording's manifest or summaries
-are newer than the kept report."""
+are newer than the kept report.
+
+On a fleet it stays on the API node, not the job queue: it reads only the recording's folder in the shared
+`recordings/` (which API pods mount) and the catalog, needs no secret, and answers the request itself; a
+worker would read the same folder, and the GET would become a job to poll (docs/fleet.md)."""
 
 from __future__ import annotations
 

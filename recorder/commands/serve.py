@@ -155,6 +155,8 @@ async def _serve(settings: ServiceSettings, stop: asyncio.Event | None, signals:
         api = await ControlApi.open(settings, manager, control=bridge, counters=counters)
         manager.sinks.insert(0, api.sink)
         api.mount(app)
+        if jobs is not None:  # exports built by the workers, announced here (recorder/jobs/exports.py)
+            jobs.attach_exports(api.lifecycle)
     fleet = await FleetNode.open(settings, manager, api)  # registers a recorder; its sink after the catalog
     if fleet is not None:
         counters["recorders"] = fleet.counters

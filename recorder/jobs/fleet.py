@@ -3,8 +3,11 @@
 - recorder: a finished recording's composites are queued (recorder/jobs/sink.py), not built here; once
   the workers are done, the recorder hands what they built to its own archive (manifest revision,
   encryption, upload, composite.finished), holding the recording's folder until then;
-- api: the backlog per queue is a metric (callvault_jobs_pending{queue=...}) for the chart's autoscaler;
-- worker: takes jobs from every queue, highest priority first (recorder/jobs/queue.py).
+- api: the backlog per queue is a metric (callvault_jobs_<queue>_pending, and callvault_jobs_pending for all
+  of them) for the chart's autoscaler; exports created here are queued (recorder/jobs/exports.py), and
+  this node announces those the workers ended; lifecycle passes run one at a time across the fleet;
+- worker: takes jobs from every queue, highest priority first (recorder/jobs/queue.py): composites,
+  transcripts, exports.
 
 On the embedded SQLite catalog, and on a node with all three roles (the default), there is no queue:
 `JobNode.open` returns None and the service builds composites in-process, handing them to its archive
@@ -27,6 +30,7 @@ if TYPE_CHECKING:  # procrastinate is the `postgres` extra: imported only by a n
     from recorder.archive.archive import Archive
     from recorder.jobs.queue import WorkerContext
     from recorder.jobs.sink import CompositeQueue
+    from recorder.lifecycle.service import Lifecycle
     from recorder.service.manager import RecordingManager
     from recorder.service.settings import ServiceSettings
     from recorder.transcripts.service import Transcriber
@@ -102,6 +106,13 @@ class JobNode:
                 local=transcriber.workers,
             )
 
+    def attach_exports(self, lifecycle: Lifecycle | None) -> None:
+        """(api role, before the API starts) Exports go to the workers; this node announces their end."""
+        if lifecycle is not None and Role.API in self.roles:
+            from recorder.jobs.exports import ExportDispatch  # noqa: PLC0415  (the postgres extra)
+
+            lifecycle.follow_queue(ExportDispatch(self.app), self.settings.fleet.node())
+
     def holding(self, recording_id: str) -> bool:
         """Whether composites of the recording are queued and not handed to the archive yet."""
         return self.composites is not None and self.composites.holding(recording_id)
@@ -118,12 +129,14 @@ class JobNode:
         if Role.API in self.roles:
             self._tasks.append(asyncio.create_task(self.backlog.follow(), name="job backlog"))
         if Role.WORKER in self.roles:
+            from recorder.jobs.exports import ExportWorker  # noqa: PLC0415  (the postgres extra)
             from recorder.jobs.queue import WorkerContext, run_worker  # noqa: PLC0415  (the postgres extra)
 
             context = WorkerContext(
                 data_dir=self.settings.data_dir,
                 composite=self.settings.composite,
                 transcripts=self.settings.transcripts,
+                exports=ExportWorker(self.settings),
             )
             self._context = context
             work = run_worker(self.app, context, self.settings.jobs, self._stop)
@@ -142,4 +155,5 @@ class JobNode:
         if self._context is not None:
             for pool in self._context.transcribers.values():
                 await asyncio.to_thread(pool.shutdown)
+            await asyncio.to_thread(self._context.exports.close)
         await self.app.close_async()

@@ -36,7 +36,7 @@ from recorder.transcripts.work import TranscriptWorkers
 log = logging.getLogger(__name__)
 
 PRIORITIES = {"composites": 30, "exports": 20, "transcripts": 10}
-"""Queue -> priority (higher first): the chart scales workers on callvault_jobs_pending."""
+"""Queue -> priority (higher first): the chart scales workers on callvault_jobs_pending (all queues)."""
 SCHEMA_LOCK = 0x63765F6A6F6273  # advisory lock: nodes starting together create the schema once
 
 COMPOSITE_TASK = "callvault:composite"
@@ -96,6 +96,9 @@ class WorkerContext(BaseModel):
     transcripts: TranscriptSettings = Field(default_factory=TranscriptSettings)
     transcribers: dict[str, TranscriptWorkers] = Field(default_factory=dict)
     """The node's pool of transcript processes (made on the first transcript job)."""
+    exports: Any = None
+    """The node's export runner (recorder/jobs/exports.py ExportWorker; its catalog opened on the first
+    export job)."""
 
 
 def make_app(conninfo: str) -> procrastinate.App:
@@ -108,6 +111,9 @@ def make_app(conninfo: str) -> procrastinate.App:
     app.task(
         name=TRANSCRIPT_TASK, queue="transcripts", priority=PRIORITIES["transcripts"], pass_context=True
     )(transcript)
+    from recorder.jobs.exports import EXPORT_TASK, export  # noqa: PLC0415  (it imports us)
+
+    app.task(name=EXPORT_TASK, queue="exports", priority=PRIORITIES["exports"], pass_context=True)(export)
     return app
 
 
@@ -278,7 +284,10 @@ class Backlog:
         self.counts = dict.fromkeys(PRIORITIES, 0)
 
     def values(self) -> dict[str, int]:
-        return {f"{queue}_pending": n for queue, n in self.counts.items()}
+        """callvault_jobs_<queue>_pending per queue, and callvault_jobs_pending: all of them (what the
+        workers' autoscaler follows: every worker takes every queue)."""
+        per_queue = {f"{queue}_pending": n for queue, n in self.counts.items()}
+        return per_queue | {"pending": sum(self.counts.values())}
 
     async def follow(self) -> None:
         while True:

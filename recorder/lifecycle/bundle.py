@@ -159,12 +159,15 @@ def write_bundle(
     export_job: str | None = None,
     now: datetime | None = None,
     decrypted: list[DecryptedFile] | None = None,
+    attempt: str | None = None,
 ) -> BundleResult:
     """(blocking) Write the bundle to `out` (through a temporary file renamed at the end: a crash leaves
-    no half bundle under that name). Objects are streamed: memory stays flat whatever their size.
+    no half bundle under that name; `attempt` names the temporary file of one job attempt, so two workers
+    building the same bundle never write into one file). Objects are streamed: memory stays flat whatever
+    their size.
     `decrypted`: the objects handed over decrypted (their openers yield plaintext and fail when it is not
     the manifest's), said in the README and the index."""
-    tmp = out.with_name(f".{out.name}.tmp")
+    tmp = out.with_name(f".{out.name}.{attempt}.tmp" if attempt else f".{out.name}.tmp")
     files: list[BundleFile] = []
     pem = public_key_pem(key)
     try:

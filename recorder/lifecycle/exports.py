@@ -6,6 +6,14 @@ with its recordings listed; a worker (at most `lifecycle.export_workers` jobs at
 recording's bundle, uploads it when the destination is a customer's bucket, and marks the item done. A
 restart resumes `queued` and `running` jobs at the first item not done. Schedules (cron, UTC) create jobs;
 a schedule that fires twice creates two jobs, each over its own window.
+
+On a fleet (a PostgreSQL catalog with split roles) the API node that creates a job queues it (`queue`,
+recorder/jobs/exports.py) and any worker runs it (`run_attempt`): each bundle is written under a hidden
+name of its attempt and renamed into place, a worker killed mid-job leaves its job to another one, which
+goes on at the first item not done. A worker has no webhooks: it leaves the job's end `announce: pending`
+in its result, and an API node claims it (a conditional UPDATE: once across the fleet) and announces it
+(`announce_ended`). A schedule's run is claimed the same way (its `next_run` moved by a conditional UPDATE):
+two nodes firing the same schedule at once create one job.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from cronsim import CronSim, CronSimError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -62,6 +71,24 @@ log = logging.getLogger(__name__)
 INDEX_NAME = "export.json"
 SEARCH_PAGE = 200
 Publish = Callable[[WebhookEvent, str], Awaitable[object]]
+ANNOUNCE = "announce"
+"""Key of an export job's `result` on a fleet: 'pending' (ended on a worker, not yet announced), then the
+name of the API node that announced it."""
+PENDING = "pending"
+LOST_AFTER = 10.0
+"""A job `queued` or `running` in the catalog for this many seconds without a job in the queue is queued
+again (its node stopped between the catalog and the queue, or the worker's end never reached the catalog)."""
+
+
+class ExportQueue(Protocol):
+    """The job queue of a fleet, as the export runner of an API node uses it (recorder/jobs/exports.py)."""
+
+    async def defer(self, job_id: str) -> None: ...
+
+    async def lost(self, job_ids: list[str]) -> list[str]:
+        """Those of `job_ids` with no job to do or being done in the queue."""
+        ...
+
 
 INCLUDED_KINDS = {
     Include.ORIGINALS: ObjectKind.ORIGINALS,
@@ -130,6 +157,10 @@ class ExportRunner:
         self._slots = asyncio.Semaphore(settings.export_workers)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        self.queue: ExportQueue | None = None
+        """Set on a fleet's API node: jobs go to the workers through the job queue."""
+        self.announces = True
+        """False on a fleet's worker (no webhooks there): a job's end is left for an API node to announce."""
 
     # -- jobs -----------------------------------------------------------------------------------------
 
@@ -179,7 +210,7 @@ class ExportRunner:
             return len(ids)
 
         await self.db.run(insert)
-        self._start(job_id)
+        await self._launch(job_id)
         found = await self.get(job_id)
         assert found is not None
         return found
@@ -255,8 +286,19 @@ class ExportRunner:
 
     # -- running --------------------------------------------------------------------------------------
 
+    async def _launch(self, job_id: str) -> None:
+        if self.queue is None:
+            self._start(job_id)
+            return
+        try:
+            await self.queue.defer(job_id)
+        except Exception as exc:  # the catalog has it: queued again by requeue_lost
+            log.warning("export %s: not queued yet (%s); queued again shortly", job_id, exc)
+
     async def resume(self) -> int:
-        """At start-up: run again every job a stop or crash interrupted."""
+        """At start-up: run again every job a stop or crash interrupted (on a fleet the queue keeps them)."""
+        if self.queue is not None:
+            return 0
         rows = await self.db.run(
             lambda: self.db.connection.execute(
                 "SELECT job_id FROM export_jobs WHERE state IN ('queued', 'running') ORDER BY created_at"
@@ -286,15 +328,20 @@ class ExportRunner:
 
     async def _run(self, job_id: str) -> None:
         async with self._slots:
-            try:
-                await self._work(job_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.exception("export %s failed", job_id)
-                await self._fail(job_id, f"{type(exc).__name__}: {exc}"[:500])
+            await self.run_attempt(job_id)
 
-    async def _work(self, job_id: str) -> None:
+    async def run_attempt(self, job_id: str, attempt: str | None = None) -> None:
+        """Run the job (from its first item not done); its failure is the job's (state, audit, webhook).
+        `attempt` (a queued job's attempt) names the hidden files this run writes."""
+        try:
+            await self._work(job_id, attempt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("export %s failed", job_id)
+            await self._fail(job_id, f"{type(exc).__name__}: {exc}"[:500])
+
+    async def _work(self, job_id: str, attempt: str | None = None) -> None:
         job = await self.get(job_id)
         if job is None or job.state in (JobState.FINISHED, JobState.FAILED):
             return
@@ -316,7 +363,7 @@ class ExportRunner:
         key = await asyncio.to_thread(self.key)
         for rid in pending:
             try:
-                bundle = await self._bundle(job_id, rid, request, out_dir, key)
+                bundle = await self._bundle(job_id, rid, request, out_dir, key, attempt)
             except GoneError as exc:  # deleted (retention) since the job listed it: skipped, said so
                 await self._exec(
                     "UPDATE export_items SET state = 'skipped', files = ? WHERE job_id = ?"
@@ -341,18 +388,22 @@ class ExportRunner:
                 recording_id=rid, name=bundle.name, size=bundle.size, sha256=bundle.sha256, location=location
             )
             await self.db.run(lambda r=rid, o=out: self._item_done(job_id, r, o))  # type: ignore[misc]
-        index_sha = await self._index(job_id, out_dir, key, target)
+        index_sha = await self._index(job_id, out_dir, key, target, attempt)
         final = await self.get(job_id)
         exported = final.done if final is not None else 0
         skipped = len(final.skipped) if final is not None else 0
         finished = self.clock()
+        result = {"index_sha256": index_sha} | ({} if self.announces else {ANNOUNCE: PENDING})
 
-        def finish() -> None:
+        def finish() -> bool:
             c = self.db.connection
-            c.execute(
-                "UPDATE export_jobs SET state = 'finished', updated_at = ?, result = ? WHERE job_id = ?",
-                (finished, json.dumps({"index_sha256": index_sha}), job_id),
-            )
+            ended = c.execute(  # once: an attempt that ends after another one (a stalled worker) does not
+                "UPDATE export_jobs SET state = 'finished', updated_at = ?, result = ? WHERE job_id = ?"
+                " AND state NOT IN ('finished', 'failed')",
+                (finished, json.dumps(result), job_id),
+            ).rowcount
+            if ended != 1:
+                return False
             self.audit.append_now(
                 "system",
                 None,
@@ -362,19 +413,13 @@ class ExportRunner:
                 None,
                 {"recordings": exported, "skipped": skipped, "destination": request.destination.label()},
             )
+            return True
 
-        await self.db.run(finish)
-        await self._announce(
-            ExportFinished(
-                job_id=job_id,
-                schedule_id=job.schedule_id,
-                finished_at=datetime.fromtimestamp(finished, UTC),
-                recordings=exported,
-                destination=request.destination.label(),
-                index_sha256=index_sha,
-            ),
-            f"export-{job_id}-finished",
-        )
+        if not await self.db.run(finish):
+            return
+        ended = await self.get(job_id)
+        if self.announces and ended is not None:
+            await self._announce(ended, finished)
         log.info("export %s: %d recordings, %d skipped, finished", job_id, exported, skipped)
 
     def _destination(self, request: ExportRequest) -> tuple[S3Store, str] | None:
@@ -400,7 +445,13 @@ class ExportRunner:
         )
 
     async def _bundle(
-        self, job_id: str, rid: str, request: ExportRequest, out_dir: Path, key: Ed25519PrivateKey
+        self,
+        job_id: str,
+        rid: str,
+        request: ExportRequest,
+        out_dir: Path,
+        key: Ed25519PrivateKey,
+        attempt: str | None,
     ) -> BundleResult:
         detail = await self.db.run(lambda: self.catalog.get(rid))
         folder = await self.db.run(lambda: self.catalog.folder(rid))
@@ -431,6 +482,7 @@ class ExportRunner:
                 key=key,
                 export_job=job_id,
                 decrypted=decrypted,
+                attempt=attempt,
             )
 
         result = await asyncio.to_thread(build)
@@ -451,7 +503,12 @@ class ExportRunner:
         return result
 
     async def _index(
-        self, job_id: str, out_dir: Path, key: Ed25519PrivateKey, target: tuple[S3Store, str] | None
+        self,
+        job_id: str,
+        out_dir: Path,
+        key: Ed25519PrivateKey,
+        target: tuple[S3Store, str] | None,
+        attempt: str | None,
     ) -> str:
         job = await self.get(job_id)
         assert job is not None
@@ -467,8 +524,10 @@ class ExportRunner:
         data = canonical(index)
 
         def write() -> str:
-            (out_dir / INDEX_NAME).write_bytes(data)
-            (out_dir / f"{INDEX_NAME}.sig").write_bytes(sign(key, data))
+            for name, body in ((INDEX_NAME, data), (f"{INDEX_NAME}.sig", sign(key, data))):
+                tmp = out_dir / f".{name}.{attempt or 'local'}.tmp"  # the whole file or none under its name
+                tmp.write_bytes(body)
+                tmp.replace(out_dir / name)
             if target is not None:
                 store, prefix = target
                 store.put_bytes(f"{prefix}{job_id}/{INDEX_NAME}", data, "application/json")
@@ -488,35 +547,101 @@ class ExportRunner:
 
     async def _fail(self, job_id: str, error: str) -> None:
         now = self.clock()
+        result = None if self.announces else json.dumps({ANNOUNCE: PENDING})
 
-        def write() -> str | None:
+        def write() -> bool:
             c = self.db.connection
-            c.execute(
-                "UPDATE export_jobs SET state = 'failed', error = ?, updated_at = ? WHERE job_id = ?",
-                (error, now, job_id),
+            ended = c.execute(
+                "UPDATE export_jobs SET state = 'failed', error = ?, updated_at = ?,"
+                " result = COALESCE(?, result) WHERE job_id = ? AND state NOT IN ('finished', 'failed')",
+                (error, now, result, job_id),
+            ).rowcount
+            if ended == 1:
+                self.audit.append_now(
+                    "system", None, "export.failed", job_id, "failed", None, {"error": error}
+                )
+            return ended == 1
+
+        if await self.db.run(write) and self.announces:
+            job = await self.get(job_id)
+            if job is not None:
+                await self._announce(job, now)
+
+    async def _announce(self, job: ExportJobOut, at: float) -> None:
+        """export.finished or export.failed of an ended job, under a fixed webhook id."""
+        when = datetime.fromtimestamp(at, UTC)
+        data: ExportFinished | ExportFailed
+        if job.state is JobState.FINISHED:
+            data = ExportFinished(
+                job_id=job.job_id,
+                schedule_id=job.schedule_id,
+                finished_at=when,
+                recordings=job.done,
+                destination=job.request.destination.label(),
+                index_sha256=job.index_sha256 or "",
             )
-            row = c.execute("SELECT schedule_id FROM export_jobs WHERE job_id = ?", (job_id,)).fetchone()
-            self.audit.append_now("system", None, "export.failed", job_id, "failed", None, {"error": error})
-            return row["schedule_id"] if row else None
-
-        schedule_id = await self.db.run(write)
-        await self._announce(
-            ExportFailed(
-                job_id=job_id,
-                schedule_id=schedule_id,
-                failed_at=datetime.fromtimestamp(now, UTC),
-                error=error,
-            ),
-            f"export-{job_id}-failed",
-        )
-
-    async def _announce(self, data: ExportFinished | ExportFailed, msg_id: str) -> None:
+        else:
+            data = ExportFailed(
+                job_id=job.job_id, schedule_id=job.schedule_id, failed_at=when, error=job.error or ""
+            )
         publish = self.publish()
         if publish is not None:
             try:
-                await publish(WebhookEvent.of(data), msg_id)
+                await publish(WebhookEvent.of(data), f"export-{job.job_id}-{job.state.value}")
             except Exception:
-                log.exception("export %s: the webhook could not be queued", data.job_id)
+                log.exception("export %s: the webhook could not be queued", job.job_id)
+
+    # -- a fleet's API node: what the workers ended, jobs the queue lost ----------------------------------
+
+    async def announce_ended(self, node: str) -> int:
+        """Announce the jobs workers ended (finished or failed) and nobody announced yet: each is claimed
+        first (its result's `announce` turned from 'pending' to this node's name by a conditional UPDATE,
+        which one node wins), then published to this node's webhooks. Only on a node with webhooks."""
+        if self.publish() is None:
+            return 0
+        pattern = f'%"{ANNOUNCE}": "{PENDING}"%'
+
+        def claim() -> list[tuple[str, float]]:
+            c = self.db.connection
+            rows = c.execute(
+                "SELECT job_id, result, updated_at FROM export_jobs WHERE state IN ('finished', 'failed')"
+                " AND result LIKE ?",
+                (pattern,),
+            ).fetchall()
+            won = []
+            for r in rows:
+                claimed = json.loads(r["result"]) | {ANNOUNCE: node}
+                n = c.execute(
+                    "UPDATE export_jobs SET result = ? WHERE job_id = ? AND result = ?",
+                    (json.dumps(claimed), r["job_id"], r["result"]),
+                ).rowcount
+                if n == 1:
+                    won.append((r["job_id"], r["updated_at"]))
+            return won
+
+        claimed = await self.db.run(claim)
+        for job_id, at in claimed:
+            job = await self.get(job_id)
+            if job is not None:
+                await self._announce(job, at)
+        return len(claimed)
+
+    async def requeue_lost(self) -> list[str]:
+        """Queue again the jobs the catalog has as queued or running that have no job in the queue."""
+        if self.queue is None:
+            return []
+        before = self.clock() - LOST_AFTER
+        rows = await self.db.run(
+            lambda: self.db.connection.execute(
+                "SELECT job_id FROM export_jobs WHERE state IN ('queued', 'running') AND updated_at < ?",
+                (before,),
+            ).fetchall()
+        )
+        lost = await self.queue.lost([r["job_id"] for r in rows]) if rows else []
+        for job_id in lost:
+            log.warning("export %s: no job in the queue; queued again", job_id)
+            await self.queue.defer(job_id)
+        return lost
 
     async def expire(self) -> int:
         """Remove downloadable bundles older than `export_keep_days`."""
@@ -597,10 +722,9 @@ class ExportRunner:
         for row in due:
             schedule = _schedule(row)
             following = next_run(schedule.cron, now)
-            await self._exec(
-                "UPDATE export_schedules SET next_run = ?, last_run = ? WHERE schedule_id = ?",
-                (following.timestamp(), now.timestamp(), schedule.schedule_id),
-            )
+            claim = (following.timestamp(), now.timestamp(), schedule.schedule_id, row["next_run"])
+            if not await self.db.run(lambda c=claim: self._claim_run(*c)):  # type: ignore[misc]
+                continue  # another node of the fleet fired it
             try:
                 job = await self.create(
                     schedule.request, f"schedule:{schedule.schedule_id}", schedule.schedule_id
@@ -619,6 +743,18 @@ class ExportRunner:
                 continue
             jobs.append(job.job_id)
         return jobs
+
+    def _claim_run(self, following: float, now: float, schedule_id: str, was: float) -> bool:
+        """(catalog thread) Move the schedule to its next run if it still is where this node read it:
+        one node wins a run."""
+        return bool(
+            self.db.connection.execute(
+                "UPDATE export_schedules SET next_run = ?, last_run = ? WHERE schedule_id = ?"
+                " AND next_run = ?",
+                (following, now, schedule_id, was),
+            ).rowcount
+            == 1
+        )
 
 
 def _schedule(row: sqlite3.Row) -> ScheduleOut:

@@ -2,6 +2,10 @@
 API's catalog): at start, the retention rules are loaded, legal holds reconciled with the store and
 interrupted exports resumed; then every `lifecycle.interval_seconds` (or at once when a hold or a rule
 changes) one pass applies holds to the store, plans and deletes what is due, and fires export schedules.
+
+On a fleet every node with the `api` role runs this, one pass at a time across the fleet
+(recorder/lifecycle/fleet_pass.py); with the job queue (`follow_queue`) exports are built by the workers
+and this node announces the ones they ended and queues again those the queue lost.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from recorder.api.catalog import Catalog
 from recorder.api.db import Database
 from recorder.api.files import StorageAccess, archive_of
 from recorder.lifecycle.deletion import DeletionScheduler, PassReport, Publish
-from recorder.lifecycle.exports import ExportRunner
+from recorder.lifecycle.exports import ExportQueue, ExportRunner
+from recorder.lifecycle.fleet_pass import fleet_pass
 from recorder.lifecycle.holds import LegalHolds
 from recorder.lifecycle.settings import LifecycleSettings
 from recorder.manifest.signing import SigningSettings, load_signing_key
@@ -29,6 +34,10 @@ from recorder.webhooks.events import WebhookEvent
 log = logging.getLogger(__name__)
 
 KEY_FILE = "callvault-signing-key.pem"
+PASS_WAIT = 60.0
+"""How long a pass asked through the API waits for another node's pass to end."""
+FOLLOW_SECONDS = 2.0
+"""How often a fleet's API node looks for exports the workers ended (to announce) or the queue lost."""
 
 
 class Lifecycle:
@@ -45,6 +54,7 @@ class Lifecycle:
     ) -> None:
         self.settings = settings
         self.data_dir = data_dir
+        self.db = db
         self.sinks = sinks
         storage = self._storage
         self.deletion = DeletionScheduler(
@@ -56,6 +66,9 @@ class Lifecycle:
         )
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._follow: asyncio.Task[None] | None = None
+        self.node = ""
+        """This node's name in the fleet (who announced an export a worker ended)."""
         self._pass_lock = asyncio.Lock()
         self.last_pass: PassReport | None = None
 
@@ -90,6 +103,11 @@ class Lifecycle:
                 return load_signing_key(signing)
         return load_signing_key(SigningSettings(key_file=self.data_dir / KEY_FILE))
 
+    def follow_queue(self, queue: ExportQueue, node: str) -> None:
+        """(a fleet's API node, before start) Exports go to the workers through the job queue."""
+        self.exports.queue = queue
+        self.node = node
+
     # -- running ----------------------------------------------------------------------------------------
 
     def wake(self) -> None:
@@ -122,18 +140,26 @@ class Lifecycle:
         if resumed:
             log.info("exports: %d interrupted jobs resumed", resumed)
         self._task = asyncio.create_task(self._loop(), name="lifecycle")
+        if self.exports.queue is not None:
+            self._follow = asyncio.create_task(self._follow_exports(), name="exports on the queue")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._follow):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._follow = None
         await self.exports.stop()
 
-    async def run_pass(self) -> tuple[PassReport, int]:
-        """One pass: holds to the store, deletion, schedules, expired downloads. (report, holds applied)"""
-        async with self._pass_lock:
+    async def run_pass(self, wait: float | None = PASS_WAIT) -> tuple[PassReport, int] | None:
+        """One pass: holds to the store, deletion, schedules, expired downloads. (report, holds applied)
+        On a fleet, while no other node's pass runs: `wait` None skips the pass (returns None) when one
+        does, else waits for it up to `wait` s (then PassBusyError)."""
+        async with self._pass_lock, fleet_pass(self.db, wait) as held:
+            if not held:
+                log.debug("lifecycle pass skipped: another node's pass runs")
+                return None
             holds = await self.holds.apply_pending()
             report = await self.deletion.run_once()
             await self.exports.fire_due()
@@ -150,7 +176,7 @@ class Lifecycle:
     async def _loop(self) -> None:
         while True:
             try:
-                await self.run_pass()
+                await self.run_pass(wait=None)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -159,3 +185,14 @@ class Lifecycle:
                 async with asyncio.timeout(self.settings.interval_seconds):
                     await self._wake.wait()
             self._wake.clear()
+
+    async def _follow_exports(self) -> None:
+        while True:
+            try:
+                await self.exports.announce_ended(self.node)
+                await self.exports.requeue_lost()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("exports on the queue: not followed this time")
+            await asyncio.sleep(FOLLOW_SECONDS)

@@ -261,7 +261,8 @@ def test_workers_scale_on_the_backlog_and_the_api_on_cpu(rendered: dict[str, lis
     }
     (metric,) = worker["spec"]["metrics"]
     assert metric["type"] == "External"
-    assert metric["external"]["metric"]["name"] == "callvault_jobs_composites_pending"
+    # the whole backlog (composites, transcripts, exports): every worker takes every queue
+    assert metric["external"]["metric"]["name"] == "callvault_jobs_pending"
     # The API pods report it (tests/jobs/test_roles.py): the series of the API Service.
     assert metric["external"]["metric"]["selector"]["matchLabels"] == {"service": "rel-callvault-api"}
     assert metric["external"]["target"] == {"type": "AverageValue", "averageValue": "2"}
@@ -307,9 +308,41 @@ def test_keda_instead_of_the_hpa(rendered: dict[str, list[dict[str, Any]]]) -> N
     assert trigger["type"] == "prometheus"
     # Every API pod reports the whole queue: the max over them, not the sum.
     assert trigger["metadata"]["query"] == (
-        'max(callvault_jobs_composites_pending{namespace="media",service="rel-callvault-api"})'
+        'max(callvault_jobs_pending{namespace="media",service="rel-callvault-api"})'
     )
     assert trigger["metadata"]["threshold"] == "2"
+
+
+WEBHOOK = (
+    "archive.webhooks.endpoints[0].id=crm",
+    "archive.webhooks.endpoints[0].url=https://crm.example.com/hooks",
+    "archive.webhooks.endpoints[0].existingSecret=callvault-crm-hook",
+    "archive.encryption.playbackIdentitySecret=callvault-playback",
+)
+
+
+def _secrets_of(workload: dict[str, Any]) -> set[str]:
+    """The Secrets a pod reads: its environment's references and its mounted secret volumes."""
+    env = {e["valueFrom"]["secretKeyRef"]["name"] for e in _env(workload).values() if "valueFrom" in e}
+    return env | {v["secret"]["secretName"] for v in _pod(workload)["volumes"] if "secret" in v}
+
+
+def test_workers_get_the_archive_secrets_only_to_build_exports(helm_bin: str) -> None:
+    """Workers build the export bundles (the store, the fleet's signing key, the playback identity for
+    decrypted exports); the API pods announce, so workers never hold the webhook secrets."""
+    exporting = _workloads(render(helm_bin, FLEET_VALUES, sets=WEBHOOK))
+    worker = _secrets_of(exporting["rel-callvault-worker"])
+    assert {"callvault-s3", "callvault-signing-key", "callvault-playback"} <= worker
+    assert "callvault-crm-hook" not in worker
+    assert not any(name.startswith("WEBHOOK_") for name in _env(exporting["rel-callvault-worker"]))
+    assert "callvault-crm-hook" in _secrets_of(exporting["rel-callvault-api"])  # the API announces
+
+    quiet = _workloads(render(helm_bin, FLEET_VALUES, sets=(*WEBHOOK, "fleet.workers.exports=false")))
+    worker = _secrets_of(quiet["rel-callvault-worker"])
+    assert worker.isdisjoint(
+        {"callvault-s3", "callvault-signing-key", "callvault-playback", "callvault-crm-hook"}
+    )
+    assert "callvault-catalog" in worker  # the queue and the catalog, always
 
 
 def test_fixed_replicas_without_autoscaling(rendered: dict[str, list[dict[str, Any]]]) -> None:

@@ -44,9 +44,11 @@ app.kubernetes.io/part-of: callvault
 {{- end -}}
 
 {{/* Environment of every fleet pod: its roles, the API key, the catalog, the archive's secrets.
-.root, .roles (list). */}}
+.root, .roles (list); .noArchive: no store credentials (a worker that builds no exports); .noWebhooks:
+no webhook secrets (workers announce nothing). */}}
 {{- define "callvault.fleetEnv" -}}
 {{- $root := .root -}}
+{{- $noWebhooks := .noWebhooks -}}
 - name: CALLVAULT_ROLES
   value: {{ toJson .roles | quote }}
 - name: CALLVAULT_HEALTHCHECK_PORT
@@ -64,7 +66,7 @@ app.kubernetes.io/part-of: callvault
     secretKeyRef:
       name: {{ include "callvault.catalogSecretName" $root }}
       key: {{ include "callvault.catalogSecretKey" $root }}
-{{- if $root.Values.archive.enabled }}
+{{- if and $root.Values.archive.enabled (not .noArchive) }}
 {{- if include "callvault.hasS3Secret" $root }}
 - name: CALLVAULT_S3_ACCESS_KEY
   valueFrom:
@@ -77,6 +79,7 @@ app.kubernetes.io/part-of: callvault
       name: {{ include "callvault.s3SecretName" $root }}
       key: secret-key
 {{- end }}
+{{- if not $noWebhooks }}
 {{- with $root.Values.archive.webhooks.endpoints }}
 {{- range $i, $e := . }}
 - name: WEBHOOK_SECRET_{{ $i }}
@@ -89,13 +92,14 @@ app.kubernetes.io/part-of: callvault
   value: {{ include "callvault.webhookEndpointsJson" $root | quote }}
 {{- end }}
 {{- end }}
+{{- end }}
 {{- with $root.Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
 
 {{/* Read-only mounts of every fleet pod (config file, signing key, playback identity). .root, .config:
-the ConfigMap's name. */}}
+the ConfigMap's name; .noArchive: no signing key nor playback identity (a worker that builds no exports). */}}
 {{- define "callvault.fleetMounts" -}}
 {{- $root := .root -}}
 - name: config
@@ -104,12 +108,12 @@ the ConfigMap's name. */}}
   readOnly: true
 - name: tmp
   mountPath: /tmp
-{{- if and $root.Values.archive.enabled (include "callvault.hasSigningKey" $root) }}
+{{- if and $root.Values.archive.enabled (not .noArchive) (include "callvault.hasSigningKey" $root) }}
 - name: signing-key
   mountPath: /etc/callvault/signing
   readOnly: true
 {{- end }}
-{{- if and $root.Values.archive.enabled $root.Values.archive.encryption.playbackIdentitySecret }}
+{{- if and $root.Values.archive.enabled (not .noArchive) $root.Values.archive.encryption.playbackIdentitySecret }}
 - name: playback-identity
   mountPath: /etc/callvault/playback
   readOnly: true
@@ -126,7 +130,7 @@ the ConfigMap's name. */}}
     name: {{ .config }}
 - name: tmp
   emptyDir: {}
-{{- if and $root.Values.archive.enabled (include "callvault.hasSigningKey" $root) }}
+{{- if and $root.Values.archive.enabled (not .noArchive) (include "callvault.hasSigningKey" $root) }}
 - name: signing-key
   secret:
     secretName: {{ include "callvault.signingSecretName" $root }}
@@ -135,7 +139,7 @@ the ConfigMap's name. */}}
       - key: signing-key.pem
         path: signing-key.pem
 {{- end }}
-{{- if and $root.Values.archive.enabled $root.Values.archive.encryption.playbackIdentitySecret }}
+{{- if and $root.Values.archive.enabled (not .noArchive) $root.Values.archive.encryption.playbackIdentitySecret }}
 - name: playback-identity
   secret:
     secretName: {{ $root.Values.archive.encryption.playbackIdentitySecret }}

@@ -1,0 +1,161 @@
+"""The lifecycle on a fleet, on a real PostgreSQL catalog: each node has its own catalog connection, as
+separate API nodes do. One pass at a time across the nodes (recorder/lifecycle/fleet_pass.py): a pass
+that is due on two nodes deletes a recording once; the lock goes with a node that dies holding it; an
+export schedule due on two nodes at once starts one export (recorder/lifecycle/exports.py fire_due)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from postgres_kit import PostgresServer
+from service_kit import until
+
+from recorder.api.files import StorageAccess
+from recorder.lifecycle.exports import ExportRunner
+from recorder.lifecycle.fleet_pass import PASS_LOCK, PassBusyError, fleet_pass
+from recorder.lifecycle.models import ExportFilter, JobState, ScheduleRequest
+from recorder.lifecycle.rules import KeepPeriods
+from recorder.lifecycle.service import Lifecycle
+from recorder.lifecycle.settings import LifecycleSettings
+from recorder.storage.keys import DEFAULT_KEY_TEMPLATE
+from recorder.storage.local import LocalStore
+from recorder.webhooks.events import WebhookEvent
+
+sys.path.insert(1, str(Path(__file__).parent.parent / "lifecycle"))  # vault
+from vault import DAY, T0, Vault, close, open_vault
+
+pytestmark = pytest.mark.timeout(60)
+SETTINGS = LifecycleSettings(defaults=KeepPeriods(originals=30, composite=30), interval_seconds=3600)
+KEY = Ed25519PrivateKey.generate()
+
+
+def lifecycle_of(vault: Vault) -> Lifecycle:
+    """A node's lifecycle over the vault's catalog connection and its store."""
+    lc = Lifecycle(
+        SETTINGS, vault.root, vault.db, vault.catalog, vault.audit, [], vault.recordings_dir, lambda _: False
+    )
+    lc.deletion = vault.scheduler(SETTINGS)
+    lc.holds = vault.holds()
+    return lc
+
+
+def runner_of(vault: Vault) -> ExportRunner:
+    access = StorageAccess(vault.store, DEFAULT_KEY_TEMPLATE)
+
+    async def publish(event: WebhookEvent, msg_id: str) -> object:
+        vault.published.append((event, msg_id))
+        return msg_id
+
+    return ExportRunner(
+        SETTINGS,
+        vault.root,
+        vault.db,
+        vault.catalog,
+        vault.audit,
+        lambda: access,
+        lambda: KEY,
+        lambda: publish,
+        clock=vault.clock,
+    )
+
+
+def nodes(tmp_path: Path, url: str) -> tuple[Vault, Vault]:
+    store = LocalStore(tmp_path / "store")
+    return open_vault(tmp_path, store, url), open_vault(tmp_path, store, url)
+
+
+async def test_a_pass_due_on_two_nodes_deletes_once(tmp_path: Path, postgres_server: PostgresServer) -> None:
+    a, b = nodes(tmp_path, postgres_server.create_database())
+    try:
+        a.add("rec-old")
+        a.clock.now = b.clock.now = T0 + 31 * DAY
+        one, two = lifecycle_of(a), lifecycle_of(b)
+        async with fleet_pass(a.db) as held:  # node a's pass runs
+            assert held
+            assert await two.run_pass(wait=None) is None  # b's periodic pass skips its turn
+            with pytest.raises(PassBusyError):  # one asked through the API waits, bounded
+                await two.run_pass(wait=0.5)
+        assert a.keys("rec-old")  # nothing deleted while a held the lock with no pass
+
+        reports = await asyncio.gather(one.run_pass(), two.run_pass())  # both due: one after the other
+        deleted = [r[0].deleted_whole for r in reports if r is not None]
+        assert sorted(deleted) == [[], ["rec-old"]]
+        assert a.keys("rec-old") == [] and a.row("rec-old")["status"] == "deleted"
+        events = [e for e, _ in a.published + b.published if e.type.value == "recording.deleted"]
+        assert len(events) == 1
+        assert [e.target for e in await a.entries("recording.retention_delete")] == ["rec-old"]
+    finally:
+        await close(a)
+        await close(b)
+
+
+async def test_a_node_killed_holding_the_lock_lets_the_next_pass_run(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.create_database()
+    a, b = nodes(tmp_path, url)
+    holder = await asyncio.create_subprocess_exec(  # a node mid-pass: its session holds the lock
+        sys.executable,
+        "-c",
+        "import psycopg, sys, time\n"
+        f"c = psycopg.connect({url!r}, autocommit=True)\n"
+        f"c.execute('SELECT pg_advisory_lock({PASS_LOCK})')\n"
+        "print('held', flush=True)\n"
+        "time.sleep(120)\n",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None
+        async with asyncio.timeout(20):
+            assert (await holder.stdout.readline()).strip() == b"held"
+        node = lifecycle_of(b)
+        assert await node.run_pass(wait=None) is None
+        holder.kill()  # SIGKILL: its connection goes, and the lock with it
+        await holder.wait()
+
+        async def ran() -> bool:
+            return await node.run_pass(wait=None) is not None
+
+        await until(ran, 20)
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+        await close(a)
+        await close(b)
+
+
+async def test_a_schedule_due_on_two_nodes_exports_once(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    a, b = nodes(tmp_path, postgres_server.create_database())
+    try:
+        a.add("rec-day", finished=T0 + 60)
+        one, two = runner_of(a), runner_of(b)
+        request = ScheduleRequest(cron="0 3 * * *", filter=ExportFilter(room="billing"))
+        schedule = await one.add_schedule(request, "admin")
+        a.clock.now = b.clock.now = schedule.next_run.timestamp() + 1
+        fired = await asyncio.gather(one.fire_due(), two.fire_due())  # both nodes at once
+        jobs = [j for f in fired for j in f]
+        assert len(jobs) == 1
+        rows = a.db.submit(
+            lambda: a.db.connection.execute("SELECT job_id, schedule_id FROM export_jobs").fetchall()
+        ).result()
+        assert [(r["job_id"], r["schedule_id"]) for r in rows] == [(jobs[0], schedule.schedule_id)]
+        [after] = await two.schedules()
+        assert after.next_run > schedule.next_run and after.last_run is not None
+        assert await one.fire_due() == [] and await two.fire_due() == []  # not again until its next run
+
+        async def exported() -> bool:  # the one job runs (on the node that fired it)
+            job = await one.get(jobs[0])
+            return job is not None and job.state is JobState.FINISHED and job.done == 1
+
+        await until(exported, 30)
+        assert one.bundle_path(jobs[0], "rec-day") is not None
+    finally:
+        await close(a)
+        await close(b)
