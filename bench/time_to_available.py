@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -44,6 +48,7 @@ from recorder.archive import Archive, ArchiveSettings  # noqa: E402
 from recorder.mux.workers import MuxWorkers  # noqa: E402
 from recorder.webhooks import generate_secret  # noqa: E402
 
+S3RVER = ROOT / "tests" / "lifecycle" / "s3rver" / "node_modules" / ".bin" / "s3rver"
 PARTICIPANTS = {"agent": ["vp8", "opus"], "customer": ["vp8", "opus"]}
 
 
@@ -54,13 +59,50 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
-    refs = {c: encode_reference(c, work, args.seconds) for c in ("vp8", "opus")}
+class S3rver:
+    """s3rver (an S3 server in Node, pinned in tests/lifecycle/s3rver, `make s3rver`) as the bench's store:
+    a second real server whose own CPU per request is not moto_server's."""
+
+    def __init__(self, data: Path) -> None:
+        self.port = free_port()
+        self.endpoint = f"127.0.0.1:{self.port}"
+        data.mkdir()
+        address = ["-a", "127.0.0.1", "-p", str(self.port)]
+        self.proc = subprocess.Popen(
+            [str(S3RVER), "-d", str(data), *address, "-s", "--configure-bucket", PLAIN_BUCKET],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.5):
+                return
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"s3rver did not start on {self.endpoint}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def s3_server(kind: str, work: Path) -> tuple[str, str, str, psutil.Process, Callable[[], None]]:
+    """Start the bench's S3 server: (endpoint, access key, secret key, its process, stop)."""
+    if kind == "s3rver":
+        if not S3RVER.exists():
+            raise SystemExit("s3rver is not installed: run `make s3rver`")
+        s3rver = S3rver(work / "s3rver")
+        return s3rver.endpoint, "S3RVER", "S3RVER", psutil.Process(s3rver.proc.pid), s3rver.stop
     moto = MotoServer()
     moto.start()
     moto.create_buckets()
     assert moto.proc is not None
-    server = psutil.Process(moto.proc.pid)
+    return moto.endpoint, ACCESS_KEY, SECRET_KEY, psutil.Process(moto.proc.pid), moto.stop
+
+
+async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
+    refs = {c: encode_reference(c, work, args.seconds) for c in ("vp8", "opus")}
+    endpoint, access_key, secret_key, server, stop_server = s3_server(args.s3, work)
     cpu0, server0 = time.process_time(), sum(server.cpu_times()[:2])
     receiver = Receiver(free_port(), generate_secret())
     await receiver.start()
@@ -69,11 +111,14 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
             "storage": {
                 "backend": "s3",
                 "s3": {
-                    "endpoint": moto.endpoint,
+                    "endpoint": endpoint,
                     "bucket": PLAIN_BUCKET,
                     "secure": False,
-                    "access_key": ACCESS_KEY,
-                    "secret_key": SECRET_KEY,
+                    "access_key": access_key,
+                    "secret_key": secret_key,
+                    # s3rver has no object lock (WORM needs it); on moto's plain bucket the default
+                    # setting finds no lock once and stores without retention, as with it off
+                    **({"worm": {"enabled": False}} if args.s3 == "s3rver" else {}),
                 },
             },
             "spool": {"concurrency": args.upload_concurrency},
@@ -119,15 +164,26 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         async with semaphore:
             await one(index)
 
+    async def waves() -> None:
+        # `parallel` calls start together, end together and are all announced before the next wave
+        # starts: the next calls' RTP senders (an ffmpeg process per track, ~60 ms of CPU each to
+        # start) do not run during the burst being measured.
+        for first in range(0, args.recordings, args.parallel):
+            last = min(args.recordings, first + args.parallel)
+            await asyncio.gather(*(one(i) for i in range(first, last)))
+
     started = time.monotonic()
     try:
-        await asyncio.gather(*(limited(i) for i in range(args.recordings)))
+        if args.rolling:
+            await asyncio.gather(*(limited(i) for i in range(args.recordings)))
+        else:
+            await waves()
         cpu, server_cpu = time.process_time() - cpu0, sum(server.cpu_times()[:2]) - server0
     finally:
         await archive.stop()
         workers.shutdown()
         await receiver.stop()
-        moto.stop()
+        stop_server()
     wall = time.monotonic() - started
     summary: dict[str, object] = {
         "recordings": args.recordings,
@@ -136,6 +192,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         "objects_per_recording": statistics.mean(objects),
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round(cpu, 2),
+        "s3_server": args.s3,
         "s3_server_cpu_seconds": round(server_cpu, 2),
     }
     for part in ("total", "session_stop", "archive"):
@@ -157,6 +214,19 @@ def main() -> None:
     parser.add_argument(
         "--upload-concurrency", type=int, default=2, help="spool.concurrency (uploads in flight; default 2)"
     )
+    parser.add_argument(
+        "--s3",
+        choices=("moto", "s3rver"),
+        default="moto",
+        help="the bench's S3 server: moto_server (Python, default) or s3rver (Node, `make s3rver`)",
+    )
+    parser.add_argument(
+        "--rolling",
+        action="store_true",
+        help="start a new call as soon as one is announced (before 2026-12-01 the only mode: the next"
+        " calls' ffmpeg senders then start during the burst being measured); default: waves of"
+        " --parallel calls, each wave announced before the next starts",
+    )
     parser.add_argument("--fast", action="store_true", help="replay RTP as fast as ffmpeg can send")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
@@ -170,11 +240,12 @@ def main() -> None:
     print(
         f"{summary['recordings']} recordings, {summary['parallel']} at a time, {args.seconds:g} s of media,"
         f" 2 participants x VP8+Opus, {summary['objects_per_recording']:.1f} objects each,"
-        f" {args.upload_concurrency} uploads in flight, wall {summary['wall_seconds']} s"
+        f" {args.upload_concurrency} uploads in flight, {'rolling' if args.rolling else 'in waves'},"
+        f" wall {summary['wall_seconds']} s"
     )
     print(
         f"load average before {load:.2f}; CPU: this process {summary['cpu_seconds']} s,"
-        f" S3 server {summary['s3_server_cpu_seconds']} s"
+        f" S3 server ({args.s3}) {summary['s3_server_cpu_seconds']} s"
     )
     for part, label in (
         ("total", "stop() -> recording.finished delivered"),

@@ -160,28 +160,14 @@ class Uploader:
 
     async def _upload(self, job: UploadJob) -> bool:
         """Returns False when the store was unreachable."""
-        path = job.local_path
-        if not await self._blocking(path.is_file):
-            await self._blocking(self.spool.mark_failed, job.id, f"local file {path} is gone")
-            return True
         try:
-            result = await self._blocking(
-                self.store.store.put_file, job.key, path, job.content_type, job.metadata
-            )
+            result = await self._blocking(self._put, job)
         except StorageError as exc:
             await self._retry(job, exc)
             return not isinstance(exc, StorageUnavailableError)
-        if job.sha256 is not None and result.sha256 != job.sha256:
-            await self._blocking(
-                self.spool.mark_failed,
-                job.id,
-                f"{path} changed after it was enqueued: sha256 {result.sha256}, expected {job.sha256}",
-            )
+        if result is None:
             return True
-        await self._blocking(self.spool.mark_done, job.id, result.sha256)
-        log.debug("uploaded %s -> %s (%d bytes)", path, job.key, result.size)
-        if job.delete_after:
-            await self._blocking(path.unlink, True)
+        log.debug("uploaded %s -> %s (%d bytes)", job.local_path, job.key, result.size)
         for callback in self.on_uploaded:
             try:
                 maybe = callback(job, result)
@@ -190,6 +176,26 @@ class Uploader:
             except Exception:
                 log.exception("uploader: on_uploaded callback failed for %s", job.key)
         return True
+
+    def _put(self, job: UploadJob) -> PutResult | None:
+        """(uploader thread) Upload the job's file and settle the job, in one hop off the event loop:
+        done (hash checked when the enqueuer gave one, local file deleted when configured), or failed
+        for good (None) when the file is gone or changed after it was enqueued. A StorageError is
+        raised for a retry."""
+        path = job.local_path
+        if not path.is_file():
+            self.spool.mark_failed(job.id, f"local file {path} is gone")
+            return None
+        result = self.store.store.put_file(job.key, path, job.content_type, job.metadata)
+        if job.sha256 is not None and result.sha256 != job.sha256:
+            self.spool.mark_failed(
+                job.id, f"{path} changed after it was enqueued: sha256 {result.sha256}, expected {job.sha256}"
+            )
+            return None
+        self.spool.mark_done(job.id, result.sha256)
+        if job.delete_after:
+            path.unlink(missing_ok=True)
+        return result
 
     async def _retry(self, job: UploadJob, exc: StorageError) -> None:
         delay = backoff_delay(job.attempts + 1, self.settings.retry_initial, self.settings.retry_max)
