@@ -1,4 +1,4 @@
-"""Exports through the job queue (queue `exports`, priority 20: after composites, before transcripts).
+"""Exports through the job queue (queue `exports`, priority 10: after composites and transcripts).
 
 An API node of a fleet creates the export job in the catalog (its recordings listed, as in one process)
 and queues one queue job carrying only the export's id (`ExportDispatch`). Any worker takes it and runs it
@@ -60,15 +60,16 @@ class ExportDispatch:
         except AlreadyEnqueued:
             log.debug("export %s: already queued", job_id)
 
-    async def lost(self, job_ids: list[str]) -> list[str]:
+    async def lost(self, job_ids: list[str]) -> dict[str, int]:
         rows = await self.app.connector.execute_query_all_async(
-            "SELECT DISTINCT args->>'job_id' AS job_id FROM procrastinate_jobs WHERE task_name = %(task)s"
-            " AND args->>'job_id' = ANY(%(ids)s) AND status IN ('todo', 'doing')",
+            "SELECT args->>'job_id' AS job_id, COUNT(*) AS jobs,"
+            " COUNT(*) FILTER (WHERE status IN ('todo', 'doing')) AS live FROM procrastinate_jobs"
+            " WHERE task_name = %(task)s AND args->>'job_id' = ANY(%(ids)s) GROUP BY 1",
             task=EXPORT_TASK,
             ids=list(job_ids),
         )
-        live = {str(r["job_id"]) for r in rows}
-        return [j for j in job_ids if j not in live]
+        had = {str(r["job_id"]): (int(r["jobs"]), int(r["live"])) for r in rows}
+        return {j: had.get(j, (0, 0))[0] for j in job_ids if had.get(j, (0, 0))[1] == 0}
 
 
 class ExportWorker:

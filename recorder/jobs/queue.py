@@ -2,9 +2,10 @@
 
 A job carries only ids (a recording id, a profile); whichever worker node takes it reads the recording
 from the shared store (`<data_dir>/recordings/<id>/`, a volume every worker mounts) and writes its result
-there. Queues and priorities: composites (30) before exports (20) before transcripts (10); a worker takes
-the highest priority first. A worker that dies mid-job stops sending heartbeats; every worker looks for
-such stalled jobs every few seconds and puts them back in the queue (procrastinate's stalled-job retry),
+there. Queues and priorities: composites (30) before transcripts (20) before exports (10); a worker takes
+the highest priority first (a transcript and its card-number redaction must not wait behind a bulk
+export). A worker that dies mid-job stops sending heartbeats; every worker looks for such stalled jobs
+every few seconds and puts them back in the queue (procrastinate's stalled-job retry),
 so another worker builds the same result again: the output is written to a work folder of its own job
 attempt and moved into place atomically, a half-written file of the dead worker is never seen.
 """
@@ -35,7 +36,7 @@ from recorder.transcripts.work import TranscriptWorkers
 
 log = logging.getLogger(__name__)
 
-PRIORITIES = {"composites": 30, "exports": 20, "transcripts": 10}
+PRIORITIES = {"composites": 30, "transcripts": 20, "exports": 10}
 """Queue -> priority (higher first): the chart scales workers on callvault_jobs_pending (all queues)."""
 SCHEMA_LOCK = 0x63765F6A6F6273  # advisory lock: nodes starting together create the schema once
 

@@ -28,6 +28,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -78,6 +79,8 @@ PENDING = "pending"
 LOST_AFTER = 10.0
 """A job `queued` or `running` in the catalog for this many seconds without a job in the queue is queued
 again (its node stopped between the catalog and the queue, or the worker's end never reached the catalog)."""
+QUEUEINGS = 3
+"""Times an export is queued at most: after that many queue jobs ended without ending it, it fails."""
 
 
 class ExportQueue(Protocol):
@@ -85,8 +88,9 @@ class ExportQueue(Protocol):
 
     async def defer(self, job_id: str) -> None: ...
 
-    async def lost(self, job_ids: list[str]) -> list[str]:
-        """Those of `job_ids` with no job to do or being done in the queue."""
+    async def lost(self, job_ids: list[str]) -> dict[str, int]:
+        """Those of `job_ids` with no job to do or being done in the queue -> how many queue jobs each
+        had."""
         ...
 
 
@@ -363,7 +367,7 @@ class ExportRunner:
         key = await asyncio.to_thread(self.key)
         for rid in pending:
             try:
-                bundle = await self._bundle(job_id, rid, request, out_dir, key, attempt)
+                bundle = await self._bundle(job, rid, out_dir, key, attempt)
             except GoneError as exc:  # deleted (retention) since the job listed it: skipped, said so
                 await self._exec(
                     "UPDATE export_items SET state = 'skipped', files = ? WHERE job_id = ?"
@@ -445,14 +449,12 @@ class ExportRunner:
         )
 
     async def _bundle(
-        self,
-        job_id: str,
-        rid: str,
-        request: ExportRequest,
-        out_dir: Path,
-        key: Ed25519PrivateKey,
-        attempt: str | None,
+        self, job: ExportJobOut, rid: str, out_dir: Path, key: Ed25519PrivateKey, attempt: str | None
     ) -> BundleResult:
+        """The recording's bundle, its index dated with the job's creation: whoever builds it, and however
+        often (a stalled worker's attempt beside its retry), the same objects and audit entries make the
+        same bytes."""
+        job_id, request = job.job_id, job.request
         detail = await self.db.run(lambda: self.catalog.get(rid))
         folder = await self.db.run(lambda: self.catalog.folder(rid))
         if detail is None or folder is None:
@@ -481,6 +483,7 @@ class ExportRunner:
                 audit=audit,
                 key=key,
                 export_job=job_id,
+                now=job.created_at,
                 decrypted=decrypted,
                 attempt=attempt,
             )
@@ -637,11 +640,14 @@ class ExportRunner:
                 (before,),
             ).fetchall()
         )
-        lost = await self.queue.lost([r["job_id"] for r in rows]) if rows else []
-        for job_id in lost:
+        lost = await self.queue.lost([r["job_id"] for r in rows]) if rows else {}
+        for job_id, times in lost.items():
+            if times >= QUEUEINGS:
+                await self._fail(job_id, f"{times} jobs of the job queue ended without ending the export")
+                continue
             log.warning("export %s: no job in the queue; queued again", job_id)
             await self.queue.defer(job_id)
-        return lost
+        return list(lost)
 
     async def expire(self) -> int:
         """Remove downloadable bundles older than `export_keep_days`."""
@@ -722,8 +728,10 @@ class ExportRunner:
         for row in due:
             schedule = _schedule(row)
             following = next_run(schedule.cron, now)
-            claim = (following.timestamp(), now.timestamp(), schedule.schedule_id, row["next_run"])
-            if not await self.db.run(lambda c=claim: self._claim_run(*c)):  # type: ignore[misc]
+            claim = partial(
+                self._claim_run, following.timestamp(), now.timestamp(), schedule.schedule_id, row["next_run"]
+            )
+            if not await self.db.run(claim):
                 continue  # another node of the fleet fired it
             try:
                 job = await self.create(

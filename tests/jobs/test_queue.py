@@ -109,6 +109,6 @@ def test_a_worker_killed_mid_composite_another_builds_it(
 
 
 def test_composites_come_first() -> None:
-    assert PRIORITIES["composites"] > PRIORITIES["exports"] > PRIORITIES["transcripts"]
+    assert PRIORITIES["composites"] > PRIORITIES["transcripts"] > PRIORITIES["exports"]
     task = make_app("postgresql:///unused").tasks[COMPOSITE_TASK]
     assert task.queue == "composites" and task.priority == PRIORITIES["composites"]

@@ -1,8 +1,9 @@
-"""Exports through the job queue (recorder/jobs/exports.py) with a real PostgreSQL, the moto S3 server as
-the store and `callvault serve` processes: an API-only node queues the export, a worker-only node builds
-its bundles (from the store, signed with the fleet's key), the API node serves them and announces the
-job's end once; a worker SIGKILLed mid-export leaves its job to the other worker, which goes on where it
-stopped (the bundles already made are kept, none is half-written, one `export.finished`)."""
+"""The lifecycle of a fleet with a real PostgreSQL, the moto S3 server as the store and `callvault serve`
+processes. Exports through the job queue (recorder/jobs/exports.py): an API-only node queues the export,
+a worker-only node builds its bundles (from the store, signed with the fleet's key), the API node serves
+them and announces the job's end once; a worker SIGKILLed mid-export leaves its job to the other worker,
+which goes on where it stopped (the bundles already made are kept, none is half-written, one
+`export.finished`). Deletions: two API nodes passing every half second delete a due recording once."""
 
 from __future__ import annotations
 
@@ -39,7 +40,6 @@ from vault import open_vault
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 ADMIN = "queued-exports-admin-key-0123456789abcdef"
-OFF = "[janus]\nenabled = false\n"
 NAMES = ["api", "w1", "w2"]
 
 
@@ -73,16 +73,22 @@ def seed(tmp_path: Path, moto: MotoServer, url: str, rids: list[str], size: int)
         vault.db.close()
 
 
-def config(tmp_path: Path, moto: MotoServer, receiver: Receiver, name: str) -> str:
+def config(
+    tmp_path: Path,
+    moto: MotoServer,
+    receiver: Receiver,
+    name: str,
+    lifecycle: str = "interval_seconds = 3600\n",
+) -> str:
     """The node's archive (the store, the fleet's signing key, webhooks on the API node only matter)."""
     key = tmp_path / "signing.pem"
     if not key.exists():
         write_private_key(Ed25519PrivateKey.generate(), key)
     return (
-        OFF
-        + "[lifecycle]\ninterval_seconds = 3600\n"
-        + archive_config(moto, receiver, tmp_path / f"spool-{name}")
+        archive_config(moto, receiver, tmp_path / f"spool-{name}")  # top-level keys first, Janus off
         + f'[archive.signing]\nkey_file = "{key}"\n'
+        + "[lifecycle]\n"
+        + lifecycle
     )
 
 
@@ -138,8 +144,13 @@ def check_bundles(tmp_path: Path, port: int, job: dict[str, Any], rids: list[str
         assert report.files_checked >= 4
 
 
-async def exports_announced(receiver: Receiver, job_id: str, within: float) -> list[str]:
-    """The export.* webhooks of the job, once one came (and a moment for a second one to show)."""
+def webhooks_sent(port: int) -> bool:
+    """Whether the node's webhook outbox is empty (every event it queued delivered)."""
+    return "callvault_webhook_backlog 0.0" in call(port, "/metrics")[1]
+
+
+async def exports_announced(receiver: Receiver, port: int, job_id: str, within: float) -> list[str]:
+    """The export.* webhooks of the job, once one came and the API node's outbox is empty."""
 
     def of_job() -> list[str]:
         return [
@@ -152,6 +163,7 @@ async def exports_announced(receiver: Receiver, job_id: str, within: float) -> l
         while not of_job():
             receiver.changed.clear()
             await receiver.changed.wait()
+    await asyncio.to_thread(wait_for, "webhooks delivered", lambda: webhooks_sent(port), within)
     return of_job()
 
 
@@ -190,9 +202,9 @@ async def test_an_export_queued_on_an_api_node_is_built_by_a_worker(
         done = await asyncio.to_thread(wait_for, "the export built", lambda: finished(port, job_id), 60)
         assert done["done"] == 2 and done["index_sha256"]
         await asyncio.to_thread(check_bundles, tmp_path, port, done, rids)
-        assert await exports_announced(receiver, job_id, 20) == ["export.finished"]
+        assert await exports_announced(receiver, port, job_id, 20) == ["export.finished"]
 
-        assert queue_jobs(url) == [("exports", PRIORITIES["exports"], "succeeded", 0)]
+        assert queue_jobs(url) == [("exports", PRIORITIES["exports"], "succeeded", 1)]  # one attempt
         worker_log = (tmp_path / "w1.log").read_text()
         assert f"export {job_id}: 2 recordings, 0 skipped, finished" in worker_log
         assert f"export {job_id}: 2" not in (tmp_path / "api.log").read_text()  # built by the worker
@@ -239,9 +251,9 @@ async def test_a_worker_killed_mid_export_another_one_finishes_it(
         assert done["done"] == len(rids)
         assert {p.name: p.stat().st_ino for p in out.glob("*.zip") if p.name in kept} == kept  # not redone
         await asyncio.to_thread(check_bundles, tmp_path, port, done, rids)
-        assert await exports_announced(receiver, job_id, 20) == ["export.finished"]
+        assert await exports_announced(receiver, port, job_id, 20) == ["export.finished"]
         [(_, _, state, attempts)] = queue_jobs(url)  # one queue job, taken again once stalled
-        assert state == "succeeded" and attempts >= 1
+        assert state == "succeeded" and attempts == 2
         survivor = next(name for name in workers if name != victim)
         assert f"export {job_id}: {len(rids)} recordings" in (tmp_path / f"{survivor}.log").read_text()
         leftovers = [p.name for p in out.glob(".*") if str(pid) not in p.name]
@@ -249,3 +261,44 @@ async def test_a_worker_killed_mid_export_another_one_finishes_it(
     finally:
         stop_all(procs)
         show_logs(tmp_path, NAMES)
+
+
+async def test_two_api_nodes_delete_a_due_recording_once(
+    tmp_path: Path, postgres_server: PostgresServer, moto_server: MotoServer, receiver: Receiver
+) -> None:
+    url = postgres_server.create_database()
+    seed(tmp_path, moto_server, url, ["qdel-1", "qdel-2"], 1000)  # finished in January 2026: long due
+    due = "interval_seconds = 0.5\n[lifecycle.defaults]\noriginals = 30\ncomposite = 30\n"
+    apis = {
+        name: node(
+            tmp_path,
+            name,
+            url,
+            ["api"],
+            tmp_path / name,  # each API node with an archive keeps its own data_dir (transcript jobs)
+            config(tmp_path, moto_server, receiver, name, due),
+            api=f'admin_key = "{ADMIN}"\n',
+        )
+        for name in ("api-a", "api-b")
+    }
+    try:
+        for proc, port in apis.values():
+            await asyncio.to_thread(wait_for, "api node", lambda p=proc, n=port: up(p, n), 60)
+        for rid in ("qdel-1", "qdel-2"):
+            await receiver.wait_for(rid, "recording.deleted", 30)
+        for _, port in apis.values():  # a pass of each node after the deletions (each waits for the lock)
+            status, report = call(port, "/v1/lifecycle/run", "POST")
+            assert status == 200 and report["deleted"] == [], report
+
+        for _, port in apis.values():
+            await asyncio.to_thread(wait_for, "webhooks delivered", lambda n=port: webhooks_sent(n), 20)
+        status, page = call(apis["api-a"][1], "/v1/audit?action=recording.retention_delete")
+        assert sorted(e["target"] for e in page["entries"]) == ["qdel-1", "qdel-2"]  # once each
+        for rid in ("qdel-1", "qdel-2"):
+            assert [r.event.type.value for r in receiver.of(rid)] == ["recording.deleted"]
+            assert call(apis["api-b"][1], f"/v1/recordings/{rid}")[1]["status"] == "deleted"
+        assert [o.object_name for o in moto_server.client().list_objects(PLAIN_BUCKET, recursive=True)
+                if "/qdel-" in str(o.object_name)] == []  # fmt: skip
+    finally:
+        stop_all([p for p, _ in apis.values()])
+        show_logs(tmp_path, list(apis))

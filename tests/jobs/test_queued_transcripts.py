@@ -132,7 +132,7 @@ async def test_a_worker_made_transcript_is_in_the_manifest_the_store_search_and_
         await record_call(f"http://127.0.0.1:{port}", KEY, "room-t1", refs)
         rid = await recording_id(receiver, 30)
         await check_published(tmp_path, moto_server, receiver, port, data_dir, rid)
-        assert transcript_jobs(url, rid) == [("succeeded", 1, "transcripts", 10)]  # one job, queue, priority
+        assert transcript_jobs(url, rid) == [("succeeded", 1, "transcripts", 20)]  # one job, queue, priority
         assert "transcript job" in (tmp_path / "worker.log").read_text()
 
         # an admin's redaction once the local folder is gone: the recorder restores the audio from the store
@@ -154,7 +154,7 @@ async def test_a_worker_made_transcript_is_in_the_manifest_the_store_search_and_
         assert "redaction.failed" not in kinds(receiver, rid)
         manifest = json.loads((await asyncio.to_thread(stored, moto_server, rid))["manifest.json"])
         assert any(o["name"].startswith("redacted-2/") for o in manifest["objects"])
-        assert transcript_jobs(url, rid) == [("succeeded", 1, "transcripts", 10)]  # not queued
+        assert transcript_jobs(url, rid) == [("succeeded", 1, "transcripts", 20)]  # not queued
     finally:
         stop_all(procs)
         show_logs(tmp_path, ["recorder", "worker"])
@@ -190,7 +190,7 @@ async def test_a_worker_killed_mid_transcription_another_one_does_it_and_it_is_a
 
         await check_published(tmp_path, moto_server, receiver, port, data_dir, rid)
         assert transcript_jobs(url, rid) == [
-            ("succeeded", 2, "transcripts", 10)
+            ("succeeded", 2, "transcripts", 20)
         ]  # taken again after the kill
         survivor = next(name for name in workers if name != victim)
         assert "transcript job" in (tmp_path / f"{survivor}.log").read_text()
