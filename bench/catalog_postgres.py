@@ -132,7 +132,7 @@ def fill(db: Database, n: int) -> float:
     now = float(row[1]) if row[0] else time.time()
     started = time.perf_counter()
     sql = "" if row[0] else FILL.format(rooms=ROOMS, agents=AGENTS, n=n, now=now, day=DAY)
-    sql += TRANSCRIBE.format(agents=AGENTS, n=row[0] or n)
+    sql += TRANSCRIBE.format(agents=AGENTS, n=row[0] or n) + search.ALL_RECORDING_WORDS + ";\n"
     db.submit(lambda: [c.execute(s) for s in sql.split(";\n") if s.strip()]).result()
     db.submit(lambda: c.execute("ANALYZE")).result()
     print(f"catalogued {n} recordings in {time.perf_counter() - started:.1f} s (bulk SQL, then ANALYZE)")
@@ -220,8 +220,10 @@ def old_search(catalog: Catalog, q: SearchQuery) -> RecordingPage:
         rows = [by_id[i] for i in ids]
     items = catalog._hydrate(rows)
     if f.matched_words is not None:
-        for item in items:
-            item.transcript_hits = catalog._hits(item.recording_id, f.matched_words)
+        for item in items:  # one statement per recording, as then
+            item.transcript_hits = catalog._hits([item.recording_id], f.matched_words).get(
+                item.recording_id, []
+            )
     following = q.offset + len(items)
     return RecordingPage(
         items=items,

@@ -37,7 +37,7 @@ _load_helper("s3_fixture")
 # pass their composite settings explicitly, which wins over the environment.
 os.environ["CALLVAULT_COMPOSITE__ENABLED"] = "false"
 
-from postgres_kit import PostgresServer, postgres_bin  # noqa: E402
+from postgres_kit import PostgresServer, running_server  # noqa: E402
 from s3_fixture import MotoServer  # noqa: E402
 
 
@@ -58,14 +58,8 @@ def moto_server() -> Iterator[MotoServer]:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    if postgres_bin() is None:  # as tests/janus_fixture.py does for Janus: say what to install
-        pytest.skip("PostgreSQL is not installed: make system-deps (apt-get install -y postgresql)")
-    server = PostgresServer()
-    try:
-        server.start()
+    with running_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

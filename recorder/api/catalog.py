@@ -207,6 +207,8 @@ class Catalog:
             (RecordingStatus.DELETED.value, now, by, now, recording_id),
         )
         self._c.execute("DELETE FROM transcript_segments WHERE recording_id = ?", (recording_id,))
+        if self.db.dialect == "postgresql":
+            self._c.execute(search.RECORDING_WORDS, (recording_id, recording_id))
         return now
 
     def index_transcript(self, recording_id: str, segments: list[TranscriptHit]) -> None:
@@ -217,6 +219,8 @@ class Catalog:
             " VALUES (?, ?, ?, ?, ?)",
             [(s.text, recording_id, s.speaker, s.start, s.end) for s in segments],
         )
+        if self.db.dialect == "postgresql":  # the recording's own words, which q= searches first
+            self._c.execute(search.RECORDING_WORDS, (recording_id, recording_id))
 
     # -- reads (worker thread) ------------------------------------------------------------------------
 
@@ -297,9 +301,10 @@ class Catalog:
             }
             rows = [by_id[i] for i in page_ids]
         items = self._hydrate(rows)
-        if f.matched_words is not None:
+        if f.matched_words is not None and items:
+            hits = self._hits([i.recording_id for i in items], f.matched_words)
             for item in items:
-                item.transcript_hits = self._hits(item.recording_id, f.matched_words)
+                item.transcript_hits = hits.get(item.recording_id, [])
         following = q.offset + len(items)
         if exact:
             total = counted
@@ -316,16 +321,22 @@ class Catalog:
             next_offset=following if more else None,
         )
 
-    def _hits(self, recording_id: str, match: str, limit: int = 5) -> list[TranscriptHit]:
-        return [
-            TranscriptHit(speaker=h["speaker"], start=h["start"], end=h["end"], text=h["text"])
-            for h in self._c.execute(
-                'SELECT speaker, start, "end", text FROM transcript_segments'
-                f" WHERE {search.MATCH[self.db.dialect]} AND recording_id = ?"
-                " ORDER BY CAST(start AS REAL) LIMIT ?",
-                (match, recording_id, limit),
+    def _hits(self, recording_ids: list[str], match: str, limit: int = 5) -> dict[str, list[TranscriptHit]]:
+        """The first `limit` segments of each recording holding every word: one statement for the page (on
+        PostgreSQL the page's segments are read by recording id, not the index of every matching word)."""
+        marks = ",".join("?" * len(recording_ids))
+        found: dict[str, list[TranscriptHit]] = {}
+        for h in self._c.execute(
+            'SELECT recording_id, speaker, start, "end", text FROM (SELECT recording_id, speaker, start,'
+            ' "end", text, ROW_NUMBER() OVER (PARTITION BY recording_id ORDER BY CAST(start AS REAL)) AS n'
+            f" FROM transcript_segments WHERE {search.MATCH[self.db.dialect]}"
+            f" AND recording_id IN ({marks})) hits WHERE n <= ? ORDER BY recording_id, n",
+            (match, *recording_ids, limit),
+        ):
+            found.setdefault(h["recording_id"], []).append(
+                TranscriptHit(speaker=h["speaker"], start=h["start"], end=h["end"], text=h["text"])
             )
-        ]
+        return found
 
     def _hydrate(self, rows: list[sqlite3.Row]) -> list[RecordingOut]:
         ids = [r["recording_id"] for r in rows]

@@ -13,7 +13,7 @@ from recorder.api.audit import AuditEntry
 from recorder.api.auth import Role
 from recorder.api.times import Timestamp
 from recorder.crypto.age import CryptoError, check_recipient
-from recorder.fleet.models import RecordingFailure
+from recorder.fleet.models import NodeState, RecordingFailure
 from recorder.manifest.model import Manifest
 from recorder.names import SAFE_ID_PATTERN
 
@@ -363,6 +363,16 @@ class RoomOut(_Body):
     recording_id: str | None = Field(default=None, description="Its recording in progress, if any.")
     paused: bool = False
     participants: list[LiveParticipant] = Field(default_factory=list)
+    recorder: str | None = Field(
+        default=None,
+        description="A fleet's API node: the recorder (node name, GET /v1/recorders) whose SFU has the room,"
+        " as that recorder reported it; a room id on two SFUs is listed once per recorder.",
+    )
+    recorder_state: NodeState | None = Field(
+        default=None,
+        description="That recorder's state: a recorder not alive has nothing in progress (no recording_id,"
+        " participants or pause shown for it).",
+    )
 
 
 class RoomList(_Body):

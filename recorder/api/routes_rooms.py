@@ -9,7 +9,6 @@ from recorder.api.auth import Role
 from recorder.api.context import ApiContext
 from recorder.api.models import (
     DefaultPolicy,
-    LiveParticipant,
     PolicyOut,
     RoomList,
     RoomOut,
@@ -18,7 +17,8 @@ from recorder.api.models import (
 )
 from recorder.api.problems import ApiError
 from recorder.api.registry import Call, Registry
-from recorder.fleet.commands_api import RoomTarget
+from recorder.fleet.commands_api import FleetRooms, RoomTarget
+from recorder.fleet.rooms import live_room
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +41,34 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         recorded = ctx.control.records(room) if ctx.control is not None else policy.wants(room)
         out = RoomOut(room_id=room, recording=recorded, policy=policy.room(room))
         if recording is not None:
-            out.recording_id = recording.info.recording_id
-            out.paused = recording.paused is not None
-            names = {p.id: p.display_name for p in recording.info.participants}
-            out.participants = [
-                LiveParticipant(
-                    id=pid,
-                    display_name=names.get(pid),
-                    paused=out.paused or pid in recording.open_pauses,
-                    tracks=[s.track for s in streams],
-                )
-                for pid, streams in recording.participants.items()
-            ]
+            live = live_room(room, recording)
+            out.recording_id, out.paused, out.participants = live.recording_id, live.paused, live.participants
         return out
+
+    async def fleet_rooms(fleet: FleetRooms) -> list[RoomOut]:
+        """A fleet's API node without an SFU of its own: each room once per recorder that reported it (as
+        that recorder sees it; this node's own live rooms as it sees them now), then the rooms only the
+        policy names."""
+        found: dict[tuple[str, str], RoomOut] = {}
+        for recorder in await fleet.live_rooms():
+            for live in recorder.rooms:
+                out = room_out(live.room_id)
+                out.recorder, out.recorder_state = recorder.node, recorder.state
+                if recorder.node != fleet.node or live.room_id not in ctx.manager.rooms:
+                    alive = recorder.state == "alive"  # nothing is in progress on a recorder not alive
+                    out.recording_id = live.recording_id if alive else None
+                    out.paused = alive and live.paused
+                    out.participants = live.participants if alive else []
+                found[(live.room_id, recorder.node)] = out
+        named = {room for room, _ in found}
+        for room in known_rooms():
+            if room in ctx.manager.rooms and (room, fleet.node) not in found:  # not written yet
+                out = room_out(room)
+                out.recorder, out.recorder_state = fleet.node, "alive"
+                found[(room, fleet.node)] = out
+            elif room not in named:
+                found[(room, "")] = room_out(room)
+        return [found[k] for k in sorted(found)]
 
     async def apply(call: Call, rooms: set[str]) -> None:
         if ctx.control is None:
@@ -100,11 +115,20 @@ def register(reg: Registry, ctx: ApiContext) -> None:
         response=RoomList,
     )
     async def list_rooms(call: Call) -> RoomList:
+        fleet = ctx.fleet_rooms if ctx.control is None else None
+        if fleet is not None:
+            return RoomList(rooms=await fleet_rooms(fleet))
         return RoomList(rooms=[room_out(r) for r in sorted(known_rooms())])
 
     @reg.add("GET", "/v1/rooms/{room_id}", VIEWERS, "One room", TAG, "room.view", response=RoomOut)
     async def get_room(call: Call) -> RoomOut:
-        return room_out(call.path["room_id"])
+        room = call.path["room_id"]
+        fleet = ctx.fleet_rooms if ctx.control is None else None
+        if fleet is None or room in ctx.manager.rooms:
+            return room_out(room)
+        # a fleet: the room as a live recorder records it (the first by name when two SFUs have it)
+        entries = [r for r in await fleet_rooms(fleet) if r.room_id == room]
+        return next((r for r in entries if r.recording_id), entries[0] if entries else room_out(room))
 
     @reg.add(
         "PUT",

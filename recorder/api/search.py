@@ -27,6 +27,25 @@ MATCH = {
     "postgresql": "words @@ plainto_tsquery('simple', ?)",
 }
 
+RECORDING_WORDS = (
+    "UPDATE recordings SET words = (SELECT strip(to_tsvector('simple', string_agg(text, ' ')))"
+    " FROM transcript_segments WHERE recording_id = ?) WHERE recording_id = ?"
+)
+"""PostgreSQL: a recording's transcript as one tsvector (`recordings.words`, migration 0011), written again
+whenever its segments are: every word said in the recording, so the recordings whose transcript holds every
+word of `q` are found on the recordings' own rows (a GIN index), without reading the segments."""
+
+ALL_RECORDING_WORDS = (
+    "UPDATE recordings r SET words = t.words FROM (SELECT recording_id,"
+    " strip(to_tsvector('simple', string_agg(text, ' '))) AS words FROM transcript_segments"
+    " GROUP BY recording_id) t WHERE r.recording_id = t.recording_id"
+)
+"""PostgreSQL: RECORDING_WORDS for every transcribed recording at once (a catalog copied in)."""
+
+ONE_WORD = re.compile(r'"[^\W_]+"')
+"""A q= of one word that PostgreSQL's parser keeps as one lexeme (it splits at `_`): the recording's words
+answer it alone."""
+
 SQLITE_WALK_ABOVE = 2000
 """On SQLite, above this many matches a page sorted by start walks the started_at index (see `Filter`)."""
 
@@ -82,11 +101,7 @@ def build_filter(q: SearchQuery, dialect: str, now: float) -> Filter:
             args.append(key)
     f.matched_words = match_words(q.q) if q.q is not None else None
     if f.matched_words is not None:
-        where.append(
-            "{by_id}r.recording_id IN (SELECT recording_id FROM transcript_segments"
-            f" WHERE {MATCH[dialect]})"
-        )
-        args.append(f.matched_words)
+        said(f, dialect)
     elif q.q is not None:
         where.append("1 = 0")  # no word in q: nothing was said that matches
     f.time_range = q.started_after is not None or q.started_before is not None
@@ -104,6 +119,24 @@ def build_filter(q: SearchQuery, dialect: str, now: float) -> Filter:
         where.append(f"{duration} <= ?")
         args += [now, q.max_duration]
     return f
+
+
+def said(f: Filter, dialect: str) -> None:
+    """Recordings with a transcript segment holding every word of `f.matched_words`. On PostgreSQL the
+    recording's own tsvector (`r.words`, GIN) finds the recordings where every word was said, on the rows
+    the count and the page read anyway: the count stops at its cap, the page walks its sort's index. One
+    word: that is the answer. Several: they must also be said in one segment (the API's promise), checked
+    on the segments of those recordings only."""
+    segment = (
+        f"{{by_id}}r.recording_id IN (SELECT recording_id FROM transcript_segments WHERE {MATCH[dialect]})"
+    )
+    if dialect == "postgresql":
+        f.where.append("r.words @@ plainto_tsquery('simple', ?)")
+        f.args.append(f.matched_words)
+        if f.matched_words is not None and ONE_WORD.fullmatch(f.matched_words):
+            return
+    f.where.append(segment)
+    f.args.append(f.matched_words)
 
 
 def count_sql(f: Filter, count_limit: int) -> tuple[str, list[object]]:

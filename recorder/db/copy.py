@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
+from recorder.api import search
 from recorder.api.audit import query_entries, verify_audit_chain
 from recorder.api.db import Database
 
@@ -90,6 +91,8 @@ def copy_catalog(
                     f" (SELECT MAX({column}) FROM {table}))"
                 )
                 target.submit(lambda sql=sql: t.execute(sql)).result()  # type: ignore[misc]
+        if target.dialect == "postgresql":  # each transcribed recording's own words (migration 0011)
+            target.submit(lambda: t.execute(search.ALL_RECORDING_WORDS)).result()
         target.submit(lambda: t.execute("COMMIT")).result()
     except BaseException:
         target.submit(lambda: t.execute("ROLLBACK")).result()

@@ -26,8 +26,9 @@ from recorder.api.db import Database
 from recorder.api.models import StartRequest
 from recorder.api.problems import ApiError
 from recorder.api.registry import Call
-from recorder.fleet import commands
+from recorder.fleet import commands, rooms
 from recorder.fleet.commands import Action, Command, RecorderState, Result, State
+from recorder.fleet.rooms import RecorderRooms
 from recorder.fleet.settings import NODE_NAME
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,12 @@ class FleetRooms:
         call.detail["switched_on"] = ",".join(switched)
         if errors:
             raise errors[0]
+
+    # -- rooms as the recorders see them ---------------------------------------------------------------
+
+    async def live_rooms(self) -> list[RecorderRooms]:
+        """Every recorder's rooms as it last wrote them, with its state (recorder/fleet/rooms.py)."""
+        return await self.db.run(lambda: rooms.read(self.db.connection, self.dialect, self.dead_after))
 
     # -- sending --------------------------------------------------------------------------------------
 

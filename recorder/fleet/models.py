@@ -22,6 +22,9 @@ class Registration(BaseModel):
     version: str
 
 
+NodeState = Literal["alive", "stopped", "dead"]
+
+
 class RecorderOut(BaseModel):
     """A recorder node of the fleet as the catalog knows it."""
 
@@ -36,7 +39,7 @@ class RecorderOut(BaseModel):
     heartbeat_at: Timestamp = Field(description="Its last heartbeat.")
     stopped_at: Timestamp | None = Field(default=None, description="When it stopped cleanly.")
     dead_at: Timestamp | None = Field(default=None, description="When a peer found it silent for too long.")
-    state: Literal["alive", "stopped", "dead"] = Field(
+    state: NodeState = Field(
         description="alive: heartbeats within fleet.dead_after_seconds; stopped: it stopped cleanly;"
         " dead: silent for longer."
     )

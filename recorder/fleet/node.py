@@ -11,6 +11,9 @@
   itself has reached the catalog without a break for that long (after a catalog outage every heartbeat is
   old: nobody is declared dead until the recorders have had time to send one).
 - api role: the fleet for GET /v1/recorders and /metrics (callvault_recorders_alive, _dead).
+- recorder role: its live rooms (participants, pause state, recording ids) in its row of `recorders`, when
+  they change (looked at every ROOMS_LOOK s) and with every heartbeat, for the API nodes' GET /v1/rooms
+  (recorder/fleet/rooms.py).
 
 The writes go through the catalog's worker thread (recorder/api/db.py), after the catalog sink's own
 writes for the same recording (the sink is first in the manager's list).
@@ -35,9 +38,10 @@ from recorder.api.audit import AuditLog
 from recorder.api.catalog import Catalog, CatalogSink
 from recorder.api.db import Database
 from recorder.api.models import RecordingStatus
-from recorder.fleet import registry
+from recorder.fleet import registry, rooms
 from recorder.fleet.models import FailedRecording, RecoveredSegment, Registration
 from recorder.fleet.registry import NodeNameInUseError
+from recorder.fleet.rooms import LiveRoom
 from recorder.jobs.settings import Role
 from recorder.models import PauseInterval, SegmentInfo, TrackSummary
 from recorder.recording import RecordingInfo
@@ -49,6 +53,9 @@ if TYPE_CHECKING:
     from recorder.service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+ROOMS_LOOK = 0.5
+"""Seconds between two looks at this recorder's rooms (written to the catalog only when they changed)."""
 
 
 class FleetNode:
@@ -68,6 +75,8 @@ class FleetNode:
         self.reaped = 0
         self._lock: IO[str] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._rooms_task: asyncio.Task[None] | None = None
+        self._published: list[LiveRoom] | None = None  # the rooms last written to the catalog
         self._own: Database | None = None  # the catalog connection of a recorder without the api role
         self._in_touch_since: float | None = None  # monotonic: the catalog answered without a break since
         self._resync = False  # the catalog was unreachable: write the live recordings again once it answers
@@ -172,12 +181,15 @@ class FleetNode:
     def start(self) -> None:
         if self.roles & {Role.RECORDER, Role.API}:
             self._task = asyncio.create_task(self._run(), name="fleet")
+        if self.me is not None and self.manager is not None and self._publishes_rooms:
+            self._rooms_task = asyncio.create_task(self._follow_rooms(self.manager), name="fleet-rooms")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._rooms_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         me = self.me
         if me is not None:
             try:
@@ -215,6 +227,8 @@ class FleetNode:
             if self._resync and self.manager is not None:
                 await self._resync_live(self.manager, me.node)
             self._resync = False
+            if self.manager is not None and self._publishes_rooms:
+                await self._publish_rooms(me, rooms.snapshot(self.manager))
         if self._in_touch_since is None:
             self._in_touch_since = time.monotonic()
         if time.monotonic() - self._in_touch_since >= self.fleet.dead_after_seconds:
@@ -226,6 +240,28 @@ class FleetNode:
                 )
             )
             self.alive, self.dead = fleet.alive, fleet.dead
+
+    @property
+    def _publishes_rooms(self) -> bool:
+        """A fleet's recorder (PostgreSQL): its API nodes list its rooms. One node on SQLite lists its own."""
+        return self.dialect == "postgresql"
+
+    async def _follow_rooms(self, manager: RecordingManager) -> None:
+        """Write this recorder's rooms into the catalog when they change (the heartbeat writes them too)."""
+        me = self.me
+        assert me is not None
+        while True:
+            await asyncio.sleep(ROOMS_LOOK)
+            now = rooms.snapshot(manager)
+            if now != self._published:
+                try:
+                    await self._publish_rooms(me, now)
+                except Exception as exc:  # the catalog is down: the next look or heartbeat tries again
+                    log.debug("fleet: rooms not written: %s", exc)
+
+    async def _publish_rooms(self, me: Registration, live: list[LiveRoom]) -> None:
+        await self.db.run(lambda: rooms.publish(self.db.connection, self.dialect, me, live))
+        self._published = live
 
     async def _resync_live(self, manager: RecordingManager, node: str) -> None:
         """After a catalog outage: write this recorder's live recordings again (one that started during

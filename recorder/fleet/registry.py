@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
-from typing import Literal
 
 from recorder.api.audit import AuditLog, DetailValue
 from recorder.errors import CallVaultError
 from recorder.fleet.models import (
     FailedRecording,
+    NodeState,
     RecorderList,
     RecorderOut,
     RecordingFailure,
@@ -78,7 +78,8 @@ def register(
             " ON CONFLICT (node) DO UPDATE SET incarnation = excluded.incarnation, sfu = excluded.sfu,"
             " rtp_port_min = excluded.rtp_port_min, rtp_port_max = excluded.rtp_port_max,"
             " version = excluded.version, started_at = excluded.started_at,"
-            " heartbeat_at = excluded.heartbeat_at, stopped_at = NULL, dead_at = NULL",
+            " heartbeat_at = excluded.heartbeat_at, stopped_at = NULL, dead_at = NULL, rooms = NULL,"
+            " rooms_at = NULL",
             (me.node, me.incarnation, me.sfu, me.rtp_port_min, me.rtp_port_max, me.version, at, at),
         )
         failed: list[FailedRecording] = []
@@ -166,8 +167,10 @@ def heartbeat(c: sqlite3.Connection, dialect: str, me: Registration) -> bool:
 
 
 def leave(c: sqlite3.Connection, dialect: str, me: Registration) -> None:
+    """A clean stop: the row says `stopped`, and it records no room any more."""
     c.execute(
-        f"UPDATE recorders SET stopped_at = {NOW[dialect]} WHERE node = ? AND incarnation = ?",
+        f"UPDATE recorders SET stopped_at = {NOW[dialect]}, rooms = NULL, rooms_at = NULL"
+        " WHERE node = ? AND incarnation = ?",
         (me.node, me.incarnation),
     )
 
@@ -221,12 +224,7 @@ def list_recorders(c: sqlite3.Connection, dialect: str, dead_after: float) -> Re
     }
     out = []
     for r in c.execute("SELECT * FROM recorders ORDER BY node"):
-        if r["stopped_at"] is not None:
-            state: Literal["alive", "stopped", "dead"] = "stopped"
-        elif r["dead_at"] is not None or at - r["heartbeat_at"] >= dead_after:
-            state = "dead"
-        else:
-            state = "alive"
+        state = state_of(r, at, dead_after)
         out.append(
             RecorderOut(
                 node=r["node"],
@@ -247,6 +245,15 @@ def list_recorders(c: sqlite3.Connection, dialect: str, dead_after: float) -> Re
         alive=sum(r.state == "alive" for r in out),
         dead=sum(r.state == "dead" for r in out),
     )
+
+
+def state_of(row: sqlite3.Row, at: float, dead_after: float) -> NodeState:
+    """A recorder's state from its row (stopped_at, dead_at, heartbeat_at) at `at`, the database's time."""
+    if row["stopped_at"] is not None:
+        return "stopped"
+    if row["dead_at"] is not None or at - row["heartbeat_at"] >= dead_after:
+        return "dead"
+    return "alive"
 
 
 def reap(

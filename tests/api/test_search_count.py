@@ -8,22 +8,22 @@ PostgreSQL."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from api_kit import Api, ApiFactory
 from postgres_kit import BACKENDS
+from search_kit import Row, fill
 
 from recorder.api.catalog import Catalog
-from recorder.api.models import RecordingStatus, SearchQuery
-from recorder.recording import ParticipantInfo, RecordingInfo
+from recorder.api.models import SearchQuery
+from recorder.recording import ParticipantInfo
 
 pytestmark = BACKENDS
 
 LIMIT = 5
 NOW = time.time()
 # (id suffix, room, started (s ago), duration (None: live), participants, bytes)
-ROWS = [
+ROWS: list[Row] = [
     ("a", "room-b", 700, 30.0, 1, 700),
     ("b", "room-a", 600, 90.0, 3, 100),
     ("c", None, 500, None, 2, 400),  # live: 500 s so far, finishing "now"
@@ -48,21 +48,7 @@ def _id(suffix: str) -> str:
 
 
 def _fill(api: Api) -> None:
-    catalog = api.api.ctx.catalog
-    for suffix, room, ago, duration, people, size in ROWS:
-        started = NOW - ago
-        info = RecordingInfo(
-            recording_id=_id(suffix),
-            folder=Path("/nonexistent") / suffix,
-            room_id=room,
-            started_at=started,
-            finished_at=None if duration is None else started + duration,
-            participants=[ParticipantInfo(id=f"p{i}") for i in range(people)],
-        )
-        live = duration is None
-        catalog.upsert_recording(info, RecordingStatus.RECORDING if live else RecordingStatus.FINISHED)
-        if size:
-            catalog.add_bytes(info.recording_id, size)
+    fill(api.api.ctx.catalog, ROWS, _id(""), NOW)
 
 
 async def _filled(make_api: ApiFactory) -> Api:

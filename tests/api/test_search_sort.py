@@ -5,16 +5,13 @@ unknown field or order."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from api_kit import Api
-
-from recorder.api.models import RecordingStatus
-from recorder.recording import ParticipantInfo, RecordingInfo
+from search_kit import Row, fill
 
 NOW = time.time()
 # (id suffix, room, started (s ago), duration (None: live), participants, bytes)
-ROWS = [
+ROWS: list[Row] = [
     ("a", "room-b", 500, 30.0, 1, 700),
     ("b", "room-a", 400, 90.0, 3, 100),
     ("c", None, 300, None, 2, 400),
@@ -24,22 +21,7 @@ ROWS = [
 
 
 def _fill(api: Api) -> None:
-    catalog = api.api.ctx.catalog
-    for suffix, room, ago, duration, people, size in ROWS:
-        rid = f"20260101T000000Z-sort-{suffix}"
-        started = NOW - ago
-        info = RecordingInfo(
-            recording_id=rid,
-            folder=Path("/nonexistent") / rid,
-            room_id=room,
-            started_at=started,
-            finished_at=None if duration is None else started + duration,
-            participants=[ParticipantInfo(id=f"p{i}") for i in range(people)],
-        )
-        live = duration is None
-        catalog.upsert_recording(info, RecordingStatus.RECORDING if live else RecordingStatus.FINISHED)
-        if size:
-            catalog.add_bytes(rid, size)
+    fill(api.api.ctx.catalog, ROWS, "20260101T000000Z-sort-", NOW)
 
 
 async def _order(api: Api, query: str) -> list[str]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from postgres_kit import PostgresServer
+from postgres_kit import PostgresServer, running_server
 
 from recorder.api.audit import AuditLog, query_entries, verify_audit_chain
 from recorder.api.catalog import Catalog
@@ -19,12 +19,8 @@ from recorder.recording import RecordingInfo
 @pytest.fixture
 def own_server() -> Iterator[PostgresServer]:
     """A server of this test's own (the session's keeps running for the others)."""
-    server = PostgresServer()
-    try:
-        server.start()
+    with running_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_the_catalog_reconnects_after_a_restart(own_server: PostgresServer, tmp_path: Path) -> None:

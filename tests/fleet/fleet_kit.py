@@ -87,6 +87,22 @@ def recorder_node(tmp_path: Path, name: str, url: str, node_name: str | None = N
     return Node(name, config, data_dir, port, tmp_path / f"{name}.log")
 
 
+def api_node(tmp_path: Path, name: str, url: str, command_timeout: float = 10.0) -> Node:
+    """An API-only node (no SFU, no recorder) of the fleet named `name`."""
+    port = free_tcp_port()
+    data_dir = tmp_path / name
+    config = tmp_path / f"{name}.toml"
+    config.write_text(
+        f'data_dir = "{data_dir}"\nhttp_host = "127.0.0.1"\nhttp_port = {port}\nroles = ["api"]\n'
+        "[janus]\nenabled = false\n"
+        f'[api]\ncatalog_url = "{url}"\nadmin_key = "{KEY}"\nmetrics_require_key = false\n'
+        "[composite]\nenabled = false\n"
+        f'[fleet]\nnode_name = "{name}"\nheartbeat_seconds = {HEARTBEAT}\ndead_after_seconds = {DEAD_AFTER}\n'
+        f"command_timeout_seconds = {command_timeout}\n"
+    )
+    return Node(name, config, data_dir, port, tmp_path / f"{name}.log")
+
+
 def wait_for(what: str, check: Callable[[], T | None], timeout: float) -> T:
     """Until check() is true; TimeoutError(what) after `timeout` s."""
     deadline = time.monotonic() + timeout

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from postgres_kit import PostgresServer, postgres_bin
+from postgres_kit import PostgresServer, running_server
 
 from recorder.api.db import Database
 from recorder.fleet import registry
@@ -18,14 +18,8 @@ from recorder.fleet.models import Registration
 @pytest.fixture
 def own_server() -> Iterator[PostgresServer]:
     """A server of this test's own (stopped mid-test; the session's keeps running for the others)."""
-    if postgres_bin() is None:
-        pytest.skip("PostgreSQL is not installed: make system-deps (apt-get install -y postgresql)")
-    server = PostgresServer()
-    try:
-        server.start()
+    with running_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_heartbeats_resume_after_an_outage(own_server: PostgresServer) -> None:

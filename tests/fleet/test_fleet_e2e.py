@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 import pytest
 from janus_fixture import ADMIN_KEY, ROOM, ROOM_SECRET, JanusServer, start_or_skip
 from media import ffprobe_errors
-from netns import NetNamespace, network_namespace
-from postgres_kit import PostgresServer, postgres_bin
+from netns import NetNamespace
+from postgres_kit import PostgresServer, running_server
 from serve_process import request
 from service_kit import free_port_base, free_tcp_port
 from webrtc import PublisherProcess
@@ -45,22 +45,10 @@ JOBS = "[jobs]\nheartbeat_seconds = 0.5\nstalled_seconds = 3\n"
 
 
 @pytest.fixture
-def netns_for_test() -> Iterator[NetNamespace]:
-    with network_namespace() as ns, ns.entered():
-        yield ns
-
-
-@pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL of this test's own: it is restarted mid-run (the session's server is left alone)."""
-    if postgres_bin() is None:
-        pytest.skip("PostgreSQL is not installed: make system-deps (apt-get install -y postgresql)")
-    server = PostgresServer()
-    try:
-        server.start()
+    with running_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 class Proc:

@@ -14,10 +14,11 @@ from postgres_kit import BACKENDS
 from recorder.api.audit import AuditLog
 from recorder.api.catalog import Catalog
 from recorder.api.db import Database
-from recorder.api.models import RecordingStatus
-from recorder.fleet import registry
+from recorder.api.models import LiveParticipant, RecordingStatus
+from recorder.fleet import registry, rooms
 from recorder.fleet.models import RecoveredSegment, Registration, failure_of
 from recorder.fleet.registry import NodeNameInUseError
+from recorder.fleet.rooms import LiveRoom
 from recorder.recording import RecordingInfo
 
 pytestmark = [BACKENDS, pytest.mark.timeout(120)]
@@ -149,3 +150,36 @@ def audit_entries(db: Database) -> list[tuple[str, str]]:
         (r["action"], r["target"])
         for r in db.connection.execute("SELECT action, target FROM audit ORDER BY seq")
     ]
+
+
+def test_live_rooms_as_each_recorder_wrote_them(tmp_path: Path, catalog_url: str | None) -> None:
+    """recorder/fleet/rooms.py: a recorder's rooms are read back with its state; a silent one's are listed
+    `dead` (the API then shows nothing in progress there), a clean stop empties them, and a new run of the
+    name starts with none; another run's write under a taken name changes nothing."""
+    db = _open(tmp_path, catalog_url)
+    c, dialect = db.connection, db.dialect
+    run = db.submit
+    bob = LiveParticipant(id="bob", display_name="Bob", paused=True, tracks=["bob-audio"])
+    room = LiveRoom(room_id="room-7", recording_id="r-7", paused=False, participants=[bob])
+    try:
+        a1, b = _me("rec-a", "a1"), _me("rec-b", "b1")
+        run(lambda: registry.register(c, dialect, a1, 30, None)).result()
+        run(lambda: registry.register(c, dialect, b, 30, None)).result()
+        run(lambda: rooms.publish(c, dialect, a1, [room])).result()
+        run(lambda: rooms.publish(c, dialect, b, [room.model_copy(update={"recording_id": "r-b"})])).result()
+        run(lambda: rooms.publish(c, dialect, _me("rec-a", "stale"), [])).result()  # not this name's run
+        seen = run(lambda: rooms.read(c, dialect, 30)).result()
+        assert [(r.node, r.state, [x.recording_id for x in r.rooms]) for r in seen] == [
+            ("rec-a", "alive", ["r-7"]),
+            ("rec-b", "alive", ["r-b"]),
+        ]
+        assert seen[0].rooms[0].participants == [bob]
+        _age(db, "rec-a", 31)
+        run(lambda: registry.leave(c, dialect, b)).result()
+        seen = run(lambda: rooms.read(c, dialect, 30)).result()
+        states = [(r.node, r.state, len(r.rooms)) for r in seen]
+        assert states == [("rec-a", "dead", 1), ("rec-b", "stopped", 0)]
+        run(lambda: registry.register(c, dialect, _me("rec-a", "a2"), 30, None)).result()
+        assert run(lambda: rooms.read(c, dialect, 30)).result()[0].rooms == []
+    finally:
+        db.close()

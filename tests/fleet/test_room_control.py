@@ -5,7 +5,9 @@ the packets dropped in it, the audit log names who paused it and from which API 
 there, while another recorder's room with the same id is left alone (a stop must name the recorder); a
 start reaches recorders without an SFU as a 409, as on one node; a recording or recorder it does not know
 is 404; a recorder SIGKILLed mid-call answers nothing: the
-command expires unexecuted with a 504 naming the room, and once the recorder is dead it is a 503 at once."""
+command expires unexecuted with a 504 naming the room, and once the recorder is dead it is a 503 at once.
+The API node lists the rooms as the recorders see them (GET /v1/rooms): room-7 once per recorder with its
+participants and pause state, and the killed recorder's room as `dead`, never as live."""
 
 from __future__ import annotations
 
@@ -23,30 +25,13 @@ import pytest
 from media import encode_reference
 from postgres_kit import PostgresServer
 from serve_process import request
-from service_kit import free_tcp_port
 
 sys.path.insert(1, str(Path(__file__).parent))  # fleet_kit
-from fleet_kit import DEAD_AFTER, HEARTBEAT, KEY, Node, recorder_node, start_call, stop, wait_for
+from fleet_kit import DEAD_AFTER, KEY, Node, api_node, recorder_node, start_call, stop, wait_for
 
 pytestmark = [pytest.mark.timeout(240)]
 START = 60.0  # seconds a node may take to start on a loaded machine
 COMMAND_TIMEOUT = 4.0
-
-
-def api_node(tmp_path: Path, name: str, url: str) -> Node:
-    """An API-only node (no SFU, no recorder) of the fleet named `name`."""
-    port = free_tcp_port()
-    data_dir = tmp_path / name
-    config = tmp_path / f"{name}.toml"
-    config.write_text(
-        f'data_dir = "{data_dir}"\nhttp_host = "127.0.0.1"\nhttp_port = {port}\nroles = ["api"]\n'
-        "[janus]\nenabled = false\n"
-        f'[api]\ncatalog_url = "{url}"\nadmin_key = "{KEY}"\nmetrics_require_key = false\n'
-        "[composite]\nenabled = false\n"
-        f'[fleet]\nnode_name = "{name}"\nheartbeat_seconds = {HEARTBEAT}\ndead_after_seconds = {DEAD_AFTER}\n'
-        f"command_timeout_seconds = {COMMAND_TIMEOUT}\n"
-    )
-    return Node(name, config, data_dir, port, tmp_path / f"{name}.log")
 
 
 def _call(node: Node, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -79,7 +64,8 @@ def test_pause_resume_and_stop_through_an_api_node_reach_the_recorder(
 ) -> None:
     url = postgres_server.create_database()
     reference = encode_reference("opus", tmp_path, seconds=30.0)
-    rec, api = recorder_node(tmp_path, "rec-a", url).start(), api_node(tmp_path, "api-1", url).start()
+    rec = recorder_node(tmp_path, "rec-a", url).start()
+    api = api_node(tmp_path, "api-1", url, COMMAND_TIMEOUT).start()
     other = recorder_node(tmp_path, "rec-b", url).start()  # another SFU's recorder, a room of the same id
     senders: list[subprocess.Popen[bytes] | None] = []
     try:
@@ -97,6 +83,15 @@ def test_pause_resume_and_stop_through_an_api_node_reach_the_recorder(
         rid_b, sender_b = start_call(other, "room-7", "bob", reference, 7778)
         senders.append(sender_b)
         wait_for("recorded by rec-b", lambda: _recording(api, rid_b)["recorder"] == "rec-b", 30)
+        # the API node (no SFU) lists room-7 as each recorder sees it: its recording, its participant
+        both = wait_for("room-7 of both recorders", lambda: _live(api, "room-7", 2), 30)
+        assert [(r["recording_id"], r["recorder_state"], r["paused"]) for r in both.values()] == [
+            (rid, "alive", False),
+            (rid_b, "alive", False),
+        ], both
+        assert [[p["id"] for p in r["participants"]] for r in both.values()] == [["alice"], ["bob"]]
+        status, one = _call(api, "GET", "/v1/rooms/room-7")  # one room: the first live recorder's
+        assert status == 200 and (one["recorder"], one["recording_id"]) == ("rec-a", rid), one
 
         # pause through the API node: the recorder pauses at once (its own API says so) ...
         status, out = _call(api, "POST", f"/v1/recordings/{rid}/pause", {"reason": "card number"})
@@ -105,6 +100,8 @@ def test_pause_resume_and_stop_through_an_api_node_reach_the_recorder(
         assert status == 200 and room["paused"] is True, room
         status, room = _call(other, "GET", "/v1/rooms/room-7")  # the other SFU's room-7: untouched
         assert status == 200 and room["paused"] is False and room["recording_id"] == rid_b, room
+        seen = wait_for("the pause listed by the API node", lambda: _paused(api, "room-7", "rec-a"), 10)
+        assert seen["participants"][0]["paused"] is True and not _live(api, "room-7", 2)["rec-b"]["paused"]
         paused = wait_for("the pause in the catalog", lambda: _recording(api, rid)["pauses"], 30)
         assert paused[0]["by"] == "bootstrap-admin" and paused[0]["reason"] == "card number"
         # ... while packets keep arriving (counted as dropped: nothing of them is written)
@@ -178,11 +175,36 @@ def test_pause_resume_and_stop_through_an_api_node_reach_the_recorder(
         assert out["type"].endswith("/recorder-timeout")
         assert answered >= COMMAND_TIMEOUT  # it waited its bounded time for the recorder, then answered
         wait_for("rec-a dead", lambda: _fleet_state(api, "rec-a") == "dead", DEAD_AFTER + 30)
+        gone = _live(api, "room-8", 1)["rec-a"]  # what the dead recorder wrote last is not shown as live
+        assert (gone["recorder_state"], gone["recording_id"], gone["participants"]) == ("dead", None, []), (
+            gone
+        )
+        assert "room-7" not in {r["room_id"] for r in _rooms(api) if r["recorder"] == "rec-a"}  # stopped
         status, out = _call(api, "POST", "/v1/rooms/room-8/stop?recorder=rec-a")
         assert status == 503, out
         assert out["detail"].startswith("recorder rec-a, which has room room-8, is not alive"), out
     finally:
         stop([*senders, rec.proc, api.proc, other.proc])
+
+
+def _rooms(node: Node) -> list[dict[str, Any]]:
+    status, out = _call(node, "GET", "/v1/rooms")
+    assert status == 200, out
+    return list(out["rooms"])
+
+
+def _live(node: Node, room: str, recorders: int) -> dict[str, dict[str, Any]]:
+    """The node's entries of `room` by recorder, once `recorders` recorders list it with participants."""
+    found = {r["recorder"]: r for r in _rooms(node) if r["room_id"] == room and r["recorder"]}
+    ready = len(found) == recorders and all(
+        r["participants"] or r["recorder_state"] != "alive" for r in found.values()
+    )
+    return found if ready else {}
+
+
+def _paused(node: Node, room: str, recorder: str) -> dict[str, Any] | None:
+    entry = _live(node, room, 2).get(recorder)
+    return entry if entry is not None and entry["paused"] else None
 
 
 def _fleet_state(node: Node, name: str) -> str | None:

@@ -11,13 +11,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from janus_fixture import ADMIN_KEY, ROOM, ROOM_SECRET, JanusServer, start_or_skip
-from netns import NetNamespace, network_namespace
+from netns import NetNamespace
 from postgres_kit import PostgresServer
 from serve_process import request
 from service_kit import free_port_base, free_tcp_port
@@ -27,12 +27,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 T = TypeVar("T")
 KEY = "room-control-janus-admin-key-0123456789ab"
 EVENTS = "evt-room-control"
-
-
-@pytest.fixture
-def netns_for_test() -> Iterator[NetNamespace]:
-    with network_namespace() as ns, ns.entered():
-        yield ns
 
 
 def _serve(tmp_path: Path, name: str, url: str, body: str, port: int) -> subprocess.Popen[bytes]:

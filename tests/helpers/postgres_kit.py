@@ -14,6 +14,8 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -144,3 +146,18 @@ class PostgresServer:
     def stop(self) -> None:
         self.stop_server()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def running_server() -> Iterator[PostgresServer]:
+    """A started throwaway server, stopped and removed afterwards; the test is skipped (with what to
+    install) where PostgreSQL is not installed. For the session's server and the tests that need one of
+    their own (stopped or restarted mid-test, while the session's keeps running for the others)."""
+    if postgres_bin() is None:  # as tests/janus_fixture.py does for Janus: say what to install
+        pytest.skip("PostgreSQL is not installed: make system-deps (apt-get install -y postgresql)")
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

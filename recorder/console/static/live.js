@@ -49,10 +49,15 @@ async function act(what, method, path, body) {
   refresh();
 }
 
-function pauseButtons(room, recId, participant, paused) {
+// A fleet lists a room once per recorder whose SFU has it: "room-7 on rec-a". Pause and resume go by the
+// recording's id (one recorder); a start or stop of a room id that two recorders have names the recorder.
+const on = room => room.recorder ? ` on ${room.recorder}` : '';
+
+function pauseButtons(room, participant, paused) {
+  const recId = room.recording_id;
   if (!recId || !can.pause) return [];
   const path = `/v1/recordings/${encodeURIComponent(recId)}` + (participant ? `/participants/${encodeURIComponent(participant)}` : '');
-  const who = participant ? `participant ${participant}` : `room ${room}`;
+  const who = participant ? `participant ${participant}${on(room)}` : `room ${room.room_id}${on(room)}`;
   if (paused) {
     return [el('button', {type: 'button', text: 'Resume', 'aria-label': `Resume ${who}`,
       onclick: () => act(`Resume ${who}`, 'POST', `${path}/resume`)})];
@@ -66,8 +71,8 @@ function pauseButtons(room, recId, participant, paused) {
   }})];
 }
 
-function trackRows(stats, room) {
-  return stats.filter(t => t.room_id === room).map(t => el('tr', {},
+function trackRows(stats, recId) {
+  return stats.filter(t => recId && t.recording_id === recId).map(t => el('tr', {},
     el('td', {text: t.participant}), el('td', {text: `${t.track} (${t.kind}, ${t.codec})`}),
     el('td', {text: t.kbit_per_second === null ? '—' : `${t.kbit_per_second} kbit/s`}),
     el('td', {text: t.packets_per_second === null ? '—' : `${t.packets_per_second}/s`}),
@@ -75,31 +80,38 @@ function trackRows(stats, room) {
     el('td', {text: `${t.packets_lost} / ${t.packets_received}`})));
 }
 
-function card(room, stats) {
+function card(room, stats, shared) {
   const live = Boolean(room.recording_id);
+  const down = room.recorder_state && room.recorder_state !== 'alive';  // nothing in progress there
+  const name = `room ${room.room_id}${on(room)}`;
   const heading = el('h2', {}, `Room ${room.room_id} `,
+    room.recorder ? el('span', {class: 'recorder', text: `on recorder ${room.recorder} `}) : '',
     el('span', {class: `badge ${room.paused ? 'status-paused' : live ? 'status-recording' : 'unknown'}`,
-      text: room.paused ? 'paused' : live ? '● recording' : room.recording ? 'recorded (waiting for media)' : 'not recorded'}));
-  const controls = el('div', {class: 'controls'}, ...pauseButtons(room.room_id, room.recording_id, null, room.paused));
-  if (can.stop && (live || room.recording)) {
-    controls.append(el('button', {type: 'button', class: 'danger', text: 'Stop recording', 'aria-label': `Stop recording room ${room.room_id}`,
-      onclick: () => window.confirm(`Stop recording room ${room.room_id}?`) &&
-        act(`Stop ${room.room_id}`, 'POST', `/v1/rooms/${encodeURIComponent(room.room_id)}/stop`)}));
-  } else if (can.start && !room.recording) {
-    controls.append(el('button', {type: 'button', text: 'Start recording', 'aria-label': `Start recording room ${room.room_id}`,
-      onclick: () => act(`Start ${room.room_id}`, 'POST', `/v1/rooms/${encodeURIComponent(room.room_id)}/start`, {})}));
+      text: down ? `recorder ${room.recorder_state}` : room.paused ? 'paused' : live ? '● recording'
+        : room.recording ? 'recorded (waiting for media)' : 'not recorded'}));
+  const path = `/v1/rooms/${encodeURIComponent(room.room_id)}`;
+  const named = shared && room.recorder ? `?recorder=${encodeURIComponent(room.recorder)}` : '';
+  const controls = el('div', {class: 'controls'}, ...pauseButtons(room, null, room.paused));
+  if (!down && can.stop && (live || room.recording)) {
+    controls.append(el('button', {type: 'button', class: 'danger', text: 'Stop recording', 'aria-label': `Stop recording ${name}`,
+      onclick: () => window.confirm(`Stop recording ${name}?`) &&
+        act(`Stop ${room.room_id}${on(room)}`, 'POST', `${path}/stop${named}`)}));
+  } else if (!down && can.start && !room.recording) {
+    controls.append(el('button', {type: 'button', text: 'Start recording', 'aria-label': `Start recording ${name}`,
+      onclick: () => act(`Start ${room.room_id}${on(room)}`, 'POST', `${path}/start${named}`, {})}));
   }
   const people = el('ul', {class: 'people'}, ...room.participants.map(p => el('li', {},
     el('strong', {text: p.display_name || p.id}), ` (${p.id}) `, p.paused ? el('span', {class: 'badge status-paused', text: 'paused'}) : '',
-    ' ', ...pauseButtons(room.room_id, room.recording_id, p.id, p.paused && !room.paused))));
-  const rows = trackRows(stats, room.room_id);
+    ' ', ...pauseButtons(room, p.id, p.paused && !room.paused))));
+  const rows = trackRows(stats, room.recording_id);
   const table = rows.length ? el('div', {class: 'table-wrap'}, el('table', {class: 'results'},
-    el('caption', {class: 'visually-hidden', text: `Tracks of room ${room.room_id}`}),
+    el('caption', {class: 'visually-hidden', text: `Tracks of ${name}`}),
     el('thead', {}, el('tr', {}, ...['Participant', 'Track', 'Bit rate', 'Packets', 'Loss now', 'Lost / received']
       .map(h => el('th', {scope: 'col', text: h})))), el('tbody', {}, ...rows))) : null;
   const link = live && can.view ? el('p', {}, el('a', {href: `/console/recordings/${encodeURIComponent(room.recording_id)}`,
     text: `Recording ${room.recording_id}`})) : null;
-  return el('section', {class: 'card room', 'data-room': room.room_id}, heading, controls, link, people, table);
+  return el('section', {class: 'card room', 'data-room': room.room_id, 'data-recorder': room.recorder || ''},
+    heading, controls, link, people, table);
 }
 
 async function refresh() {
@@ -110,7 +122,9 @@ async function refresh() {
     const [list, stats] = await Promise.all([api('GET', '/v1/rooms', undefined, headers), request('/console/live-tracks')]);
     first = false;
     const focused = document.activeElement?.getAttribute('aria-label');
-    rooms.replaceChildren(...(list.rooms.length ? list.rooms.map(r => card(r, stats.tracks))
+    const seen = {};  // a room id listed for two recorders (two SFUs): its start and stop name the recorder
+    list.rooms.forEach(r => { seen[r.room_id] = (seen[r.room_id] || 0) + 1; });
+    rooms.replaceChildren(...(list.rooms.length ? list.rooms.map(r => card(r, stats.tracks, seen[r.room_id] > 1))
       : [el('p', {text: 'No room is known yet.'})]));
     if (focused) [...rooms.querySelectorAll('button')].find(b => b.getAttribute('aria-label') === focused)?.focus();
     const recording = list.rooms.filter(r => r.recording_id).length;

@@ -27,7 +27,8 @@ function encrypted(d, files) {
 function showAbout(d) {
   $('about').hidden = false;
   $('meta').replaceChildren(
-    ...fact('Room', d.room_id), ...fact('Call id', d.call_id), ...fact('Status', statusBadge(d.status)),
+    ...fact('Room', d.room_id), ...(d.recorder ? fact('Recorder', d.recorder) : []),  // a fleet: its recorder node
+    ...fact('Call id', d.call_id), ...fact('Status', statusBadge(d.status)),
     ...fact('Started (UTC)', utc(d.started_at)), ...fact('Finished (UTC)', utc(d.finished_at)),
     ...fact('Duration', seconds(d.duration)), ...fact('Tracks', String(d.tracks)), ...fact('Size', bytes(d.bytes)),
     ...fact('Tags', Object.entries(d.metadata).map(([k, v]) => `${k}: ${v}`).join(', ') || '—'),
