@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import shutil
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -83,11 +81,6 @@ from recorder.webhooks import (
 )
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-ARCHIVE_THREADS = 2
-"""The archive's own worker threads: its steps mostly wait on the spool's one lock, so more would only
-wait there too."""
 
 FINISHING = 2**31 - 1
 """Upload priority of the first recording to finish (its last segments, track files, manifest): above
@@ -177,10 +170,6 @@ class Archive:
         self.composites = CompositeStage(self)
         self.holds: list[Callable[[str], bool]] = []
         """Checks that keep a recording's local folder after it is stored (composites still to build)."""
-        self._pool: ThreadPoolExecutor | None = None
-        """The archive's own worker threads for its steps on a recording's critical path (queueing,
-        sealing, completion checks): in a burst of recordings ending together these wait on the
-        spool's lock and fsyncs, and in asyncio's default pool they held up the sessions' joins."""
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -255,9 +244,6 @@ class Archive:
                 await task
         await run.uploader.stop()
         await run.dispatcher.stop()
-        if self._pool is not None:  # a step cancelled above finishes before the spool closes
-            pool, self._pool = self._pool, None
-            await asyncio.to_thread(pool.shutdown, True)
         for waiter in self._waiters.values():
             if not waiter.done():
                 waiter.set_result(False)
@@ -390,7 +376,7 @@ class Archive:
         recording.info = info.model_copy(deep=True)
         self._finish(recording.id)
         await self._drain(recording)
-        ticket = await self._thread(self._seal, recording, tracks)
+        ticket = await asyncio.to_thread(self._seal, recording, tracks)
         self._forget(recording)
         if recording.recipients is not None:
             if ticket.manifest is not None:
@@ -433,12 +419,6 @@ class Archive:
         recording_id = self._folders.get(_norm(folder))
         return None if recording_id is None else self._recordings.get(recording_id)
 
-    async def _thread(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking step in the archive's own threads (see `_pool`)."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(ARCHIVE_THREADS, thread_name_prefix="archive")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
-
     def _spawn(self, recording: _Recording, work: Coroutine[Any, Any, None], stage: str) -> None:
         async def guarded() -> None:
             try:
@@ -465,7 +445,7 @@ class Archive:
     async def _queue(
         self, recording: _Recording, name: str, track: str, sha256: str | None, metadata: dict[str, str]
     ) -> None:
-        obj, kind = await self._thread(
+        obj, kind = await asyncio.to_thread(
             self._queue_file, recording, name, track, recording.kinds.get(track), sha256, metadata
         )
         recording.kinds.setdefault(track, kind)
@@ -764,11 +744,11 @@ class Archive:
     async def _try_complete(self, ticket: FinishTicket) -> None:
         run = self.running
         rid = ticket.recording_id
-        if await self._thread(run.spool.pending_count, rid):
+        if await asyncio.to_thread(run.spool.pending_count, rid):
             return
         failure = ticket.failure
         if failure is None:
-            failed = await self._thread(run.spool.jobs, JobState.FAILED, rid)
+            failed = await asyncio.to_thread(run.spool.jobs, JobState.FAILED, rid)
             if failed:
                 failure = Failure(stage="upload", error="; ".join(f"{j.key}: {j.last_error}" for j in failed))
         data: RecordingFinished | RecordingFailed
@@ -785,7 +765,7 @@ class Archive:
         else:
             keys = {MANIFEST_NAME: ticket.manifest_key, SIGNATURE_NAME: ticket.signature_key}
             expires = timedelta(seconds=self.settings.webhooks.presign_expiry_seconds)
-            links = await self._thread(presigned_links, self.store, ticket.manifest, keys, expires)
+            links = await asyncio.to_thread(presigned_links, self.store, ticket.manifest, keys, expires)
             data = RecordingFinished(
                 recording_id=rid,
                 room_id=ticket.room_id,
@@ -795,7 +775,7 @@ class Archive:
                 links=links,
             )
         await run.dispatcher.publish(WebhookEvent.of(data), msg_id=f"msg_{rid}.end")
-        await self._thread(remove_ticket, self.tickets_dir, rid)
+        await asyncio.to_thread(remove_ticket, self.tickets_dir, rid)
         self._tickets.pop(rid, None)
         self._finishing.pop(rid, None)
         ok = failure is None
