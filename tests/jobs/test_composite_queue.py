@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
 import pytest
 from archive_kit import FakeTrack, Receiver, local_settings, new_info
 from postgres_kit import PostgresServer
-from s3_fixture import free_port
 from service_kit import until
 
 from postprocess.settings import CompositeSettings
@@ -24,7 +23,6 @@ from recorder.jobs.settings import JobSettings
 from recorder.jobs.sink import TICKETS_DIR, CompositeQueue
 from recorder.models import Codec, TrackSummary
 from recorder.recording import RecordingInfo
-from recorder.webhooks import generate_secret
 
 pytestmark = [pytest.mark.timeout(120)]
 SD = CompositeSettings(enabled=True, profiles=["sd"])
@@ -38,14 +36,6 @@ class Handed:
 
     async def __call__(self, info: RecordingInfo, files: Sequence[str], errors: Sequence[str]) -> None:
         self.calls.append((info.recording_id, list(files), list(errors)))
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver(free_port(), generate_secret())
-    await r.start()
-    yield r
-    await r.stop()
 
 
 def unreadable_recording(data_dir: Path, rid: str) -> tuple[RecordingInfo, list[TrackSummary]]:

@@ -14,16 +14,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from postgres_kit import PostgresServer
 from service_kit import until
 
-from recorder.api.files import StorageAccess
-from recorder.lifecycle.exports import ExportRunner
 from recorder.lifecycle.fleet_pass import PASS_LOCK, PassBusyError, fleet_pass
 from recorder.lifecycle.models import ExportFilter, JobState, ScheduleRequest
 from recorder.lifecycle.rules import KeepPeriods
 from recorder.lifecycle.service import Lifecycle
 from recorder.lifecycle.settings import LifecycleSettings
-from recorder.storage.keys import DEFAULT_KEY_TEMPLATE
 from recorder.storage.local import LocalStore
-from recorder.webhooks.events import WebhookEvent
 
 sys.path.insert(1, str(Path(__file__).parent.parent / "lifecycle"))  # vault
 from vault import DAY, T0, Vault, close, open_vault
@@ -41,26 +37,6 @@ def lifecycle_of(vault: Vault) -> Lifecycle:
     lc.deletion = vault.scheduler(SETTINGS)
     lc.holds = vault.holds()
     return lc
-
-
-def runner_of(vault: Vault) -> ExportRunner:
-    access = StorageAccess(vault.store, DEFAULT_KEY_TEMPLATE)
-
-    async def publish(event: WebhookEvent, msg_id: str) -> object:
-        vault.published.append((event, msg_id))
-        return msg_id
-
-    return ExportRunner(
-        SETTINGS,
-        vault.root,
-        vault.db,
-        vault.catalog,
-        vault.audit,
-        lambda: access,
-        lambda: KEY,
-        lambda: publish,
-        clock=vault.clock,
-    )
 
 
 def nodes(tmp_path: Path, url: str) -> tuple[Vault, Vault]:
@@ -135,7 +111,7 @@ async def test_a_schedule_due_on_two_nodes_exports_once(
     a, b = nodes(tmp_path, postgres_server.create_database())
     try:
         a.add("rec-day", finished=T0 + 60)
-        one, two = runner_of(a), runner_of(b)
+        one, two = a.exports(SETTINGS, KEY), b.exports(SETTINGS, KEY)
         request = ScheduleRequest(cron="0 3 * * *", filter=ExportFilter(room="billing"))
         schedule = await one.add_schedule(request, "admin")
         a.clock.now = b.clock.now = schedule.next_run.timestamp() + 1

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
@@ -22,10 +21,8 @@ from age_kit import age_decrypt, keygen
 from archive_kit import Receiver
 from media import ffprobe_errors
 from postgres_kit import PostgresServer
-from s3_fixture import ACCESS_KEY, PLAIN_BUCKET, SECRET_KEY, MotoServer, free_port
+from s3_fixture import ACCESS_KEY, PLAIN_BUCKET, SECRET_KEY, MotoServer
 from serve_process import request
-
-from recorder.webhooks import generate_secret
 
 sys.path.insert(1, str(Path(__file__).parent.parent / "postprocess"))  # composite_kit
 sys.path.insert(1, str(Path(__file__).parent))  # jobs_kit, ingest_call_kit
@@ -37,14 +34,6 @@ from queued_kit import api_get, archive_config, kinds, recording_id, show_logs, 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 KEY = "queued-composites-admin-key-0123456789abcdef"
 CALLERS = [Publisher("alice", tone=1000, seconds=4.0), Publisher("bob", tone=2500, seconds=4.0)]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver(free_port(), generate_secret())
-    await r.start()
-    yield r
-    await r.stop()
 
 
 def recorder_config(moto: MotoServer, receiver: Receiver, spool: Path, recipients: list[str]) -> str:

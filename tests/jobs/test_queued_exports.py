@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import pytest
 from archive_kit import Receiver
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from postgres_kit import PostgresServer
-from s3_fixture import ACCESS_KEY, PLAIN_BUCKET, SECRET_KEY, MotoServer, free_port
+from s3_fixture import ACCESS_KEY, PLAIN_BUCKET, SECRET_KEY, MotoServer
 from serve_process import request
 
 from recorder.jobs.queue import PRIORITIES
@@ -30,7 +30,6 @@ from recorder.lifecycle.bundle_verify import verify_bundle
 from recorder.manifest.signing import load_private_key_file, write_private_key
 from recorder.storage.s3 import S3Store
 from recorder.storage.settings import S3Settings
-from recorder.webhooks import generate_secret
 
 sys.path.insert(1, str(Path(__file__).parent))  # jobs_kit, queued_kit
 sys.path.insert(1, str(Path(__file__).parent.parent / "lifecycle"))  # vault
@@ -41,14 +40,6 @@ from vault import open_vault
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 ADMIN = "queued-exports-admin-key-0123456789abcdef"
 NAMES = ["api", "w1", "w2"]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver(free_port(), generate_secret())
-    await r.start()
-    yield r
-    await r.stop()
 
 
 def seed(tmp_path: Path, moto: MotoServer, url: str, rids: list[str], size: int) -> None:

@@ -14,17 +14,14 @@ import signal
 import subprocess
 import sys
 import urllib.parse
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from archive_kit import Receiver
 from postgres_kit import PostgresServer
-from s3_fixture import MotoServer, free_port
+from s3_fixture import MotoServer
 from serve_process import request
-
-from recorder.webhooks import generate_secret
 
 sys.path.insert(1, str(Path(__file__).parent.parent / "postprocess"))  # composite_kit
 sys.path.insert(1, str(Path(__file__).parent.parent / "postprocess" / "transcribe"))  # speech
@@ -43,14 +40,6 @@ SAYS = (
 )
 NO_COMPOSITES = {"CALLVAULT_COMPOSITE__ENABLED": "false"}
 OFF = "[janus]\nenabled = false\n"
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver(free_port(), generate_secret())
-    await r.start()
-    yield r
-    await r.stop()
 
 
 def spoken_reference(folder: Path) -> list[tuple[Publisher, Path]]:

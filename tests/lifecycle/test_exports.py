@@ -13,16 +13,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from postgres_kit import BACKENDS
 from vault import OBJECTS, T0, Vault
 
-from recorder.api.files import StorageAccess
 from recorder.lifecycle.bundle_verify import verify_bundle
 from recorder.lifecycle.exports import ExportRunner
 from recorder.lifecycle.models import ExportFilter, ExportRequest, Include, JobState, ScheduleRequest
 from recorder.lifecycle.settings import LifecycleSettings
 from recorder.manifest.signing import signature_valid
 from recorder.storage.base import CHUNK, ObjectStore
-from recorder.storage.keys import DEFAULT_KEY_TEMPLATE
 from recorder.storage.local import LocalStore
-from recorder.webhooks.events import WebhookEvent
 
 pytestmark = BACKENDS  # each test on the SQLite catalog and on PostgreSQL
 
@@ -48,23 +45,7 @@ class CrashingStore(LocalStore):
 
 
 def runner(vault: Vault, store: ObjectStore | None = None, **settings: object) -> ExportRunner:
-    access = StorageAccess(store or vault.store, DEFAULT_KEY_TEMPLATE)
-
-    async def publish(event: WebhookEvent, msg_id: str) -> object:
-        vault.published.append((event, msg_id))
-        return msg_id
-
-    return ExportRunner(
-        LifecycleSettings.model_validate(settings),
-        vault.root,
-        vault.db,
-        vault.catalog,
-        vault.audit,
-        lambda: access,
-        lambda: KEY,
-        lambda: publish,
-        clock=vault.clock,
-    )
+    return vault.exports(LifecycleSettings.model_validate(settings), KEY, store)
 
 
 async def wait_state(run: ExportRunner, job_id: str, state: JobState) -> None:

@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from recorder.api.audit import AuditEntry, AuditLog
 from recorder.api.catalog import Catalog
 from recorder.api.db import Database
 from recorder.api.files import StorageAccess
 from recorder.lifecycle.deletion import DeletionScheduler
+from recorder.lifecycle.exports import ExportRunner
 from recorder.lifecycle.holds import LegalHolds
 from recorder.lifecycle.settings import LifecycleSettings
 from recorder.storage.base import ObjectStore
@@ -109,15 +112,16 @@ class Vault:
     async def entries(self, action: str) -> list[AuditEntry]:
         return await self.audit.entries(action=action)
 
+    async def publish(self, event: WebhookEvent, msg_id: str) -> object:
+        """The webhooks: what was published lands in `published`."""
+        self.published.append((event, msg_id))
+        return msg_id
+
     def scheduler(
         self, settings: LifecycleSettings | None = None, store: ObjectStore | None = None
     ) -> DeletionScheduler:
         access = StorageAccess(store or self.store, DEFAULT_KEY_TEMPLATE)
-
-        async def publish(event: WebhookEvent, msg_id: str) -> object:
-            self.published.append((event, msg_id))
-            return msg_id
-
+        publish = self.publish
         return DeletionScheduler(
             settings or LifecycleSettings(),
             self.db,
@@ -125,6 +129,24 @@ class Vault:
             lambda: access,
             self.recordings_dir,
             lambda rid: rid in self.live,
+            lambda: publish,
+            clock=self.clock,
+        )
+
+    def exports(
+        self, settings: LifecycleSettings, key: Ed25519PrivateKey, store: ObjectStore | None = None
+    ) -> ExportRunner:
+        """An export runner over the vault (its store, or `store`), signing with `key`."""
+        access = StorageAccess(store or self.store, DEFAULT_KEY_TEMPLATE)
+        publish = self.publish
+        return ExportRunner(
+            settings,
+            self.root,
+            self.db,
+            self.catalog,
+            self.audit,
+            lambda: access,
+            lambda: key,
             lambda: publish,
             clock=self.clock,
         )
