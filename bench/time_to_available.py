@@ -10,6 +10,10 @@ retry-free test endpoint.
 
     .venv/bin/python bench/time_to_available.py --recordings 20 --seconds 2 [--parallel 1] [--fast]
 
+`--parallel N` runs the calls in waves of N that start and end together, each wave announced before the
+next starts (`--rolling`: a new call as soon as one is announced, the mode before 2026-12-01).
+`--s3 s3rver` uses s3rver (Node, `make s3rver`) instead of moto_server as the S3 server.
+
 Besides the latencies it prints the load average before the run and the CPU seconds the run took in
 this process (recording, archive, uploads' client side, webhook receiver) and in the S3 server: on a
 busy machine the latencies grow with the load, the CPU seconds much less.
