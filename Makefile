@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit system-deps venv clean mediasoup-worker s3rver
+.PHONY: demo test lint typecheck unit system-deps venv native clean mediasoup-worker s3rver
 
 system-deps:
 	@missing=""; \
@@ -35,9 +35,19 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
+# The per-packet modules compiled with mypyc beside their sources (docs/native.md), again whenever one of them
+# changes; where nothing can be compiled (no C compiler) build_native.py says so and the sources run.
+NATIVE_SOURCES := build_native.py $(wildcard recorder/native.py recorder/rtp/*.py recorder/assembly/*.py \
+	recorder/codecs/*.py recorder/mux/*.py recorder/ingest/*.py)
+$(BIN)/.native: $(BIN)/.installed $(NATIVE_SOURCES)
+	$(BIN)/python build_native.py
+	touch $@
+
+native: $(BIN)/.native
+
 # The real thing on one machine, as root: Janus in a network namespace, two WebRTC publishers, callvault
 # serve with the local store, signed manifests, a composite and a webhook receiver (`callvault demo --help`).
-demo: system-deps venv
+demo: system-deps venv native
 	$(BIN)/pip install -q -e '.[demo,transcribe]'
 	$(BIN)/callvault demo
 
@@ -60,10 +70,11 @@ s3rver: system-deps
 	@cd tests/lifecycle/s3rver && { [ -x node_modules/.bin/s3rver ] || \
 	  npm ci --no-audit --no-fund --loglevel=error; }
 
-unit: system-deps venv mediasoup-worker s3rver
+unit: system-deps venv native mediasoup-worker s3rver
 	$(BIN)/python -m pytest -q -ra
 
 test: system-deps venv lint typecheck unit
 
 clean:
-	rm -rf $(VENV) demo-out bench-out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-out bench-out .pytest_cache .mypy_cache .ruff_cache build
+	find recorder -name '*.so' -delete; rm -f recorder/native_build.json

@@ -4,6 +4,7 @@ filters, reorder, frame assembly, depacketize, timeline) with the 20 Hz timer st
 time; prints the CPU cost per packet.
 
     .venv/bin/python bench/hotpath.py --calls 20 --seconds 10 [--profile]
+    CALLVAULT_NATIVE=0 .venv/bin/python bench/hotpath.py ...   # the pure-Python modules, when compiled ones exist
 
 What this leaves out (sockets, the event loop, muxing, summaries) is in bench/ingest.py's figures.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import Capture, make_media
 
+from recorder import native
 from recorder.assembly.pipeline import StreamPipeline
 from recorder.ingest.track import TrackReceiver
 from recorder.models import Codec, StreamSpec
@@ -71,6 +73,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--profile", action="store_true", help="print the 20 costliest functions")
     args = ap.parse_args()
+    print(native.describe())
     video, audio = make_media(args.seconds)
     costs = []
     for _ in range(args.runs):

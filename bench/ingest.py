@@ -349,6 +349,9 @@ def main() -> int:
         print("needs ffmpeg", file=sys.stderr)
         return 2
     print(f"load average before: {os.getloadavg()[0]:.2f}")
+    from recorder import native
+
+    print(f"recorder's {native.describe()}")  # the same tree and environment as the recorder process
     video, audio = make_media(args.seconds)
     if args.curve:
         curve(

@@ -12,6 +12,12 @@ A summary is written beside its file (`.<track>.json.tmp`) and renamed over it. 
   file on disk is read for that only when it is not the checkpoint this process wrote last (its inode,
   mtime and size are remembered): a live track's checkpoints cost one stat each, not a read and a parse.
 
+A checkpoint takes the place of the previous one by exchanging the two files (Linux `renameat2` with
+RENAME_EXCHANGE): the temporary file then holds the previous checkpoint and is written over next time, so
+a live track's checkpoints create and delete no file (on ext4, creating a file among many recently
+deleted ones cost a recorder of 200 tracks a fifth of its CPU). Where the exchange is not available, the
+temporary file is renamed over the summary.
+
 A final summary ('complete', 'recovered', 'failed') uses up the reserved file and leaves no temporary
 file; when it cannot be written, OSError is raised and nothing half-written is left. The temporary files
 are hidden: manifests and file listings skip them.
@@ -19,9 +25,12 @@ are hidden: manifests and file listings skip them.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,10 +88,12 @@ def write_summary(folder: Path, summary: TrackSummary) -> bool:
         if live and _final_on_disk(path, track.checkpoint):
             log.warning("track %s: a late live summary is not written over its final one", summary.name)
             return False
-        tmp = reserve if not live and reserve.exists() else temporary_path(folder, summary.name)
+        temporary = temporary_path(folder, summary.name)
+        tmp = reserve if not live and reserve.exists() else temporary
         try:
             _write_into(tmp, data)
-            os.replace(tmp, path)
+            if not (live and _exchange(tmp, path)):
+                os.replace(tmp, path)
         except OSError as exc:
             try:
                 tmp.unlink(missing_ok=True)
@@ -96,6 +107,7 @@ def write_summary(folder: Path, summary: TrackSummary) -> bool:
             track.checkpoint = _stamp(path)
             _reserve(reserve, max(RESERVE_BYTES, 2 * len(data)))
         else:
+            temporary.unlink(missing_ok=True)  # the previous checkpoint, left by the last exchange
             _forget(path, track)  # a finished track's entry goes (a service records tracks for months)
     return True
 
@@ -138,6 +150,32 @@ def _final_on_disk(path: Path, checkpoint: Stamp | None) -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     return isinstance(state, str) and state != LIVE_STATE
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+_renameat2 = getattr(_libc, "renameat2", None)
+_cannot_exchange: set[int] = set()
+"""The devices whose file system refused an exchange (renames there from then on)."""
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the files `a` and `b` atomically; False (nothing done) where that is not possible: no such
+    system call or file system support, or `b` does not exist yet."""
+    if _renameat2 is None:
+        return False
+    device = os.stat(a).st_dev
+    if device in _cannot_exchange:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        _cannot_exchange.add(device)
+    elif code != errno.ENOENT:
+        raise OSError(code, os.strerror(code), str(b))
+    return False
 
 
 def _write_into(tmp: Path, data: bytes) -> None:

@@ -43,7 +43,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from recorder import __version__
+from recorder import __version__, native
 from recorder.api.files import archive_of
 from recorder.models import SegmentInfo, TrackSummary
 from recorder.service.manager import RecordingManager
@@ -290,7 +290,14 @@ class CallVaultCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         m = self.manager
         build = InfoMetricFamily("callvault_build", "the running CallVault's version")
-        build.add_metric([], {"version": __version__, "python_version": platform.python_version()})
+        build.add_metric(
+            [],
+            {
+                "version": __version__,
+                "python_version": platform.python_version(),
+                "hot_path": native.implementation(),  # 'compiled' (mypyc) or 'pure' (recorder/native.py)
+            },
+        )
         yield build
         rooms = list(m.rooms.values())
         yield _level("callvault_active_recordings", "recordings in progress", len(rooms))

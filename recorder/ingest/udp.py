@@ -51,6 +51,9 @@ RECEIVE_BUFFER = 1 << 20
 without the kernel dropping datagrams; the kernel caps it at net.core.rmem_max (raise that sysctl on hosts
 where it is lower) and only uses the memory when datagrams wait."""
 
+EPOLL = hasattr(select, "epoll")
+"""Whether the sockets are drained together (False: each one is watched by the loop itself)."""
+
 _pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Poller] = weakref.WeakKeyDictionary()
 
 
@@ -136,7 +139,7 @@ class _Poller:
 
 
 def _poller(loop: asyncio.AbstractEventLoop) -> _Poller | None:
-    if not hasattr(select, "epoll"):
+    if not EPOLL:
         return None
     poller = _pollers.get(loop)
     if poller is None:

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 CODEC_IDS = {Codec.VP8: "V_VP8", Codec.VP9: "V_VP9", Codec.H264: "V_MPEG4/ISO/AVC", Codec.OPUS: "A_OPUS"}
 _OPUS_HEAD_CHANNELS = 9  # offset of the channel count in an OpusHead (RFC 7845 §5.1)
-_OPUS_HEAD_PRE_SKIP = slice(10, 12)
+_OPUS_HEAD_PRE_SKIP = 10  # offset of the 16-bit little-endian pre-skip
 
 
 def track_params(
@@ -46,7 +46,7 @@ def track_params(
         pre_skip = 0
         if extradata[:8] == OPUS_HEAD_MAGIC and len(extradata) >= 19:
             channels = extradata[_OPUS_HEAD_CHANNELS]
-            pre_skip = int.from_bytes(extradata[_OPUS_HEAD_PRE_SKIP], "little")
+            pre_skip = int.from_bytes(extradata[_OPUS_HEAD_PRE_SKIP : _OPUS_HEAD_PRE_SKIP + 2], "little")
         return TrackParams(
             codec_id,
             video=False,

@@ -183,29 +183,19 @@ class RtpPacket:
         b0, b1, seq, ts, ssrc = _HEADER.unpack_from(data)
         if b0 >> 6 != RTP_VERSION:
             raise MalformedPacketError(f"RTP packet has version {b0 >> 6}, expected 2")
-        packet = cls.__new__(cls)
-        packet.marker = b1 > 0x7F
-        packet.payload_type = b1 & 0x7F
-        packet.sequence_number = seq
-        packet.timestamp = ts
-        packet.ssrc = ssrc
+        marker = b1 > 0x7F
         if b0 == 0x80:  # the usual packet: no CSRC, no extension, no padding
-            packet.csrc = ()
-            packet.extension_profile = None
-            packet.extension_data = b""
-            packet.padding_size = 0
-            packet.payload = data[RTP_HEADER_SIZE:]
-            packet._padding = b""
-            return packet
+            return RtpPacket(b1 & 0x7F, seq, ts, ssrc, data[RTP_HEADER_SIZE:], marker)
         pos = RTP_HEADER_SIZE
         cc = b0 & 0x0F
+        csrc: tuple[int, ...] = ()
         if cc:
             pos += 4 * cc
             if pos > size:
                 raise MalformedPacketError(f"RTP packet has truncated CSRC list ({cc} entries)")
-            packet.csrc = _CSRC[cc].unpack_from(data, RTP_HEADER_SIZE)
-        else:
-            packet.csrc = ()
+            csrc = _CSRC[cc].unpack_from(data, RTP_HEADER_SIZE)
+        profile: int | None = None
+        ext = b""
         if b0 & 0x10:
             if pos + 4 > size:
                 raise MalformedPacketError("RTP packet has truncated extension header")
@@ -217,25 +207,18 @@ class RtpPacket:
                 )
             ext = data[pos + 4 : end]
             _scan_extensions(profile, ext, None)
-            packet.extension_profile = profile
-            packet.extension_data = ext
             pos = end
-        else:
-            packet.extension_profile = None
-            packet.extension_data = b""
-        if b0 & 0x20:
-            padding = data[-1]
-            if padding == 0 or padding > size - pos:
-                raise MalformedPacketError(
-                    f"RTP packet has invalid padding size {padding} for {size - pos} bytes after the header"
-                )
-            packet.padding_size = padding
-            packet.payload = data[pos : size - padding]
-            packet._padding = data[size - padding :]
-        else:
-            packet.padding_size = 0
-            packet.payload = data[pos:]
-            packet._padding = b""
+        if not b0 & 0x20:
+            return RtpPacket(b1 & 0x7F, seq, ts, ssrc, data[pos:], marker, csrc, profile, ext)
+        padding = data[-1]
+        if padding == 0 or padding > size - pos:
+            raise MalformedPacketError(
+                f"RTP packet has invalid padding size {padding} for {size - pos} bytes after the header"
+            )
+        packet = RtpPacket(
+            b1 & 0x7F, seq, ts, ssrc, data[pos : size - padding], marker, csrc, profile, ext, padding
+        )
+        packet._padding = data[size - padding :]
         return packet
 
     def extensions(self) -> tuple[HeaderExtension, ...]:

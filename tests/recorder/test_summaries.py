@@ -53,3 +53,17 @@ def test_a_finished_track_leaves_nothing_in_memory(tmp_path: Path) -> None:
     # A checkpoint arriving after the end still cannot replace the final summary.
     assert not write_summary(tmp_path, summary("recording", 3, name="audio-7"))
     assert read_summary(tmp_path, "audio-7") == summary("complete", 2, name="audio-7")
+
+
+def test_checkpoints_exchange_two_files_and_the_final_summary_leaves_none(tmp_path: Path) -> None:
+    """A live track's checkpoints reuse two files (no file created or deleted per checkpoint, which costs
+    a recorder of hundreds of tracks dearly on ext4); the final summary leaves no hidden file behind."""
+    inodes = set()
+    for frames in range(6):
+        assert write_summary(tmp_path, summary("recording", frames))
+        assert read_summary(tmp_path, "audio-0") == summary("recording", frames)
+        inodes.add(summary_path(tmp_path, "audio-0").stat().st_ino)
+    assert len(inodes) == 2
+    assert write_summary(tmp_path, summary("complete", 7))
+    assert read_summary(tmp_path, "audio-0") == summary("complete", 7)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio-0.json"]

@@ -15,23 +15,17 @@ Synthetic VP8 frames: one packet each, a keyframe header with the picture size o
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 from recorder.assembly.pipeline import StreamPipeline
 from recorder.models import Codec, Frame, StreamSpec
+from recorder.rtp.packet import RtpPacket
 
 T0 = 1_000.0
 FPS = 30
 
 
-@dataclass(frozen=True)
-class Pkt:
-    sequence_number: int
-    timestamp: int
-    marker: bool
-    payload: bytes
-    payload_type: int = 96
-    ssrc: int = 1
+def pkt(sequence_number: int, timestamp: int, marker: bool, payload: bytes) -> RtpPacket:
+    return RtpPacket(96, sequence_number, timestamp, 1, payload, marker)
 
 
 def vp8(keyframe: bool, width: int = 1280, height: int = 720) -> bytes:
@@ -57,8 +51,8 @@ class Sender:
         self.size: tuple[int, int] | None = None
 
     def frame(self, keyframe: bool = False, width: int = 1280, height: int = 720) -> None:
-        packet = Pkt(self.seq & 0xFFFF, self.ts & 0xFFFFFFFF, True, vp8(keyframe, width, height))
-        self.pipeline.push(packet, self.now)  # type: ignore[arg-type]
+        packet = pkt(self.seq & 0xFFFF, self.ts & 0xFFFFFFFF, True, vp8(keyframe, width, height))
+        self.pipeline.push(packet, self.now)
         self.seq += 1
 
     def run(self, seconds: float, fps: float = FPS, size: tuple[int, int] | None = (1280, 720)) -> None:
@@ -178,7 +172,7 @@ def test_audio_tracks_have_no_layers_and_no_stalls() -> None:
     spec = StreamSpec(name="audio-0", codec=Codec.OPUS, payload_type=111, clock_rate=48000, port=0)
     pipeline = StreamPipeline(spec, "webm")
     for i in range(10):
-        pipeline.push(Pkt(i, i * 960, True, b"\xfc\xff\xfe"), T0 + i * 0.02)  # type: ignore[arg-type]
+        pipeline.push(pkt(i, i * 960, True, b"\xfc\xff\xfe"), T0 + i * 0.02)
     for step in range(1, 60):
         pipeline.tick(T0 + step * 0.1)
         assert not pipeline.take_keyframe_request(T0 + step * 0.1)

@@ -109,7 +109,7 @@ async def test_a_failing_handler_or_one_closing_sockets_stops_nothing_else(
 async def test_without_epoll_each_socket_is_read_by_the_loop(
     sender: socket.socket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(udp, "_poller", lambda loop: None)
+    monkeypatch.setattr(udp, "EPOLL", False)
     received: Received = {}
     sockets = [DatagramSocket("127.0.0.1", 0, collector(received, i)) for i in range(5)]
     try:
