@@ -9,13 +9,17 @@ import asyncio
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from postgres_kit import PostgresServer
 from service_kit import until
 
+from recorder.jobs.exports import ExportDispatch
+from recorder.jobs.queue import ensure_schema, make_app
+from recorder.lifecycle.exports import LOST_AFTER, QUEUEINGS
 from recorder.lifecycle.fleet_pass import PASS_LOCK, PassBusyError, fleet_pass
-from recorder.lifecycle.models import ExportFilter, JobState, ScheduleRequest
+from recorder.lifecycle.models import ExportFilter, ExportRequest, JobState, ScheduleRequest
 from recorder.lifecycle.rules import KeepPeriods
 from recorder.lifecycle.service import Lifecycle
 from recorder.lifecycle.settings import LifecycleSettings
@@ -135,3 +139,82 @@ async def test_a_schedule_due_on_two_nodes_exports_once(
     finally:
         await close(a)
         await close(b)
+
+
+async def test_an_export_a_worker_ended_is_announced_once_by_the_api_nodes(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    a, b = nodes(tmp_path, postgres_server.create_database())
+    try:
+        a.add("rec-w")
+        worker, api_a, api_b = a.exports(SETTINGS, KEY), a.exports(SETTINGS, KEY), b.exports(SETTINGS, KEY)
+        worker.announces = False  # a worker: no webhooks
+        worker_job = await api_a.create(ExportRequest(filter=ExportFilter(room="billing")), "auditor")
+        await api_a.stop()  # (no queue here: node a started it itself; stopped, the worker takes it)
+        a.published.clear()
+        a.db.submit(  # as a worker finds it in the catalog: queued
+            lambda: a.db.connection.execute(
+                "UPDATE export_jobs SET state = 'queued' WHERE job_id = ?", (worker_job.job_id,)
+            )
+        ).result()
+        await worker.run_attempt(worker_job.job_id, "7.0.123")
+        assert a.published == []  # nothing announced by the worker
+        claims = await asyncio.gather(api_a.announce_ended("api-a"), api_b.announce_ended("api-b"))
+        assert sorted(claims) == [0, 1]  # one node claims it
+        events = [(e.type.value, msg) for e, msg in a.published + b.published]
+        assert events == [("export.finished", f"export-{worker_job.job_id}-finished")]
+        assert await api_a.announce_ended("api-a") == 0  # never again
+    finally:
+        await close(a)
+        await close(b)
+
+
+async def test_an_export_the_queue_lost_is_queued_again_then_failed(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.create_database()
+    a, b = nodes(tmp_path, url)
+    await ensure_schema(url)
+    app = make_app(url)
+    try:
+        async with app.open_async():
+            a.add("rec-q")
+            api = a.exports(SETTINGS, KEY)
+            api.queue = ExportDispatch(app)
+            job = await api.create(ExportRequest(filter=ExportFilter(room="billing")), "auditor")
+            assert await queued(url, job.job_id) == ["todo"]
+            await api.queue.defer(job.job_id)  # queued once: a second queueing while it waits is ignored
+            assert await queued(url, job.job_id) == ["todo"]
+            a.clock.now += LOST_AFTER + 1
+            assert await api.requeue_lost() == []  # it is in the queue
+            for n in range(QUEUEINGS):  # each queue job ended without ending the export (a worker lost)
+                await set_status(url, job.job_id, "failed")
+                assert await api.requeue_lost() == [job.job_id]
+                if n < QUEUEINGS - 1:
+                    assert (await queued(url, job.job_id))[-1] == "todo"  # queued again
+            ended = await api.get(job.job_id)
+            assert ended is not None and ended.state is JobState.FAILED
+            assert ended.error == f"{QUEUEINGS} jobs of the job queue ended without ending the export"
+            assert [e.type.value for e, _ in a.published] == ["export.failed"]
+    finally:
+        await close(a)
+        await close(b)
+
+
+async def queued(url: str, job_id: str) -> list[str]:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        rows = await (
+            await conn.execute(
+                "SELECT status::text FROM procrastinate_jobs WHERE args->>'job_id' = %s ORDER BY id",
+                (job_id,),
+            )
+        ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+async def set_status(url: str, job_id: str, status: str) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE procrastinate_jobs SET status = %s WHERE args->>'job_id' = %s AND status = 'todo'",
+            (status, job_id),
+        )
