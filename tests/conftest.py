@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,8 +37,20 @@ _load_helper("s3_fixture")
 # pass their composite settings explicitly, which wins over the environment.
 os.environ["CALLVAULT_COMPOSITE__ENABLED"] = "false"
 
+from archive_kit import Receiver  # noqa: E402
 from postgres_kit import PostgresServer, running_server  # noqa: E402
-from s3_fixture import MotoServer  # noqa: E402
+from s3_fixture import MotoServer, free_port  # noqa: E402
+
+from recorder.webhooks import generate_secret  # noqa: E402
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver on 127.0.0.1: a real HTTP server checking Standard Webhooks signatures."""
+    r = Receiver(free_port(), generate_secret())
+    await r.start()
+    yield r
+    await r.stop()
 
 
 @pytest.fixture(scope="session")

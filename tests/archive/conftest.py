@@ -13,21 +13,12 @@ from s3_fixture import ACCESS_KEY, SECRET_KEY, MotoServer, free_port
 
 from recorder.archive import ArchiveSettings
 from recorder.mux.workers import MuxWorkers
-from recorder.webhooks import generate_secret
 
 
 @pytest.fixture(scope="session")
 def references(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("refs")
     return {codec: encode_reference(codec, folder, 3.0) for codec in ("vp8", "opus")}
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver(free_port(), generate_secret())
-    await r.start()
-    yield r
-    await r.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 from archive_kit import Receiver
 from composite_kit import Call
 from media import ffprobe_errors
-from s3_fixture import ACCESS_KEY, LOCKED_BUCKET, SECRET_KEY, MotoServer, free_port
+from s3_fixture import ACCESS_KEY, LOCKED_BUCKET, SECRET_KEY, MotoServer
 from service_kit import absent, until
 
 from postprocess.compositor import Compositor
@@ -29,7 +29,7 @@ from recorder.models import TrackSummary
 from recorder.recording import ParticipantInfo, RecordingInfo
 from recorder.storage import recording_prefix
 from recorder.storage.keys import DEFAULT_KEY_TEMPLATE
-from recorder.webhooks import CompositeFailed, CompositeFinished, RecordingFinished, generate_secret
+from recorder.webhooks import CompositeFailed, CompositeFinished, RecordingFinished
 
 SD = CompositeSettings(profiles=[Profile.SD], audio_mix=True)
 
@@ -59,14 +59,6 @@ class Handed:
 
     async def __call__(self, info: RecordingInfo, files: Sequence[str], errors: Sequence[str]) -> None:
         self.calls.append((info.recording_id, list(files), list(errors)))
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver(free_port(), generate_secret())
-    await r.start()
-    yield r
-    await r.stop()
 
 
 def test_which_recordings_get_a_composite_and_what_is_built(tmp_path: Path) -> None:

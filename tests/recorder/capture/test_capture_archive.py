@@ -7,30 +7,19 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from age_kit import age_decrypt, keygen
 from archive_kit import FakeTrack, Receiver, local_settings, new_info
-from s3_fixture import free_port
 
 from recorder.archive import Archive
 from recorder.capture.reader import parse
 from recorder.capture.writer import CaptureFile, PacketCapture, capture_track
 from recorder.manifest import MANIFEST_NAME, Manifest
 from recorder.models import Codec, SegmentInfo, StreamSpec
-from recorder.webhooks.signing import generate_secret
 
 pytestmark = pytest.mark.skipif(shutil.which("age") is None, reason="the age tool is installed by make")
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver(free_port(), generate_secret())
-    await r.start()
-    yield r
-    await r.stop()
 
 
 def capture_segments(folder: Path, track: str) -> list[SegmentInfo]:
