@@ -18,6 +18,7 @@ from recorder.api.settings import ApiSettings
 from recorder.service.manager import RecordingManager, RoomRecording
 
 if TYPE_CHECKING:
+    from recorder.api.routes_reports import ReportQueue
     from recorder.fleet.commands_api import FleetRooms
 
 
@@ -34,6 +35,8 @@ class ApiContext:
     control: RoomControl | None = None
     fleet_rooms: FleetRooms | None = None
     """A fleet API node without an SFU: room commands go to the recorders (recorder/fleet/commands_api)."""
+    reports: ReportQueue | None = None
+    """A fleet API node without the worker role: workers build reports (recorder/jobs/reports.py)."""
 
     def storage(self) -> StorageAccess | None:
         return StorageAccess.of(self.manager.sinks)

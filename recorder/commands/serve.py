@@ -157,6 +157,7 @@ async def _serve(settings: ServiceSettings, stop: asyncio.Event | None, signals:
         api.mount(app)
         if jobs is not None:  # exports built by the workers, announced here (recorder/jobs/exports.py)
             jobs.attach_exports(api.lifecycle)
+            jobs.attach_reports(api.ctx)  # built by the workers when this node is not one
     fleet = await FleetNode.open(settings, manager, api)  # registers a recorder; its sink after the catalog
     if fleet is not None:
         counters["recorders"] = fleet.counters

@@ -5,9 +5,10 @@
   encryption, upload, composite.finished), holding the recording's folder until then;
 - api: the backlog per queue is a metric (callvault_jobs_<queue>_pending, and callvault_jobs_pending for all
   of them) for the chart's autoscaler; exports created here are queued (recorder/jobs/exports.py), and
-  this node announces those the workers ended; lifecycle passes run one at a time across the fleet;
-- worker: takes jobs from every queue, highest priority first (recorder/jobs/queue.py): composites,
-  transcripts, exports.
+  this node announces those the workers ended; reports are queued (recorder/jobs/reports.py) when the node
+  has no worker role; lifecycle passes run one at a time across the fleet;
+- worker: takes jobs from every queue, highest priority first (recorder/jobs/queue.py): reports,
+  composites, transcripts, exports.
 
 On the embedded SQLite catalog, and on a node with all three roles (the default), there is no queue:
 `JobNode.open` returns None and the service builds composites in-process, handing them to its archive
@@ -27,6 +28,7 @@ from recorder.jobs.settings import ALL_ROLES, Role
 if TYPE_CHECKING:  # procrastinate is the `postgres` extra: imported only by a node that uses the queue
     import procrastinate
 
+    from recorder.api.context import ApiContext
     from recorder.archive.archive import Archive
     from recorder.jobs.queue import WorkerContext
     from recorder.jobs.sink import CompositeQueue
@@ -112,6 +114,15 @@ class JobNode:
             from recorder.jobs.exports import ExportDispatch  # noqa: PLC0415  (the postgres extra)
 
             lifecycle.follow_queue(ExportDispatch(self.app), self.settings.fleet.node())
+
+    def attach_reports(self, api: ApiContext) -> None:
+        """(api role without the worker role) Reports are built by the workers; the GET waits for them."""
+        if Role.API in self.roles and Role.WORKER not in self.roles:
+            from recorder.jobs.reports import ReportDispatch  # noqa: PLC0415  (the postgres extra)
+
+            api.reports = ReportDispatch(
+                self.app, self.settings.data_dir / "reports", self.settings.jobs.report_wait_seconds
+            )
 
     def holding(self, recording_id: str) -> bool:
         """Whether composites of the recording are queued and not handed to the archive yet."""

@@ -2,8 +2,9 @@
 
 A job carries only ids (a recording id, a profile); whichever worker node takes it reads the recording
 from the shared store (`<data_dir>/recordings/<id>/`, a volume every worker mounts) and writes its result
-there. Queues and priorities: composites (30) before transcripts (20) before exports (10); a worker takes
-the highest priority first (a transcript and its card-number redaction must not wait behind a bulk
+there. Queues and priorities: reports (40: a GET waits on it, recorder/jobs/reports.py) before
+composites (30) before transcripts (20) before exports (10); a worker takes the highest priority first
+(a transcript and its card-number redaction must not wait behind a bulk
 export). A worker that dies mid-job stops sending heartbeats; every worker looks for such stalled jobs
 every few seconds and puts them back in the queue (procrastinate's stalled-job retry),
 so another worker builds the same result again: the output is written to a work folder of its own job
@@ -36,7 +37,7 @@ from recorder.transcripts.work import TranscriptWorkers
 
 log = logging.getLogger(__name__)
 
-PRIORITIES = {"composites": 30, "transcripts": 20, "exports": 10}
+PRIORITIES = {"reports": 40, "composites": 30, "transcripts": 20, "exports": 10}
 """Queue -> priority (higher first): the chart scales workers on callvault_jobs_pending (all queues)."""
 SCHEMA_LOCK = 0x63765F6A6F6273  # advisory lock: nodes starting together create the schema once
 
@@ -115,6 +116,9 @@ def make_app(conninfo: str) -> procrastinate.App:
     from recorder.jobs.exports import EXPORT_TASK, export  # noqa: PLC0415  (it imports us)
 
     app.task(name=EXPORT_TASK, queue="exports", priority=PRIORITIES["exports"], pass_context=True)(export)
+    from recorder.jobs.reports import REPORT_TASK, report  # noqa: PLC0415  (it imports us)
+
+    app.task(name=REPORT_TASK, queue="reports", priority=PRIORITIES["reports"], pass_context=True)(report)
     return app
 
 

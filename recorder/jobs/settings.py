@@ -22,6 +22,13 @@ class JobSettings(BaseModel):
         description="A job whose worker sent no heartbeat for this long is given to another worker"
         " (a worker killed mid-job); at least a few heartbeats.",
     )
+    report_wait_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=600,
+        description="How long GET /v1/recordings/{id}/report on an API node without the worker role waits"
+        " for the worker building the report before answering 503 report-pending (with Retry-After).",
+    )
 
 
 class Role(StrEnum):
