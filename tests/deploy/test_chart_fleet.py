@@ -219,9 +219,9 @@ def test_recorders_and_workers_share_the_recordings(rendered: dict[str, list[dic
             assert template["spec"]["accessModes"] == ["ReadWriteOnce"]
             assert template["spec"]["resources"]["requests"]["storage"] == "50Gi"
         elif "-api" in name:  # its own folder (spool, outbox, transcript jobs: a second node on them
-            # refuses to start), the recordings, composites and exports from the shared volume
+            # refuses to start), the recordings, composites, exports and reports from the shared volume
             assert mounts[DATA_DIR]["name"] == "node" and "emptyDir" in volumes["node"]
-            for folder in ("recordings", "composites", "exports"):
+            for folder in ("recordings", "composites", "exports", "reports"):
                 assert mounts[f"{DATA_DIR}/{folder}"]["name"] == "shared"
                 assert mounts[f"{DATA_DIR}/{folder}"]["subPath"] == folder
         else:  # the data folder itself: recordings/ and the composites' work folders on one file system
