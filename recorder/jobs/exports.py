@@ -30,6 +30,7 @@ from recorder.lifecycle.exports import ExportRunner
 from recorder.manifest.signing import load_signing_key
 
 if TYPE_CHECKING:
+    from recorder.archive.archive import Archive
     from recorder.service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,17 @@ class ExportDispatch:
         return {j: had.get(j, (0, 0))[0] for j in job_ids if had.get(j, (0, 0))[1] == 0}
 
 
+def open_worker_catalog(settings: ServiceSettings) -> tuple[Database, Catalog, AuditLog, Archive | None]:
+    """(blocking) A worker's own catalog connection (closed by the caller), its catalog and audit log, and
+    its archive, not started: only its store, signing key and playback identity (None without one)."""
+    from recorder.archive.archive import Archive  # noqa: PLC0415 (the archive imports the API)
+
+    api = settings.api
+    db = Database(api.catalog_location(settings.data_dir))
+    archive = Archive(settings.archive, settings.data_dir) if settings.archive is not None else None
+    return db, Catalog(db, api.retention_days, api.search_count_limit), AuditLog(db), archive
+
+
 class ExportWorker:
     """A worker node's export runner, opened on its first export job (a catalog connection of its own)."""
 
@@ -88,14 +100,9 @@ class ExportWorker:
             return self._runner
 
     def _open(self) -> ExportRunner:
-        from recorder.archive.archive import Archive  # noqa: PLC0415 (the archive imports the API)
-
         s = self.settings
-        api = s.api
-        db = Database(api.catalog_location(s.data_dir))
+        db, catalog, audit, archive = open_worker_catalog(s)
         self._db = db
-        archive = Archive(s.archive, s.data_dir) if s.archive is not None else None  # not started:
-        # only its store, signing key and playback identity
 
         def key() -> Ed25519PrivateKey:
             if archive is None:
@@ -112,8 +119,8 @@ class ExportWorker:
             s.lifecycle,
             s.data_dir,
             db,
-            Catalog(db, api.retention_days, api.search_count_limit),
-            AuditLog(db),
+            catalog,
+            audit,
             lambda: StorageAccess.of([archive]) if archive is not None else None,
             key,
             lambda: None,  # no webhooks on a worker: an API node announces the job's end

@@ -6,9 +6,11 @@
 - api: the backlog per queue is a metric (callvault_jobs_<queue>_pending, and callvault_jobs_pending for all
   of them) for the chart's autoscaler; exports created here are queued (recorder/jobs/exports.py), and
   this node announces those the workers ended; reports are queued (recorder/jobs/reports.py) when the node
-  has no worker role; lifecycle passes run one at a time across the fleet;
+  has no worker role; lifecycle passes run one at a time across the fleet (none here when
+  `lifecycle.run_on = "workers"` and the node has no worker role);
 - worker: takes jobs from every queue, highest priority first (recorder/jobs/queue.py): reports,
-  composites, transcripts, exports.
+  composites, transcripts, exports; without the api role and with `lifecycle.run_on = "workers"`, runs
+  the lifecycle passes (recorder/jobs/lifecycle.py).
 
 On the embedded SQLite catalog, and on a node with all three roles (the default), there is no queue:
 `JobNode.open` returns None and the service builds composites in-process, handing them to its archive
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -29,6 +32,7 @@ if TYPE_CHECKING:  # procrastinate is the `postgres` extra: imported only by a n
     import procrastinate
 
     from recorder.api.context import ApiContext
+    from recorder.api.db import Database
     from recorder.archive.archive import Archive
     from recorder.jobs.queue import WorkerContext
     from recorder.jobs.sink import CompositeQueue
@@ -36,6 +40,8 @@ if TYPE_CHECKING:  # procrastinate is the `postgres` extra: imported only by a n
     from recorder.service.manager import RecordingManager
     from recorder.service.settings import ServiceSettings
     from recorder.transcripts.service import Transcriber
+
+log = logging.getLogger(__name__)
 
 
 class JobNode:
@@ -50,6 +56,7 @@ class JobNode:
         self._tasks: list[asyncio.Task[None]] = []
         self.composites: CompositeQueue | None = None
         self._context: WorkerContext | None = None
+        self._lifecycle: tuple[Lifecycle, Database] | None = None
         """The recorder's queued composites (None on a node without the recorder role)."""
 
     @classmethod
@@ -109,11 +116,17 @@ class JobNode:
             )
 
     def attach_exports(self, lifecycle: Lifecycle | None) -> None:
-        """(api role, before the API starts) Exports go to the workers; this node announces their end."""
+        """(api role, before the API starts) Exports go to the workers; this node announces their end;
+        it runs no pass when the workers run them."""
         if lifecycle is not None and Role.API in self.roles:
             from recorder.jobs.exports import ExportDispatch  # noqa: PLC0415  (the postgres extra)
 
             lifecycle.follow_queue(ExportDispatch(self.app), self.settings.fleet.node())
+            lifecycle.passes = not self._passes_on_workers or Role.WORKER in self.roles
+
+    @property
+    def _passes_on_workers(self) -> bool:
+        return self.settings.lifecycle.enabled and self.settings.lifecycle.run_on == "workers"
 
     def attach_reports(self, api: ApiContext) -> None:
         """(api role without the worker role) Reports are built by the workers; the GET waits for them."""
@@ -152,6 +165,18 @@ class JobNode:
             self._context = context
             work = run_worker(self.app, context, self.settings.jobs, self._stop)
             self._tasks.append(asyncio.create_task(work, name="job worker"))
+            if self._passes_on_workers and Role.API not in self.roles:
+                self._tasks.append(asyncio.create_task(self._run_lifecycle(), name="lifecycle passes"))
+
+    async def _run_lifecycle(self) -> None:
+        """(a worker without the api role) The fleet's lifecycle passes (recorder/jobs/lifecycle.py)."""
+        from recorder.jobs.lifecycle import open_worker_lifecycle  # noqa: PLC0415  (the postgres extra)
+
+        try:
+            self._lifecycle = await asyncio.to_thread(open_worker_lifecycle, self.settings, self.app)
+            await self._lifecycle[0].start()
+        except Exception:
+            log.exception("lifecycle passes: not started on this worker")
 
     async def close(self) -> None:
         if self.composites is not None:
@@ -163,6 +188,10 @@ class JobNode:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._lifecycle is not None:  # after its start (the task above) ended
+            lifecycle, db = self._lifecycle
+            await lifecycle.stop()
+            db.close()
         if self._context is not None:
             for pool in self._context.transcribers.values():
                 await asyncio.to_thread(pool.shutdown)

@@ -4,8 +4,10 @@ interrupted exports resumed; then every `lifecycle.interval_seconds` (or at once
 changes) one pass applies holds to the store, plans and deletes what is due, and fires export schedules.
 
 On a fleet every node with the `api` role runs this, one pass at a time across the fleet
-(recorder/lifecycle/fleet_pass.py); with the job queue (`follow_queue`) exports are built by the workers
-and this node announces the ones they ended and queues again those the queue lost.
+(recorder/lifecycle/fleet_pass.py), or, with `lifecycle.run_on = "workers"`, the worker nodes run the
+passes (recorder/jobs/lifecycle.py) and the API nodes none; with the job queue (`follow_queue`) exports
+are built by the workers and this node announces the ones they ended and queues again those the queue
+lost.
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ class Lifecycle:
         self.node = ""
         """This node's name in the fleet (who announced an export a worker ended)."""
         self._pass_lock = asyncio.Lock()
+        self.passes = True
+        """Whether this node runs the periodic passes (False: an API node of a fleet whose workers do)."""
+        self.follows = True
+        """Whether this node announces the exports the workers ended (False: a worker, without webhooks)."""
         self.last_pass: PassReport | None = None
 
     # -- what the archive provides, looked up at call time (it starts after the API) --------------------
@@ -139,8 +145,9 @@ class Lifecycle:
         resumed = await self.exports.resume()
         if resumed:
             log.info("exports: %d interrupted jobs resumed", resumed)
-        self._task = asyncio.create_task(self._loop(), name="lifecycle")
-        if self.exports.queue is not None:
+        if self.passes:
+            self._task = asyncio.create_task(self._loop(), name="lifecycle")
+        if self.exports.queue is not None and self.follows:
             self._follow = asyncio.create_task(self._follow_exports(), name="exports on the queue")
 
     async def stop(self) -> None:

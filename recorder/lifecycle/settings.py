@@ -4,7 +4,7 @@ scheduler's pace, and export jobs (workers, where downloadable bundles are kept,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -22,6 +22,13 @@ class LifecycleSettings(BaseModel):
         default=True,
         description="Run the deletion scheduler, the legal hold reconciliation and export jobs in"
         " `callvault serve` (needs the control API's catalog).",
+    )
+    run_on: Literal["api", "workers"] = Field(
+        default="api",
+        description="On a fleet (PostgreSQL catalog, job queue): which nodes run the periodic passes (holds"
+        " to the store, deletions, export schedules), one at a time across the fleet. `api`: the nodes with"
+        " the api role; `workers`: the nodes with the worker role and not the api role (they need the"
+        " archive's store settings), API-only nodes then run none. Without a fleet the one node runs them.",
     )
     defaults: KeepPeriods = Field(
         default_factory=KeepPeriods,

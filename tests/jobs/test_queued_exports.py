@@ -3,7 +3,8 @@ processes. Exports through the job queue (recorder/jobs/exports.py): an API-only
 a worker-only node builds its bundles (from the store, signed with the fleet's key), the API node serves
 them and announces the job's end once; a worker SIGKILLed mid-export leaves its job to the other worker,
 which goes on where it stopped (the bundles already made are kept, none is half-written, one
-`export.finished`). Deletions: two API nodes passing every half second delete a due recording once."""
+`export.finished`). Deletions: two API nodes passing every half second delete a due recording once; with
+`lifecycle.run_on = "workers"` an API-only node runs no pass and a worker-only node deletes."""
 
 from __future__ import annotations
 
@@ -293,3 +294,52 @@ async def test_two_api_nodes_delete_a_due_recording_once(
     finally:
         stop_all([p for p, _ in apis.values()])
         show_logs(tmp_path, list(apis))
+
+
+def catalog_status(port: int, rid: str) -> str:
+    return str(call(port, f"/v1/recordings/{rid}")[1]["status"])
+
+
+async def test_passes_run_on_a_worker_node_not_on_the_api_node(
+    tmp_path: Path, postgres_server: PostgresServer, moto_server: MotoServer, receiver: Receiver
+) -> None:
+    url = postgres_server.create_database()
+    seed(tmp_path, moto_server, url, ["wdel-1"], 1000)  # finished in January 2026: long due
+    due = 'run_on = "workers"\ninterval_seconds = 0.5\n[lifecycle.defaults]\noriginals = 30\ncomposite = 30\n'
+    api = node(
+        tmp_path,
+        "api",
+        url,
+        ["api"],
+        tmp_path / "api",
+        config(tmp_path, moto_server, receiver, "api", due),
+        api=f'admin_key = "{ADMIN}"\n',
+    )
+    procs = [api[0]]
+    try:
+        await asyncio.to_thread(wait_for, "api node", lambda: up(*api), 60)
+        with pytest.raises(TimeoutError):  # six of its intervals: the API node deletes nothing
+            await asyncio.to_thread(
+                wait_for, "deleted by the api node", lambda: catalog_status(api[1], "wdel-1") == "deleted", 3
+            )
+        worker = node(
+            tmp_path,
+            "w1",
+            url,
+            ["worker"],
+            tmp_path / "w1",
+            config(tmp_path, moto_server, receiver, "w1", due),
+        )
+        procs.append(worker[0])
+        await asyncio.to_thread(
+            wait_for, "deleted by the worker", lambda: catalog_status(api[1], "wdel-1") == "deleted", 45
+        )
+        assert [o.object_name for o in moto_server.client().list_objects(PLAIN_BUCKET, recursive=True)
+                if "/wdel-" in str(o.object_name)] == []  # fmt: skip
+        status, page = call(api[1], "/v1/audit?action=recording.retention_delete")
+        assert status == 200 and [e["target"] for e in page["entries"]] == ["wdel-1"], page
+        assert "retention: 1 recordings deleted" in (tmp_path / "w1.log").read_text()
+        assert "retention:" not in (tmp_path / "api.log").read_text()
+    finally:
+        stop_all(procs)
+        show_logs(tmp_path, ["api", "w1"])
