@@ -34,6 +34,7 @@ TABLES = (
     "recorders",  # the recorder fleet (recorder/fleet)
     "recording_segments",
     "room_commands",  # room control across the fleet (recorder/fleet/commands.py)
+    "pending_webhooks",  # webhooks a worker left for the API nodes (recorder/lifecycle/pending.py)
 )
 COLUMNS = {"transcript_segments": ("text", "recording_id", "speaker", "start", "end")}
 """Tables whose columns differ by dialect (PostgreSQL adds an id and the generated tsvector): these only."""

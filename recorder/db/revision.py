@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-HEAD = "0011"
+HEAD = "0012"
 """The newest revision in recorder/db/migrations/versions (tests/db/test_migrations.py checks it)."""
 
 

@@ -8,9 +8,9 @@ schedules it fires are queued (`ExportDispatch`) and announced by an API node, a
 The API nodes then run no pass (recorder/jobs/fleet.py); `POST /v1/lifecycle/run` on one still runs a
 pass there, under the lock.
 
-A worker has no webhook endpoints: `recording.deleted` of the deletions it makes is not sent (issue 15:
-announcements kept in the catalog for the API nodes to send are not built yet); the audit log has each
-deletion (`recording.retention_delete`).
+A worker has no webhook secrets: the `recording.deleted` of its deletions are kept in the catalog
+(recorder/lifecycle/pending.py) and sent once by an API node with webhooks; the audit entries of the
+deletions are written here.
 """
 
 from __future__ import annotations
@@ -43,4 +43,5 @@ def open_worker_lifecycle(settings: ServiceSettings, app: procrastinate.App) -> 
     lifecycle.exports.queue = ExportDispatch(app)
     lifecycle.exports.announces = False
     lifecycle.follows = False
+    lifecycle.deletion.publish = lambda: lifecycle.pending.keep  # sent by an API node
     return lifecycle, db

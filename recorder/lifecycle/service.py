@@ -29,6 +29,7 @@ from recorder.lifecycle.deletion import DeletionScheduler, PassReport, Publish
 from recorder.lifecycle.exports import ExportQueue, ExportRunner
 from recorder.lifecycle.fleet_pass import fleet_pass
 from recorder.lifecycle.holds import LegalHolds
+from recorder.lifecycle.pending import PendingWebhooks
 from recorder.lifecycle.settings import LifecycleSettings
 from recorder.manifest.signing import SigningSettings, load_signing_key
 from recorder.webhooks.events import WebhookEvent
@@ -39,7 +40,8 @@ KEY_FILE = "callvault-signing-key.pem"
 PASS_WAIT = 60.0
 """How long a pass asked through the API waits for another node's pass to end."""
 FOLLOW_SECONDS = 2.0
-"""How often a fleet's API node looks for exports the workers ended (to announce) or the queue lost."""
+"""How often a fleet's API node looks for exports the workers ended (to announce) or the queue lost, and
+for webhooks the workers left (recording.deleted)."""
 
 
 class Lifecycle:
@@ -63,6 +65,8 @@ class Lifecycle:
             settings, db, audit, storage, recordings_dir, is_live, self._publisher
         )
         self.holds = LegalHolds(db, audit, storage)
+        self.pending = PendingWebhooks(db)
+        """Webhooks workers left in the catalog (recorder/lifecycle/pending.py)."""
         self.exports = ExportRunner(
             settings, data_dir, db, catalog, audit, storage, self._key, self._publisher
         )
@@ -197,6 +201,9 @@ class Lifecycle:
         while True:
             try:
                 await self.exports.announce_ended(self.node)
+                publish = self._publisher()
+                if publish is not None:
+                    await self.pending.send(self.node, publish)
                 await self.exports.requeue_lost()
             except asyncio.CancelledError:
                 raise

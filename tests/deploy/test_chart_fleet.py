@@ -336,6 +336,8 @@ def test_workers_get_the_archive_secrets_only_to_build_exports(helm_bin: str) ->
     assert "callvault-crm-hook" not in worker
     assert not any(name.startswith("WEBHOOK_") for name in _env(exporting["rel-callvault-worker"]))
     assert "callvault-crm-hook" in _secrets_of(exporting["rel-callvault-api"])  # the API announces
+    for role in ("api", "worker"):  # the workers, with the store, run the lifecycle passes
+        assert _env(exporting[f"rel-callvault-{role}"])["CALLVAULT_LIFECYCLE__RUN_ON"]["value"] == "workers"
 
     quiet = _workloads(render(helm_bin, FLEET_VALUES, sets=(*WEBHOOK, "fleet.workers.exports=false")))
     worker = _secrets_of(quiet["rel-callvault-worker"])
@@ -343,6 +345,7 @@ def test_workers_get_the_archive_secrets_only_to_build_exports(helm_bin: str) ->
         {"callvault-s3", "callvault-signing-key", "callvault-playback", "callvault-crm-hook"}
     )
     assert "callvault-catalog" in worker  # the queue and the catalog, always
+    assert "CALLVAULT_LIFECYCLE__RUN_ON" not in _env(quiet["rel-callvault-api"])  # passes on the API pods
 
 
 def test_fixed_replicas_without_autoscaling(rendered: dict[str, list[dict[str, Any]]]) -> None:

@@ -4,7 +4,8 @@ a worker-only node builds its bundles (from the store, signed with the fleet's k
 them and announces the job's end once; a worker SIGKILLed mid-export leaves its job to the other worker,
 which goes on where it stopped (the bundles already made are kept, none is half-written, one
 `export.finished`). Deletions: two API nodes passing every half second delete a due recording once; with
-`lifecycle.run_on = "workers"` an API-only node runs no pass and a worker-only node deletes."""
+`lifecycle.run_on = "workers"` an API-only node runs no pass, a worker-only node deletes and the API node
+sends its `recording.deleted` once."""
 
 from __future__ import annotations
 
@@ -340,6 +341,9 @@ async def test_passes_run_on_a_worker_node_not_on_the_api_node(
         assert status == 200 and [e["target"] for e in page["entries"]] == ["wdel-1"], page
         assert "retention: 1 recordings deleted" in (tmp_path / "w1.log").read_text()
         assert "retention:" not in (tmp_path / "api.log").read_text()
+        await receiver.wait_for("wdel-1", "recording.deleted", 20)  # kept by the worker, sent by the API node
+        await asyncio.to_thread(wait_for, "webhooks delivered", lambda: webhooks_sent(api[1]), 20)
+        assert [r.event.type.value for r in receiver.of("wdel-1")] == ["recording.deleted"]
     finally:
         stop_all(procs)
         show_logs(tmp_path, ["api", "w1"])

@@ -53,6 +53,12 @@ no webhook secrets (workers announce nothing). */}}
   value: {{ toJson .roles | quote }}
 - name: CALLVAULT_HEALTHCHECK_PORT
   value: {{ $root.Values.config.httpPort | int | quote }}
+{{- if $root.Values.fleet.workers.exports }}
+# Lifecycle passes (deletions, holds to the store, export schedules) on the worker pods, which have the
+# store (lifecycle.run_on); the API pods run none and send the workers' recording.deleted.
+- name: CALLVAULT_LIFECYCLE__RUN_ON
+  value: "workers"
+{{- end }}
 {{- if or $root.Values.apiKeys.adminKey $root.Values.apiKeys.existingSecret }}
 - name: {{ $root.Values.apiKeys.envName }}
   valueFrom:
