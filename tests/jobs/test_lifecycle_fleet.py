@@ -1,7 +1,9 @@
 """The lifecycle on a fleet, on a real PostgreSQL catalog: each node has its own catalog connection, as
 separate API nodes do. One pass at a time across the nodes (recorder/lifecycle/fleet_pass.py): a pass
 that is due on two nodes deletes a recording once; the lock goes with a node that dies holding it; an
-export schedule due on two nodes at once starts one export (recorder/lifecycle/exports.py fire_due)."""
+export schedule due on two nodes at once starts one export (recorder/lifecycle/exports.py fire_due); the
+`recording.deleted` a worker keeps in the catalog is sent once by the API nodes (recorder/lifecycle/
+pending.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from recorder.jobs.queue import ensure_schema, make_app
 from recorder.lifecycle.exports import LOST_AFTER, QUEUEINGS
 from recorder.lifecycle.fleet_pass import PASS_LOCK, PassBusyError, fleet_pass
 from recorder.lifecycle.models import ExportFilter, ExportRequest, JobState, ScheduleRequest
+from recorder.lifecycle.pending import PendingWebhooks
 from recorder.lifecycle.rules import KeepPeriods
 from recorder.lifecycle.service import Lifecycle
 from recorder.lifecycle.settings import LifecycleSettings
@@ -136,6 +139,31 @@ async def test_a_schedule_due_on_two_nodes_exports_once(
 
         await until(exported, 30)
         assert one.bundle_path(jobs[0], "rec-day") is not None
+    finally:
+        await close(a)
+        await close(b)
+
+
+async def test_a_deletion_a_worker_made_is_announced_once_by_the_api_nodes(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    a, b = nodes(tmp_path, postgres_server.create_database())
+    try:
+        a.add("rec-w")
+        a.clock.now = T0 + 31 * DAY
+        worker = lifecycle_of(a)
+        kept = PendingWebhooks(a.db)
+        worker.deletion.publish = lambda: kept.keep  # as on a worker (recorder/jobs/lifecycle.py)
+        ran = await worker.run_pass()
+        assert ran is not None and ran[0].deleted_whole == ["rec-w"]
+        assert a.published == []  # nothing sent by the worker
+        api_a, api_b = PendingWebhooks(a.db), PendingWebhooks(b.db)
+        sent = await asyncio.gather(api_a.send("api-a", a.publish), api_b.send("api-b", b.publish))
+        assert sorted(sent) == [0, 1]  # one node claims it
+        events = [(e.type.value, e.data.recording_id, msg) for e, msg in a.published + b.published]
+        assert events == [("recording.deleted", "rec-w", "deleted-rec-w-all")]
+        await kept.keep(*(a.published + b.published)[0])  # kept again (a resumed deletion): sent once
+        assert await api_a.send("api-a", a.publish) == 0
     finally:
         await close(a)
         await close(b)
