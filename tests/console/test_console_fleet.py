@@ -23,6 +23,10 @@ from fleet_kit import KEY, Node, api_node, recorder_node, start_call, stop, wait
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(240)]
 START = 60.0  # seconds a node may take to start on a loaded machine
 ROOM = "room-7"
+# No node is killed here: a node silent for a few seconds while three start at once (heartbeats stalled by
+# the start-up of its peers on a loaded machine) must not be judged dead by them, which fleet_kit's short
+# default would do; its rooms would then be listed as a dead recorder's, without participants.
+DEAD_AFTER = 60.0
 
 
 def _recording(node: Node, rid: str) -> dict[str, Any]:
@@ -43,8 +47,8 @@ async def test_live_rooms_of_two_recorders_with_a_recorder_picker(
 ) -> None:
     url = postgres_server.create_database()
     reference = await asyncio.to_thread(encode_reference, "opus", tmp_path, 30.0)
-    nodes = [recorder_node(tmp_path, n, url).start() for n in ("rec-a", "rec-b")]
-    api = api_node(tmp_path, "api-1", url).start()
+    nodes = [recorder_node(tmp_path, n, url, dead_after=DEAD_AFTER).start() for n in ("rec-a", "rec-b")]
+    api = api_node(tmp_path, "api-1", url, dead_after=DEAD_AFTER).start()
     senders: list[subprocess.Popen[bytes] | None] = []
     try:
         for node in (*nodes, api):

@@ -66,9 +66,17 @@ class Node:
         return self.log.read_text(errors="replace")
 
 
-def recorder_node(tmp_path: Path, name: str, url: str, node_name: str | None = None, extra: str = "") -> Node:
+def recorder_node(
+    tmp_path: Path,
+    name: str,
+    url: str,
+    node_name: str | None = None,
+    extra: str = "",
+    dead_after: float = DEAD_AFTER,
+) -> Node:
     """A recorder + api node named `node_name` (default `name`) with its own data_dir and RTP range;
-    `extra`: TOML tables appended (an [archive])."""
+    `extra`: TOML tables appended (an [archive]); `dead_after`: seconds of silence before peers judge a
+    node dead (short by default, for the tests that kill one; long where none is killed)."""
     port, rtp = free_tcp_port(), free_port_base(40)
     data_dir = tmp_path / name
     config = tmp_path / f"{name}.toml"
@@ -82,12 +90,14 @@ def recorder_node(tmp_path: Path, name: str, url: str, node_name: str | None = N
         f'[api]\ncatalog_url = "{url}"\nadmin_key = "{KEY}"\nmetrics_require_key = false\n'
         "[composite]\nenabled = false\n"
         f'[fleet]\nnode_name = "{node_name or name}"\nheartbeat_seconds = {HEARTBEAT}\n'
-        f"dead_after_seconds = {DEAD_AFTER}\n" + extra
+        f"dead_after_seconds = {dead_after}\n" + extra
     )
     return Node(name, config, data_dir, port, tmp_path / f"{name}.log")
 
 
-def api_node(tmp_path: Path, name: str, url: str, command_timeout: float = 10.0) -> Node:
+def api_node(
+    tmp_path: Path, name: str, url: str, command_timeout: float = 10.0, dead_after: float = DEAD_AFTER
+) -> Node:
     """An API-only node (no SFU, no recorder) of the fleet named `name`."""
     port = free_tcp_port()
     data_dir = tmp_path / name
@@ -97,7 +107,7 @@ def api_node(tmp_path: Path, name: str, url: str, command_timeout: float = 10.0)
         "[janus]\nenabled = false\n"
         f'[api]\ncatalog_url = "{url}"\nadmin_key = "{KEY}"\nmetrics_require_key = false\n'
         "[composite]\nenabled = false\n"
-        f'[fleet]\nnode_name = "{name}"\nheartbeat_seconds = {HEARTBEAT}\ndead_after_seconds = {DEAD_AFTER}\n'
+        f'[fleet]\nnode_name = "{name}"\nheartbeat_seconds = {HEARTBEAT}\ndead_after_seconds = {dead_after}\n'
         f"command_timeout_seconds = {command_timeout}\n"
     )
     return Node(name, config, data_dir, port, tmp_path / f"{name}.log")
