@@ -5,6 +5,10 @@
   (`recordings.recorder`), lists each closed segment (`recording_segments`), lifts a peer's failure mark
   from a recording it recovers after a restart, and marks its row stopped on a clean stop. Its recording
   ids carry its node name on a PostgreSQL catalog, so they are unique across the fleet.
+- recorder role, found dead while alive (paused, overloaded, cut off from the catalog for longer than
+  fleet.dead_after_seconds): its next heartbeat lifts the mark and writes its live recordings again (a
+  peer's failure mark lifted, `recording.recovered`), with a warning; if another run took its node name
+  meanwhile, it exits at once (EXIT_NAME_LOST) without writing anything more.
 - recorder and api roles: look for recorders silent for fleet.dead_after_seconds and mark their
   recordings in progress failed (recorder/fleet/registry.py: conditional, with the recovered segments, an
   audit entry, and recording.failed to this node's webhooks when it has an archive); only after this node
@@ -40,7 +44,7 @@ from recorder.api.db import Database
 from recorder.api.models import RecordingStatus
 from recorder.fleet import registry, rooms
 from recorder.fleet.models import FailedRecording, RecoveredSegment, Registration
-from recorder.fleet.registry import NodeNameInUseError
+from recorder.fleet.registry import Beat, NodeNameInUseError
 from recorder.fleet.rooms import LiveRoom
 from recorder.jobs.settings import Role
 from recorder.models import PauseInterval, SegmentInfo, TrackSummary
@@ -54,6 +58,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+EXIT_NAME_LOST = 3
+"""The exit status of a recorder that found its node name taken by another run (FleetNode._name_lost)."""
 ROOMS_LOOK = 0.5
 """Seconds between two looks at this recorder's rooms (written to the catalog only when they changed)."""
 
@@ -221,9 +227,17 @@ class FleetNode:
         """One beat: heartbeat, the dead, the fleet's figures."""
         me = self.me
         if me is not None:
-            held = await self.db.run(lambda: registry.heartbeat(self.db.connection, self.dialect, me))
-            if not held:
-                log.error("fleet: recorder node name %s was taken by another recorder", me.node)
+            beat = await self.db.run(lambda: registry.heartbeat(self.db.connection, self.dialect, me))
+            if beat is Beat.LOST:
+                self._name_lost(me)
+            elif beat is Beat.REVIVED:
+                log.warning(
+                    "fleet: recorder %s was found dead by a peer (no heartbeat for %.0f s: paused, overloaded"
+                    " or cut off from the catalog) and is alive again: its live recordings are its own again",
+                    me.node,
+                    self.fleet.dead_after_seconds,
+                )
+                self._resync = True
             if self._resync and self.manager is not None:
                 await self._resync_live(self.manager, me.node)
             self._resync = False
@@ -240,6 +254,20 @@ class FleetNode:
                 )
             )
             self.alive, self.dead = fleet.alive, fleet.dead
+
+    def _name_lost(self, me: Registration) -> None:
+        """Another run registered this node name after a peer found this one dead: that run took up (or
+        failed) this node's recordings, and in a fleet sharing `recordings/` finalized their tracks. This run
+        fences itself off: it exits at once, as a crash would, writing nothing more (no segment, no finish,
+        no catalog row), so that one recording never has two writers."""
+        log.critical(
+            "fleet: recorder node name %s was taken by another run after this one was found dead: its"
+            " recordings are that run's now; exiting without finishing them (exit status %d)",
+            me.node,
+            EXIT_NAME_LOST,
+        )
+        logging.shutdown()
+        os._exit(EXIT_NAME_LOST)
 
     @property
     def _publishes_rooms(self) -> bool:

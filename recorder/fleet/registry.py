@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from recorder.api.audit import AuditLog, DetailValue
 from recorder.errors import CallVaultError
@@ -156,14 +157,32 @@ def _audit_failed(audit: AuditLog, by: str, failed: list[FailedRecording]) -> No
         )
 
 
-def heartbeat(c: sqlite3.Connection, dialect: str, me: Registration) -> bool:
-    """False when this run no longer holds its name (another recorder took it after it was found dead)."""
+class Beat(StrEnum):
+    """What a heartbeat found of this run's row."""
+
+    HELD = "held"
+    """Alive, as the fleet knew it."""
+    REVIVED = "revived"
+    """A peer had found it silent and marked it dead (`dead_at`); its name is still its own: mark lifted."""
+    LOST = "lost"
+    """Another run of its node name registered after it was found dead: the name is no longer its own."""
+
+
+def heartbeat(c: sqlite3.Connection, dialect: str, me: Registration) -> Beat:
+    """This run is alive now. The heartbeat is written first and the dead mark lifted after it: a peer's
+    reaping can set `dead_at` only while the heartbeat is old, so a mark made before this beat is seen here
+    (REVIVED) and none can follow it."""
     cursor = c.execute(
-        f"UPDATE recorders SET heartbeat_at = {NOW[dialect]}, dead_at = NULL"
-        " WHERE node = ? AND incarnation = ?",
+        f"UPDATE recorders SET heartbeat_at = {NOW[dialect]} WHERE node = ? AND incarnation = ?",
         (me.node, me.incarnation),
     )
-    return cursor.rowcount == 1
+    if cursor.rowcount != 1:
+        return Beat.LOST
+    cursor = c.execute(
+        "UPDATE recorders SET dead_at = NULL WHERE node = ? AND incarnation = ? AND dead_at IS NOT NULL",
+        (me.node, me.incarnation),
+    )
+    return Beat.REVIVED if cursor.rowcount == 1 else Beat.HELD
 
 
 def leave(c: sqlite3.Connection, dialect: str, me: Registration) -> None:

@@ -28,17 +28,17 @@ def test_heartbeats_resume_after_an_outage(own_server: PostgresServer) -> None:
         node="rec-a", incarnation="a1", sfu="ingest", rtp_port_min=40000, rtp_port_max=40999, version="0.1.0"
     )
 
-    def beat() -> bool:
+    def beat() -> registry.Beat:
         return db.submit(lambda: registry.heartbeat(db.connection, db.dialect, me)).result()
 
     try:
         db.submit(lambda: registry.register(db.connection, db.dialect, me, 30, None)).result()
-        assert beat()
+        assert beat() is registry.Beat.HELD
         own_server.stop_server()
         for _ in range(3):  # the first reconnects and fails, the next find the connection closed
             with pytest.raises(psycopg.OperationalError):
                 beat()
         own_server.run_server()
-        assert beat()
+        assert beat() is registry.Beat.HELD
     finally:
         db.close()

@@ -17,7 +17,7 @@ from recorder.api.db import Database
 from recorder.api.models import LiveParticipant, RecordingStatus
 from recorder.fleet import registry, rooms
 from recorder.fleet.models import RecoveredSegment, Registration, failure_of
-from recorder.fleet.registry import NodeNameInUseError
+from recorder.fleet.registry import Beat, NodeNameInUseError
 from recorder.fleet.rooms import LiveRoom
 from recorder.recording import RecordingInfo
 
@@ -93,6 +93,12 @@ def test_names_heartbeats_and_the_dead(tmp_path: Path, catalog_url: str | None) 
         assert sorted(e[1] for e in entries) == ["r-a1", "r-a2"]
         fleet = run(lambda: registry.list_recorders(c, dialect, 30)).result()
         assert (fleet.alive, fleet.dead) == (1, 1)
+        # rec-a was only paused: its next heartbeat finds the mark and lifts it (alive again), the one after
+        # finds nothing to lift
+        assert run(lambda: registry.heartbeat(c, dialect, a1)).result() is Beat.REVIVED
+        assert run(lambda: registry.heartbeat(c, dialect, a1)).result() is Beat.HELD
+        fleet = run(lambda: registry.list_recorders(c, dialect, 30)).result()
+        assert (fleet.alive, fleet.dead) == (2, 0)
         # rec-a's own restart (its earlier token) takes its name back at once and recovers r-a1: the
         # recording is the recorder's again (its finish writes the status), the mark is lifted, audited
         a2 = _me("rec-a", "a2")
@@ -113,7 +119,7 @@ def test_names_heartbeats_and_the_dead(tmp_path: Path, catalog_url: str | None) 
         # a recorder that came back in time is never marked: its heartbeat is fresh again
         run(lambda: registry.claim(c, "r-b1", "rec-b")).result()
         _age(db, "rec-b", 60)
-        assert run(lambda: registry.heartbeat(c, dialect, b)).result()
+        assert run(lambda: registry.heartbeat(c, dialect, b)).result() is Beat.HELD
         assert run(lambda: registry.reap(c, dialect, "rec-a", 30, audit)).result() == ([], [])
         # rec-b restarts having lost its data folder (no token: it waits until its row is old), its state
         # names none of its recordings: the one it still had in progress is failed at once, not left open
@@ -140,7 +146,7 @@ def test_names_heartbeats_and_the_dead(tmp_path: Path, catalog_url: str | None) 
             r.node: r.state for r in run(lambda: registry.list_recorders(c, dialect, 30)).result().recorders
         }
         assert states == {"rec-a": "alive", "rec-b": "stopped"}
-        assert not run(lambda: registry.heartbeat(c, dialect, a1)).result()
+        assert run(lambda: registry.heartbeat(c, dialect, a1)).result() is Beat.LOST
     finally:
         db.close()
 
