@@ -18,7 +18,7 @@ from media import encode_reference
 from postgres_kit import PostgresServer
 
 sys.path.insert(1, str(Path(__file__).parent.parent / "fleet"))  # fleet_kit
-from fleet_kit import KEY, Node, api_node, recorder_node, start_call, stop, wait_for
+from fleet_kit import KEY, Node, api_node, recorder_node, start_call, stop, watch
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(240)]
 START = 60.0  # seconds a node may take to start on a loaded machine
@@ -35,11 +35,9 @@ def _recording(node: Node, rid: str) -> dict[str, Any]:
     return dict(out)
 
 
-def _listed(node: Node) -> bool:
-    """Both recorders' ROOM listed by the node, each with its participant."""
-    status, out = node.call("GET", "/v1/rooms")
-    assert status == 200, out
-    return sum(r["room_id"] == ROOM and bool(r["participants"]) for r in out["rooms"]) == 2
+def _listed(rooms: dict[str, Any]) -> bool:
+    """Both recorders' ROOM in a GET /v1/rooms body, each with its participant."""
+    return sum(r["room_id"] == ROOM and bool(r["participants"]) for r in rooms["rooms"]) == 2
 
 
 async def test_live_rooms_of_two_recorders_with_a_recorder_picker(
@@ -52,11 +50,11 @@ async def test_live_rooms_of_two_recorders_with_a_recorder_picker(
     senders: list[subprocess.Popen[bytes] | None] = []
     try:
         for node in (*nodes, api):
-            await asyncio.to_thread(wait_for, f"{node.name} answers", node.answers, START)
+            await asyncio.to_thread(node.wait_answers, START)
         rid_a, sender = start_call(nodes[0], ROOM, "alice", reference, 7001)
         rid_b, sender_b = start_call(nodes[1], ROOM, "bob", reference, 7002)
         senders += [sender, sender_b]
-        await asyncio.to_thread(wait_for, "both rooms listed", lambda: _listed(api), 30)
+        await asyncio.to_thread(watch, "both rooms listed", api, "/v1/rooms", _listed, 30)
 
         context = await browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
         page = await context.new_page()
@@ -85,7 +83,7 @@ async def test_live_rooms_of_two_recorders_with_a_recorder_picker(
         await page.click("#pause-ok")
         await card_b.locator(".badge.status-paused").first.wait_for()
         pauses = await asyncio.to_thread(
-            wait_for, "rec-b's pause in the catalog", lambda: _recording(api, rid_b)["pauses"], 30
+            watch, "rec-b's pause in the catalog", api, f"/v1/recordings/{rid_b}", lambda r: r["pauses"], 30
         )
         assert pauses[0]["reason"] == "card number"
         assert not _recording(api, rid_a)["pauses"]
@@ -95,7 +93,12 @@ async def test_live_rooms_of_two_recorders_with_a_recorder_picker(
         await card_a.wait_for(state="detached")  # rec-a records it no more
         assert stops == [f"{api.base}/console/api/v1/rooms/{ROOM}/stop?recorder=rec-a"], stops
         done = await asyncio.to_thread(
-            wait_for, "rec-a's recording finished", lambda: _recording(api, rid_a)["status"] == "finished", 60
+            watch,
+            "rec-a's recording finished",
+            api,
+            f"/v1/recordings/{rid_a}",
+            lambda r: r["status"] == "finished",
+            60,
         )
         assert done
         assert _recording(api, rid_b)["status"] == "paused"  # rec-b's room-7 goes on, still paused

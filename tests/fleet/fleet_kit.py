@@ -22,6 +22,8 @@ T = TypeVar("T")
 KEY = "fleet-test-admin-key-0123456789abcdefghij"
 HEARTBEAT = 0.5
 DEAD_AFTER = 6.0
+SEEN = 2000
+"""Characters of the last answer a timeout's message quotes (watch)."""
 
 
 @dataclass
@@ -64,6 +66,14 @@ class Node:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def wait_answers(self, timeout: float) -> None:
+        """Until the node answers; TimeoutError with the end of its log after `timeout` s."""
+        try:
+            wait_for(f"{self.name} answers", self.answers, timeout)
+        except TimeoutError:
+            tail = "\n".join(self.output().splitlines()[-20:])
+            raise TimeoutError(f"{self.name} does not answer; the end of its log:\n{tail}") from None
 
 
 def recorder_node(
@@ -122,6 +132,25 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float) -> T:
             return value
         time.sleep(0.05)
     raise TimeoutError(what)
+
+
+def watch(what: str, node: Node, path: str, test: Callable[[Any], T | None], timeout: float) -> T:
+    """Until test(body of `node`'s GET `path`) is true (its value); TimeoutError(what) after `timeout` s,
+    with the last answer seen (status and body, trimmed to SEEN characters) to read the failure by."""
+    last: list[tuple[int, Any]] = []
+
+    def check() -> T | None:
+        status, body = node.call("GET", path)
+        last[:] = [(status, body)]
+        return test(body) if status == 200 else None
+
+    try:
+        return wait_for(what, check, timeout)
+    except TimeoutError:
+        seen = json.dumps(last[0][1]) if last else "nothing"
+        seen = seen if len(seen) <= SEEN else seen[:SEEN] + f"... ({len(seen)} characters)"
+        status = last[0][0] if last else "-"
+        raise TimeoutError(f"{what} (after {timeout:.0f} s); last GET {path}: {status} {seen}") from None
 
 
 class Hooks:
