@@ -1,18 +1,27 @@
-"""Join a track's segments into one file by remuxing (no transcoding), tolerating a segment cut short
-by a crash: everything readable is kept, the rest is counted."""
+"""Join a track's segments into one file (no transcoding), tolerating a segment cut short by a crash:
+everything readable is kept, the rest is counted.
+
+Into Matroska or WebM, segments that CallVault's own muxer wrote whole are joined at the byte level
+(concat.py): their Clusters are copied unchanged between a new head and Cues, and the file is hashed as it
+is written. Anything else (MP4, a segment cut short or not CallVault's) is remuxed packet by packet with
+PyAV, which keeps what is readable.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 from av.container import OutputContainer
 
 from recorder.errors import MuxError
+from recorder.mux.concat import Concat, NotJoinableError, SegmentPlan
 from recorder.mux.containers import FORMATS, Container
 from recorder.mux.write_errors import write_error
 
@@ -37,6 +46,7 @@ class JoinResult:
     skipped: int = 0
     duration: float | None = None  # seconds, as the joined file tells it (ffprobe's format duration)
     segments: list[SegmentRead] = field(default_factory=list)
+    sha256: str | None = None  # of the joined file, when it was hashed as it was written
 
 
 class NothingToJoinError(MuxError):
@@ -51,12 +61,23 @@ def segment_files(seg_dir: Path) -> list[Path]:
 
 
 def join_segments(segments: list[Path], out_path: Path, container: Container) -> JoinResult:
-    """Remux `segments` in order into `out_path` (written beside it as .part, then renamed).
+    """Join `segments` in order into `out_path` (written beside it as .part, then renamed).
 
     A segment that cannot be read (all or past some point) is what a crash leaves: what it holds is kept
     and the rest counted. A write that fails (a full disk) fails the join with a MuxError and leaves
     nothing behind: the .part file is removed and `out_path` is untouched.
     """
+    if not segments:
+        raise MuxError(f"no segments to join into {out_path}")
+    if container is not Container.MP4:
+        joined = _concat(segments, out_path, container)
+        if joined is not None:
+            return joined
+    return remux_segments(segments, out_path, container)
+
+
+def remux_segments(segments: list[Path], out_path: Path, container: Container) -> JoinResult:
+    """join_segments by PyAV alone, a packet at a time: for any container, and any segment it can read."""
     if not segments:
         raise MuxError(f"no segments to join into {out_path}")
     fmt = FORMATS[container]
@@ -87,6 +108,58 @@ def join_segments(segments: list[Path], out_path: Path, container: Container) ->
             part.unlink(missing_ok=True)
     result.duration = _duration(out_path)
     return result
+
+
+def _concat(segments: list[Path], out_path: Path, container: Container) -> JoinResult | None:
+    """The byte-level join (concat.py) when every segment is CallVault's own and whole, else None."""
+    concat = Concat()
+    plans: list[SegmentPlan] = []
+    try:
+        for seg in segments:
+            plans.append(concat.add(seg.read_bytes()))
+        head, cues = concat.finish("webm" if container is Container.WEBM else "matroska")
+    except (NotJoinableError, OSError) as exc:
+        log.info("segments of %s are remuxed with FFmpeg: %s", out_path.name, exc)
+        return None
+    part = out_path.with_name(out_path.name + ".part")
+    digest = hashlib.sha256()
+    try:
+        with part.open("wb") as out:
+            _write(out, head, digest)
+            for seg, plan in zip(segments, plans, strict=True):
+                buf = memoryview(seg.read_bytes())
+                if len(buf) != plan.size:
+                    raise NotJoinableError(f"segment {seg} changed while it was joined")
+                for piece in plan.pieces:
+                    _write(out, piece.data or buf[piece.start : piece.end], digest)
+            _write(out, cues, digest)
+        os.replace(part, out_path)
+    except NotJoinableError as exc:
+        part.unlink(missing_ok=True)
+        log.warning("segments of %s are remuxed with FFmpeg: %s", out_path.name, exc)
+        return None
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise write_error(str(part), exc) from exc
+    result = JoinResult(
+        out_path,
+        packets=concat.packets,
+        keyframes=concat.keyframes,
+        skipped=concat.skipped,
+        duration=concat.duration_ms() / 1000,
+        sha256=digest.hexdigest(),
+    )
+    for seg, plan in zip(segments, plans, strict=True):
+        read = SegmentRead(seg, plan.packets)
+        if plan.first_ms is not None and plan.last_ms is not None:
+            read.first_pts, read.last_pts = plan.first_ms / 1000, plan.last_ms / 1000
+        result.segments.append(read)
+    return result
+
+
+def _write(out: BinaryIO, data: bytes | memoryview, digest: hashlib._Hash) -> None:
+    out.write(data)
+    digest.update(data)
 
 
 def _copy(segments: list[Path], output: OutputContainer, result: JoinResult, part: Path) -> None:
