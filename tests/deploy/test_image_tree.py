@@ -59,13 +59,20 @@ def _builder_stage() -> list[str]:
     return stage
 
 
-@pytest.fixture(scope="module")
-def image_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    tmp = tmp_path_factory.mktemp("image")
-    venv = tmp / "opt-callvault"
-    context = tmp / "src"
-    context.mkdir()
-    workdir = context
+CONTEXT_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "native_build.json")
+"""What the build context leaves out of the copied folders (.dockerignore): no host build of the hot path."""
+SOURCES = ("pyproject.toml", "README.md", "recorder", "janus_bridge", "postprocess")
+
+
+def _copy(source: Path, target: Path) -> None:
+    if source.is_dir():
+        shutil.copytree(source, target, ignore=CONTEXT_IGNORED)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+
+
+def _clean_env() -> dict[str, str]:
     env = {
         **os.environ,
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
@@ -74,35 +81,42 @@ def image_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     }
     for key in [k for k in env if k.startswith("CALLVAULT_") or k == "VIRTUAL_ENV"]:
         del env[key]
+    return env
+
+
+@pytest.fixture(scope="module")
+def image_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The builder stage replayed; /opt/<name> is <tmp>/opt-<name> (/opt/callvault: the tree yielded)."""
+    tmp = tmp_path_factory.mktemp("image")
+    venv = tmp / "opt-callvault"
+    workdir = tmp / "src"
+    workdir.mkdir()
+    env = _clean_env()
 
     def here(path: str) -> Path:
-        return (
-            venv / path.removeprefix("/opt/callvault/")
-            if path.startswith("/opt/callvault")
-            else workdir / path
-        )
+        return tmp / path.replace("/opt/", "opt-", 1) if path.startswith("/opt/") else workdir / path
 
     for instruction in _builder_stage():
         op, _, rest = instruction.partition(" ")
         if op == "ENV":
             continue  # set above
+        elif op == "ARG":
+            name, _, default = rest.partition("=")
+            env.setdefault(name, default)
         elif op == "WORKDIR":
             assert rest == "/src"
         elif op == "COPY":
             *sources, dest = rest.split()
             for source in sources:
-                target = here(dest)
-                if (ROOT / source).is_dir():
-                    shutil.copytree(
-                        ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-                    )
-                else:
-                    target = target / source if dest.endswith("/") else target
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(ROOT / source, target)
+                _copy(ROOT / source, here(dest) / source if dest.endswith("/") else here(dest))
+        elif op == "RUN" and "apt-get install" in rest:
+            # the stage's system packages: this machine's own, or the build goes on without compiling
+            assert "gcc libc6-dev" in rest
+            if env["NATIVE"] == "1" and shutil.which("gcc") is None:
+                env["NATIVE"] = "0"
         elif op == "RUN":
-            command = rest.replace("python -m venv /opt/callvault", f"{sys.executable} -m venv {venv}")
-            command = command.replace("/opt/callvault", str(venv))
+            command = re.sub(r"(?<![\w/])python -m venv", f"{sys.executable} -m venv", rest)
+            command = command.replace("/opt/", f"{tmp}/opt-")
             result = subprocess.run(
                 ["sh", "-c", command],
                 cwd=workdir,
@@ -118,6 +132,20 @@ def image_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield venv
 
 
+def _hot_path(python: Path) -> list[str]:
+    """What an installed tree runs: [implementation, its start-up line, the file that parses RTP packets]."""
+    code = (
+        "from recorder import native; import recorder.rtp.packet as p;"
+        " print(native.implementation()); print(native.describe()); print(p.__file__)"
+    )
+    result = subprocess.run(
+        [str(python), "-c", code], env={"PATH": str(python.parent)}, cwd=python.parent,  # not this checkout
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
 def test_the_install_is_a_regular_one(image_tree: Path) -> None:
     site = next(image_tree.glob("lib/python3*/site-packages"))
     assert (site / "recorder" / "service" / "app.py").is_file()
@@ -125,6 +153,44 @@ def test_the_install_is_a_regular_one(image_tree: Path) -> None:
     assert not list(site.glob("__editable__*")), "editable install: the image would point at /src"
     assert not (image_tree / "bin" / "pip").exists(), "pip stays out of the runtime image"
     assert (image_tree / "healthcheck.py").is_file()
+
+
+def test_the_image_runs_the_compiled_hot_path(image_tree: Path) -> None:
+    if shutil.which("gcc") is None:
+        pytest.skip("no C compiler (gcc) here: the builder stage was replayed without compiling")
+    site = next(image_tree.glob("lib/python3*/site-packages"))
+    implementation, line, packet = _hot_path(image_tree / "bin" / "python")
+    assert (implementation, line) == ("compiled", "hot path: compiled (mypyc)")
+    assert Path(packet).parent == site / "recorder" / "rtp" and packet.endswith(".so")
+    assert (site / "recorder" / "native_build.json").is_file()
+    assert not (site / "mypy").exists() and not (site / "mypyc").exists(), "the build's mypy is not installed"
+
+
+def test_an_install_without_the_build_runs_the_sources(tmp_path: Path) -> None:
+    """The image's `pip install .` from sources never compiled (docker build --build-arg NATIVE=0, or a
+    plain checkout): it installs, and the sources run."""
+    for source in SOURCES:
+        _copy(ROOT / source, tmp_path / "src" / source)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=60)
+    install = [str(venv / "bin" / "pip"), "install", "-q", "--no-compile", "--no-deps", "."]
+    result = subprocess.run(
+        install,
+        cwd=tmp_path / "src",
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    site = next(venv.glob("lib/python3*/site-packages"))
+    assert (
+        not list((site / "recorder").rglob("*.so")) and not (site / "recorder" / "native_build.json").exists()
+    )
+    implementation, line, packet = _hot_path(venv / "bin" / "python")
+    assert (implementation, line) == ("pure", "hot path: pure Python (not compiled)")
+    assert Path(packet) == site / "recorder" / "rtp" / "packet.py"
 
 
 def test_bundled_libraries_need_only_the_base_image(image_tree: Path) -> None:
