@@ -172,8 +172,9 @@ def test_an_install_without_the_build_runs_the_sources(tmp_path: Path) -> None:
     for source in SOURCES:
         _copy(ROOT / source, tmp_path / "src" / source)
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=60)
-    install = [str(venv / "bin" / "pip"), "install", "-q", "--no-compile", "--no-deps", "."]
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+    install = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q"]
+    install += ["--no-compile", "--no-deps", "."]
     result = subprocess.run(
         install,
         cwd=tmp_path / "src",

@@ -56,7 +56,7 @@ def test_a_recorder_found_dead_while_alive(tmp_path: Path, postgres_server: Post
     senders = []
     try:
         for node in (a, b):
-            wait_for(f"{node.name} answers", node.answers, START)
+            node.wait_answers(START)
         rid, sender = start_call(a, ROOM, "alice", reference, 1111)
         senders.append(sender)
         wait_for("alice listed on rec-a", lambda: _participants(b, "rec-a") == ["alice"], 30)
@@ -97,7 +97,7 @@ def test_a_recorder_found_dead_while_alive(tmp_path: Path, postgres_server: Post
             DEAD_AFTER + 30,
         )
         twin.start()
-        wait_for("the twin answers", twin.answers, START)
+        twin.wait_answers(START)
         assert _state(b, "rec-a") == "alive"  # the twin's run
         a.proc.send_signal(signal.SIGCONT)
         assert a.proc.wait(30) == 3
