@@ -85,6 +85,8 @@ OPUS = "A_OPUS"
 WEBM_CODECS = frozenset({"V_VP8", "V_VP9", OPUS})
 LACING_BITS = 0x06
 _INT16 = struct.Struct(">h")
+_SIMPLE_BLOCK_OCTET = SIMPLE_BLOCK  # a 1-octet ID
+_BEFORE_ALL = -(1 << 62)  # a time before any block's
 _SEGMENT_ID = encode_id(SEGMENT)
 _POSITION_OCTETS = 8  # SeekPosition written in 8 octets, so the SeekHead's size never depends on it
 # Opus frame sizes in 48 kHz samples by the TOC byte's config (RFC 6716 §3.1): SILK, hybrid, CELT.
@@ -260,30 +262,40 @@ class Concat:
         cluster_ms = _uint(buf, data, first_block)
         kept: list[tuple[int, int, int, bool]] = []  # (start, end, ms, keyframe) of the blocks kept
         blocks = 0
+        last = self.last_ms if self.last_ms is not None else _BEFORE_ALL
+        last_data = -1
         block_pos = first_block
         while block_pos < cluster_end:
-            element_id, data, block_end = _header(buf, block_pos, cluster_end)
-            if element_id != SIMPLE_BLOCK or block_end - data < 5 or buf[data] != TRACK_NUMBER_VINT:
+            # A SimpleBlock (1-octet ID) and its size, read here rather than by _header: this is per frame.
+            if buf[block_pos] != _SIMPLE_BLOCK_OCTET or block_pos + 2 > cluster_end:
+                raise NotJoinableError(f"not a SimpleBlock at {block_pos}")
+            length = 9 - buf[block_pos + 1].bit_length()
+            data = block_pos + 1 + length
+            size = int.from_bytes(buf[block_pos + 1 : data], "big") & ((1 << (7 * length)) - 1)
+            block_end = data + size
+            if length > 8 or size == (1 << (7 * length)) - 1 or block_end > cluster_end:
+                raise NotJoinableError(f"SimpleBlock at {block_pos} has an unknown size or is cut short")
+            if size < 5 or buf[data] != TRACK_NUMBER_VINT:
                 raise NotJoinableError(f"not a SimpleBlock of track 1 with a frame at {block_pos}")
             flags = buf[data + 3]
             if flags & LACING_BITS:
                 raise NotJoinableError(f"a laced block at {block_pos}")
             blocks += 1
             ms = cluster_ms + _INT16.unpack_from(buf, data + 1)[0]
-            last = self.last_ms
-            if last is not None and ms <= last:
+            if ms <= last:
                 self.skipped += 1
             else:
-                if self._video:
-                    if last is not None:
-                        self._steps[ms - last] = self._steps.get(ms - last, 0) + 1
-                else:
-                    self._last_toc = buf[data + 4 : data + 6]
-                self.last_ms = ms
+                if self._video and last != _BEFORE_ALL:
+                    self._steps[ms - last] = self._steps.get(ms - last, 0) + 1
+                last = ms
+                last_data = data + 4
                 kept.append((block_pos, block_end, ms, flags & KEYFRAME_FLAG != 0))
             block_pos = block_end
         if not kept:
             return cluster_end
+        self.last_ms = last
+        if not self._video:
+            self._last_toc = buf[last_data : last_data + 2]
         if len(kept) == blocks:
             plan.copy(pos, cluster_end)
             size = cluster_end - pos
