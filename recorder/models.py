@@ -1,13 +1,12 @@
 """Typed messages passed between the recorder's parts.
 
 `StreamSpec` is what every producer (SDP file, Janus bridge, mediasoup) hands the recorder: the codec,
-payload type, clock rate and ports of one RTP stream. `Frame` is what frame assembly hands the muxer.
-Frames are created per media frame on the hot path, so they are slotted dataclasses, not pydantic models.
+payload type, clock rate and ports of one RTP stream. (What frame assembly hands the muxer, `Frame`, is
+in recorder/assembly/frame.py: a compiled hot-path class, not a pydantic model.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,27 +55,6 @@ class StreamSpec(BaseModel):
     @property
     def kind(self) -> MediaKind:
         return self.codec.kind
-
-
-@dataclass(slots=True)
-class Frame:
-    """One complete encoded frame, exactly as the sender encoded it.
-
-    `rtp_timestamp` is unwrapped (64-bit, monotonic across 32-bit wraparound). `arrival_time` is the
-    wall-clock time (time.time()) the frame's last packet arrived. `dropped_packets` counts the packets
-    lost or discarded since the previous frame handed out for this stream.
-    """
-
-    data: bytes
-    keyframe: bool
-    rtp_timestamp: int
-    arrival_time: float
-    dropped_packets: int = 0
-    packets: int = 1
-    pts: int = 0
-    """Presentation time on the track's timeline, in clock-rate units from the track's first frame.
-    Equals rtp_timestamp minus the first frame's, except across sender restarts (a new RTP timestamp
-    base), where the timeline is re-anchored on the wall clock so the gap stays visible."""
 
 
 class Gap(BaseModel):

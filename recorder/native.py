@@ -36,6 +36,7 @@ HOT_MODULES = (
     "recorder.rtp.seqnum",
     "recorder.rtp.packet",
     "recorder.rtp.rtx",
+    "recorder.assembly.frame",
     "recorder.assembly.reorder",
     "recorder.assembly.frames",
     "recorder.assembly.pipeline",

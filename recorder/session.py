@@ -33,7 +33,7 @@ from recorder.mux.join import join_segments, segment_files
 from recorder.mux.track_writer import TrackWriter, segments_dir
 from recorder.mux.workers import MuxWorkers
 from recorder.rtp.rtcp import build_pli
-from recorder.summaries import write_summary
+from recorder.summaries import summary_json, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -296,9 +296,10 @@ class RecordingSession:
                     ):
                         continue
                     track.summary_segments, track.summary_written = len(segments), now
-                    summary = track.pipeline.counters().model_copy(deep=True)
-                    summary.segments = segments
-                    snapshots.append(summary)
+                    # Serialized here, on the loop (pydantic-core, fast), rather than deep-copied for the
+                    # writer thread: a deep copy of a pydantic model is Python code, per object.
+                    summary = track.pipeline.counters().model_copy(update={"segments": segments})
+                    snapshots.append((summary, summary_json(summary)))
                 if snapshots:
                     try:
                         await asyncio.to_thread(self._write_summaries, snapshots)
@@ -351,6 +352,6 @@ class RecordingSession:
                 except Exception:
                     log.exception("track %s: %s failed on a closed capture segment", name, listener)
 
-    def _write_summaries(self, summaries: list[TrackSummary]) -> None:
-        for summary in summaries:
-            write_summary(self.folder, summary)
+    def _write_summaries(self, summaries: list[tuple[TrackSummary, bytes]]) -> None:
+        for summary, data in summaries:
+            write_summary(self.folder, summary, data)

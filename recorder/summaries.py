@@ -75,13 +75,20 @@ def reserve_path(folder: Path, track: str) -> Path:
     return folder / f".{track}.json.reserve.tmp"
 
 
-def write_summary(folder: Path, summary: TrackSummary) -> bool:
+def summary_json(summary: TrackSummary) -> bytes:
+    """The summary as its file holds it."""
+    return summary.model_dump_json(indent=2).encode()
+
+
+def write_summary(folder: Path, summary: TrackSummary, data: bytes | None = None) -> bool:
     """Replace the track's summary JSON atomically (write beside it, then rename). Returns whether it was
     written: a checkpoint (state 'recording') that cannot be, or that comes after the final summary, is
-    skipped; a final summary that cannot be written raises OSError."""
+    skipped; a final summary that cannot be written raises OSError. `data`: the summary already
+    serialized (`summary_json`), e.g. on the event loop while the model could still change."""
     path = summary_path(folder, summary.name)
     reserve = reserve_path(folder, summary.name)
-    data = summary.model_dump_json(indent=2).encode()
+    if data is None:
+        data = summary_json(summary)
     live = summary.state == LIVE_STATE
     track = _track(path)
     with track.lock:

@@ -15,10 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from recorder.assembly.frame import Frame
 from recorder.assembly.reorder import Loss
 from recorder.codecs.base import Depacketizer
 from recorder.errors import MalformedPacketError
-from recorder.models import Frame, MediaKind
+from recorder.models import MediaKind
 from recorder.rtp.seqnum import TimestampUnwrapper
 
 # A frame larger than this many packets is garbage or an attack; it is dropped.

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from recorder.assembly.frame import Frame
 from recorder.assembly.frames import FrameAssembler
 from recorder.assembly.reorder import Loss, ReorderBuffer
 from recorder.codecs import depacketizer_for
-from recorder.models import Frame, Gap, LayerInterval, MediaKind, PauseInterval, StreamSpec, TrackSummary
+from recorder.models import Gap, LayerInterval, MediaKind, PauseInterval, StreamSpec, TrackSummary
 from recorder.rtp.packet import RtpPacket
 
 MAX_GAPS = 10_000

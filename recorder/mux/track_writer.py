@@ -18,9 +18,10 @@ import hashlib
 import logging
 from pathlib import Path
 
+from recorder.assembly.frame import Frame
 from recorder.assembly.pipeline import MuxItem, SegmentStart
 from recorder.errors import MuxError
-from recorder.models import Frame, SegmentInfo, StreamSpec
+from recorder.models import SegmentInfo, StreamSpec
 from recorder.mux.containers import Container, ContainerFormat
 from recorder.mux.matroska_writer import SegmentFile, track_params
 

@@ -11,8 +11,9 @@ import av
 import numpy as np
 import pytest
 
+from recorder.assembly.frame import Frame
 from recorder.assembly.pipeline import SegmentStart, StreamPipeline
-from recorder.models import Codec, Frame, StreamSpec
+from recorder.models import Codec, StreamSpec
 from recorder.rtp.packet import RtpPacket
 
 CHUNK = 300

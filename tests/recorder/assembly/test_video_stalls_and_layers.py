@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import itertools
 
+from recorder.assembly.frame import Frame
 from recorder.assembly.pipeline import StreamPipeline
-from recorder.models import Codec, Frame, StreamSpec
+from recorder.models import Codec, StreamSpec
 from recorder.rtp.packet import RtpPacket
 
 T0 = 1_000.0

@@ -156,3 +156,38 @@ async def test_a_backlog_larger_than_one_drain_is_read_over_several(
         task.cancel()
         for s in sockets:
             s.close()
+
+
+async def test_a_steady_stream_is_drained_by_timer_and_an_idle_poller_goes_back_to_the_loop(
+    sender: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While datagrams keep coming, each drain is followed by the next one on a timer: the epoll
+    descriptor is not handed back to the loop per drain (adding an epoll to the loop's epoll makes the
+    kernel walk all of its sockets). Once idle, the loop watches it again and no timer runs."""
+    loop = asyncio.get_running_loop()
+    watched = 0
+    add_reader = loop.add_reader
+
+    def counting_add_reader(fd: int, callback: Callable[[], None]) -> None:
+        nonlocal watched
+        watched += 1
+        add_reader(fd, callback)
+
+    monkeypatch.setattr(loop, "add_reader", counting_add_reader)
+    received: Received = {}
+    sockets = [DatagramSocket("127.0.0.1", 0, collector(received, i)) for i in range(3)]
+    poller = udp._pollers[loop]
+    try:
+        for n in range(60):  # about 0.3 s of a stream: ~30 drains
+            for s in sockets:
+                sender.sendto(b"%d" % n, ("127.0.0.1", s.port))
+            await asyncio.sleep(0.005)
+        await until(lambda: sum(map(len, received.values())) == 3 * 60)
+        assert received == {i: [b"%d" % n for n in range(60)] for i in range(3)}
+        assert watched <= 3, f"the descriptor was handed back to the loop {watched} times during one stream"
+        await until(lambda: not poller.waiting)  # idle: watched by the loop again, no timer
+        sender.sendto(b"after a pause", ("127.0.0.1", sockets[0].port))
+        await until(lambda: received[0][-1] == b"after a pause")
+    finally:
+        for s in sockets:
+            s.close()

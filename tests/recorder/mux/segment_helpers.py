@@ -8,8 +8,9 @@ from pathlib import Path
 
 from media import nal_units
 
+from recorder.assembly.frame import Frame
 from recorder.assembly.pipeline import MuxItem, SegmentStart
-from recorder.models import Codec, Frame, SegmentInfo, StreamSpec
+from recorder.models import Codec, SegmentInfo, StreamSpec
 from recorder.mux.containers import segment_format
 from recorder.mux.track_writer import TrackWriter
 

@@ -18,9 +18,10 @@ from mkv_reader import read_layout
 from segment_helpers import CODECS
 from small_disk import FILLER, fill, small_disk
 
+from recorder.assembly.frame import Frame
 from recorder.assembly.pipeline import MuxItem, SegmentStart
 from recorder.errors import MuxError
-from recorder.models import Frame, MediaKind, SegmentInfo, StreamSpec, TrackSummary
+from recorder.models import MediaKind, SegmentInfo, StreamSpec, TrackSummary
 from recorder.mux.containers import Container, segment_format
 from recorder.mux.join import join_segments
 from recorder.mux.track_writer import TrackWriter
