@@ -160,10 +160,6 @@ class Piece:
         self.end = end
         self.data = data
 
-    @property
-    def size(self) -> int:
-        return len(self.data) if self.data else self.end - self.start
-
 
 class SegmentPlan:
     """What of one segment goes into the joined file, and what it holds."""
@@ -282,6 +278,8 @@ class Concat:
                 raise NotJoinableError(f"a laced block at {block_pos}")
             blocks += 1
             ms = cluster_ms + _INT16.unpack_from(buf, data + 1)[0]
+            if ms < 0:
+                raise NotJoinableError(f"a block before time 0 at {block_pos}")
             if ms <= last:
                 self.skipped += 1
             else:
