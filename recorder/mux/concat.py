@@ -189,7 +189,7 @@ class Concat:
         "_clusters_size",
         "_codec_id",
         "_cues",
-        "_doc_type_version",
+        "_ebml_children",
         "_last_toc",
         "_steps",
         "_tracks",
@@ -210,7 +210,7 @@ class Concat:
         self._video = False
         self._tracks = b""
         self._writing_app = ""
-        self._doc_type_version = 0
+        self._ebml_children = (b"", b"")  # the first segment's EBML header around its DocType
         self._clusters_size = 0  # bytes of the Clusters kept so far
         self._cues: list[tuple[int, int, int]] = []  # (ms, Cluster offset among the Clusters, relative)
         self._steps: dict[int, int] = {}  # ms between consecutive video frames -> how often
@@ -222,7 +222,7 @@ class Concat:
         element_id, data, pos = _header(buf, 0, end)
         if element_id != EBML:
             raise NotJoinableError("no EBML header")
-        doc_type_version = _ebml_header(buf, data, pos)
+        ebml_children = _ebml_header(buf, data, pos)
         if buf[pos : pos + 4] != _SEGMENT_ID or buf[pos + 4 : pos + 12] != UNKNOWN_SIZE:
             raise NotJoinableError("no Segment of unknown size after the EBML header")
         element_id, data, info_end = _header(buf, pos + 12, end)
@@ -237,7 +237,7 @@ class Concat:
             self._codec_id, self._video = codec_id, codec_id in VIDEO_CODECS
             self._tracks = buf[info_end:pos]
             self._writing_app = writing_app
-            self._doc_type_version = doc_type_version
+            self._ebml_children = ebml_children
         elif codec_id != self._codec_id:
             raise NotJoinableError(f"codec {codec_id} after {self._codec_id}")
         if pos == end:
@@ -347,16 +347,8 @@ class Concat:
         duration = self.duration_ms()
         if duration <= 0:
             raise NotJoinableError("a Duration of 0")
-        ebml_header = master(
-            EBML,
-            uint(EBML_VERSION, 1),
-            uint(EBML_READ_VERSION, 1),
-            uint(EBML_MAX_ID_LENGTH, 4),
-            uint(EBML_MAX_SIZE_LENGTH, 8),
-            string(DOC_TYPE, doc_type),
-            uint(DOC_TYPE_VERSION, self._doc_type_version),
-            uint(DOC_TYPE_READ_VERSION, 2),
-        )
+        before, after = self._ebml_children
+        ebml_header = master(EBML, before, string(DOC_TYPE, doc_type), after)
         info = master(
             INFO,
             uint(TIMESTAMP_SCALE, TIMESTAMP_SCALE_NS),
@@ -409,8 +401,8 @@ def _seek_head(info_at: int, tracks_at: int, cues_at: int) -> bytes:
     )
 
 
-def _ebml_header(buf: bytes, start: int, end: int) -> int:
-    """The DocTypeVersion of an EBML header as CallVault writes it."""
+def _ebml_header(buf: bytes, start: int, end: int) -> tuple[bytes, bytes]:
+    """The children of an EBML header as CallVault writes it, before and after its DocType element."""
     fields = _children(buf, start, end)
     want = {EBML_VERSION: 1, EBML_READ_VERSION: 1, EBML_MAX_ID_LENGTH: 4, EBML_MAX_SIZE_LENGTH: 8}
     for child, value in want.items():
@@ -418,7 +410,12 @@ def _ebml_header(buf: bytes, start: int, end: int) -> int:
             raise NotJoinableError(f"EBML header element {child:#x} is not {value}")
     if set(fields) != set(want) | {DOC_TYPE, DOC_TYPE_VERSION, DOC_TYPE_READ_VERSION}:
         raise NotJoinableError("an EBML header with other elements than CallVault writes")
-    return _uint(buf, *fields[DOC_TYPE_VERSION])
+    pos = start
+    while True:
+        child, _, after = _header(buf, pos, end)
+        if child == DOC_TYPE:
+            return buf[start:pos], buf[after:end]
+        pos = after
 
 
 def _info(buf: bytes, start: int, end: int) -> str:

@@ -268,3 +268,21 @@ def test_opus_packet_lengths_follow_the_toc_byte() -> None:
     assert opus_samples(bytes([(31 << 3) | 1])) == 1920  # CELT FB 20 ms, two frames
     assert opus_samples(bytes([(16 << 3) | 3, 4])) == 480  # CELT NB 2.5 ms, four frames (code 3)
     assert opus_samples(bytes([(15 << 3) | 2])) == 1920  # hybrid FB 20 ms, two frames
+
+
+def test_webm_segments_join_into_a_matroska_file(references: dict, tmp_path: Path) -> None:
+    """recorder.container = matroska for VP8: the segments stay WebM, the track file says Matroska."""
+    segments = record(tmp_path / "rec", "vp8", references["vp8"], steady(90, 90000), [30, 60])
+    fast = join_segments(segments, tmp_path / "fast.mkv", Container.MATROSKA)
+    remux = remux_segments(segments, tmp_path / "remux.mkv", Container.MATROSKA)
+    assert_same_frames(fast, remux, audio=False)
+    doc_types = [
+        line.split(": ")[1]
+        for line in subprocess.run(
+            ["mkvinfo", str(fast.path)], capture_output=True, text=True, timeout=TIMEOUT, check=True
+        ).stdout.splitlines()
+        if "Document type:" in line
+    ]
+    assert doc_types == ["matroska"]
+    info = mkvmerge(fast.path)
+    assert info["container"]["type"] == "Matroska" and info["errors"] == [] and info["warnings"] == []
