@@ -32,7 +32,6 @@ from recorder.mux.containers import ContainerFormat, container_for, segment_form
 from recorder.mux.join import join_segments, segment_files
 from recorder.mux.track_writer import TrackWriter, segments_dir
 from recorder.mux.workers import MuxWorkers
-from recorder.rtp.rtcp import build_pli
 from recorder.summaries import summary_json, write_summary
 
 log = logging.getLogger(__name__)
@@ -80,22 +79,6 @@ class Track:
         if sock is None:
             return self.port if self.spec.rtcp_port == self.spec.port else None
         return sock.port
-
-
-def request_keyframe(receiver: TrackReceiver) -> bool:
-    """A PLI to the track's sender. Before any RTP came, the media SSRC is not known but the RTCP path
-    may be (Janus latches it as it creates the forwarder): a Janus simulcast forwarder sends nothing until
-    the publisher sends a keyframe, which only a PLI brings when its first one went by before the
-    forwarder existed. Janus relays any PLI on a forwarder's RTCP port: media SSRC 0 then."""
-    if receiver.request_keyframe():
-        return True
-    sock, remote = receiver.rtcp_socket, receiver.rtcp_remote
-    if receiver.media_ssrc is not None or sock is None or remote is None:
-        return False
-    if not sock.sendto(build_pli(receiver.our_ssrc, 0), remote):
-        return False
-    receiver.pli_sent += 1
-    return True
 
 
 def container_preference(codec: Codec, settings: RecorderSettings) -> ContainerFormat:
@@ -307,12 +290,12 @@ class RecordingSession:
                         log.exception("recording %s: live summaries not written", self.folder.name)
 
     def _tick_track(self, track: Track, now: float) -> None:
-        pipeline = track.pipeline
-        pipeline.tick(now)
-        if pipeline.take_keyframe_request(now) and not request_keyframe(track.receiver):
-            pipeline.keyframe_request_failed()
-        self._flush(track)
-        self._announce_segments(track, track.writer.segments)
+        items = track.receiver.tick(now)
+        if items:
+            self.workers.write(track.writer, items)
+        segments = track.writer.segments
+        if len(segments) != track.segments_announced:
+            self._announce_segments(track, segments)
         if self.captures is not None:
             self._announce_capture(track.spec.name, self.captures.tick(track.spec.name))
 

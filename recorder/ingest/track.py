@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from recorder.assembly.pipeline import StreamPipeline
+from recorder.assembly.pipeline import MuxItem, StreamPipeline
 from recorder.capture.writer import PacketCapture
 from recorder.crypto.srtp import SrtpReceiver
 from recorder.errors import MalformedPacketError
@@ -214,6 +214,30 @@ class TrackReceiver:
     def request_keyframe(self) -> bool:
         """Send a PLI to the sender's RTCP address, if one is known."""
         if self.media_ssrc is None or not self._send_rtcp(build_pli(self.our_ssrc, self.media_ssrc)):
+            return False
+        self.pli_sent += 1
+        return True
+
+    def tick(self, now: float) -> list[MuxItem]:
+        """The session timer's step for this track (every `tick_interval`): overdue holes given up, a
+        keyframe asked for when the pipeline wants one, and the frames for the muxer handed out."""
+        pipeline = self.pipeline
+        pipeline.tick(now)
+        if pipeline.take_keyframe_request(now) and not self._request_keyframe_early():
+            pipeline.keyframe_request_failed()
+        return pipeline.take_output()
+
+    def _request_keyframe_early(self) -> bool:
+        """A PLI to the sender, also before any RTP came: the media SSRC is not known then but the RTCP
+        path may be (Janus latches it as it creates the forwarder). A Janus simulcast forwarder sends
+        nothing until the publisher sends a keyframe, which only a PLI brings when its first one went
+        by before the forwarder existed. Janus relays any PLI on a forwarder's RTCP port: SSRC 0 then."""
+        if self.request_keyframe():
+            return True
+        sock, remote = self.rtcp_socket, self.rtcp_remote
+        if self.media_ssrc is not None or sock is None or remote is None:
+            return False
+        if not sock.sendto(build_pli(self.our_ssrc, 0), remote):
             return False
         self.pli_sent += 1
         return True

@@ -117,9 +117,9 @@ class _Poller:
                     peer = sock.peer
                     try:
                         if peer is None:
-                            data, addr = sock.sock.recvfrom(RECV_SIZE)
+                            data, addr = sock.recvfrom(RECV_SIZE)
                         else:
-                            data, addr = sock.sock.recv(RECV_SIZE), peer
+                            data, addr = sock.recv(RECV_SIZE), peer
                     except (BlockingIOError, InterruptedError):
                         continue
                     except OSError as exc:  # an ICMP error for something we sent (a PLI to a closed port)
@@ -167,6 +167,9 @@ class DatagramSocket:
             sock.close()
             raise
         self.sock = sock
+        self.recv: Callable[[int], bytes] = sock.recv
+        self.recvfrom: Callable[[int], tuple[bytes, Address]] = sock.recvfrom
+        """The socket's reads, bound once: no method lookup per datagram."""
         self.handler = handler
         self.peer: Address | None = None
         """The connected sender, once nothing queued before the connect is left: read with `recv`."""
