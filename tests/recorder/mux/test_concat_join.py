@@ -6,6 +6,7 @@ exactly what CallVault's muxer writes (cut short, another muxer's, another codec
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 from collections.abc import Callable
 from itertools import pairwise
@@ -286,3 +287,37 @@ def test_webm_segments_join_into_a_matroska_file(references: dict, tmp_path: Pat
     assert doc_types == ["matroska"]
     info = mkvmerge(fast.path)
     assert info["container"]["type"] == "Matroska" and info["errors"] == [] and info["warnings"] == []
+
+
+@pytest.mark.parametrize("codec", ["vp8", "opus"])
+def test_damaged_bytes_are_refused_never_crash_the_parser(
+    codec: str, references: dict, tmp_path: Path
+) -> None:
+    """Seeded flips, cuts and splices of a real segment: concat.py plans them or refuses them with
+    NotJoinableError (the join then remuxes), nothing else."""
+    ref = references[codec]
+    clock = 48000 if codec == "opus" else 90000
+    (segment,) = record(tmp_path / "rec", codec, ref, steady(len(ref.frames), clock), [])
+    data = segment.read_bytes()
+    rng = random.Random(9559)
+    refused = 0
+    for _ in range(400):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(damaged))
+            kind = rng.randrange(3)
+            if kind == 0:
+                damaged[at] = rng.randrange(256)
+            elif kind == 1:
+                del damaged[at:]
+            else:
+                damaged[at:at] = rng.randbytes(rng.randint(1, 9))
+            if not damaged:
+                damaged = bytearray(b"\x1a")
+        concat = Concat()
+        try:
+            concat.add(bytes(damaged))
+            concat.finish("webm")
+        except NotJoinableError:
+            refused += 1
+    assert refused > 100  # most damage is seen; a flip inside a frame's payload is not (nor by FFmpeg)
