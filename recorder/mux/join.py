@@ -127,9 +127,7 @@ def _concat(segments: list[Path], out_path: Path, container: Container) -> JoinR
         with part.open("wb") as out:
             _write(out, head, digest)
             for seg, plan in zip(segments, plans, strict=True):
-                buf = memoryview(seg.read_bytes())
-                if len(buf) != plan.size:
-                    raise NotJoinableError(f"segment {seg} changed while it was joined")
+                buf = memoryview(_reread(seg, plan.size))
                 for piece in plan.pieces:
                     _write(out, piece.data or buf[piece.start : piece.end], digest)
             _write(out, cues, digest)
@@ -155,6 +153,17 @@ def _concat(segments: list[Path], out_path: Path, container: Container) -> JoinR
             read.first_pts, read.last_pts = plan.first_ms / 1000, plan.last_ms / 1000
         result.segments.append(read)
     return result
+
+
+def _reread(seg: Path, size: int) -> bytes:
+    """The segment again, as it was planned (a failure here is not the joined file's: remux instead)."""
+    try:
+        data = seg.read_bytes()
+    except OSError as exc:
+        raise NotJoinableError(f"segment {seg} became unreadable: {exc}") from exc
+    if len(data) != size:
+        raise NotJoinableError(f"segment {seg} changed while it was joined")
+    return data
 
 
 def _write(out: BinaryIO, data: bytes | memoryview, digest: hashlib._Hash) -> None:
