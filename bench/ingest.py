@@ -297,13 +297,18 @@ def curve(
     print(f"{'calls':>5} {'run':>3} {'load':>5} {'recorder':32} {'CPU %/call':>10} {'us/packet':>9} "
           f"{'frames kept':>15} {'lost':>6}")  # fmt: skip
     table: dict[int, list[tuple[float, float, float | None, str]]] = {}
+    # Every run's files are kept until the end: on ext4 without a journal (this kind of machine), creating
+    # a file scans past every inode deleted in the last 60-360 s, so deleting one run's thousands of
+    # segment files would make the next run's recorder pay for the bench's own cleanup.
+    scratch = tempfile.TemporaryDirectory()
     for n in counts:
         for run in range(1, runs + 1):
             load = os.getloadavg()[0]
-            with tempfile.TemporaryDirectory() as tmp:
-                results = [run_callvault(video, audio, n, seconds, Path(tmp))]
-                if not skip_ffmpeg:
-                    results.append(run_ffmpeg(video, audio, n, seconds, Path(tmp)))
+            work = Path(scratch.name) / f"{n}-{run}"
+            work.mkdir()
+            results = [run_callvault(video, audio, n, seconds, work)]
+            if not skip_ffmpeg:
+                results.append(run_ffmpeg(video, audio, n, seconds, work))
             for r in results:
                 us = 1e6 * r.cpu_seconds / (per_call * n)
                 print(f"{n:>5} {run:>3} {load:5.2f} {r.name:32} {100 * r.cpu_seconds / seconds / n:10.3f} "
@@ -321,6 +326,7 @@ def curve(
                                             ratio, kept))  # fmt: skip
             if ratio is not None:
                 print(f"{n:>5} {run:>3} ratio callvault/ffmpeg CPU: {ratio:.2f}")
+    scratch.cleanup()
     print()
     print(
         "calls | CallVault CPU %/call min/median/max | µs/packet min/median/max | CallVault/ffmpeg min/median/max"
