@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 
 class MediaKind(StrEnum):
@@ -108,6 +108,10 @@ class TrackSummary(BaseModel):
     """What a recorded track holds and what it lost. Written beside the track file as <name>.json."""
 
     model_config = ConfigDict(extra="forbid")
+    _file_sha256: str | None = PrivateAttr(default=None)
+    """SHA-256 of `file`, taken while the join wrote it (None when FFmpeg wrote it): handed in process to
+    the archive, which then does not read the file again to hash it. Never in the JSON or the manifest
+    schema (the manifest holds every file's hash); see `file_sha256`."""
 
     name: str
     state: str = Field(
@@ -203,3 +207,12 @@ class TrackSummary(BaseModel):
         default_factory=list,
         description="(NTP timestamp 64-bit, unwrapped RTP timestamp) pairs from RTCP SR, for sync.",
     )
+
+    @property
+    def file_sha256(self) -> str | None:
+        """SHA-256 of `file` as the join wrote it, when known (in process only)."""
+        return self._file_sha256
+
+    @file_sha256.setter
+    def file_sha256(self, value: str | None) -> None:
+        self._file_sha256 = value

@@ -52,6 +52,7 @@ HOT_MODULES = (
     "recorder.mux.matroska",
     "recorder.mux.avc",
     "recorder.mux.matroska_writer",
+    "recorder.mux.concat",
     "recorder.mux.track_writer",
 )
 """The modules compiled: everything a packet and a frame pass through on the event loop and the mux

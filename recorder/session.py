@@ -181,6 +181,7 @@ class RecordingSession:
                     track.fmt.container,
                 )
                 summary.file = out.name
+                summary.file_sha256 = joined.sha256
                 summary.duration = joined.duration
             except MuxError as exc:
                 log.error("track %s: cannot join segments: %s", name, exc)

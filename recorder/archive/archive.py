@@ -364,7 +364,8 @@ class Archive:
         names = [summary.file] if summary.file else []
         names.append(f"{summary.name}.json")
         for name in names:
-            self._spawn(recording, self._queue(recording, name, summary.name, None, metadata), "upload")
+            sha256 = summary.file_sha256 if name == summary.file else None  # hashed as the join wrote it
+            self._spawn(recording, self._queue(recording, name, summary.name, sha256, metadata), "upload")
 
     async def recording_finished(self, info: RecordingInfo, tracks: list[TrackSummary]) -> None:
         """Seal the recording (manifest, signature, finish ticket) and wait up to `finish_timeout` for

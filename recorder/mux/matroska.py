@@ -14,7 +14,8 @@ A Cluster is complete before it is handed out, so a file cut anywhere holds ever
 clusters. A new Cluster starts at each video keyframe, when the next block is `cluster_ms` or more
 after the Cluster's timestamp (so a block's relative timestamp always fits its signed 16 bits), and
 when the open Cluster has grown past `cluster_bytes`. No Cues, no Duration, no SeekHead: segments are
-read front to back; the joined file is written by FFmpeg, which adds them.
+read front to back; the joined track file adds them (recorder/mux/concat.py copies these Clusters
+into it).
 """
 
 from __future__ import annotations
