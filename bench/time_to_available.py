@@ -5,7 +5,7 @@ recording in S3 (the archive publishes only once the spool has uploaded and hash
 Each recording is a real call: two participants, each sending VP8 + Opus that Debian's ffmpeg encoded,
 replayed as RTP at real rate (or as fast as possible with --fast) into a RecordingSession whose listener
 is an Archive uploading to a moto_server S3 process and announcing to an aiohttp receiver on 127.0.0.1.
-Settings are the defaults (spool concurrency 2, WORM off on a plain bucket) but for the fast
+Settings are the defaults (spool concurrency 4, WORM off on a plain bucket) but for the fast
 retry-free test endpoint.
 
     .venv/bin/python bench/time_to_available.py --recordings 20 --seconds 2 [--parallel 1] [--fast]
@@ -50,6 +50,7 @@ from s3_fixture import ACCESS_KEY, PLAIN_BUCKET, SECRET_KEY, MotoServer, free_po
 
 from recorder.archive import Archive, ArchiveSettings  # noqa: E402
 from recorder.mux.workers import MuxWorkers  # noqa: E402
+from recorder.storage.settings import SpoolSettings  # noqa: E402
 from recorder.webhooks import generate_secret  # noqa: E402
 
 S3RVER = ROOT / "tests" / "lifecycle" / "s3rver" / "node_modules" / ".bin" / "s3rver"
@@ -216,7 +217,10 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1, help="calls recorded at once")
     parser.add_argument("--segment-seconds", type=float, default=1.0)
     parser.add_argument(
-        "--upload-concurrency", type=int, default=2, help="spool.concurrency (uploads in flight; default 2)"
+        "--upload-concurrency",
+        type=int,
+        default=SpoolSettings().concurrency,
+        help=f"spool.concurrency (uploads in flight; default {SpoolSettings().concurrency}, the setting's)",
     )
     parser.add_argument(
         "--s3",

@@ -141,7 +141,13 @@ class SpoolSettings(BaseModel):
     delete_after_upload: bool = Field(default=True, description="Delete local files once uploaded.")
     retry_initial: float = Field(default=1.0, gt=0, le=600, description="First retry delay in seconds.")
     retry_max: float = Field(default=300.0, gt=0, le=3600, description="Cap of the retry delay in seconds.")
-    concurrency: int = Field(default=2, ge=1, le=32, description="Uploads in flight at once.")
+    concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="Uploads in flight at once (4: when calls end together, the client's and the store's"
+        " work per upload overlap; BENCHMARKS.md, time to available).",
+    )
     poll_interval: float = Field(
         default=1.0, gt=0, le=60, description="Seconds between checks for due jobs when idle."
     )

@@ -179,7 +179,7 @@ def test_spool_over_limit_refuses_new_recordings(tmp_path: Path, caplog: pytest.
 async def test_a_finishing_recordings_objects_go_up_before_running_calls_segments(tmp_path: Path) -> None:
     """Two calls run; one ends: its last objects (and its earlier segments still waiting) are uploaded
     before the segments the other call queued earlier, in the order the recordings ended."""
-    spool = fast_spool(tmp_path / "spool")
+    spool = fast_spool(tmp_path / "spool", concurrency=2)
     files = list(write_files(tmp_path / "files", 6, size=1000))
     spool.enqueue(files[0], "running/seg-1", recording_id="running")
     spool.enqueue(files[1], "ended-a/seg-1", recording_id="ended-a")
@@ -199,7 +199,7 @@ async def test_a_finishing_recordings_objects_go_up_before_running_calls_segment
     ]
     uploaded: list[set[str]] = []
     uploader = Uploader(spool, LocalStore(tmp_path / "store"))
-    for _ in range(3):  # two in flight at a time (the default concurrency)
+    for _ in range(3):  # two in flight at a time
         batch: set[str] = set()
         uploader.on_uploaded[:] = [lambda job, result, batch=batch: batch.add(job.key)]
         assert await uploader.run_once() == 2
