@@ -102,6 +102,8 @@ async def test_call_is_stored_verified_and_announced(
         started = time.monotonic()
         await archive.recording_finished(call.info, summaries)
         elapsed = time.monotonic() - started
+        # recording_finished returns once recording.finished is in the outbox; its delivery follows.
+        await receiver.wait_for(recording_id, "recording.finished", within=20)
     finally:
         await archive.stop()
     assert elapsed < 5

@@ -247,7 +247,12 @@ async def test_vp8_simulcast_is_recorded_at_the_highest_layer_being_sent(
     print(json.dumps(report))
 
     # What the browser sent: the top layer, the middle one while the top one was off, the top one again.
-    assert [s for s, _, _ in runs_of(sent) if s is not None] == [TOP, MIDDLE, TOP], report
+    # Before the switch off, its bandwidth estimate's start-up may have made it send a lower layer for a
+    # moment (seen once in CI: "limited_by" bandwidth, the middle layer from 0.4 to 1.5 s); the recording
+    # must follow that too (checked below against what was sent).
+    runs = [(s, a, b) for s, a, b in runs_of(sent) if s is not None]
+    assert [s for s, _, _ in runs[-3:]] == [TOP, MIDDLE, TOP], report
+    assert runs[-3][2] >= off - 1.0 and all(s in (TOP, MIDDLE) for s, _, _ in runs[:-3]), report
     # What was recorded: at any time, the highest layer being sent, but for up to a second after it
     # changed (Janus switches at the next keyframe of the new layer) and no gap elsewhere.
     changes = [a for (s1, _, _), (s2, a, _) in itertools.pairwise(sent) if s1 != s2]
