@@ -294,9 +294,7 @@ class RecordingSession:
         items = track.receiver.tick(now)
         if items:
             self.workers.write(track.writer, items)
-        segments = track.writer.segments
-        if len(segments) != track.segments_announced:
-            self._announce_segments(track, segments)
+        self._announce_segments(track, track.writer.segments)
         if self.captures is not None:
             self._announce_capture(track.spec.name, self.captures.tick(track.spec.name))
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import av
 import numpy as np
 
+from recorder.codecs.opus import packet_samples
+
 SILENCE_RATE = 48_000
 _CELT_MS = (2.5, 5.0, 10.0, 20.0)
-_SILK_MS = (10.0, 20.0, 40.0, 60.0)
-_HYBRID_MS = (10.0, 20.0)
 
 
 class RedactError(Exception):
@@ -29,24 +29,10 @@ def packet_seconds(data: bytes) -> float:
     """Duration of an Opus packet from its TOC byte (RFC 6716 section 3.1)."""
     if not data:
         return 0.0
-    toc = data[0]
-    config = toc >> 3
-    if config < 12:
-        frame = _SILK_MS[config % 4]
-    elif config < 16:
-        frame = _HYBRID_MS[config % 2]
-    else:
-        frame = _CELT_MS[config % 4]
-    code = toc & 3
-    if code == 0:
-        count = 1
-    elif code in (1, 2):
-        count = 2
-    else:
-        if len(data) < 2:
-            raise RedactError("Opus packet truncated before its frame count")
-        count = data[1] & 0x3F
-    return count * frame / 1000
+    samples = packet_samples(data)
+    if samples is None:
+        raise RedactError("Opus packet truncated before its frame count")
+    return samples / SILENCE_RATE
 
 
 @lru_cache(maxsize=16)

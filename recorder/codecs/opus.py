@@ -15,6 +15,24 @@ OPUS_HEAD_VERSION = 1
 # version, channel count, pre-skip, input sample rate, output gain, channel mapping family (RFC 7845 §5.1)
 _OPUS_HEAD = struct.Struct("<BBHIhB")
 MAX_FAMILY_0_CHANNELS = 2
+# Opus frame sizes in 48 kHz samples by the TOC byte's config (RFC 6716 §3.1): SILK, hybrid, CELT.
+_FRAME_SAMPLES = (480, 960, 1920, 2880) * 3 + (480, 960) * 2 + (120, 240, 480, 960) * 4
+
+
+def packet_samples(packet: bytes) -> int | None:
+    """An Opus packet's length in 48 kHz samples, by its TOC byte (RFC 6716 §3.1); None when the packet
+    is too short to tell (empty, or a code 3 packet without its frame count byte)."""
+    if not packet:
+        return None
+    toc = packet[0]
+    code = toc & 3
+    if code == 3:
+        if len(packet) < 2:
+            return None
+        frames = packet[1] & 0x3F
+    else:
+        frames = 1 if code == 0 else 2
+    return _FRAME_SAMPLES[toc >> 3] * frames
 
 
 def opus_head(channels: int, sample_rate: int = 48000, pre_skip: int = 0) -> bytes:

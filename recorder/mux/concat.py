@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import struct
 
+from recorder.codecs.opus import packet_samples
 from recorder.mux.ebml import (
     UNKNOWN_SIZE,
     element,
@@ -89,8 +90,6 @@ _SIMPLE_BLOCK_OCTET = SIMPLE_BLOCK  # a 1-octet ID
 _BEFORE_ALL = -(1 << 62)  # a time before any block's
 _SEGMENT_ID = encode_id(SEGMENT)
 _POSITION_OCTETS = 8  # SeekPosition written in 8 octets, so the SeekHead's size never depends on it
-# Opus frame sizes in 48 kHz samples by the TOC byte's config (RFC 6716 §3.1): SILK, hybrid, CELT.
-_OPUS_FRAME_SAMPLES = (480, 960, 1920, 2880) * 3 + (480, 960) * 2 + (120, 240, 480, 960) * 4
 
 
 class NotJoinableError(ValueError):
@@ -140,14 +139,6 @@ def _children(buf: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
             raise NotJoinableError(f"element {child:#x} repeated at {data}")
         found[child] = (data, pos)
     return found
-
-
-def opus_samples(packet: bytes) -> int:
-    """The packet's length in 48 kHz samples, by its TOC byte (RFC 6716 §3.1)."""
-    toc = packet[0]
-    code = toc & 3
-    frames = 1 if code == 0 else 2 if code < 3 else (packet[1] & 0x3F if len(packet) > 1 else 0)
-    return _OPUS_FRAME_SAMPLES[toc >> 3] * frames
 
 
 class Piece:
@@ -328,7 +319,7 @@ class Concat:
         if self.last_ms is None:
             raise NotJoinableError("no frame to join")
         if not self._video:
-            samples = opus_samples(self._last_toc) if self._last_toc else 0
+            samples = packet_samples(self._last_toc) or 0  # too short to tell: no length added
             return self.last_ms + (samples + 24) // 48
         if not self._steps:
             return self.last_ms

@@ -19,7 +19,8 @@ from mkv_reader import read_layout
 from segment_helpers import CODECS, START_PTS, timeline, write_segment
 
 from recorder.assembly.pipeline import SegmentStart
-from recorder.mux.concat import Concat, NotJoinableError, opus_samples
+from recorder.codecs.opus import packet_samples
+from recorder.mux.concat import Concat, NotJoinableError
 from recorder.mux.containers import Container, segment_format
 from recorder.mux.join import JoinResult, join_segments, remux_segments, segment_files
 from recorder.mux.track_writer import sha256_file
@@ -265,10 +266,11 @@ def test_another_codec_or_mp4_is_remuxed_by_ffmpeg(references: dict, tmp_path: P
 
 def test_opus_packet_lengths_follow_the_toc_byte() -> None:
     """RFC 6716 §3.1: config (5 bits) gives the frame size, code (2 bits) the frame count."""
-    assert opus_samples(bytes([1 << 3])) == 960  # SILK NB 20 ms, one frame
-    assert opus_samples(bytes([(31 << 3) | 1])) == 1920  # CELT FB 20 ms, two frames
-    assert opus_samples(bytes([(16 << 3) | 3, 4])) == 480  # CELT NB 2.5 ms, four frames (code 3)
-    assert opus_samples(bytes([(15 << 3) | 2])) == 1920  # hybrid FB 20 ms, two frames
+    assert packet_samples(bytes([1 << 3])) == 960  # SILK NB 20 ms, one frame
+    assert packet_samples(bytes([(31 << 3) | 1])) == 1920  # CELT FB 20 ms, two frames
+    assert packet_samples(bytes([(16 << 3) | 3, 4])) == 480  # CELT NB 2.5 ms, four frames (code 3)
+    assert packet_samples(bytes([(15 << 3) | 2])) == 1920  # hybrid FB 20 ms, two frames
+    assert packet_samples(b"") is None and packet_samples(bytes([(16 << 3) | 3])) is None  # too short to tell
 
 
 def test_webm_segments_join_into_a_matroska_file(references: dict, tmp_path: Path) -> None:
