@@ -128,10 +128,16 @@ async def test_sampleevh_and_wsevh_deliver_real_events(tmp_path: Path) -> None:
             assert intake.stats.received == intake.stats.delivered > 0
         assert http_intake.stats.http_requests > 0 and ws_intake.stats.ws_connections == 1
 
-        # both channels carry the same events of our session (Janus may batch them differently)
+        # both channels carry the same events of our session. Each handler queues and sends on its own
+        # thread (sampleevh in batches), so an event after "destroyed" may still be on its way on one of
+        # them (CI saw the HTTP side one event behind): wait until both agree, then compare.
         def ours(sink: Collector) -> list[int]:
             return sorted(e.timestamp for e in sink.events if e.session_id == session)
 
+        for _ in range(250):  # 5 s at most
+            if ours(http_sink) == ours(ws_sink):
+                break
+            await asyncio.sleep(0.02)
         assert ours(http_sink) == ours(ws_sink)
     finally:
         await client.close()
