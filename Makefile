@@ -52,8 +52,8 @@ demo: system-deps venv native
 	$(BIN)/callvault demo
 
 lint: venv
-	$(BIN)/ruff check recorder janus_bridge postprocess tests bench
-	$(BIN)/ruff format --check recorder janus_bridge postprocess tests bench
+	$(BIN)/ruff check recorder janus_bridge postprocess tests bench build_native.py deploy integrations
+	$(BIN)/ruff format --check recorder janus_bridge postprocess tests bench build_native.py deploy integrations
 
 typecheck: venv
 	$(BIN)/mypy
