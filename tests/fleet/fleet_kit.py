@@ -136,11 +136,17 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float) -> T:
 
 def watch(what: str, node: Node, path: str, test: Callable[[Any], T | None], timeout: float) -> T:
     """Until test(body of `node`'s GET `path`) is true (its value); TimeoutError(what) after `timeout` s,
-    with the last answer seen (status and body, trimmed to SEEN characters) to read the failure by."""
-    last: list[tuple[int, Any]] = []
+    with the last answer seen (status and body, trimmed to SEEN characters) to read the failure by. A GET
+    that gets no answer in time is one more look (its socket TimeoutError must not end the wait early
+    with the previous answer quoted as if the deadline had passed)."""
+    last: list[tuple[int | str, Any]] = []
 
     def check() -> T | None:
-        status, body = node.call("GET", path)
+        try:
+            status, body = node.call("GET", path)
+        except TimeoutError as exc:  # one slow answer on a loaded machine: not yet (the deadline decides)
+            last[:] = [("no answer", f"{exc} (serve_process.request's timeout)")]
+            return None
         last[:] = [(status, body)]
         return test(body) if status == 200 else None
 

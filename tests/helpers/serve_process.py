@@ -13,6 +13,8 @@ import urllib.request
 from pathlib import Path
 
 CALLVAULT = [sys.executable, "-m", "recorder.cli"]
+REQUEST_TIMEOUT = 30.0
+"""Seconds one request() may wait for its answer."""
 
 
 def start(
@@ -39,10 +41,12 @@ def start(
 def request(
     url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, str]:
-    """(status, body text) of one request, whatever the status."""
+    """(status, body text) of one request, whatever the status. Its answer may take REQUEST_TIMEOUT s (then a
+    TimeoutError): a serve process on a loaded 2-core machine, or a fleet's API node waiting its
+    command_timeout_seconds (10 s by default) for a recorder, can take longer than a few seconds."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=5) as response:
+        with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
