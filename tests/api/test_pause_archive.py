@@ -13,7 +13,7 @@ import pytest
 from api_kit import Api, ApiFactory
 from media import SECRET_NORMAL as NORMAL
 from media import SECRET_SECONDS as SECRET
-from media import encode_with_secret, red_frames, rtp_sender
+from media import encode_with_secret, first_packet, red_frames, rtp_sender
 
 from recorder.archive import Archive, ArchiveSettings
 
@@ -34,14 +34,17 @@ async def test_pause_through_the_api_then_find_verify_and_delete(
         await sfu.publish("pci", "1001", "Customer")
         (rid,) = [r.info.recording_id for r in api.manager.rooms.values()]
         sender = rtp_sender(reference, sfu.port_of("pci", "1001"))
-        await asyncio.sleep(NORMAL - 0.25)
+        # the red stretch is timed from the media's first packet, not from ffmpeg's spawn
+        first = await first_packet(api.manager.rooms["pci"].session)
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(first + NORMAL - 0.25 - loop.time())
         status, state = await api.call(
             "POST", f"/v1/recordings/{rid}/pause", role="operator", json={"reason": "card number"}
         )
         assert status == 200 and state["paused"]
         status, room = await api.call("GET", "/v1/rooms/pci", role="operator")
         assert room["paused"] and room["participants"][0]["paused"]
-        await asyncio.sleep(SECRET + 0.5)
+        await asyncio.sleep(first + NORMAL + SECRET + 0.25 - loop.time())
         status, _ = await api.call("POST", f"/v1/recordings/{rid}/resume", role="operator")
         assert status == 200
         await asyncio.to_thread(sender.wait, 30)

@@ -3,11 +3,16 @@ the frames on the wire are known exactly, and read back with PyAV."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
+
+if TYPE_CHECKING:
+    from recorder.session import RecordingSession
 
 # codec -> (ffmpeg input args, encoder args, reference container extension, RTP encoding name/clock)
 VIDEO_SRC = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"]
@@ -131,6 +136,17 @@ def encode_with_secret(folder: Path) -> Path:
         check=True, timeout=120,
     )  # fmt: skip
     return out
+
+
+async def first_packet(session: RecordingSession, within: float = 30.0) -> float:
+    """Until a packet reached one of `session`'s tracks: the event loop's time then. A sender's `-re` clock
+    starts about there, not when its ffmpeg was spawned (its start-up is longer on a loaded machine): a
+    pause meant for a stretch of the media is timed from here."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(within):
+        while not any(t.pipeline.reorder.stats.received for t in session.tracks.values()):  # noqa: ASYNC110
+            await asyncio.sleep(0.002)
+    return loop.time()
 
 
 def red_frames(path: Path) -> int:

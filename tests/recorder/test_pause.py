@@ -13,7 +13,7 @@ import av
 import pytest
 from media import SECRET_NORMAL as NORMAL
 from media import SECRET_SECONDS as SECRET
-from media import encode_with_secret, red_frames, rtp_sender, sdp_for
+from media import encode_with_secret, first_packet, red_frames, rtp_sender, sdp_for
 
 from recorder.commands.demo import free_port_pair
 from recorder.config import RecorderSettings
@@ -34,9 +34,11 @@ async def test_nothing_of_the_paused_interval_is_stored(tmp_path: Path) -> None:
     await session.add_track(spec)
     sender = rtp_sender(reference, port)
     started = time.monotonic()
-    await asyncio.sleep(NORMAL - 0.25)
+    first = await first_packet(session)  # the red stretch is timed from the media, not ffmpeg's spawn
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(first + NORMAL - 0.25 - loop.time())
     session.pause(by="agent-7", reason="card number")
-    await asyncio.sleep(SECRET + 0.5)
+    await asyncio.sleep(first + NORMAL + SECRET + 0.25 - loop.time())
     resumed_at = time.time()
     session.resume()
     await asyncio.to_thread(sender.wait, 30)
