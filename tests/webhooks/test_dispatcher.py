@@ -136,6 +136,9 @@ async def test_receiver_down_then_up_gets_every_event_in_order(tmp_path: Path, r
             sent["rec-a"].append(await dispatcher.publish(ea))
             sent["rec-b"].append(await dispatcher.publish(eb))
         await asyncio.sleep(0.4)  # the receiver is down: attempts fail and back off
+        async with asyncio.timeout(10):  # at least one by now, unless this machine is loaded
+            while not outbox.attempts():  # noqa: ASYNC110 - bounded by the timeout
+                await asyncio.sleep(0.05)
         down = outbox.attempts()
         assert down and all(x.status_code is None and x.error for x in down)
         assert {x.msg_id for x in down} <= {sent["rec-a"][0], sent["rec-b"][0]}  # only the heads were tried
@@ -193,7 +196,9 @@ async def test_restart_delivers_pending_outbox(tmp_path: Path, receiver: Receive
 
 async def test_gives_up_after_max_retry_time_and_unblocks_the_queue(tmp_path: Path) -> None:
     ep = endpoint(free_port())  # nobody listens
-    settings = settings_for(tmp_path, [ep], max_retry_seconds=0.3)
+    # 2 s from the event's creation: time for a second attempt even when the first one (a thread hop to
+    # read the outbox, a refused connection, one to write the attempt) is slow on a loaded machine
+    settings = settings_for(tmp_path, [ep], max_retry_seconds=2.0)
     outbox = Outbox(settings.outbox_path)
     dispatcher = Dispatcher(outbox, settings)
     await dispatcher.start()
