@@ -54,8 +54,10 @@ async def test_operator_pauses_a_real_janus_call(namespace: NetNamespace, tmp_pa
                 f"{base}/v1/keys", json={"name": "operator-1", "role": "operator"}, headers=HEADERS
             ) as r:
                 key = (await r.json())["key"]
+            # long enough to outlast Chromium's start and the clicks on a loaded machine (killed at the end):
+            # a call over before the pause leaves no room to pause
             publisher = await PublisherProcess.start(
-                janus.ws_url, ROOM, "agent", codec="vp8", seconds=20, fps=15,
+                janus.ws_url, ROOM, "agent", codec="vp8", seconds=90, fps=15,
                 ice_address=ns.address, netns=ns.name,
             )  # fmt: skip
             await publisher.event("published")
