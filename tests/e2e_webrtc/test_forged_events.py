@@ -16,7 +16,15 @@ from frame_marks import gaps, read_counters
 from janus_fixture import ROOM, JanusServer, start_or_skip
 from media import ffprobe_errors, read_packets
 from netns import NetNamespace
-from service_kit import client, free_tcp_port, get_json, janus_service_settings, wait_finished, wait_ready
+from service_kit import (
+    client,
+    free_tcp_port,
+    get_json,
+    janus_service_settings,
+    until,
+    wait_finished,
+    wait_ready,
+)
 from webrtc import PublisherProcess
 
 from recorder.commands.serve import serve
@@ -59,7 +67,16 @@ async def test_forged_leave_and_destroy_do_not_end_a_live_recording(
                 netns=ns.name,
             )  # fmt: skip
             published = await publisher.event("published")
-            await asyncio.sleep(1.0)  # media flows
+            at = asyncio.get_running_loop().time()
+
+            async def forwarded() -> bool:
+                status = (await get_json(http, f"{base}/v1/status"))[1]
+                return bool(status["janus_bridge"]["forwarded_publishers"] == 1)
+
+            # The bridge records the publisher (Janus's `published` reached it through sampleevh's batches,
+            # and its rtp_forward is answered): forged events before that would find nothing to ignore.
+            await until(forwarded, 20)
+            await asyncio.sleep(max(0.0, at + 1.0 - asyncio.get_running_loop().time()))  # media flows
             async with aiohttp.ClientSession() as attacker:
                 for body in (forged("unpublished", published["id"]), forged("leaving", published["id"]),
                              forged("destroyed")):  # fmt: skip
