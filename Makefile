@@ -51,9 +51,11 @@ demo: system-deps venv native
 	$(BIN)/pip install -q -e '.[demo,transcribe]'
 	$(BIN)/callvault demo
 
+LINT_PATHS := recorder janus_bridge postprocess tests bench build_native.py deploy integrations
+
 lint: venv
-	$(BIN)/ruff check recorder janus_bridge postprocess tests bench build_native.py deploy integrations
-	$(BIN)/ruff format --check recorder janus_bridge postprocess tests bench build_native.py deploy integrations
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: venv
 	$(BIN)/mypy
